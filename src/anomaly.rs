@@ -1,0 +1,114 @@
+//! Named anomalies: malformed traffic and limits hit, counted and reported, never fatal.
+//!
+//! Names are stable snake_case strings (Zeek calls them "weirds"): reports and scripts rely on
+//! them, so a name is never changed once released; new ones may be added.
+
+use std::collections::BTreeMap;
+
+macro_rules! anomalies {
+    ($($variant:ident => $name:literal : $doc:literal,)*) => {
+        /// Something in the traffic that is malformed, unexpected, or hit a named limit.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Anomaly {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl Anomaly {
+            pub const ALL: &'static [Anomaly] = &[$(Anomaly::$variant,)*];
+
+            /// The stable name used in every report.
+            pub fn name(self) -> &'static str {
+                match self { $(Anomaly::$variant => $name,)* }
+            }
+
+            /// One line for a person.
+            pub fn description(self) -> &'static str {
+                match self { $(Anomaly::$variant => $doc,)* }
+            }
+        }
+    };
+}
+
+anomalies! {
+    UnsupportedLinkType => "unsupported_link_type": "packet on an interface whose link type misdirect does not decode",
+    SnaplenTruncated => "snaplen_truncated": "packet cut short by the capture's snap length; missing bytes are a gap",
+    LinkHeaderInvalid => "link_header_invalid": "link-layer header too short or impossible",
+    IpHeaderInvalid => "ip_header_invalid": "IPv4/IPv6 header (or extension header) too short or impossible",
+    TcpHeaderInvalid => "tcp_header_invalid": "TCP header too short or with an impossible data offset",
+    UdpHeaderInvalid => "udp_header_invalid": "UDP header too short or impossible",
+    IpFragmentInvalid => "ip_fragment_invalid": "IP fragment that conflicts with others of its datagram",
+    IpFragmentLimit => "ip_fragment_limit": "too many datagrams in reassembly at once; the oldest was dropped",
+    IpFragmentTimeout => "ip_fragment_timeout": "fragmented datagram never completed within the timeout",
+    FlowTableLimit => "flow_table_limit": "connection table full; the connection idle the longest was evicted",
+    TcpReassemblyLimit => "tcp_reassembly_limit": "out-of-order buffer full; the hole was declared a gap",
+    TcpOverlapMismatch => "tcp_overlap_mismatch": "retransmitted bytes differ from the copy already held; the first copy was kept",
+    TcpDataBeforeStart => "tcp_data_before_start": "segment entirely before the first byte this capture saw of the stream",
+    TcpDataAfterClose => "tcp_data_after_close": "data after the direction's FIN or RST",
+    TcpSynWithPayload => "tcp_syn_with_payload": "SYN carrying data (TCP Fast Open)",
+}
+
+/// Counts per anomaly, serialised as a name-sorted map of name to count.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AnomalyCounts(BTreeMap<Anomaly, u64>);
+
+impl AnomalyCounts {
+    pub fn add(&mut self, anomaly: Anomaly) {
+        self.add_n(anomaly, 1);
+    }
+
+    pub fn add_n(&mut self, anomaly: Anomaly, n: u64) {
+        if n > 0 {
+            *self.0.entry(anomaly).or_insert(0) += n;
+        }
+    }
+
+    pub fn merge(&mut self, other: &AnomalyCounts) {
+        for (&a, &n) in &other.0 {
+            self.add_n(a, n);
+        }
+    }
+
+    pub fn get(&self, anomaly: Anomaly) -> u64 {
+        self.0.get(&anomaly).copied().unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Name-sorted `(name, count)` pairs: the order every report uses.
+    pub fn by_name(&self) -> Vec<(&'static str, u64)> {
+        let mut v: Vec<_> = self.0.iter().map(|(a, &n)| (a.name(), n)).collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+impl serde::Serialize for AnomalyCounts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let pairs = self.by_name();
+        let mut map = s.serialize_map(Some(pairs.len()))?;
+        for (name, n) in pairs {
+            map.serialize_entry(name, &n)?;
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for a in Anomaly::ALL {
+            assert!(seen.insert(a.name()), "duplicate {}", a.name());
+            assert!(a
+                .name()
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_'));
+        }
+    }
+}

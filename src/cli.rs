@@ -1,0 +1,87 @@
+//! Command-line arguments, turned into a validated configuration.
+
+use crate::capture::InputName;
+use crate::report::Format;
+use crate::Limits;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "misdirect",
+    version,
+    about = "Explains HTTP 421 Misdirected Request errors from packet captures",
+    long_about = None,
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Analyse pcap/pcapng files: connections, reassembled streams, anomalies.
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Capture files (pcap or pcapng; "-" reads standard input). Several files are merged in
+    /// timestamp order, so rotated files of one link read as one capture.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<String>,
+
+    /// Output format.
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    /// Write the report to this file instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Most TCP connections tracked at once; the idlest is evicted beyond it.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections)]
+    pub max_connections: usize,
+
+    /// Most out-of-order bytes buffered per connection direction before a hole is given up.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_ooo_bytes_per_direction)]
+    pub max_reassembly_buffer: usize,
+
+    /// Never show a progress bar.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// A validated `analyze` invocation.
+#[derive(Clone, Debug)]
+pub struct AnalyzeConfig {
+    pub inputs: Vec<InputName>,
+    pub format: Format,
+    pub output: Option<PathBuf>,
+    pub limits: Limits,
+    pub quiet: bool,
+}
+
+impl AnalyzeArgs {
+    pub fn validate(self) -> Result<AnalyzeConfig, String> {
+        let inputs: Vec<InputName> = self.files.iter().map(|f| InputName::parse(f)).collect();
+        if inputs.iter().filter(|i| **i == InputName::Stdin).count() > 1 {
+            return Err("standard input (\"-\") can be named only once".into());
+        }
+        if self.max_connections == 0 {
+            return Err("--max-connections must be at least 1".into());
+        }
+        let limits = Limits {
+            max_connections: self.max_connections,
+            max_ooo_bytes_per_direction: self.max_reassembly_buffer,
+            ..Limits::default()
+        };
+        Ok(AnalyzeConfig {
+            inputs,
+            format: self.format,
+            output: self.output,
+            limits,
+            quiet: self.quiet,
+        })
+    }
+}

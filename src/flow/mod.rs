@@ -1,0 +1,65 @@
+//! Connections: the TCP connection table, client/server orientation, per-direction reassembly.
+//!
+//! Contract: [`FlowTable::process`] takes decoded TCP segments in capture order and calls the
+//! [`StreamSink`] with, per connection, `open` once, then each direction's [`StreamEvent`]s
+//! (in-order bytes, gaps, FIN, RST), then `close` once with the connection's summary. Every
+//! connection is closed exactly once: by a new SYN on its 5-tuple, by eviction when the
+//! table is full, or at [`FlowTable::finish`], which closes the rest in id order.
+
+mod reassembly;
+mod seq;
+mod table;
+
+pub use reassembly::{BufferBudget, DirectionStats, Reassembler, Segment, StreamEvent};
+pub use seq::SeqSpace;
+pub use table::{Close, Connection, FlowTable, Orientation};
+
+use crate::Timestamp;
+use serde::Serialize;
+
+/// Sequential connection id, in first-packet order, starting at 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ConnId(pub u64);
+
+/// Which way bytes travel on a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    ClientToServer,
+    ServerToClient,
+}
+
+impl Direction {
+    pub fn opposite(self) -> Self {
+        match self {
+            Direction::ClientToServer => Direction::ServerToClient,
+            Direction::ServerToClient => Direction::ClientToServer,
+        }
+    }
+
+    pub fn index(self) -> usize {
+        match self {
+            Direction::ClientToServer => 0,
+            Direction::ServerToClient => 1,
+        }
+    }
+}
+
+/// When and where an event happened in the capture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventMeta {
+    pub ts: Timestamp,
+    /// Index of the packet that caused the event.
+    pub packet: u64,
+}
+
+/// Receives what the flow table makes of the traffic.
+pub trait StreamSink {
+    /// A connection was seen for the first time.
+    fn open(&mut self, conn: &Connection, at: EventMeta);
+    /// Reassembled stream content of one direction.
+    fn stream(&mut self, id: ConnId, dir: Direction, event: StreamEvent<'_>, at: EventMeta);
+    /// The connection is finished; no more events will name its id.
+    fn close(&mut self, conn: Connection, at: EventMeta);
+}

@@ -1,0 +1,381 @@
+//! One direction of a TCP connection: segments in, in-order bytes and gaps out.
+//!
+//! Contract: [`Reassembler`] emits [`StreamEvent::Data`] with every byte of the stream exactly
+//! once and in order, [`StreamEvent::Gap`] with the length of every run of bytes the capture
+//! never held, then at most one [`StreamEvent::Fin`]. It never buffers more than its limits.
+//!
+//! Policies (the ones a passive observer needs; see `docs/reassembly.md`):
+//! - **Start.** Offset 0 is the byte after the SYN. Without a SYN (capture started
+//!   mid-connection) offset 0 is the first sequence number seen in this direction; bytes
+//!   before it are dropped and counted (`tcp_data_before_start`).
+//! - **Overlaps.** Bytes already delivered are final. Among buffered out-of-order segments the
+//!   first copy wins; a later copy whose bytes differ counts `tcp_overlap_mismatch`.
+//! - **Gaps.** A hole is declared lost when the peer acknowledges bytes beyond it (the receiver
+//!   got them, the capture did not), when the out-of-order buffer hits a limit, when a segment
+//!   was cut by the snap length, or when the direction ends (FIN, RST, eviction, end of capture).
+//! - **Keep-alives** (one byte or none at next-1) are recognised and ignored.
+
+use super::seq::SeqSpace;
+use crate::anomaly::{Anomaly, AnomalyCounts};
+use crate::Limits;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// What reassembly hands to the protocol parsers, per direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamEvent<'a> {
+    /// The next in-order bytes of the stream.
+    Data(&'a [u8]),
+    /// This many bytes of the stream were never captured; data resumes after them.
+    Gap(u64),
+    /// The sender finished this direction (FIN, after all bytes before it).
+    Fin,
+    /// The connection was reset by the sender of this direction.
+    Rst,
+}
+
+/// Counters for one direction, as reported.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DirectionStats {
+    pub packets: u64,
+    /// TCP payload bytes on the wire, retransmissions included.
+    pub payload_bytes: u64,
+    /// Bytes delivered in order to the parsers.
+    pub stream_bytes: u64,
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    pub retransmitted_bytes: u64,
+    pub out_of_order_segments: u64,
+    pub keepalives: u64,
+}
+
+/// Out-of-order bytes buffered over all connections, against `Limits::max_ooo_bytes_total`.
+#[derive(Clone, Debug, Default)]
+pub struct BufferBudget {
+    pub used: usize,
+    pub max: usize,
+}
+
+/// A TCP segment as reassembly sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Segment<'a> {
+    /// Sequence number of the first payload byte (already past the SYN, if any).
+    pub seq: u32,
+    pub payload: &'a [u8],
+    /// Payload bytes after `payload` that were on the wire but not captured.
+    pub missing: u32,
+    pub fin: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Reassembler {
+    space: Option<SeqSpace>,
+    /// Offset of the next byte to deliver.
+    next: u64,
+    /// Out-of-order bytes by offset; ranges never overlap each other.
+    ooo: BTreeMap<u64, Vec<u8>>,
+    ooo_bytes: usize,
+    /// Offset of the FIN (the byte position after the last data byte).
+    fin_at: Option<u64>,
+    /// Highest offset the peer acknowledged.
+    acked: u64,
+    finished: bool,
+    /// True when the stream did not start at a SYN.
+    pub mid_stream: bool,
+    pub stats: DirectionStats,
+}
+
+/// Shared context for one call: limits, the global budget and the anomaly counters.
+pub struct Ctx<'c> {
+    pub limits: &'c Limits,
+    pub budget: &'c mut BufferBudget,
+    pub anomalies: &'c mut AnomalyCounts,
+}
+
+impl Reassembler {
+    /// A SYN from this direction fixes the start of the stream at ISN + 1.
+    pub fn syn(&mut self, isn: u32) {
+        if self.space.is_none() {
+            self.space = Some(SeqSpace {
+                base: isn.wrapping_add(1),
+            });
+        }
+    }
+
+    /// The initial sequence number, when the SYN was seen.
+    pub fn isn(&self) -> Option<u32> {
+        self.space
+            .filter(|_| !self.mid_stream)
+            .map(|s| s.base.wrapping_sub(1))
+    }
+
+    /// True once a FIN or RST ended this direction and every byte before it was handed on.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Bytes held in the out-of-order buffer.
+    pub fn buffered(&self) -> usize {
+        self.ooo_bytes
+    }
+
+    /// Takes one segment of this direction.
+    pub fn segment(&mut self, seg: Segment<'_>, ctx: &mut Ctx<'_>, out: Out<'_>) {
+        let space = *self.space.get_or_insert_with(|| {
+            self.mid_stream = true;
+            SeqSpace { base: seg.seq }
+        });
+        self.stats.packets += 1;
+        let len = seg.payload.len() as u64 + u64::from(seg.missing);
+        self.stats.payload_bytes += len;
+        let start = space.offset(seg.seq, self.next);
+        let end = start.saturating_add(len as i64);
+        if seg.fin && self.fin_at.is_none() && end >= 0 {
+            self.fin_at = Some(end as u64);
+        }
+        if len > 0 {
+            self.data(start, seg.payload, seg.missing, ctx, out);
+        }
+        self.drain(ctx.budget, out);
+    }
+
+    /// The peer acknowledged everything before `ack` (a sequence number of this direction).
+    pub fn peer_ack(&mut self, ack: u32, budget: &mut BufferBudget, out: Out<'_>) {
+        let Some(space) = self.space else { return };
+        let acked = space.offset(ack, self.next);
+        if acked <= 0 {
+            return;
+        }
+        // The FIN takes one sequence number; an ACK of it acknowledges no data.
+        let acked = match self.fin_at {
+            Some(f) => (acked as u64).min(f),
+            None => acked as u64,
+        };
+        self.acked = self.acked.max(acked);
+        // Bytes before the first buffered segment that the peer has received were sent but
+        // not captured.
+        if let Some((&first, _)) = self.ooo.first_key_value() {
+            if self.acked > self.next {
+                self.gap(first.min(self.acked) - self.next, out);
+                self.drain(budget, out);
+            }
+        }
+    }
+
+    /// Ends the direction: every hole left is a gap, buffered data is delivered, and a FIN
+    /// seen earlier is emitted. Used at RST, eviction and the end of the capture.
+    pub fn flush(&mut self, budget: &mut BufferBudget, out: Out<'_>) {
+        while !self.ooo.is_empty() {
+            self.release_first_hole(budget, out);
+        }
+        let end = self.fin_at.unwrap_or(self.acked);
+        if end > self.next && !self.finished {
+            self.gap(end - self.next, out);
+        }
+        self.drain(budget, out);
+    }
+
+    /// Ends the direction with a reset.
+    pub fn reset(&mut self, budget: &mut BufferBudget, out: Out<'_>) {
+        self.flush(budget, out);
+        if !self.finished {
+            self.finished = true;
+            out(StreamEvent::Rst);
+        }
+    }
+
+    fn data(&mut self, start: i64, payload: &[u8], missing: u32, ctx: &mut Ctx<'_>, out: Out<'_>) {
+        let next = self.next as i64;
+        let wire_end = start + payload.len() as i64 + i64::from(missing);
+        if payload.len() <= 1 && missing == 0 && start == next - 1 {
+            self.stats.keepalives += 1;
+            return;
+        }
+        if wire_end <= 0 {
+            ctx.anomalies.add(Anomaly::TcpDataBeforeStart);
+            return;
+        }
+        let mut payload = payload;
+        let closed_at = if self.finished {
+            Some(next)
+        } else {
+            self.fin_at.map(|f| f as i64)
+        };
+        if let Some(close) = closed_at {
+            if start >= close {
+                ctx.anomalies.add(Anomaly::TcpDataAfterClose);
+                return;
+            }
+            if self.finished {
+                self.stats.retransmitted_bytes += (wire_end.min(close) - start.max(0)) as u64;
+                return;
+            }
+            // Nothing of this direction lies beyond its FIN.
+            payload = payload.get(..(close - start) as usize).unwrap_or(payload);
+        }
+        if start < next {
+            // Already delivered bytes are final (and unknown for the part before offset 0).
+            let old = (next - start) as usize;
+            self.stats.retransmitted_bytes += old.min(payload.len()) as u64;
+            self.deliver(payload.get(old..).unwrap_or(&[]), out);
+        } else if start == next {
+            self.deliver(payload, out);
+        } else {
+            if !payload.is_empty() {
+                self.stats.out_of_order_segments += 1;
+                self.buffer(start as u64, payload, ctx, out);
+            }
+            return;
+        }
+        if missing > 0 && wire_end > self.next as i64 {
+            // The snap length cut this segment: its tail is lost for good.
+            self.gap((wire_end - self.next as i64) as u64, out);
+        }
+    }
+
+    /// Buffers an out-of-order segment, keeping the first copy of every byte. When a limit is
+    /// in the way, the oldest hole is declared lost until the segment fits or is in order.
+    fn buffer(&mut self, start: u64, payload: &[u8], ctx: &mut Ctx<'_>, out: Out<'_>) {
+        let end = start + payload.len() as u64;
+        loop {
+            if start <= self.next {
+                // Releasing holes moved the stream up to (or past) this segment.
+                let skip = (self.next - start) as usize;
+                self.deliver(payload.get(skip..).unwrap_or(&[]), out);
+                return;
+            }
+            let plan = self.plan(start, payload);
+            let adding: usize = plan.fresh.iter().map(|(a, b)| (b - a) as usize).sum();
+            let over = self.ooo_bytes + adding > ctx.limits.max_ooo_bytes_per_direction
+                || ctx.budget.used + adding > ctx.budget.max
+                || self.ooo.len() + plan.fresh.len() > ctx.limits.max_ooo_segments_per_direction;
+            if !over {
+                if plan.mismatch {
+                    ctx.anomalies.add(Anomaly::TcpOverlapMismatch);
+                }
+                self.stats.retransmitted_bytes += plan.overlap;
+                for (a, b) in plan.fresh {
+                    self.ooo
+                        .insert(a, slice(payload, a - start, b - start).to_vec());
+                }
+                self.ooo_bytes += adding;
+                ctx.budget.used += adding;
+                return;
+            }
+            ctx.anomalies.add(Anomaly::TcpReassemblyLimit);
+            if self.ooo.is_empty() {
+                // Nothing of ours to give up (the global budget is spent elsewhere): skip to
+                // this segment.
+                self.gap(start - self.next, out);
+                self.deliver(payload, out);
+                return;
+            }
+            self.release_first_hole(ctx.budget, out);
+            if end <= self.next {
+                self.stats.retransmitted_bytes += payload.len() as u64;
+                return;
+            }
+        }
+    }
+
+    /// Which parts of a segment are new to the buffer, and how the rest compares.
+    fn plan(&self, start: u64, payload: &[u8]) -> Plan {
+        let end = start + payload.len() as u64;
+        let mut plan = Plan::default();
+        let mut cursor = start;
+        let from = self
+            .ooo
+            .range(..=start)
+            .next_back()
+            .map_or(start, |(&k, _)| k);
+        for (&k, held) in self.ooo.range(from..end) {
+            let k_end = k + held.len() as u64;
+            if k_end <= cursor {
+                continue;
+            }
+            if k > cursor {
+                plan.fresh.push((cursor, k));
+                cursor = k;
+            }
+            let overlap_end = k_end.min(end);
+            let new_part = slice(payload, cursor - start, overlap_end - start);
+            let old_part = slice(held, cursor - k, overlap_end - k);
+            plan.mismatch |= new_part != old_part;
+            plan.overlap += overlap_end - cursor;
+            cursor = overlap_end;
+        }
+        if cursor < end {
+            plan.fresh.push((cursor, end));
+        }
+        plan
+    }
+
+    /// Declares the hole before the first buffered segment lost and delivers what follows it.
+    fn release_first_hole(&mut self, budget: &mut BufferBudget, out: Out<'_>) {
+        if let Some((&first, _)) = self.ooo.first_key_value() {
+            if first > self.next {
+                self.gap(first - self.next, out);
+            }
+            self.drain(budget, out);
+        }
+    }
+
+    /// Delivers buffered segments that have become contiguous, then a pending FIN.
+    fn drain(&mut self, budget: &mut BufferBudget, out: Out<'_>) {
+        while let Some(entry) = self.ooo.first_entry() {
+            let k = *entry.key();
+            if k > self.next {
+                break;
+            }
+            let held = entry.remove();
+            self.ooo_bytes -= held.len();
+            budget.used = budget.used.saturating_sub(held.len());
+            let skip = (self.next - k) as usize;
+            if let Some(rest) = held.get(skip..) {
+                self.deliver(rest, out);
+            }
+        }
+        if let Some(f) = self.fin_at {
+            if self.next >= f && !self.finished {
+                self.finished = true;
+                out(StreamEvent::Fin);
+            }
+        }
+    }
+
+    fn deliver(&mut self, data: &[u8], out: Out<'_>) {
+        if data.is_empty() {
+            return;
+        }
+        self.next += data.len() as u64;
+        self.stats.stream_bytes += data.len() as u64;
+        out(StreamEvent::Data(data));
+    }
+
+    fn gap(&mut self, len: u64, out: Out<'_>) {
+        if len == 0 {
+            return;
+        }
+        self.next += len;
+        self.stats.gaps += 1;
+        self.stats.gap_bytes += len;
+        out(StreamEvent::Gap(len));
+    }
+}
+
+/// Where reassembly sends its events.
+pub type Out<'o> = &'o mut dyn FnMut(StreamEvent<'_>);
+
+#[derive(Default)]
+struct Plan {
+    /// Ranges of the segment not held yet.
+    fresh: Vec<(u64, u64)>,
+    /// Bytes already held.
+    overlap: u64,
+    /// Some held byte differs from the new copy.
+    mismatch: bool,
+}
+
+fn slice(data: &[u8], from: u64, to: u64) -> &[u8] {
+    data.get(from as usize..to as usize).unwrap_or(&[])
+}

@@ -1,0 +1,358 @@
+//! The connection table: 5-tuple → connection, with a bounded size.
+
+use super::reassembly::{BufferBudget, Ctx, Reassembler, Segment, StreamEvent};
+use super::{ConnId, Direction, EventMeta, StreamSink};
+use crate::anomaly::{Anomaly, AnomalyCounts};
+use crate::wire::{Decoded, TcpSegment};
+use crate::{Limits, Timestamp};
+use serde::Serialize;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::SocketAddr;
+
+/// How the client was told from the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Orientation {
+    /// The SYN's sender is the client.
+    Syn,
+    /// The SYN was not captured; the SYN-ACK's receiver is the client.
+    SynAck,
+    /// Neither was captured: the endpoint with the well-known or lower-range port is the
+    /// server (see `docs/reassembly.md`).
+    Ports,
+    /// Nothing else helped: the sender of the first captured packet is the client.
+    FirstPacket,
+}
+
+/// How a connection ended, as far as the capture shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Close {
+    /// Both directions sent FIN.
+    Fin,
+    /// Only one direction sent FIN before the capture ended.
+    HalfClosed,
+    ResetByClient,
+    ResetByServer,
+    /// Still open when the capture ended.
+    Open,
+    /// Dropped from the full connection table while still open.
+    Evicted,
+    /// A new connection started on the same 5-tuple without a visible end of this one.
+    Replaced,
+}
+
+/// One TCP connection and its reassembly state.
+#[derive(Debug)]
+pub struct Connection {
+    pub id: ConnId,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub orientation: Orientation,
+    pub first_ts: Timestamp,
+    pub last_ts: Timestamp,
+    pub first_packet: u64,
+    pub last_packet: u64,
+    pub close: Close,
+    /// Indexed by [`Direction::index`].
+    pub dirs: [Reassembler; 2],
+}
+
+impl Connection {
+    pub fn dir(&self, d: Direction) -> &Reassembler {
+        &self.dirs[d.index()]
+    }
+
+    fn direction_of(&self, src: SocketAddr) -> Direction {
+        if src == self.client {
+            Direction::ClientToServer
+        } else {
+            Direction::ServerToClient
+        }
+    }
+
+    fn has_payload(&self) -> bool {
+        self.dirs.iter().any(|d| d.stats.payload_bytes > 0)
+    }
+
+    /// Whether a SYN from `src` starts a new connection on this 5-tuple (RFC 9293 §3.10.7.4
+    /// lets a closed or TIME-WAIT 5-tuple be reused).
+    fn is_reused_by(&self, src: SocketAddr, seg: &TcpSegment<'_>) -> bool {
+        if !seg.flags.syn || seg.flags.ack {
+            return false;
+        }
+        let ended = self.dirs.iter().all(|d| d.is_finished())
+            || matches!(self.close, Close::ResetByClient | Close::ResetByServer);
+        if ended || src != self.client {
+            return true;
+        }
+        match self.dirs[0].isn() {
+            Some(isn) => isn != seg.seq,
+            None => self.has_payload(),
+        }
+    }
+}
+
+/// Canonical 5-tuple key (TCP implied): the same for both directions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct FlowKey(SocketAddr, SocketAddr);
+
+impl FlowKey {
+    fn new(a: SocketAddr, b: SocketAddr) -> Self {
+        if a <= b {
+            FlowKey(a, b)
+        } else {
+            FlowKey(b, a)
+        }
+    }
+}
+
+/// The table of live connections.
+pub struct FlowTable {
+    // Keys are chosen by whoever sends packets: a seeded hash keeps HashDoS away.
+    conns: HashMap<FlowKey, Connection, foldhash::fast::RandomState>,
+    /// Eviction candidates by last-seen time; entries may be stale and are checked on pop.
+    idle: BinaryHeap<Reverse<(Timestamp, ConnId, FlowKeyOrd)>>,
+    next_id: u64,
+    budget: BufferBudget,
+    limits: Limits,
+    pub anomalies: AnomalyCounts,
+    /// Connections ever opened.
+    pub opened: u64,
+    pub evicted: u64,
+}
+
+/// `FlowKey` ordered, for the heap (ties never matter, the id is unique).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FlowKeyOrd(FlowKey);
+impl PartialOrd for FlowKeyOrd {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for FlowKeyOrd {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.0 .0, self.0 .1).cmp(&(other.0 .0, other.0 .1))
+    }
+}
+
+impl FlowTable {
+    pub fn new(limits: &Limits) -> Self {
+        FlowTable {
+            conns: HashMap::default(),
+            idle: BinaryHeap::new(),
+            next_id: 1,
+            budget: BufferBudget {
+                used: 0,
+                max: limits.max_ooo_bytes_total,
+            },
+            limits: limits.clone(),
+            anomalies: AnomalyCounts::default(),
+            opened: 0,
+            evicted: 0,
+        }
+    }
+
+    /// Connections currently tracked.
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// Out-of-order bytes buffered over all connections.
+    pub fn buffered_bytes(&self) -> usize {
+        self.budget.used
+    }
+
+    /// Takes one decoded TCP segment.
+    pub fn process(&mut self, pkt: &Decoded<'_>, seg: &TcpSegment<'_>, sink: &mut dyn StreamSink) {
+        let key = FlowKey::new(pkt.src, pkt.dst);
+        let at = EventMeta {
+            ts: pkt.ts,
+            packet: pkt.index,
+        };
+        if self
+            .conns
+            .get(&key)
+            .is_some_and(|c| c.is_reused_by(pkt.src, seg))
+        {
+            if let Some(old) = self.conns.remove(&key) {
+                self.finish_conn(old, Close::Replaced, at, sink);
+            }
+        }
+        if !self.conns.contains_key(&key) {
+            if self.conns.len() >= self.limits.max_connections.max(1) {
+                self.evict_idlest(at, sink);
+            }
+            let conn = self.new_conn(pkt, seg);
+            sink.open(&conn, at);
+            self.idle
+                .push(Reverse((conn.last_ts, conn.id, FlowKeyOrd(key))));
+            self.conns.insert(key, conn);
+        }
+        let Some(conn) = self.conns.get_mut(&key) else {
+            return;
+        };
+        conn.last_ts = conn.last_ts.max(pkt.ts);
+        conn.last_packet = pkt.index;
+        let dir = conn.direction_of(pkt.src);
+        let id = conn.id;
+        let mut ctx = Ctx {
+            limits: &self.limits,
+            budget: &mut self.budget,
+            anomalies: &mut self.anomalies,
+        };
+        let [c2s, s2c] = &mut conn.dirs;
+        let (this, peer) = match dir {
+            Direction::ClientToServer => (c2s, s2c),
+            Direction::ServerToClient => (s2c, c2s),
+        };
+        if seg.flags.syn {
+            this.syn(seg.seq);
+            if !seg.payload.is_empty() {
+                ctx.anomalies.add(Anomaly::TcpSynWithPayload);
+            }
+        }
+        if seg.flags.rst {
+            this.stats.packets += 1;
+            let mut out_this = |ev: StreamEvent<'_>| sink.stream(id, dir, ev, at);
+            this.reset(ctx.budget, &mut out_this);
+            let mut out_peer = |ev: StreamEvent<'_>| sink.stream(id, dir.opposite(), ev, at);
+            peer.flush(ctx.budget, &mut out_peer);
+            conn.close = match dir {
+                Direction::ClientToServer => Close::ResetByClient,
+                Direction::ServerToClient => Close::ResetByServer,
+            };
+            return;
+        }
+        let data_seq = if seg.flags.syn {
+            seg.seq.wrapping_add(1)
+        } else {
+            seg.seq
+        };
+        {
+            let mut out = |ev: StreamEvent<'_>| sink.stream(id, dir, ev, at);
+            this.segment(
+                Segment {
+                    seq: data_seq,
+                    payload: seg.payload,
+                    missing: seg.missing,
+                    fin: seg.flags.fin,
+                },
+                &mut ctx,
+                &mut out,
+            );
+        }
+        if seg.flags.ack {
+            let mut out = |ev: StreamEvent<'_>| sink.stream(id, dir.opposite(), ev, at);
+            peer.peer_ack(seg.ack, ctx.budget, &mut out);
+        }
+    }
+
+    /// Closes every connection still open, in id order, as the capture has ended.
+    pub fn finish(&mut self, at: EventMeta, sink: &mut dyn StreamSink) {
+        let mut rest: Vec<Connection> = self.conns.drain().map(|(_, c)| c).collect();
+        rest.sort_unstable_by_key(|c| c.id);
+        self.idle.clear();
+        for conn in rest {
+            self.finish_conn(conn, Close::Open, at, sink);
+        }
+    }
+
+    fn new_conn(&mut self, pkt: &Decoded<'_>, seg: &TcpSegment<'_>) -> Connection {
+        let (client, server, orientation) = orient(pkt.src, pkt.dst, seg);
+        let id = ConnId(self.next_id);
+        self.next_id += 1;
+        self.opened += 1;
+        Connection {
+            id,
+            client,
+            server,
+            orientation,
+            first_ts: pkt.ts,
+            last_ts: pkt.ts,
+            first_packet: pkt.index,
+            last_packet: pkt.index,
+            close: Close::Open,
+            dirs: Default::default(),
+        }
+    }
+
+    fn evict_idlest(&mut self, at: EventMeta, sink: &mut dyn StreamSink) {
+        while let Some(Reverse((ts, id, FlowKeyOrd(key)))) = self.idle.pop() {
+            let Some(conn) = self.conns.get(&key) else {
+                continue;
+            };
+            if conn.id != id {
+                continue;
+            }
+            if conn.last_ts > ts {
+                // Seen since this entry was pushed: requeue with its real idle time.
+                self.idle.push(Reverse((conn.last_ts, id, FlowKeyOrd(key))));
+                continue;
+            }
+            if let Some(conn) = self.conns.remove(&key) {
+                self.anomalies.add(Anomaly::FlowTableLimit);
+                self.evicted += 1;
+                self.finish_conn(conn, Close::Evicted, at, sink);
+            }
+            return;
+        }
+    }
+
+    /// Flushes both directions and hands the connection to the sink.
+    fn finish_conn(
+        &mut self,
+        mut conn: Connection,
+        open_as: Close,
+        at: EventMeta,
+        sink: &mut dyn StreamSink,
+    ) {
+        let id = conn.id;
+        for dir in [Direction::ClientToServer, Direction::ServerToClient] {
+            let mut out = |ev: StreamEvent<'_>| sink.stream(id, dir, ev, at);
+            conn.dirs[dir.index()].flush(&mut self.budget, &mut out);
+        }
+        if conn.close == Close::Open {
+            let fins = conn.dirs.iter().filter(|d| d.is_finished()).count();
+            conn.close = match fins {
+                2 => Close::Fin,
+                1 => Close::HalfClosed,
+                _ => open_as,
+            };
+        }
+        sink.close(conn, at);
+    }
+}
+
+/// Tells client from server (see [`Orientation`]).
+fn orient(
+    src: SocketAddr,
+    dst: SocketAddr,
+    seg: &TcpSegment<'_>,
+) -> (SocketAddr, SocketAddr, Orientation) {
+    match (seg.flags.syn, seg.flags.ack) {
+        (true, false) => return (src, dst, Orientation::Syn),
+        (true, true) => return (dst, src, Orientation::SynAck),
+        _ => {}
+    }
+    match (server_port_rank(src.port()), server_port_rank(dst.port())) {
+        (s, d) if s < d => (dst, src, Orientation::Ports),
+        (s, d) if d < s => (src, dst, Orientation::Ports),
+        _ => (src, dst, Orientation::FirstPacket),
+    }
+}
+
+/// Lower is more likely a server: system ports (below 1024), then registered ports below the
+/// ephemeral ranges (RFC 6335 §6 and Linux's default 32768-60999), then ephemeral ports.
+fn server_port_rank(port: u16) -> u8 {
+    match port {
+        0..=1023 => 0,
+        1024..=32767 => 1,
+        _ => 2,
+    }
+}

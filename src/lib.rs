@@ -1,0 +1,27 @@
+//! misdirect: explains HTTP 421 Misdirected Request errors from packet captures.
+//!
+//! Data flows one way through layers (see `docs/architecture.md`):
+//!
+//! ```text
+//! capture ─► wire (decode) ─► flow (TCP reassembly) ─► analysis ─► report
+//! ```
+//!
+//! Every layer below `capture` is sans-IO: bytes and capture time in, values out.
+//! Malformed traffic never produces an `Err`; it becomes a named [`Anomaly`] and analysis
+//! goes on. `Err` is kept for the tool's own input (an unreadable file, a bad flag).
+#![forbid(unsafe_code)]
+
+pub mod analysis;
+pub mod anomaly;
+pub mod capture;
+pub mod cli;
+pub mod flow;
+pub mod limits;
+pub mod pipeline;
+pub mod report;
+pub mod timestamp;
+pub mod wire;
+
+pub use anomaly::Anomaly;
+pub use limits::Limits;
+pub use timestamp::Timestamp;

@@ -1,0 +1,90 @@
+//! The `misdirect` binary: arguments → validated config → run → exit code.
+//!
+//! Exit codes: 0 success (whatever the capture holds), 2 error (bad arguments, an input that
+//! cannot be read as a capture, an output that cannot be written). A closed pipe on standard
+//! output (`misdirect ... | head`) is not an error.
+
+use anyhow::Context;
+use clap::Parser;
+use misdirect::capture::{Capture, InputName};
+use misdirect::cli::{AnalyzeConfig, Cli, Command};
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Analyze(args) => match args.validate() {
+            Ok(config) => analyze(config),
+            Err(msg) => Err(anyhow::anyhow!(msg)),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("misdirect: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn analyze(config: AnalyzeConfig) -> anyhow::Result<()> {
+    let capture = Capture::open(&config.inputs, &config.limits)?;
+    let bar = progress_bar(&config);
+    let report = misdirect::pipeline::analyze(capture, &config.limits, &mut |bytes| {
+        if let Some(bar) = &bar {
+            bar.set_position(bytes);
+        }
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    match &config.output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            let mut out = std::io::BufWriter::new(file);
+            misdirect::report::write(&report, config.format, &mut out)
+                .and_then(|()| out.flush())
+                .with_context(|| format!("cannot write {}", path.display()))
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            misdirect::report::write(&report, config.format, &mut out)?;
+            out.flush()?;
+            Ok(())
+        }
+    }
+}
+
+/// A bar on stderr for inputs of known size, only when stderr is a terminal.
+fn progress_bar(config: &AnalyzeConfig) -> Option<indicatif::ProgressBar> {
+    if config.quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let mut total = 0u64;
+    for input in &config.inputs {
+        match input {
+            InputName::Path(p) => total += std::fs::metadata(p).ok()?.len(),
+            InputName::Stdin => return None,
+        }
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {bytes}/{total_bytes} [{bar:30}] {binary_bytes_per_sec} eta {eta}",
+        )
+        .ok()?
+        .progress_chars("=> "),
+    );
+    Some(bar)
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,137 @@
+//! IPv4 and IPv6 fragment reassembly with a bounded number of datagrams in flight.
+//!
+//! `etherparse::defrag::IpDefragBuf` joins the fragments of one datagram (each is bounded by
+//! the 64 KiB IP length); its pool type is documented as not OOM-safe, so the pool is ours:
+//! at most `max_datagrams` in reassembly, the oldest dropped when a new one needs room, and
+//! any not completed within the timeout (capture time) dropped. Both are reported.
+
+use crate::anomaly::{Anomaly, AnomalyCounts};
+use crate::{Limits, Timestamp};
+use etherparse::defrag::IpDefragBuf;
+use etherparse::{IpFragOffset, IpNumber};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// Identifies the fragments of one datagram (RFC 791 §3.2, RFC 8200 §4.5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FragKey {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub id: u32,
+    pub protocol: u8,
+}
+
+/// One fragment as read from its IP header.
+#[derive(Clone, Copy, Debug)]
+pub struct Fragment<'a> {
+    pub key: FragKey,
+    pub offset: IpFragOffset,
+    pub more: bool,
+    pub payload: &'a [u8],
+}
+
+struct InFlight {
+    buf: IpDefragBuf,
+    first_seen: Timestamp,
+}
+
+pub struct Defragmenter {
+    active: HashMap<FragKey, InFlight, foldhash::fast::RandomState>,
+    max_datagrams: usize,
+    timeout_ns: i64,
+    last_sweep: Timestamp,
+    /// The last completed datagram's payload; borrowed by the caller until the next call.
+    completed: Vec<u8>,
+    spare: Vec<Vec<u8>>,
+    pub reassembled: u64,
+}
+
+impl Defragmenter {
+    pub fn new(limits: &Limits) -> Self {
+        Defragmenter {
+            active: HashMap::default(),
+            max_datagrams: limits.max_ip_fragment_datagrams.max(1),
+            timeout_ns: limits.ip_fragment_timeout_ns,
+            last_sweep: Timestamp::default(),
+            completed: Vec::new(),
+            spare: Vec::new(),
+            reassembled: 0,
+        }
+    }
+
+    /// Adds a fragment; returns the whole datagram's payload once its last hole is filled.
+    pub fn add(
+        &mut self,
+        frag: Fragment<'_>,
+        ts: Timestamp,
+        anomalies: &mut AnomalyCounts,
+    ) -> Option<&[u8]> {
+        self.expire(ts, anomalies);
+        if !self.active.contains_key(&frag.key) && self.active.len() >= self.max_datagrams {
+            let oldest = self
+                .active
+                .iter()
+                .min_by_key(|(_, v)| v.first_seen)
+                .map(|(k, _)| *k);
+            if let Some(k) = oldest {
+                self.drop_datagram(&k);
+                anomalies.add(Anomaly::IpFragmentLimit);
+            }
+        }
+        let spare = &mut self.spare;
+        let entry = self.active.entry(frag.key).or_insert_with(|| InFlight {
+            buf: IpDefragBuf::new(
+                IpNumber(frag.key.protocol),
+                spare.pop().unwrap_or_default(),
+                Vec::new(),
+            ),
+            first_seen: ts,
+        });
+        if entry.buf.add(frag.offset, frag.more, frag.payload).is_err() {
+            anomalies.add(Anomaly::IpFragmentInvalid);
+            self.drop_datagram(&frag.key);
+            return None;
+        }
+        if !entry.buf.is_complete() {
+            return None;
+        }
+        let done = self.active.remove(&frag.key)?;
+        let (data, _) = done.buf.take_bufs();
+        let old = std::mem::replace(&mut self.completed, data);
+        if self.spare.len() < 8 {
+            self.spare.push(old);
+        }
+        self.reassembled += 1;
+        Some(&self.completed)
+    }
+
+    /// Datagrams still incomplete (reported as timed out at the end of the capture).
+    pub fn pending(&self) -> usize {
+        self.active.len()
+    }
+
+    fn expire(&mut self, now: Timestamp, anomalies: &mut AnomalyCounts) {
+        // Sweeping at most once per second of capture time keeps this off the per-packet path.
+        if now.0.saturating_sub(self.last_sweep.0) < Timestamp::NANOS_PER_SEC {
+            return;
+        }
+        self.last_sweep = now;
+        let timeout = self.timeout_ns;
+        let before = self.active.len();
+        self.active
+            .retain(|_, v| now.0.saturating_sub(v.first_seen.0) <= timeout);
+        anomalies.add_n(
+            Anomaly::IpFragmentTimeout,
+            (before - self.active.len()) as u64,
+        );
+    }
+
+    fn drop_datagram(&mut self, key: &FragKey) {
+        if let Some(v) = self.active.remove(key) {
+            let (data, _) = v.buf.take_bufs();
+            if self.spare.len() < 8 {
+                self.spare.push(data);
+            }
+        }
+    }
+}
