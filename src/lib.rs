@@ -10,6 +10,11 @@
 //! Malformed traffic never produces an `Err`; it becomes a named [`Anomaly`] and analysis
 //! goes on. `Err` is kept for the tool's own input (an unreadable file, a bad flag).
 #![forbid(unsafe_code)]
+// Captures are hostile input: no code path below may panic on what a packet says.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 
 pub mod analysis;
 pub mod anomaly;

@@ -11,6 +11,7 @@
 
 mod file;
 mod merge;
+pub mod write;
 
 pub use file::{FileSource, InputName};
 pub use merge::Capture;

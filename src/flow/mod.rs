@@ -10,7 +10,7 @@ mod reassembly;
 mod seq;
 mod table;
 
-pub use reassembly::{BufferBudget, DirectionStats, Reassembler, Segment, StreamEvent};
+pub use reassembly::{BufferBudget, Ctx, DirectionStats, Reassembler, Segment, StreamEvent};
 pub use seq::SeqSpace;
 pub use table::{Close, Connection, FlowTable, Orientation};
 
@@ -35,13 +35,6 @@ impl Direction {
         match self {
             Direction::ClientToServer => Direction::ServerToClient,
             Direction::ServerToClient => Direction::ClientToServer,
-        }
-    }
-
-    pub fn index(self) -> usize {
-        match self {
-            Direction::ClientToServer => 0,
-            Direction::ServerToClient => 1,
         }
     }
 }

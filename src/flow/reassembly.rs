@@ -135,6 +135,8 @@ impl Reassembler {
         }
         if len > 0 {
             self.data(start, seg.payload, seg.missing, ctx, out);
+        } else if start == self.next as i64 - 1 {
+            self.stats.keepalives += 1;
         }
         self.drain(ctx.budget, out);
     }
@@ -217,9 +219,9 @@ impl Reassembler {
             // Already delivered bytes are final (and unknown for the part before offset 0).
             let old = (next - start) as usize;
             self.stats.retransmitted_bytes += old.min(payload.len()) as u64;
-            self.deliver(payload.get(old..).unwrap_or(&[]), out);
+            self.in_order(payload.get(old..).unwrap_or(&[]), ctx, out);
         } else if start == next {
-            self.deliver(payload, out);
+            self.in_order(payload, ctx, out);
         } else {
             if !payload.is_empty() {
                 self.stats.out_of_order_segments += 1;
@@ -233,6 +235,29 @@ impl Reassembler {
         }
     }
 
+    /// Delivers bytes that start at `next`. Where they overlap buffered bytes, the buffered
+    /// (first) copy wins: only the fresh parts are added, then everything contiguous drains.
+    fn in_order(&mut self, payload: &[u8], ctx: &mut Ctx<'_>, out: Out<'_>) {
+        let end = self.next + payload.len() as u64;
+        if self.ooo.range(..end).next().is_none() {
+            self.deliver(payload, out);
+            return;
+        }
+        let start = self.next;
+        let plan = self.plan(start, payload);
+        if plan.mismatch {
+            ctx.anomalies.add(Anomaly::TcpOverlapMismatch);
+        }
+        self.stats.retransmitted_bytes += plan.overlap;
+        for (a, b) in plan.fresh {
+            let piece = slice(payload, a - start, b - start);
+            self.ooo_bytes += piece.len();
+            ctx.budget.used += piece.len();
+            self.ooo.insert(a, piece.to_vec());
+        }
+        self.drain(ctx.budget, out);
+    }
+
     /// Buffers an out-of-order segment, keeping the first copy of every byte. When a limit is
     /// in the way, the oldest hole is declared lost until the segment fits or is in order.
     fn buffer(&mut self, start: u64, payload: &[u8], ctx: &mut Ctx<'_>, out: Out<'_>) {
@@ -241,7 +266,7 @@ impl Reassembler {
             if start <= self.next {
                 // Releasing holes moved the stream up to (or past) this segment.
                 let skip = (self.next - start) as usize;
-                self.deliver(payload.get(skip..).unwrap_or(&[]), out);
+                self.in_order(payload.get(skip..).unwrap_or(&[]), ctx, out);
                 return;
             }
             let plan = self.plan(start, payload);

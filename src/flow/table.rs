@@ -55,13 +55,25 @@ pub struct Connection {
     pub first_packet: u64,
     pub last_packet: u64,
     pub close: Close,
-    /// Indexed by [`Direction::index`].
+    /// `[client→server, server→client]`; use [`Connection::dir`].
     pub dirs: [Reassembler; 2],
 }
 
 impl Connection {
     pub fn dir(&self, d: Direction) -> &Reassembler {
-        &self.dirs[d.index()]
+        let [c2s, s2c] = &self.dirs;
+        match d {
+            Direction::ClientToServer => c2s,
+            Direction::ServerToClient => s2c,
+        }
+    }
+
+    fn dir_mut(&mut self, d: Direction) -> &mut Reassembler {
+        let [c2s, s2c] = &mut self.dirs;
+        match d {
+            Direction::ClientToServer => c2s,
+            Direction::ServerToClient => s2c,
+        }
     }
 
     fn direction_of(&self, src: SocketAddr) -> Direction {
@@ -315,7 +327,7 @@ impl FlowTable {
         let id = conn.id;
         for dir in [Direction::ClientToServer, Direction::ServerToClient] {
             let mut out = |ev: StreamEvent<'_>| sink.stream(id, dir, ev, at);
-            conn.dirs[dir.index()].flush(&mut self.budget, &mut out);
+            conn.dir_mut(dir).flush(&mut self.budget, &mut out);
         }
         if conn.close == Close::Open {
             let fins = conn.dirs.iter().filter(|d| d.is_finished()).count();
