@@ -43,7 +43,7 @@ anomalies! {
     TcpReassemblyLimit => "tcp_reassembly_limit": "out-of-order buffer full; the hole was declared a gap",
     TcpOverlapMismatch => "tcp_overlap_mismatch": "retransmitted bytes differ from the copy already held; the first copy was kept",
     TcpDataBeforeStart => "tcp_data_before_start": "segment entirely before the first byte this capture saw of the stream",
-    TcpDataAfterClose => "tcp_data_after_close": "data after the direction's FIN or RST",
+    TcpDataAfterClose => "tcp_data_after_close": "a direction carried data beyond its FIN or RST (counted once per direction; dropped)",
     TcpSynWithPayload => "tcp_syn_with_payload": "SYN carrying data (TCP Fast Open)",
 }
 

@@ -25,6 +25,11 @@ pub struct Limits {
     /// Out-of-order segments buffered per direction (each costs a map node besides its bytes,
     /// so a flood of 1-byte segments is bounded too). Anomaly: `tcp_reassembly_limit`.
     pub max_ooo_segments_per_direction: usize,
+    /// Capture time a hole may stay open after the peer acknowledged the bytes in it, before
+    /// they are declared lost. Captures reorder (SPAN ports, multi-queue NICs, merged files),
+    /// so an ACK can be written before the data it acknowledges; within this window the data
+    /// may still come. Not a memory limit, but the buffer limits above still apply meanwhile.
+    pub reorder_window_ns: i64,
     /// IP datagrams being reassembled from fragments at once. When full the oldest is dropped.
     /// Anomaly: `ip_fragment_limit`.
     pub max_ip_fragment_datagrams: usize,
@@ -41,6 +46,7 @@ impl Default for Limits {
             max_ooo_bytes_per_direction: 1 << 20,
             max_ooo_bytes_total: 64 << 20,
             max_ooo_segments_per_direction: 2048,
+            reorder_window_ns: 20_000_000,
             max_ip_fragment_datagrams: 256,
             ip_fragment_timeout_ns: 30 * crate::Timestamp::NANOS_PER_SEC,
         }

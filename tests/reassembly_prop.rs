@@ -49,7 +49,7 @@ proptest! {
         let mut fins = 0;
         let last = segs.iter().map(|s| s.1).max().unwrap_or(0);
         for &(a, b) in &segs {
-            let mut ctx = Ctx { limits: &limits, budget: &mut budget, anomalies: &mut anomalies };
+            let mut ctx = Ctx { now: misdirect::Timestamp(0), limits: &limits, budget: &mut budget, anomalies: &mut anomalies };
             let seg = Segment {
                 seq: isn.wrapping_add(1).wrapping_add(a as u32),
                 payload: &data[a..b],
@@ -111,7 +111,7 @@ proptest! {
             _ => {}
         };
         for &(a, b) in &segs {
-            let mut ctx = Ctx { limits: &limits, budget: &mut budget, anomalies: &mut anomalies };
+            let mut ctx = Ctx { now: misdirect::Timestamp(0), limits: &limits, budget: &mut budget, anomalies: &mut anomalies };
             let seg = Segment {
                 seq: isn.wrapping_add(1).wrapping_add(a as u32),
                 payload: &data[a..b],

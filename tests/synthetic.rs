@@ -399,3 +399,62 @@ fn file_cut_short_keeps_what_came_before() {
     assert_eq!(summary.warnings.len(), 1, "{:?}", summary.warnings);
     assert!(summary.warnings[0].contains("cut short"));
 }
+
+#[test]
+fn ack_captured_before_its_data_is_not_a_gap() {
+    // A mirror port wrote the server's ACK before the client segment it acknowledges.
+    let mut c = Conversation::new("10.0.0.1:40000", "10.0.0.2:443", Link::Ethernet, 100, 900);
+    c.handshake();
+    let req = body(3000, 9);
+    c.client_sends(&req, 1000);
+    c.ack_from_server();
+    c.close();
+    // frames: S SA A d0 d1 d2 ACK ...: move d1 after the ACK and d2 (d2 is buffered, the ACK
+    // covers the hole, then d1 arrives within the reorder window).
+    let d1 = c.frames.remove(4);
+    c.frames.insert(6, d1);
+    let (sink, _) = run_one(c.pcap());
+    let s = only(&sink);
+    assert!(s.gaps(Direction::ClientToServer).is_empty());
+    assert_eq!(s.c2s, req);
+}
+
+#[test]
+fn acked_hole_is_declared_lost_once_the_reorder_window_passes() {
+    let mut c = Conversation::new("10.0.0.1:40000", "10.0.0.2:443", Link::Ethernet, 100, 900);
+    c.handshake();
+    c.client_sends(&body(3000, 10), 1000);
+    c.ack_from_server(); // within the window: the hole may still fill
+    c.ts_us += 50_000;
+    c.ack_from_server(); // 50 ms later: the bytes are lost
+    let declared_at = c.frames.len() as u64;
+    c.client_sends(b"more", 100);
+    c.close();
+    c.frames.remove(4);
+    let (sink, _) = run_one(c.pcap());
+    let s = only(&sink);
+    assert_eq!(s.gaps(Direction::ClientToServer), vec![1000]);
+    // Packet indexes are 1-based and one frame was removed before it.
+    assert_eq!(s.gap_packets, vec![declared_at - 1]);
+}
+
+#[test]
+fn syn_captured_after_its_syn_ack_is_the_same_connection() {
+    let (mut c, req, resp) = simple(Link::Ethernet, "10.0.0.1:40000", "10.0.0.2:443", 1000, 5000);
+    c.frames.swap(0, 1);
+    let (sink, _) = run_one(c.pcap());
+    let s = only(&sink);
+    assert_eq!(s.record().orientation, Orientation::SynAck);
+    assert_eq!((s.c2s.clone(), s.s2c.clone()), (req, resp));
+}
+
+#[test]
+fn syn_captured_after_the_first_data_is_the_same_connection() {
+    let (mut c, req, _) = simple(Link::Ethernet, "10.0.0.1:40000", "10.0.0.2:443", 1000, 5000);
+    // The first client data segment is written before the whole handshake.
+    let first_data = c.frames.remove(3);
+    c.frames.insert(0, first_data);
+    let (sink, _) = run_one(c.pcap());
+    let s = only(&sink);
+    assert_eq!(s.c2s, req);
+}

@@ -45,6 +45,21 @@ pub enum LinkType {
 }
 
 impl LinkType {
+    /// The LINKTYPE_ number to write in a capture file.
+    pub fn linktype(self) -> i32 {
+        match self {
+            LinkType::Null => 0,
+            LinkType::Ethernet => 1,
+            LinkType::Raw => 101,
+            LinkType::Loop => 108,
+            LinkType::LinuxSll => 113,
+            LinkType::Ipv4 => 228,
+            LinkType::Ipv6 => 229,
+            LinkType::LinuxSll2 => 276,
+            LinkType::Other(v) => v,
+        }
+    }
+
     pub fn from_linktype(value: i32) -> Self {
         match value {
             0 => LinkType::Null,
@@ -123,7 +138,7 @@ pub struct InputSummary {
 /// Why an input could not be used at all.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
-    #[error("{path}: {source}")]
+    #[error("cannot open {path}")]
     Open {
         path: PathBuf,
         #[source]
@@ -139,7 +154,7 @@ pub enum CaptureError {
         offset: u64,
         what: String,
     },
-    #[error("{name}: read error: {source}")]
+    #[error("{name}: read error")]
     Read {
         name: String,
         #[source]

@@ -10,14 +10,16 @@
 //!   before it are dropped and counted (`tcp_data_before_start`).
 //! - **Overlaps.** Bytes already delivered are final. Among buffered out-of-order segments the
 //!   first copy wins; a later copy whose bytes differ counts `tcp_overlap_mismatch`.
-//! - **Gaps.** A hole is declared lost when the peer acknowledges bytes beyond it (the receiver
-//!   got them, the capture did not), when the out-of-order buffer hits a limit, when a segment
+//! - **Gaps.** A hole is declared lost when the peer has acknowledged bytes in it (the receiver
+//!   got them, the capture did not) for longer than the reorder window, when the out-of-order buffer hits a limit, when a segment
 //!   was cut by the snap length, or when the direction ends (FIN, RST, eviction, end of capture).
+//! - **End.** A FIN or RST marks the offset where the direction ends; it is emitted once every
+//!   byte before it was delivered (or declared lost), so reordering around it loses nothing.
 //! - **Keep-alives** (one byte or none at next-1) are recognised and ignored.
 
 use super::seq::SeqSpace;
 use crate::anomaly::{Anomaly, AnomalyCounts};
-use crate::Limits;
+use crate::{Limits, Timestamp};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -30,7 +32,14 @@ pub enum StreamEvent<'a> {
     Gap(u64),
     /// The sender finished this direction (FIN, after all bytes before it).
     Fin,
-    /// The connection was reset by the sender of this direction.
+    /// The connection was reset by the sender of this direction (after all bytes before it).
+    Rst,
+}
+
+/// How a direction ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    Fin,
     Rst,
 }
 
@@ -47,6 +56,9 @@ pub struct DirectionStats {
     pub retransmitted_bytes: u64,
     pub out_of_order_segments: u64,
     pub keepalives: u64,
+    /// Bytes sent beyond the FIN or RST that ended the direction (dropped;
+    /// anomaly `tcp_data_after_close`).
+    pub bytes_after_end: u64,
 }
 
 /// Out-of-order bytes buffered over all connections, against `Limits::max_ooo_bytes_total`.
@@ -75,10 +87,12 @@ pub struct Reassembler {
     /// Out-of-order bytes by offset; ranges never overlap each other.
     ooo: BTreeMap<u64, Vec<u8>>,
     ooo_bytes: usize,
-    /// Offset of the FIN (the byte position after the last data byte).
-    fin_at: Option<u64>,
+    /// Where the sender ended this direction (the offset after its last data byte) and how.
+    end_at: Option<(u64, End)>,
     /// Highest offset the peer acknowledged.
     acked: u64,
+    /// When the peer first acknowledged bytes in the current hole (see `Limits::reorder_window_ns`).
+    hole_acked_since: Option<Timestamp>,
     finished: bool,
     /// True when the stream did not start at a SYN.
     pub mid_stream: bool,
@@ -87,6 +101,8 @@ pub struct Reassembler {
 
 /// Shared context for one call: limits, the global budget and the anomaly counters.
 pub struct Ctx<'c> {
+    /// Capture time of the packet being processed.
+    pub now: Timestamp,
     pub limits: &'c Limits,
     pub budget: &'c mut BufferBudget,
     pub anomalies: &'c mut AnomalyCounts,
@@ -107,6 +123,11 @@ impl Reassembler {
         self.space
             .filter(|_| !self.mid_stream)
             .map(|s| s.base.wrapping_sub(1))
+    }
+
+    /// The stream offset of sequence number `seq`, once the direction has a start.
+    pub fn offset_of(&self, seq: u32) -> Option<i64> {
+        self.space.map(|s| s.offset(seq, self.next))
     }
 
     /// True once a FIN or RST ended this direction and every byte before it was handed on.
@@ -130,8 +151,8 @@ impl Reassembler {
         self.stats.payload_bytes += len;
         let start = space.offset(seg.seq, self.next);
         let end = start.saturating_add(len as i64);
-        if seg.fin && self.fin_at.is_none() && end >= 0 {
-            self.fin_at = Some(end as u64);
+        if seg.fin && self.end_at.is_none() && end >= 0 {
+            self.end_at = Some((end as u64, End::Fin));
         }
         if len > 0 {
             self.data(start, seg.payload, seg.missing, ctx, out);
@@ -139,51 +160,70 @@ impl Reassembler {
             self.stats.keepalives += 1;
         }
         self.drain(ctx.budget, out);
+        self.check_acked_hole(ctx, out);
     }
 
     /// The peer acknowledged everything before `ack` (a sequence number of this direction).
-    pub fn peer_ack(&mut self, ack: u32, budget: &mut BufferBudget, out: Out<'_>) {
+    pub fn peer_ack(&mut self, ack: u32, ctx: &mut Ctx<'_>, out: Out<'_>) {
         let Some(space) = self.space else { return };
         let acked = space.offset(ack, self.next);
         if acked <= 0 {
             return;
         }
         // The FIN takes one sequence number; an ACK of it acknowledges no data.
-        let acked = match self.fin_at {
-            Some(f) => (acked as u64).min(f),
+        let acked = match self.end_at {
+            Some((f, _)) => (acked as u64).min(f),
             None => acked as u64,
         };
         self.acked = self.acked.max(acked);
-        // Bytes before the first buffered segment that the peer has received were sent but
-        // not captured.
-        if let Some((&first, _)) = self.ooo.first_key_value() {
-            if self.acked > self.next {
-                self.gap(first.min(self.acked) - self.next, out);
-                self.drain(budget, out);
-            }
-        }
+        self.check_acked_hole(ctx, out);
     }
 
-    /// Ends the direction: every hole left is a gap, buffered data is delivered, and a FIN
-    /// seen earlier is emitted. Used at RST, eviction and the end of the capture.
+    /// Bytes before the first buffered segment that the peer received were sent but not
+    /// captured: once that has held for the reorder window, they are a gap.
+    fn check_acked_hole(&mut self, ctx: &mut Ctx<'_>, out: Out<'_>) {
+        while self.acked > self.next && !self.ooo.is_empty() {
+            let since = *self.hole_acked_since.get_or_insert(ctx.now);
+            if ctx.now.0.saturating_sub(since.0) < ctx.limits.reorder_window_ns {
+                return;
+            }
+            let first = self.ooo.first_key_value().map_or(self.acked, |(&k, _)| k);
+            self.gap(first.min(self.acked) - self.next, out);
+            self.drain(ctx.budget, out);
+            self.hole_acked_since = None;
+        }
+        self.hole_acked_since = None;
+    }
+
+    /// Ends the direction: every hole left is a gap, buffered data is delivered, and a FIN or
+    /// RST seen earlier is emitted. Used at eviction and the end of the capture.
     pub fn flush(&mut self, budget: &mut BufferBudget, out: Out<'_>) {
         while !self.ooo.is_empty() {
             self.release_first_hole(budget, out);
         }
-        let end = self.fin_at.unwrap_or(self.acked);
+        let end = self.end_at.map_or(self.acked, |(e, _)| e);
         if end > self.next && !self.finished {
             self.gap(end - self.next, out);
         }
         self.drain(budget, out);
     }
 
-    /// Ends the direction with a reset.
-    pub fn reset(&mut self, budget: &mut BufferBudget, out: Out<'_>) {
-        self.flush(budget, out);
-        if !self.finished {
-            self.finished = true;
-            out(StreamEvent::Rst);
+    /// A RST from this direction with sequence number `seq`: the stream ends there. Like a FIN
+    /// it takes effect once every byte before it has been delivered, so data that was sent
+    /// before the RST but captured after it (reordering) is not lost.
+    pub fn reset(&mut self, seq: u32, budget: &mut BufferBudget, out: Out<'_>) {
+        self.stats.packets += 1;
+        let at = match self.space {
+            Some(space) => space.offset(seq, self.next).max(self.next as i64) as u64,
+            None => self.next,
+        };
+        match self.end_at {
+            // A FIN already ended the stream; a RST after it changes nothing here.
+            Some((_, End::Fin)) => {}
+            Some((e, End::Rst)) if e <= at => {}
+            _ => self.end_at = Some((at, End::Rst)),
         }
+        self.drain(budget, out);
     }
 
     fn data(&mut self, start: i64, payload: &[u8], missing: u32, ctx: &mut Ctx<'_>, out: Out<'_>) {
@@ -201,11 +241,11 @@ impl Reassembler {
         let closed_at = if self.finished {
             Some(next)
         } else {
-            self.fin_at.map(|f| f as i64)
+            self.end_at.map(|(f, _)| f as i64)
         };
         if let Some(close) = closed_at {
             if start >= close {
-                ctx.anomalies.add(Anomaly::TcpDataAfterClose);
+                self.stats.bytes_after_end += (wire_end - start) as u64;
                 return;
             }
             if self.finished {
@@ -345,7 +385,7 @@ impl Reassembler {
         }
     }
 
-    /// Delivers buffered segments that have become contiguous, then a pending FIN.
+    /// Delivers buffered segments that have become contiguous, then a pending FIN or RST.
     fn drain(&mut self, budget: &mut BufferBudget, out: Out<'_>) {
         while let Some(entry) = self.ooo.first_entry() {
             let k = *entry.key();
@@ -360,16 +400,27 @@ impl Reassembler {
                 self.deliver(rest, out);
             }
         }
-        if let Some(f) = self.fin_at {
+        if let Some((f, how)) = self.end_at {
             if self.next >= f && !self.finished {
                 self.finished = true;
-                out(StreamEvent::Fin);
+                // Anything still buffered lies beyond the end the sender declared.
+                if !self.ooo.is_empty() {
+                    self.ooo.clear();
+                    budget.used = budget.used.saturating_sub(self.ooo_bytes);
+                    self.stats.bytes_after_end += self.ooo_bytes as u64;
+                    self.ooo_bytes = 0;
+                }
+                out(match how {
+                    End::Fin => StreamEvent::Fin,
+                    End::Rst => StreamEvent::Rst,
+                });
             }
         }
     }
 
     fn deliver(&mut self, data: &[u8], out: Out<'_>) {
-        if data.is_empty() {
+        debug_assert!(!self.finished, "data after the end of the stream");
+        if data.is_empty() || self.finished {
             return;
         }
         self.next += data.len() as u64;
@@ -378,7 +429,8 @@ impl Reassembler {
     }
 
     fn gap(&mut self, len: u64, out: Out<'_>) {
-        if len == 0 {
+        debug_assert!(!self.finished, "gap after the end of the stream");
+        if len == 0 || self.finished {
             return;
         }
         self.next += len;

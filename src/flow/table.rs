@@ -55,6 +55,8 @@ pub struct Connection {
     pub first_packet: u64,
     pub last_packet: u64,
     pub close: Close,
+    /// The client's ISN as the SYN-ACK acknowledged it, when the SYN itself was not seen first.
+    client_isn_from_synack: Option<u32>,
     /// `[client→server, server→client]`; use [`Connection::dir`].
     pub dirs: [Reassembler; 2],
 }
@@ -99,12 +101,27 @@ impl Connection {
         if ended || src != self.client {
             return true;
         }
-        match self.dirs[0].isn() {
-            Some(isn) => isn != seg.seq,
+        if let Some(isn) = self
+            .dir(Direction::ClientToServer)
+            .isn()
+            .or(self.client_isn_from_synack)
+        {
+            return isn != seg.seq;
+        }
+        // Capture started mid-connection: a SYN shortly before the first byte seen is this
+        // connection's own SYN written late (reordering); anything else is a new connection.
+        match self
+            .dir(Direction::ClientToServer)
+            .offset_of(seg.seq.wrapping_add(1))
+        {
+            Some(off) => !(-LATE_SYN_WINDOW..=0).contains(&off),
             None => self.has_payload(),
         }
     }
 }
+
+/// How far before the first byte seen a late SYN may start and still be the same connection.
+const LATE_SYN_WINDOW: i64 = 1 << 20;
 
 /// Canonical 5-tuple key (TCP implied): the same for both directions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -214,6 +231,7 @@ impl FlowTable {
         let dir = conn.direction_of(pkt.src);
         let id = conn.id;
         let mut ctx = Ctx {
+            now: pkt.ts,
             limits: &self.limits,
             budget: &mut self.budget,
             anomalies: &mut self.anomalies,
@@ -224,17 +242,17 @@ impl FlowTable {
             Direction::ServerToClient => (s2c, c2s),
         };
         if seg.flags.syn {
+            if seg.flags.ack && dir == Direction::ServerToClient {
+                conn.client_isn_from_synack = Some(seg.ack.wrapping_sub(1));
+            }
             this.syn(seg.seq);
             if !seg.payload.is_empty() {
                 ctx.anomalies.add(Anomaly::TcpSynWithPayload);
             }
         }
         if seg.flags.rst {
-            this.stats.packets += 1;
-            let mut out_this = |ev: StreamEvent<'_>| sink.stream(id, dir, ev, at);
-            this.reset(ctx.budget, &mut out_this);
-            let mut out_peer = |ev: StreamEvent<'_>| sink.stream(id, dir.opposite(), ev, at);
-            peer.flush(ctx.budget, &mut out_peer);
+            let mut out = |ev: StreamEvent<'_>| sink.stream(id, dir, ev, at);
+            this.reset(seg.seq, ctx.budget, &mut out);
             conn.close = match dir {
                 Direction::ClientToServer => Close::ResetByClient,
                 Direction::ServerToClient => Close::ResetByServer,
@@ -261,7 +279,7 @@ impl FlowTable {
         }
         if seg.flags.ack {
             let mut out = |ev: StreamEvent<'_>| sink.stream(id, dir.opposite(), ev, at);
-            peer.peer_ack(seg.ack, ctx.budget, &mut out);
+            peer.peer_ack(seg.ack, &mut ctx, &mut out);
         }
     }
 
@@ -290,6 +308,7 @@ impl FlowTable {
             first_packet: pkt.index,
             last_packet: pkt.index,
             close: Close::Open,
+            client_isn_from_synack: None,
             dirs: Default::default(),
         }
     }
@@ -327,7 +346,11 @@ impl FlowTable {
         let id = conn.id;
         for dir in [Direction::ClientToServer, Direction::ServerToClient] {
             let mut out = |ev: StreamEvent<'_>| sink.stream(id, dir, ev, at);
-            conn.dir_mut(dir).flush(&mut self.budget, &mut out);
+            let r = conn.dir_mut(dir);
+            r.flush(&mut self.budget, &mut out);
+            if r.stats.bytes_after_end > 0 {
+                self.anomalies.add(Anomaly::TcpDataAfterClose);
+            }
         }
         if conn.close == Close::Open {
             let fins = conn.dirs.iter().filter(|d| d.is_finished()).count();

@@ -332,6 +332,8 @@ pub struct Streams {
     pub s2c_events: Vec<Event>,
     pub record: Option<ConnectionRecord>,
     pub closed: u32,
+    /// Index of the packet that caused each gap, in order.
+    pub gap_packets: Vec<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -356,7 +358,7 @@ impl StreamSink for Collector {
         s.server = Some(conn.server);
     }
 
-    fn stream(&mut self, id: ConnId, dir: Direction, ev: StreamEvent<'_>, _at: EventMeta) {
+    fn stream(&mut self, id: ConnId, dir: Direction, ev: StreamEvent<'_>, at: EventMeta) {
         let s = self
             .conns
             .get_mut(&id.0)
@@ -378,6 +380,7 @@ impl StreamSink for Collector {
             }
             StreamEvent::Gap(n) => {
                 assert!(n > 0, "empty gap");
+                s.gap_packets.push(at.packet);
                 Event::Gap(n)
             }
             StreamEvent::Fin => Event::Fin,

@@ -1,0 +1,205 @@
+//! The `misdirect` binary: exit codes, error messages, formats, standard input, pipes.
+
+mod common;
+
+use common::*;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_misdirect"))
+}
+
+fn tmp(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("misdirect-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A capture with one IPv4 and one IPv6 connection.
+fn two_connections() -> Vec<u8> {
+    let mut a = Conversation::new("10.0.0.1:40000", "10.0.0.2:443", Link::Ethernet, 1, 2);
+    a.handshake();
+    a.client_sends(b"hello", 100);
+    a.close();
+    let mut b = Conversation::new(
+        "[2001:db8::1]:40001",
+        "[2001:db8::2]:8443",
+        Link::Ethernet,
+        5,
+        6,
+    );
+    b.ts_us = a.ts_us;
+    b.handshake();
+    b.server_sends(b"world", 100);
+    b.close();
+    let mut frames = a.frames;
+    frames.extend(b.frames);
+    pcap(LINKTYPE_ETHERNET, &frames)
+}
+
+#[test]
+fn json_report_has_the_documented_fields() {
+    let f = tmp("two.pcap", &two_connections());
+    let out = run(&["analyze", f.to_str().unwrap(), "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["schema_version"], misdirect::analysis::SCHEMA_VERSION);
+    let conns = v["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 2);
+    assert_eq!(conns[0]["id"], 1);
+    assert_eq!(conns[0]["client"], "10.0.0.1:40000");
+    assert_eq!(conns[0]["server"], "10.0.0.2:443");
+    assert_eq!(conns[1]["id"], 2);
+    assert_eq!(conns[1]["client"], "[2001:db8::1]:40001");
+    assert_eq!(conns[1]["server"], "[2001:db8::2]:8443");
+    assert_eq!(conns[1]["server_to_client"]["stream_bytes"], 5);
+    assert_eq!(conns[0]["close"], "fin");
+    assert!(conns[0]["first_seen"].as_str().unwrap().ends_with('Z'));
+}
+
+#[test]
+fn text_report_lists_connections() {
+    let f = tmp("two-text.pcap", &two_connections());
+    let out = run(&["analyze", f.to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("TCP connections: 2"), "{text}");
+    assert!(text.contains("[2001:db8::1]:40001"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("1  10.0.0.1:40000")),
+        "{text}"
+    );
+}
+
+#[test]
+fn standard_input_and_output_file() {
+    let out_path =
+        std::env::temp_dir().join(format!("misdirect-cli-out-{}.json", std::process::id()));
+    let mut child = bin()
+        .args([
+            "analyze",
+            "-",
+            "-f",
+            "json",
+            "-o",
+            out_path.to_str().unwrap(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&two_connections())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out_path).unwrap()).unwrap();
+    assert_eq!(v["connections"].as_array().unwrap().len(), 2);
+    assert_eq!(v["inputs"][0]["name"], "<stdin>");
+}
+
+fn assert_error(args: &[&str], needle: &str) {
+    let out = run(args);
+    assert_eq!(out.status.code(), Some(2), "{args:?}");
+    let err = stderr(&out);
+    assert!(err.starts_with("misdirect: "), "{err}");
+    assert!(err.contains(needle), "{args:?}: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn unreadable_inputs_are_one_line_errors_with_exit_code_2() {
+    let garbage = tmp(
+        "garbage.pcap",
+        b"this is not a capture file at all, just text\n",
+    );
+    assert_error(
+        &["analyze", garbage.to_str().unwrap()],
+        "garbage.pcap: not a pcap or pcapng file",
+    );
+    let empty = tmp("empty.pcap", b"");
+    assert_error(
+        &["analyze", empty.to_str().unwrap()],
+        "empty.pcap: empty file",
+    );
+    assert_error(
+        &["analyze", "/nonexistent/x.pcap"],
+        "cannot open /nonexistent/x.pcap: No such file",
+    );
+    let mut cut = two_connections();
+    cut.truncate(24 + 16 + 10); // the header and a piece of the first record
+    let cut = tmp("cut.pcap", &cut);
+    assert_error(
+        &["analyze", cut.to_str().unwrap()],
+        "cut.pcap: file cut short inside a block at byte 24",
+    );
+    assert_error(&["analyze", "-", "-"], "standard input");
+    let dir = std::env::temp_dir();
+    assert_error(&["analyze", dir.to_str().unwrap()], "");
+}
+
+#[test]
+fn a_good_file_beside_a_bad_one_is_still_an_error() {
+    let good = tmp("good.pcap", &two_connections());
+    let bad = tmp("bad.pcap", b"\x0a\x0d\x0d\x0a garbage");
+    let out = run(&["analyze", good.to_str().unwrap(), bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("bad.pcap"));
+}
+
+#[test]
+fn cut_short_after_some_packets_warns_and_reports() {
+    let mut bytes = two_connections();
+    bytes.truncate(bytes.len() - 7);
+    let f = tmp("cut-late.pcap", &bytes);
+    let out = run(&["analyze", f.to_str().unwrap(), "-f", "json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["connections"].as_array().unwrap().len(), 2);
+    assert!(v["inputs"][0]["warnings"][0]
+        .as_str()
+        .unwrap()
+        .contains("cut short"));
+}
+
+#[test]
+fn closed_pipe_is_not_an_error() {
+    let f = tmp("pipe.pcap", &two_connections());
+    let script = format!(
+        "set -o pipefail; '{}' analyze '{}' -f json | head -c 1 >/dev/null",
+        env!("CARGO_BIN_EXE_misdirect"),
+        f.display()
+    );
+    let out = Command::new("bash").args(["-c", &script]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+}
+
+#[test]
+fn real_sample_runs_as_the_readme_says() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/apache-421-sni-mismatch.pcap");
+    let out = run(&["analyze", sample.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("TCP connections: 2"));
+}
