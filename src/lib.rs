@@ -21,6 +21,8 @@ pub mod anomaly;
 pub mod capture;
 pub mod cli;
 pub mod flow;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod limits;
 pub mod pipeline;
 pub mod report;
