@@ -226,7 +226,7 @@ impl State {
                 self.interfaces.push(Interface {
                     link: LinkType::from_linktype(idb.linktype.0),
                     // An impossible if_tsresol falls back to the default, microseconds.
-                    units: idb.ts_resolution().unwrap_or(1_000_000),
+                    units: units_per_second(idb.if_tsresol).unwrap_or(1_000_000),
                     offset_secs: idb.ts_offset(),
                 });
                 false
@@ -297,5 +297,171 @@ impl State {
         if !self.summary.warnings.iter().any(|w| w == what) {
             self.summary.warnings.push(what.to_string());
         }
+    }
+}
+
+/// Timestamp units per second for a pcapng `if_tsresol` value (pcapng §4.2): a power of 10,
+/// or of 2 when the high bit is set. Not `InterfaceDescriptionBlock::ts_resolution`:
+/// pcap-parser 0.17 rejects every power-of-2 resolution (it range-checks the byte with the
+/// flag bit still set).
+fn units_per_second(tsresol: u8) -> Option<u64> {
+    let exp = u32::from(tsresol & 0x7f);
+    if tsresol & 0x80 != 0 {
+        1u64.checked_shl(exp)
+    } else {
+        10u64.checked_pow(exp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(bytes: Vec<u8>) -> (Vec<OwnedPacket>, FileSource) {
+        let mut src =
+            FileSource::from_reader("t".into(), std::io::Cursor::new(bytes), 1 << 20).unwrap();
+        let mut out = Vec::new();
+        let mut p = OwnedPacket::default();
+        while src.next_packet(&mut p) {
+            out.push(p.clone());
+        }
+        (out, src)
+    }
+
+    fn block(kind: u32, body: &[u8]) -> Vec<u8> {
+        let len = (body.len() + 12) as u32;
+        let mut v = kind.to_le_bytes().to_vec();
+        v.extend_from_slice(&len.to_le_bytes());
+        v.extend_from_slice(body);
+        v.extend_from_slice(&len.to_le_bytes());
+        v
+    }
+
+    fn shb() -> Vec<u8> {
+        let mut b = 0x1a2b_3c4du32.to_le_bytes().to_vec();
+        b.extend_from_slice(&[1, 0, 0, 0]);
+        b.extend_from_slice(&(-1i64).to_le_bytes());
+        block(0x0a0d_0d0a, &b)
+    }
+
+    fn idb(linktype: u16, options: &[u8]) -> Vec<u8> {
+        let mut b = linktype.to_le_bytes().to_vec();
+        b.extend_from_slice(&[0, 0]);
+        b.extend_from_slice(&65535u32.to_le_bytes());
+        b.extend_from_slice(options);
+        block(1, &b)
+    }
+
+    fn epb(if_id: u32, ts: u64, data: &[u8]) -> Vec<u8> {
+        let mut b = if_id.to_le_bytes().to_vec();
+        b.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
+        b.extend_from_slice(&(ts as u32).to_le_bytes());
+        b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        b.extend_from_slice(data);
+        while b.len() % 4 != 0 {
+            b.push(0);
+        }
+        block(6, &b)
+    }
+
+    #[test]
+    fn timestamp_resolutions() {
+        assert_eq!(units_per_second(6), Some(1_000_000));
+        assert_eq!(units_per_second(9), Some(1_000_000_000));
+        assert_eq!(units_per_second(0x80 | 10), Some(1024));
+        assert_eq!(units_per_second(0x80 | 63), Some(1 << 63));
+        assert_eq!(units_per_second(0x80 | 64), None);
+        assert_eq!(units_per_second(20), None);
+    }
+
+    #[test]
+    fn big_endian_microsecond_pcap() {
+        let mut f = 0xa1b2_c3d4u32.to_be_bytes().to_vec();
+        f.extend_from_slice(&[
+            0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 101,
+        ]);
+        f.extend_from_slice(&10u32.to_be_bytes());
+        f.extend_from_slice(&250_000u32.to_be_bytes());
+        f.extend_from_slice(&3u32.to_be_bytes());
+        f.extend_from_slice(&9u32.to_be_bytes());
+        f.extend_from_slice(&[0x45, 0, 0]);
+        let (pkts, src) = read_all(f);
+        assert_eq!(pkts.len(), 1);
+        assert_eq!(pkts[0].ts, Timestamp(10_250_000_000));
+        assert_eq!(pkts[0].link, Some(LinkType::Raw));
+        assert_eq!((pkts[0].data.len(), pkts[0].orig_len), (3, 9));
+        assert_eq!(src.summary().format, "pcap");
+    }
+
+    #[test]
+    fn pcapng_interfaces_resolutions_offsets_and_sections() {
+        let mut f = shb();
+        // Interface 0: Ethernet, default microseconds. Interface 1: raw IP, 2^-10 s units,
+        // if_tsoffset 100 s.
+        f.extend(idb(1, &[]));
+        let mut opts = vec![9, 0, 1, 0, 0x80 | 10, 0, 0, 0];
+        opts.extend_from_slice(&[14, 0, 8, 0]);
+        opts.extend_from_slice(&100i64.to_le_bytes());
+        opts.extend_from_slice(&[0, 0, 0, 0]);
+        f.extend(idb(101, &opts));
+        f.extend(epb(0, 1_500_000, &[1, 2, 3]));
+        f.extend(epb(1, 2048 + 512, &[0x45]));
+        f.extend(block(0x0bad_0bad, &[1, 2, 3, 4])); // unknown block: skipped
+        f.extend(epb(7, 0, &[9])); // undeclared interface: skipped with a warning
+                                   // A new section starts with no interfaces; a simple packet block keeps the last time.
+        f.extend(shb());
+        f.extend(idb(228, &[]));
+        let mut spb = 1u32.to_le_bytes().to_vec();
+        spb.extend_from_slice(&[0x45, 0, 0, 0]);
+        f.extend(block(3, &spb));
+        let (pkts, src) = read_all(f);
+        assert_eq!(pkts.len(), 3);
+        assert_eq!(pkts[0].ts, Timestamp(1_500_000_000));
+        assert_eq!(pkts[0].link, Some(LinkType::Ethernet));
+        assert_eq!(pkts[1].ts, Timestamp(102_500_000_000));
+        assert_eq!(pkts[1].link, Some(LinkType::Raw));
+        assert_eq!(pkts[2].link, Some(LinkType::Ipv4));
+        assert_eq!(pkts[2].ts, pkts[1].ts);
+        assert_eq!(pkts[2].data, vec![0x45]);
+        assert_eq!(
+            src.summary().warnings,
+            vec!["packet on an undeclared interface skipped"]
+        );
+    }
+
+    #[test]
+    fn oversized_block_stops_with_a_warning() {
+        let mut f = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
+        f.extend_from_slice(&[
+            2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
+        ]);
+        f.extend_from_slice(&[0; 8]);
+        f.extend_from_slice(&u32::MAX.to_le_bytes());
+        f.extend_from_slice(&u32::MAX.to_le_bytes());
+        f.extend(vec![0; 300 << 10]);
+        let (pkts, src) = read_all(f);
+        assert!(pkts.is_empty());
+        assert!(
+            src.summary().warnings[0].contains("limit"),
+            "{:?}",
+            src.summary().warnings
+        );
+    }
+
+    #[test]
+    fn not_a_capture() {
+        assert!(matches!(
+            FileSource::from_reader(
+                "x".into(),
+                std::io::Cursor::new(b"GIF89a........................".to_vec()),
+                1 << 20
+            ),
+            Err(CaptureError::NotACapture { .. })
+        ));
+        assert!(matches!(
+            FileSource::from_reader("x".into(), std::io::Cursor::new(Vec::new()), 1 << 20),
+            Err(CaptureError::Empty { .. })
+        ));
     }
 }

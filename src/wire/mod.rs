@@ -193,7 +193,16 @@ impl Decoder {
             );
         }
 
-        let missing = missing_ip_payload(&sliced, &payload);
+        // Only the snap length can legitimately cut an IP payload short; a header claiming
+        // more than was on the wire is lying (its payload is taken as captured).
+        let missing = if pkt.is_truncated() {
+            missing_ip_payload(&sliced, &payload)
+        } else {
+            if payload.incomplete {
+                self.anomalies.add(Anomaly::IpHeaderInvalid);
+            }
+            0
+        };
         match &sliced.transport {
             Some(TransportSlice::Tcp(tcp)) => {
                 self.stats.tcp += 1;
@@ -332,5 +341,153 @@ fn udp_packet<'a>(
         transport: Transport::Udp {
             payload: udp.payload(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::LinkType;
+    use etherparse::PacketBuilder;
+
+    fn raw(link: LinkType, data: &[u8], orig_len: u32) -> RawPacket<'_> {
+        RawPacket {
+            index: 1,
+            input: 0,
+            ts: Timestamp(5),
+            link,
+            data,
+            orig_len,
+        }
+    }
+
+    fn ipv4_tcp(payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(40000, 443, 1234, 1000)
+            .syn()
+            .write(&mut v, payload)
+            .unwrap();
+        v
+    }
+
+    fn decode_one(
+        link: LinkType,
+        data: &[u8],
+        orig_len: u32,
+    ) -> (Option<(SocketAddr, SocketAddr, u32, usize, u32)>, Decoder) {
+        let mut d = Decoder::new(&Limits::default());
+        let r = raw(link, data, orig_len);
+        let out = d.decode(&r).map(|p| match p.transport {
+            Transport::Tcp(t) => (p.src, p.dst, t.seq, t.payload.len(), t.missing),
+            Transport::Udp { payload } => (p.src, p.dst, 0, payload.len(), 0),
+        });
+        (out, d)
+    }
+
+    #[test]
+    fn parses_ipv4_tcp() {
+        let pkt = ipv4_tcp(b"hello");
+        let (out, d) = decode_one(LinkType::Raw, &pkt, pkt.len() as u32);
+        let (src, dst, seq, len, missing) = out.unwrap();
+        assert_eq!(
+            (src.to_string().as_str(), dst.to_string().as_str()),
+            ("10.0.0.1:40000", "10.0.0.2:443")
+        );
+        assert_eq!((seq, len, missing), (1234, 5, 0));
+        assert_eq!(d.stats.tcp, 1);
+        assert!(d.anomalies.is_empty());
+    }
+
+    #[test]
+    fn parses_ipv6_with_extension_header_and_udp() {
+        let mut v = Vec::new();
+        let mut ip = etherparse::IpHeaders::Ipv6(
+            etherparse::Ipv6Header {
+                source: [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                destination: [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+                hop_limit: 1,
+                ..Default::default()
+            },
+            Default::default(),
+        );
+        if let etherparse::IpHeaders::Ipv6(_, ext) = &mut ip {
+            ext.hop_by_hop_options = Some(
+                etherparse::Ipv6RawExtHeader::new_raw(etherparse::IpNumber::UDP, &[0; 6]).unwrap(),
+            );
+        }
+        PacketBuilder::ip(ip)
+            .udp(5353, 5353)
+            .write(&mut v, b"q")
+            .unwrap();
+        let (out, d) = decode_one(LinkType::Ipv6, &v, v.len() as u32);
+        let (src, _, _, len, _) = out.unwrap();
+        assert_eq!(src.to_string(), "[fe80::1]:5353");
+        assert_eq!(len, 1);
+        assert_eq!(d.stats.udp, 1);
+    }
+
+    #[test]
+    fn truncated_headers_are_anomalies() {
+        let pkt = ipv4_tcp(b"");
+        // IPv4 header cut in half, captured as if that was all there was.
+        let (out, d) = decode_one(LinkType::Raw, &pkt[..10], 10);
+        assert!(out.is_none());
+        assert_eq!(d.anomalies.get(Anomaly::IpHeaderInvalid), 1);
+        // TCP header cut short without the snap length to blame.
+        let mut cut = pkt[..30].to_vec();
+        cut[2..4].copy_from_slice(&30u16.to_be_bytes());
+        let (out, d) = decode_one(LinkType::Raw, &cut, 30);
+        assert!(out.is_none());
+        assert_eq!(d.anomalies.get(Anomaly::TcpHeaderInvalid), 1);
+        // The same cut by the snap length is only that.
+        let (out, d) = decode_one(LinkType::Raw, &pkt[..30], pkt.len() as u32);
+        assert!(out.is_none());
+        assert_eq!(d.anomalies.by_name(), vec![("snaplen_truncated", 1)]);
+    }
+
+    #[test]
+    fn impossible_lengths() {
+        // IHL below 5.
+        let mut pkt = ipv4_tcp(b"abc");
+        pkt[0] = 0x44;
+        let (out, d) = decode_one(LinkType::Raw, &pkt, pkt.len() as u32);
+        assert!(out.is_none());
+        assert_eq!(d.anomalies.get(Anomaly::IpHeaderInvalid), 1);
+        // TCP data offset below 5 words.
+        let mut pkt = ipv4_tcp(b"abc");
+        pkt[20 + 12] = 0x30;
+        let (out, d) = decode_one(LinkType::Raw, &pkt, pkt.len() as u32);
+        assert!(out.is_none());
+        assert_eq!(d.anomalies.get(Anomaly::TcpHeaderInvalid), 1);
+        // IPv4 total length beyond the packet (not a snap-length cut): payload as captured.
+        let mut pkt = ipv4_tcp(b"abc");
+        pkt[2..4].copy_from_slice(&1500u16.to_be_bytes());
+        let (out, d) = decode_one(LinkType::Raw, &pkt, pkt.len() as u32);
+        assert_eq!(out.unwrap().3, 3);
+        assert_eq!(d.anomalies.get(Anomaly::IpHeaderInvalid), 1);
+    }
+
+    #[test]
+    fn snaplen_cut_reports_missing_payload() {
+        let pkt = ipv4_tcp(&[7; 100]);
+        let (out, _) = decode_one(LinkType::Raw, &pkt[..60], pkt.len() as u32);
+        let (_, _, _, len, missing) = out.unwrap();
+        assert_eq!((len, missing), (20, 80));
+    }
+
+    #[test]
+    fn non_ip_and_unknown_links_are_counted() {
+        let mut arp = vec![0xff; 12];
+        arp.extend_from_slice(&[0x08, 0x06]);
+        arp.extend_from_slice(&[0; 28]);
+        let (out, d) = decode_one(LinkType::Ethernet, &arp, arp.len() as u32);
+        assert!(out.is_none());
+        assert_eq!(d.stats.not_ip, 1);
+        let (out, d) = decode_one(LinkType::Other(147), &arp, arp.len() as u32);
+        assert!(out.is_none());
+        assert_eq!(d.anomalies.get(Anomaly::UnsupportedLinkType), 1);
+        let (_, d) = decode_one(LinkType::Ethernet, &arp[..5], 5);
+        assert_eq!(d.anomalies.get(Anomaly::LinkHeaderInvalid), 1);
     }
 }
