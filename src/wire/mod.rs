@@ -361,6 +361,9 @@ mod tests {
         }
     }
 
+    /// (source, destination, sequence number, payload length, missing bytes) of a packet.
+    type Summary = (SocketAddr, SocketAddr, u32, usize, u32);
+
     fn ipv4_tcp(payload: &[u8]) -> Vec<u8> {
         let mut v = Vec::new();
         PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
@@ -371,11 +374,7 @@ mod tests {
         v
     }
 
-    fn decode_one(
-        link: LinkType,
-        data: &[u8],
-        orig_len: u32,
-    ) -> (Option<(SocketAddr, SocketAddr, u32, usize, u32)>, Decoder) {
+    fn decode_one(link: LinkType, data: &[u8], orig_len: u32) -> (Option<Summary>, Decoder) {
         let mut d = Decoder::new(&Limits::default());
         let r = raw(link, data, orig_len);
         let out = d.decode(&r).map(|p| match p.transport {
