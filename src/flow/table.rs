@@ -219,8 +219,7 @@ impl FlowTable {
             }
             let conn = self.new_conn(pkt, seg);
             sink.open(&conn, at);
-            self.idle
-                .push(Reverse((conn.last_ts, conn.id, FlowKeyOrd(key))));
+            self.push_idle(conn.last_ts, conn.id, key);
             self.conns.insert(key, conn);
         }
         let Some(conn) = self.conns.get_mut(&key) else {
@@ -313,6 +312,21 @@ impl FlowTable {
         }
     }
 
+    /// Queues a connection for idle eviction. Entries of connections that were replaced stay
+    /// in the heap until popped; when they outnumber the live ones, the heap is rebuilt so its
+    /// size stays proportional to the table, not to the connections ever seen.
+    fn push_idle(&mut self, ts: Timestamp, id: ConnId, key: FlowKey) {
+        self.idle.push(Reverse((ts, id, FlowKeyOrd(key))));
+        if self.idle.len() > 2 * self.conns.len() + 64 {
+            self.idle = self
+                .conns
+                .iter()
+                .map(|(k, c)| Reverse((c.last_ts, c.id, FlowKeyOrd(*k))))
+                .collect();
+            self.idle.push(Reverse((ts, id, FlowKeyOrd(key))));
+        }
+    }
+
     fn evict_idlest(&mut self, at: EventMeta, sink: &mut dyn StreamSink) {
         while let Some(Reverse((ts, id, FlowKeyOrd(key)))) = self.idle.pop() {
             let Some(conn) = self.conns.get(&key) else {
@@ -389,5 +403,45 @@ fn server_port_rank(port: u16) -> u8 {
         0..=1023 => 0,
         1024..=32767 => 1,
         _ => 2,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{TcpFlags, Transport};
+
+    struct Null;
+    impl StreamSink for Null {
+        fn open(&mut self, _: &Connection, _: EventMeta) {}
+        fn stream(&mut self, _: ConnId, _: Direction, _: StreamEvent<'_>, _: EventMeta) {}
+        fn close(&mut self, _: Connection, _: EventMeta) {}
+    }
+
+    #[test]
+    fn idle_heap_stays_proportional_to_the_table_under_port_reuse() {
+        let mut table = FlowTable::new(&Limits::default());
+        let (src, dst) = ("10.0.0.1:40000".parse().unwrap(), "10.0.0.2:80".parse().unwrap());
+        for i in 0..10_000u32 {
+            let seg = TcpSegment {
+                seq: i.wrapping_mul(7919),
+                ack: 0,
+                flags: TcpFlags { syn: true, ..TcpFlags::default() },
+                window: 0,
+                payload: &[],
+                missing: 0,
+            };
+            let pkt = Decoded {
+                index: u64::from(i) + 1,
+                ts: Timestamp(i64::from(i)),
+                src,
+                dst,
+                transport: Transport::Tcp(seg),
+            };
+            table.process(&pkt, &seg, &mut Null);
+        }
+        assert_eq!(table.opened, 10_000);
+        assert_eq!(table.len(), 1);
+        assert!(table.idle.len() <= 2 * table.len() + 65, "heap {}", table.idle.len());
     }
 }
