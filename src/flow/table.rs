@@ -421,12 +421,18 @@ mod tests {
     #[test]
     fn idle_heap_stays_proportional_to_the_table_under_port_reuse() {
         let mut table = FlowTable::new(&Limits::default());
-        let (src, dst) = ("10.0.0.1:40000".parse().unwrap(), "10.0.0.2:80".parse().unwrap());
+        let (src, dst) = (
+            "10.0.0.1:40000".parse().unwrap(),
+            "10.0.0.2:80".parse().unwrap(),
+        );
         for i in 0..10_000u32 {
             let seg = TcpSegment {
                 seq: i.wrapping_mul(7919),
                 ack: 0,
-                flags: TcpFlags { syn: true, ..TcpFlags::default() },
+                flags: TcpFlags {
+                    syn: true,
+                    ..TcpFlags::default()
+                },
                 window: 0,
                 payload: &[],
                 missing: 0,
@@ -442,6 +448,10 @@ mod tests {
         }
         assert_eq!(table.opened, 10_000);
         assert_eq!(table.len(), 1);
-        assert!(table.idle.len() <= 2 * table.len() + 65, "heap {}", table.idle.len());
+        assert!(
+            table.idle.len() <= 2 * table.len() + 65,
+            "heap {}",
+            table.idle.len()
+        );
     }
 }
