@@ -25,6 +25,7 @@ pub mod flow;
 pub mod fuzzing;
 pub mod limits;
 pub mod pipeline;
+pub mod proto;
 pub mod report;
 pub mod timestamp;
 pub mod wire;
