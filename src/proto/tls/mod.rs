@@ -1,1 +1,6 @@
 //! TLS: records, handshake messages, key material and decryption (RFC 8446, RFC 5246).
+
+pub mod decrypt;
+pub mod hello;
+pub mod keylog;
+pub mod keys;
