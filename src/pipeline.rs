@@ -35,7 +35,11 @@ pub fn run(
         ts: Timestamp::default(),
         packet: 0,
     };
-    while let Some(pkt) = capture.next_packet() {
+    while capture.advance() {
+        for secret in capture.take_secrets() {
+            sink.key_material(&secret);
+        }
+        let Some(pkt) = capture.current() else { break };
         stats.first_ts.get_or_insert(pkt.ts);
         last = EventMeta {
             ts: last.ts.max(pkt.ts),
@@ -67,9 +71,10 @@ pub fn run(
 pub fn analyze(
     mut capture: Capture,
     limits: &Limits,
+    keylog: crate::proto::tls::keylog::KeyLog,
     progress: &mut dyn FnMut(u64),
 ) -> crate::analysis::Report {
-    let mut ledger = crate::analysis::Ledger::default();
+    let mut ledger = crate::analysis::Ledger::with_keylog(keylog);
     let stats = run(&mut capture, limits, &mut ledger, progress);
     ledger.into_report(capture.summaries(), stats)
 }

@@ -66,8 +66,10 @@ fn decryption_secrets_block_is_collected() {
         &Default::default(),
     )
     .unwrap();
-    while cap.next_packet().is_some() {}
-    let secrets: Vec<_> = cap.secrets().collect();
+    let mut secrets = cap.take_secrets();
+    while cap.advance() {
+        secrets.extend(cap.take_secrets());
+    }
     assert_eq!(secrets.len(), 1);
     assert_eq!(
         secrets[0].secrets_type,

@@ -58,6 +58,8 @@ struct Interface {
 
 /// Everything but the reader, so a block borrowed from the reader can update it.
 struct State {
+    /// Byte order of the current pcapng section.
+    big_endian: bool,
     /// Interfaces of the current pcapng section, or the single pseudo-interface of a pcap.
     interfaces: Vec<Interface>,
     last_ts: Timestamp,
@@ -110,6 +112,7 @@ impl FileSource {
         Ok(FileSource {
             reader,
             state: State {
+                big_endian: false,
                 interfaces: Vec::new(),
                 last_ts: Timestamp::default(),
                 summary: InputSummary {
@@ -128,18 +131,19 @@ impl FileSource {
         &self.state.summary
     }
 
-    pub fn into_parts(self) -> (InputSummary, Vec<DecryptionSecret>) {
-        (self.state.summary, self.state.secrets)
-    }
-
-    pub fn secrets(&self) -> &[DecryptionSecret] {
-        &self.state.secrets
+    /// Secrets read since the last call (a DSB is read just before the packet after it).
+    pub fn take_secrets(&mut self) -> Vec<DecryptionSecret> {
+        std::mem::take(&mut self.state.secrets)
     }
 
     /// Reads the next packet into `out`. Returns false at the end of the input (including an
     /// end forced by damage, which is then recorded as a warning in the summary).
     pub fn next_packet(&mut self, out: &mut OwnedPacket) -> bool {
         while !self.done {
+            if let Some(what) = self.state.bad_block_length(self.reader.data()) {
+                self.stop(what);
+                break;
+            }
             match self.reader.next() {
                 Ok((len, block)) => {
                     let produced = self.state.take_block(block, out);
@@ -182,6 +186,27 @@ impl FileSource {
 }
 
 impl State {
+    /// pcapng block lengths are checked here before pcap-parser sees them: it subtracts
+    /// from lengths below 12 for some block types (an overflow, found by fuzzing).
+    /// pcapng §3.1: a block is at least 12 bytes and a multiple of 4.
+    fn bad_block_length(&self, data: &[u8]) -> Option<&'static str> {
+        if self.summary.format != "pcapng" {
+            return None;
+        }
+        let [t0, t1, t2, t3, l0, l1, l2, l3, ..] = *data else {
+            return None;
+        };
+        if [t0, t1, t2, t3] == [0x0a, 0x0d, 0x0d, 0x0a] {
+            return None; // a Section Header Block: its byte order is not known yet
+        }
+        let len = if self.big_endian {
+            u32::from_be_bytes([l0, l1, l2, l3])
+        } else {
+            u32::from_le_bytes([l0, l1, l2, l3])
+        };
+        (len < 12 || len % 4 != 0).then_some("block length below 12 or not a multiple of 4")
+    }
+
     /// Applies one block; returns true when it was a packet, copied into `out`.
     fn take_block(&mut self, block: PcapBlockOwned<'_>, out: &mut OwnedPacket) -> bool {
         match block {
@@ -216,8 +241,9 @@ impl State {
 
     fn take_ng_block(&mut self, block: Block<'_>, out: &mut OwnedPacket) -> bool {
         match block {
-            Block::SectionHeader(_) => {
+            Block::SectionHeader(shb) => {
                 self.summary.format = "pcapng";
+                self.big_endian = shb.big_endian();
                 // Interface ids are per section (pcapng §4.1).
                 self.interfaces.clear();
                 false
@@ -427,6 +453,26 @@ mod tests {
         assert_eq!(
             src.summary().warnings,
             vec!["packet on an undeclared interface skipped"]
+        );
+    }
+
+    /// Found by fuzzing (fuzz/regressions/capture_file/pcapng-process-information-block-
+    /// length-below-12): pcap-parser subtracts 12 from a Process Information Block's length
+    /// without checking it.
+    #[test]
+    fn pcapng_block_length_below_twelve_is_corrupt_not_a_panic() {
+        let mut f = shb();
+        f.extend(idb(1, &[]));
+        f.extend(epb(0, 1, &[1]));
+        f.extend_from_slice(&0x0000_0008u32.to_le_bytes()); // process information block
+        f.extend_from_slice(&8u32.to_le_bytes());
+        f.extend_from_slice(&[0; 16]);
+        let (pkts, src) = read_all(f);
+        assert_eq!(pkts.len(), 1);
+        assert!(
+            src.summary().warnings[0].contains("block length"),
+            "{:?}",
+            src.summary().warnings
         );
     }
 

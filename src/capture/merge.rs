@@ -19,7 +19,10 @@ pub struct Capture {
     heap: BinaryHeap<Reverse<(Timestamp, usize)>>,
     /// Input whose pending packet was handed out last and must be refilled before the next.
     refill: Option<usize>,
+    /// (packet index, input) of the packet `advance` moved to.
+    current: Option<(u64, usize)>,
     next_index: u64,
+    secrets: Vec<DecryptionSecret>,
 }
 
 impl Capture {
@@ -37,8 +40,11 @@ impl Capture {
     pub fn from_sources(mut sources: Vec<FileSource>) -> Result<Self, CaptureError> {
         let mut pending = vec![OwnedPacket::default(); sources.len()];
         let mut heap = BinaryHeap::with_capacity(sources.len());
+        let mut secrets = Vec::new();
         for (i, (src, slot)) in sources.iter_mut().zip(pending.iter_mut()).enumerate() {
-            if src.next_packet(slot) {
+            let got = src.next_packet(slot);
+            secrets.extend(src.take_secrets());
+            if got {
                 heap.push(Reverse((slot.ts, i)));
             } else if let Some(what) = src.summary().warnings.first() {
                 return Err(CaptureError::Corrupt {
@@ -53,23 +59,35 @@ impl Capture {
             pending,
             heap,
             refill: None,
+            current: None,
             next_index: 1,
+            secrets,
         })
     }
 
-    /// The next packet in merged order, or `None` when every input is exhausted.
-    pub fn next_packet(&mut self) -> Option<RawPacket<'_>> {
+    /// Moves to the next packet in merged order; false when every input is exhausted.
+    pub fn advance(&mut self) -> bool {
         if let Some(i) = self.refill.take() {
             if let (Some(src), Some(slot)) = (self.sources.get_mut(i), self.pending.get_mut(i)) {
                 if src.next_packet(slot) {
                     self.heap.push(Reverse((slot.ts, i)));
                 }
+                self.secrets.extend(src.take_secrets());
             }
         }
-        let Reverse((_, input)) = self.heap.pop()?;
+        let Some(Reverse((_, input))) = self.heap.pop() else {
+            self.current = None;
+            return false;
+        };
         self.refill = Some(input);
-        let index = self.next_index;
+        self.current = Some((self.next_index, input));
         self.next_index += 1;
+        true
+    }
+
+    /// The packet `advance` moved to.
+    pub fn current(&self) -> Option<RawPacket<'_>> {
+        let (index, input) = self.current?;
         let pkt = self.pending.get(input)?;
         Some(RawPacket {
             index,
@@ -81,9 +99,19 @@ impl Capture {
         })
     }
 
-    /// Secrets from pcapng Decryption Secrets Blocks read so far, in input order.
-    pub fn secrets(&self) -> impl Iterator<Item = &DecryptionSecret> {
-        self.sources.iter().flat_map(|s| s.secrets().iter())
+    /// `advance`, then `current`.
+    pub fn next_packet(&mut self) -> Option<RawPacket<'_>> {
+        if self.advance() {
+            self.current()
+        } else {
+            None
+        }
+    }
+
+    /// Decryption secrets (pcapng DSBs) read so far and not taken yet. Called after
+    /// `advance`, it includes every secret that precedes the current packet in its file.
+    pub fn take_secrets(&mut self) -> Vec<DecryptionSecret> {
+        std::mem::take(&mut self.secrets)
     }
 
     /// Bytes consumed so far over all inputs (for progress reporting).

@@ -55,4 +55,7 @@ pub trait StreamSink {
     fn stream(&mut self, id: ConnId, dir: Direction, event: StreamEvent<'_>, at: EventMeta);
     /// The connection is finished; no more events will name its id.
     fn close(&mut self, conn: Connection, at: EventMeta);
+    /// Key material found in the capture itself (pcapng Decryption Secrets Blocks), delivered
+    /// before any packet that follows it.
+    fn key_material(&mut self, _secret: &crate::capture::DecryptionSecret) {}
 }
