@@ -1,1 +1,433 @@
-//! (being written)
+//! The NSS key log format: `LABEL <client_random> <secret>` lines, both values in hex, as
+//! written by NSS, OpenSSL, BoringSSL, curl and browsers via `SSLKEYLOGFILE`
+//! (<https://udn.realityripple.com/docs/Mozilla/Projects/NSS/Key_Log_Format>).
+//!
+//! [`KeyLog::add`] never fails: the key log is the user's own input, but one bad line must not
+//! cost the secrets on every other line, so each line is classified (entry, comment, blank,
+//! malformed, unknown label) and counted in [`KeyLogStats`]. Secrets are held in [`Secret`],
+//! which zeroes its memory on drop and whose `Debug` prints only its length. A later line for
+//! the same label and client random replaces an earlier one (and is counted as a duplicate).
+
+use std::collections::HashMap;
+use std::fmt;
+use zeroize::Zeroizing;
+
+/// A key log line longer than this is malformed. The longest legal line is
+/// `CLIENT_HANDSHAKE_TRAFFIC_SECRET` + 64 + 96 hex digits + 2 separators, about 195 bytes;
+/// anything far beyond that is not a key log line, and is skipped without being copied.
+pub const MAX_LINE_LEN: usize = 1024;
+
+/// Secret bytes: zeroed on drop; `Debug` shows only the length.
+#[derive(Clone)]
+pub struct Secret(Zeroizing<Vec<u8>>);
+
+impl Secret {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Secret(Zeroizing::new(bytes))
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<Vec<u8>> for Secret {
+    fn from(bytes: Vec<u8>) -> Self {
+        Secret::new(bytes)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({} bytes)", self.0.len())
+    }
+}
+
+/// Everything a key log holds for one client random.
+#[derive(Default, Clone, Debug)]
+pub struct SessionSecrets {
+    /// `CLIENT_RANDOM`: the TLS 1.2 (and earlier) master secret, 48 bytes.
+    pub master_secret: Option<Secret>,
+    /// `CLIENT_HANDSHAKE_TRAFFIC_SECRET` (TLS 1.3).
+    pub client_handshake: Option<Secret>,
+    /// `SERVER_HANDSHAKE_TRAFFIC_SECRET` (TLS 1.3).
+    pub server_handshake: Option<Secret>,
+    /// `CLIENT_TRAFFIC_SECRET_0` (TLS 1.3).
+    pub client_traffic_0: Option<Secret>,
+    /// `SERVER_TRAFFIC_SECRET_0` (TLS 1.3).
+    pub server_traffic_0: Option<Secret>,
+    /// `EXPORTER_SECRET` (TLS 1.3).
+    pub exporter: Option<Secret>,
+    /// `CLIENT_EARLY_TRAFFIC_SECRET` (TLS 1.3 0-RTT).
+    pub client_early: Option<Secret>,
+    /// `EARLY_EXPORTER_SECRET` (TLS 1.3 0-RTT).
+    pub early_exporter: Option<Secret>,
+}
+
+/// How the lines of a key log were classified. Every line counts in `lines` and in exactly
+/// one of `entries`, `comments`, `blank`, `malformed`, `unknown_labels`; `duplicates` is
+/// the subset of `entries` that replaced an earlier value.
+#[derive(Default, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct KeyLogStats {
+    pub lines: u64,
+    pub entries: u64,
+    pub comments: u64,
+    pub blank: u64,
+    pub malformed: u64,
+    pub unknown_labels: u64,
+    pub duplicates: u64,
+}
+
+/// The secrets of a key log, by client random.
+#[derive(Default)]
+pub struct KeyLog {
+    sessions: HashMap<[u8; 32], SessionSecrets>,
+    stats: KeyLogStats,
+}
+
+impl fmt::Debug for KeyLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyLog")
+            .field("sessions", &self.sessions.len())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+/// Which [`SessionSecrets`] field a label fills, and how long its secret may be.
+#[derive(Clone, Copy)]
+enum Label {
+    ClientRandom,
+    ClientHandshake,
+    ServerHandshake,
+    ClientTraffic0,
+    ServerTraffic0,
+    Exporter,
+    ClientEarly,
+    EarlyExporter,
+}
+
+impl Label {
+    fn parse(label: &[u8]) -> Option<Label> {
+        Some(match label {
+            b"CLIENT_RANDOM" => Label::ClientRandom,
+            b"CLIENT_HANDSHAKE_TRAFFIC_SECRET" => Label::ClientHandshake,
+            b"SERVER_HANDSHAKE_TRAFFIC_SECRET" => Label::ServerHandshake,
+            b"CLIENT_TRAFFIC_SECRET_0" => Label::ClientTraffic0,
+            b"SERVER_TRAFFIC_SECRET_0" => Label::ServerTraffic0,
+            b"EXPORTER_SECRET" => Label::Exporter,
+            b"CLIENT_EARLY_TRAFFIC_SECRET" => Label::ClientEarly,
+            b"EARLY_EXPORTER_SECRET" => Label::EarlyExporter,
+            _ => return None,
+        })
+    }
+
+    /// The TLS 1.2 master secret is always 48 bytes (RFC 5246 §8.1); TLS 1.3 secrets are
+    /// one hash output long (RFC 8446 §7.1), 32 or 48 bytes for the SHA-256/384 suites.
+    fn length_ok(self, len: usize) -> bool {
+        match self {
+            Label::ClientRandom => len == 48,
+            _ => len == 32 || len == 48,
+        }
+    }
+
+    fn slot(self, s: &mut SessionSecrets) -> &mut Option<Secret> {
+        match self {
+            Label::ClientRandom => &mut s.master_secret,
+            Label::ClientHandshake => &mut s.client_handshake,
+            Label::ServerHandshake => &mut s.server_handshake,
+            Label::ClientTraffic0 => &mut s.client_traffic_0,
+            Label::ServerTraffic0 => &mut s.server_traffic_0,
+            Label::Exporter => &mut s.exporter,
+            Label::ClientEarly => &mut s.client_early,
+            Label::EarlyExporter => &mut s.early_exporter,
+        }
+    }
+}
+
+/// What one line turned out to be.
+enum Line {
+    Blank,
+    Comment,
+    Malformed,
+    UnknownLabel,
+    Entry(Label, [u8; 32], Secret),
+}
+
+impl KeyLog {
+    pub fn new() -> Self {
+        KeyLog::default()
+    }
+
+    /// Parses `text` (whole lines; a line is not joined across calls) and merges its
+    /// entries. LF or CRLF line ends; a missing final newline is fine; a UTF-8 byte order
+    /// mark before the first line is ignored.
+    pub fn add(&mut self, text: &[u8]) {
+        let text = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(text);
+        if text.is_empty() {
+            return;
+        }
+        // The newline ends the last line; it does not start an empty one.
+        let text = text.strip_suffix(b"\n").unwrap_or(text);
+        for line in text.split(|&b| b == b'\n') {
+            self.stats.lines += 1;
+            match classify(line) {
+                Line::Blank => self.stats.blank += 1,
+                Line::Comment => self.stats.comments += 1,
+                Line::Malformed => self.stats.malformed += 1,
+                Line::UnknownLabel => self.stats.unknown_labels += 1,
+                Line::Entry(label, random, secret) => {
+                    self.stats.entries += 1;
+                    let slot = label.slot(self.sessions.entry(random).or_default());
+                    if slot.replace(secret).is_some() {
+                        self.stats.duplicates += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn get(&self, client_random: &[u8; 32]) -> Option<&SessionSecrets> {
+        self.sessions.get(client_random)
+    }
+
+    pub fn stats(&self) -> &KeyLogStats {
+        &self.stats
+    }
+
+    /// Number of distinct client randoms.
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+}
+
+fn classify(line: &[u8]) -> Line {
+    // Checked before anything else so that a huge line costs one comparison, no copy.
+    if line.len() > MAX_LINE_LEN {
+        return Line::Malformed;
+    }
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = line.trim_ascii();
+    if line.is_empty() {
+        return Line::Blank;
+    }
+    if line.starts_with(b"#") {
+        return Line::Comment;
+    }
+    let mut fields = line
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|f| !f.is_empty());
+    let (Some(label), Some(random), Some(secret), None) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return Line::Malformed;
+    };
+    let Some(label) = Label::parse(label) else {
+        return Line::UnknownLabel;
+    };
+    let mut client_random = [0u8; 32];
+    if !decode_hex_into(random, &mut client_random) {
+        return Line::Malformed;
+    }
+    if secret.len() % 2 != 0 || !label.length_ok(secret.len() / 2) {
+        return Line::Malformed;
+    }
+    let mut bytes = Zeroizing::new(vec![0u8; secret.len() / 2]);
+    if !decode_hex_into(secret, &mut bytes) {
+        return Line::Malformed;
+    }
+    Line::Entry(label, client_random, Secret(bytes))
+}
+
+/// Decodes `hex` into exactly `out.len()` bytes; false on a wrong length or a non-hex digit.
+fn decode_hex_into(hex: &[u8], out: &mut [u8]) -> bool {
+    if hex.len() != out.len() * 2 {
+        return false;
+    }
+    for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        let (Some(hi), Some(lo)) = (
+            pair.first().copied().and_then(nibble),
+            pair.get(1).copied().and_then(nibble),
+        ) else {
+            return false;
+        };
+        *o = (hi << 4) | lo;
+    }
+    true
+}
+
+fn nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const R1: &str = "0101010101010101010101010101010101010101010101010101010101010101";
+    const R2: &str = "02020202020202020202020202020202020202020202020202020202020202aA";
+
+    fn hex(n: usize, byte: &str) -> String {
+        byte.repeat(n)
+    }
+
+    fn sum(s: &KeyLogStats) -> u64 {
+        s.entries + s.comments + s.blank + s.malformed + s.unknown_labels
+    }
+
+    #[test]
+    fn every_label_fills_its_field() {
+        let labels = [
+            "CLIENT_RANDOM",
+            "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+            "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+            "CLIENT_TRAFFIC_SECRET_0",
+            "SERVER_TRAFFIC_SECRET_0",
+            "EXPORTER_SECRET",
+            "CLIENT_EARLY_TRAFFIC_SECRET",
+            "EARLY_EXPORTER_SECRET",
+        ];
+        let mut text = String::new();
+        for (i, l) in labels.iter().enumerate() {
+            // A distinct first byte per label tells the fields apart.
+            text.push_str(&format!("{l} {R1} {:02x}{}\n", i + 1, hex(47, "ab")));
+        }
+        let mut log = KeyLog::new();
+        log.add(text.as_bytes());
+        assert_eq!(log.len(), 1);
+        assert_eq!(log.stats().entries, 8);
+        let s = log.get(&[1; 32]).unwrap();
+        let first = |x: &Option<Secret>| x.as_ref().map(|s| (s.len(), s.bytes()[0]));
+        assert_eq!(first(&s.master_secret), Some((48, 1)));
+        assert_eq!(first(&s.client_handshake), Some((48, 2)));
+        assert_eq!(first(&s.server_handshake), Some((48, 3)));
+        assert_eq!(first(&s.client_traffic_0), Some((48, 4)));
+        assert_eq!(first(&s.server_traffic_0), Some((48, 5)));
+        assert_eq!(first(&s.exporter), Some((48, 6)));
+        assert_eq!(first(&s.client_early), Some((48, 7)));
+        assert_eq!(first(&s.early_exporter), Some((48, 8)));
+        assert!(log.get(&[2; 32]).is_none());
+    }
+
+    #[test]
+    fn comments_blank_lines_crlf_and_case() {
+        let text = format!(
+            "\u{feff}# SSL/TLS secrets log file, generated by NSS\r\n\r\n   \n\t# indented\n\
+             CLIENT_RANDOM {R2} {}\r\nCLIENT_TRAFFIC_SECRET_0  {R1}\t{}",
+            hex(48, "Fe"),
+            hex(32, "07")
+        );
+        let mut log = KeyLog::new();
+        log.add(text.as_bytes());
+        let st = log.stats();
+        assert_eq!(
+            (st.lines, st.comments, st.blank, st.entries, st.malformed),
+            (6, 2, 2, 2, 0)
+        );
+        let mut r2 = [2u8; 32];
+        r2[31] = 0xaa;
+        let s = log.get(&r2).unwrap();
+        assert_eq!(s.master_secret.as_ref().unwrap().bytes(), &[0xfe; 48][..]);
+        let s = log.get(&[1; 32]).unwrap();
+        assert_eq!(s.client_traffic_0.as_ref().unwrap().bytes(), &[7; 32][..]);
+        assert_eq!(sum(st), st.lines);
+    }
+
+    #[test]
+    fn malformed_lines_are_counted_and_skipped() {
+        let ms = hex(48, "11");
+        let lines = [
+            format!("CLIENT_RANDOM {R1}"),                     // missing field
+            "CLIENT_RANDOM".to_string(),                       // missing fields
+            format!("CLIENT_RANDOM {R1} {ms} extra"),          // extra field
+            format!("CLIENT_RANDOM {} {ms}", &R1[..62]),       // short random
+            format!("CLIENT_RANDOM {R1}00 {ms}"),              // long random
+            format!("CLIENT_RANDOM {}zz {ms}", &R1[..62]),     // bad hex in random
+            format!("CLIENT_RANDOM {R1} {}", hex(47, "11")),   // 47-byte master secret
+            format!("CLIENT_RANDOM {R1} {}", hex(32, "11")),   // 32-byte master secret
+            format!("CLIENT_RANDOM {R1} {}1", hex(48, "11")),  // odd number of digits
+            format!("CLIENT_RANDOM {R1} {}g1", hex(47, "11")), // bad hex in secret
+            format!("SERVER_TRAFFIC_SECRET_0 {R1} {}", hex(40, "11")), // no such hash length
+            format!("CLIENT_RANDOM {R1} +{}", &ms[1..]),       // sign is not a digit
+        ];
+        let mut log = KeyLog::new();
+        log.add(lines.join("\n").as_bytes());
+        let st = log.stats().clone();
+        assert_eq!(st.malformed, lines.len() as u64, "{st:?}");
+        assert_eq!(st.entries, 0);
+        assert!(log.is_empty());
+        assert_eq!(sum(&st), st.lines);
+    }
+
+    #[test]
+    fn unknown_labels_are_counted() {
+        let text = format!(
+            "CLIENT_TRAFFIC_SECRET_N {R1} {}\nRSA 0011223344556677 {}\nclient_random {R1} {}\n",
+            hex(32, "22"),
+            hex(48, "33"),
+            hex(48, "44")
+        );
+        let mut log = KeyLog::new();
+        log.add(text.as_bytes());
+        assert_eq!(log.stats().unknown_labels, 3);
+        assert!(log.is_empty());
+    }
+
+    #[test]
+    fn duplicates_replace_and_are_counted() {
+        let mut log = KeyLog::new();
+        log.add(format!("CLIENT_RANDOM {R1} {}\n", hex(48, "01")).as_bytes());
+        log.add(format!("CLIENT_RANDOM {R1} {}\n", hex(48, "02")).as_bytes());
+        log.add(format!("CLIENT_HANDSHAKE_TRAFFIC_SECRET {R1} {}\n", hex(32, "03")).as_bytes());
+        let st = log.stats();
+        assert_eq!((st.lines, st.entries, st.duplicates), (3, 3, 1));
+        assert_eq!(log.len(), 1);
+        let s = log.get(&[1; 32]).unwrap();
+        assert_eq!(s.master_secret.as_ref().unwrap().bytes(), &[2; 48][..]);
+    }
+
+    #[test]
+    fn huge_line_is_malformed_and_neighbours_survive() {
+        let huge = format!("CLIENT_RANDOM {R1} {}", hex(4000, "11"));
+        let text = format!(
+            "{huge}\nCLIENT_RANDOM {R2} {}\n{}\n",
+            hex(48, "05"),
+            "#".repeat(MAX_LINE_LEN + 1)
+        );
+        let mut log = KeyLog::new();
+        log.add(text.as_bytes());
+        let st = log.stats();
+        assert_eq!((st.lines, st.malformed, st.entries), (3, 2, 1));
+    }
+
+    #[test]
+    fn empty_input_and_debug_hide_secrets() {
+        let mut log = KeyLog::new();
+        log.add(b"");
+        log.add(b"\n");
+        assert_eq!(log.stats().lines, 1);
+        assert_eq!(log.stats().blank, 1);
+        log.add(format!("CLIENT_RANDOM {R1} {}", hex(48, "5a")).as_bytes());
+        let s = log.get(&[1; 32]).unwrap();
+        let dbg = format!("{s:?} {log:?}");
+        assert!(dbg.contains("Secret(48 bytes)"), "{dbg}");
+        assert!(!dbg.contains("5a") && !dbg.contains("90"), "{dbg}");
+    }
+}
