@@ -31,6 +31,11 @@ pub struct AnalyzeArgs {
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<String>,
 
+    /// TLS key log (NSS format, as written by browsers and curl via SSLKEYLOGFILE) used to
+    /// decrypt; may be given several times. Secrets in pcapng files are used too.
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Vec<PathBuf>,
+
     /// Output format.
     #[arg(long, short = 'f', value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -56,6 +61,7 @@ pub struct AnalyzeArgs {
 #[derive(Clone, Debug)]
 pub struct AnalyzeConfig {
     pub inputs: Vec<InputName>,
+    pub keylogs: Vec<PathBuf>,
     pub format: Format,
     pub output: Option<PathBuf>,
     pub limits: Limits,
@@ -78,6 +84,7 @@ impl AnalyzeArgs {
         };
         Ok(AnalyzeConfig {
             inputs,
+            keylogs: self.keylog,
             format: self.format,
             output: self.output,
             limits,

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use misdirect::capture::{Capture, InputName};
 use misdirect::cli::{AnalyzeConfig, Cli, Command};
+use misdirect::proto::tls::keylog::KeyLog;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -30,9 +31,15 @@ fn main() -> ExitCode {
 }
 
 fn analyze(config: AnalyzeConfig) -> anyhow::Result<()> {
+    let mut keylog = KeyLog::default();
+    for path in &config.keylogs {
+        let text = std::fs::read(path)
+            .with_context(|| format!("cannot read key log {}", path.display()))?;
+        keylog.add(&text);
+    }
     let capture = Capture::open(&config.inputs, &config.limits)?;
     let bar = progress_bar(&config);
-    let report = misdirect::pipeline::analyze(capture, &config.limits, &mut |bytes| {
+    let report = misdirect::pipeline::analyze(capture, &config.limits, keylog, &mut |bytes| {
         if let Some(bar) = &bar {
             bar.set_position(bytes);
         }

@@ -7,19 +7,23 @@
 //! never renamed.
 
 use crate::anomaly::AnomalyCounts;
-use crate::capture::InputSummary;
+use crate::capture::{DecryptionSecret, InputSummary};
 use crate::flow::{
     Close, ConnId, Connection, Direction, DirectionStats, EventMeta, Orientation, StreamEvent,
     StreamSink,
 };
 use crate::pipeline::RunStats;
+use crate::proto::tls::keylog::{KeyLog, KeyLogStats};
+use crate::proto::tls::session::TlsInfo;
+use crate::proto::{AppProtocol, ConnProto};
 use crate::wire::DecodeStats;
 use crate::Timestamp;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 /// Version of the JSON report schema; bumped on any change (minor: additions).
-pub const SCHEMA_VERSION: &str = "0.1.0";
+pub const SCHEMA_VERSION: &str = "0.2.0";
 
 /// Everything misdirect says about a capture.
 #[derive(Clone, Debug, Serialize)]
@@ -47,6 +51,18 @@ pub struct Summary {
     pub tcp_connections: u64,
     /// Connections dropped from the full table (`flow_table_limit`).
     pub evicted_connections: u64,
+    pub tls: TlsSummary,
+}
+
+/// Key-log coverage: how many TLS connections there were, had keys, and were decrypted.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TlsSummary {
+    pub connections: u64,
+    /// Connections whose session secrets were found in a key log.
+    pub with_keys: u64,
+    pub decrypted: u64,
+    /// Key-log lines read (from `--keylog` files and pcapng Decryption Secrets Blocks).
+    pub keylog: KeyLogStats,
 }
 
 /// One TCP connection as reported.
@@ -67,6 +83,13 @@ pub struct ConnectionRecord {
     pub close: Close,
     pub client_to_server: DirectionStats,
     pub server_to_client: DirectionStats,
+    /// What the connection carries, recognised by content.
+    pub protocol: AppProtocol,
+    /// TLS facts; null for a connection that is not TLS.
+    pub tls: Option<TlsInfo>,
+    /// Anomalies of this connection's application protocol, by name.
+    #[serde(skip_serializing_if = "AnomalyCounts::is_empty")]
+    pub anomalies: AnomalyCounts,
 }
 
 impl ConnectionRecord {
@@ -84,6 +107,9 @@ impl ConnectionRecord {
             close: c.close,
             client_to_server: c.dir(Direction::ClientToServer).stats.clone(),
             server_to_client: c.dir(Direction::ServerToClient).stats.clone(),
+            protocol: AppProtocol::None,
+            tls: None,
+            anomalies: AnomalyCounts::default(),
         }
     }
 
@@ -99,26 +125,70 @@ fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S:
     s.collect_str(v)
 }
 
-/// Collects connection records as the flow table closes connections.
+/// Collects connection records as the flow table closes connections, running each
+/// connection's protocol layer on the way.
 #[derive(Default)]
 pub struct Ledger {
     connections: Vec<ConnectionRecord>,
+    live: HashMap<ConnId, ConnProto, foldhash::fast::RandomState>,
+    keylog: KeyLog,
+    anomalies: AnomalyCounts,
 }
 
 impl StreamSink for Ledger {
-    fn open(&mut self, _conn: &Connection, _at: EventMeta) {}
+    fn open(&mut self, conn: &Connection, _at: EventMeta) {
+        self.live.insert(conn.id, ConnProto::default());
+    }
 
-    fn stream(&mut self, _id: ConnId, _dir: Direction, _event: StreamEvent<'_>, _at: EventMeta) {}
+    fn stream(&mut self, id: ConnId, dir: Direction, event: StreamEvent<'_>, _at: EventMeta) {
+        if let Some(p) = self.live.get_mut(&id) {
+            p.event(dir, event, &self.keylog, &mut |_, _| {});
+        }
+    }
 
     fn close(&mut self, conn: Connection, _at: EventMeta) {
-        self.connections
-            .push(ConnectionRecord::from_connection(&conn));
+        let mut record = ConnectionRecord::from_connection(&conn);
+        if let Some(p) = self.live.remove(&conn.id) {
+            let carried =
+                record.client_to_server.payload_bytes + record.server_to_client.payload_bytes > 0;
+            let summary = p.finish(carried);
+            record.protocol = summary.protocol;
+            record.tls = summary.tls;
+            self.anomalies.merge(&summary.anomalies);
+            record.anomalies = summary.anomalies;
+        }
+        self.connections.push(record);
+    }
+
+    fn key_material(&mut self, secret: &DecryptionSecret) {
+        if secret.secrets_type == DecryptionSecret::TLS_KEY_LOG {
+            self.keylog.add(&secret.data);
+        }
     }
 }
 
 impl Ledger {
-    pub fn into_report(mut self, inputs: Vec<InputSummary>, run: RunStats) -> Report {
+    /// A ledger that decrypts with `keylog` (plus any secrets the capture carries).
+    pub fn with_keylog(keylog: KeyLog) -> Self {
+        Ledger {
+            keylog,
+            ..Ledger::default()
+        }
+    }
+
+    pub fn into_report(mut self, inputs: Vec<InputSummary>, mut run: RunStats) -> Report {
         self.connections.sort_unstable_by_key(|c| c.id);
+        run.anomalies.merge(&self.anomalies);
+        let mut tls = TlsSummary {
+            keylog: self.keylog.stats().clone(),
+            ..TlsSummary::default()
+        };
+        for t in self.connections.iter().filter_map(|c| c.tls.as_ref()) {
+            tls.connections += 1;
+            tls.with_keys +=
+                u64::from(t.decryption != "no_keys" && t.decryption != "not_applicable");
+            tls.decrypted += u64::from(t.decrypted);
+        }
         Report {
             schema_version: SCHEMA_VERSION,
             tool: Tool {
@@ -132,6 +202,7 @@ impl Ledger {
                 packets: run.decode,
                 tcp_connections: run.connections,
                 evicted_connections: run.evicted,
+                tls,
             },
             anomalies: run.anomalies,
             connections: self.connections,

@@ -51,7 +51,8 @@ impl<'a> Reader<'a> {
     }
 
     pub fn u24(&mut self) -> Option<u32> {
-        self.array::<3>().map(|[a, b, c]| u32::from_be_bytes([0, a, b, c]))
+        self.array::<3>()
+            .map(|[a, b, c]| u32::from_be_bytes([0, a, b, c]))
     }
 
     pub fn u32(&mut self) -> Option<u32> {

@@ -48,6 +48,22 @@ pub fn write(report: &Report, out: &mut dyn io::Write) -> io::Result<()> {
             String::new()
         }
     )?;
+    let t = &s.tls;
+    if t.connections > 0 || t.keylog.entries > 0 {
+        writeln!(
+            out,
+            "TLS connections: {} ({} with keys, {} decrypted); key log: {} sessions{}",
+            t.connections,
+            t.with_keys,
+            t.decrypted,
+            t.keylog.entries,
+            if t.keylog.malformed > 0 {
+                format!(", {} malformed lines skipped", t.keylog.malformed)
+            } else {
+                String::new()
+            }
+        )?;
+    }
     if !report.anomalies.is_empty() {
         let list: Vec<String> = report
             .anomalies
@@ -70,7 +86,7 @@ pub fn write(report: &Report, out: &mut dyn io::Write) -> io::Result<()> {
 }
 
 fn connection_table(conns: &[ConnectionRecord], out: &mut dyn io::Write) -> io::Result<()> {
-    let rows: Vec<[String; 9]> = conns.iter().map(row).collect();
+    let rows: Vec<[String; 11]> = conns.iter().map(row).collect();
     let header = [
         "ID",
         "CLIENT",
@@ -81,6 +97,8 @@ fn connection_table(conns: &[ConnectionRecord], out: &mut dyn io::Write) -> io::
         "SERVER→CLIENT",
         "GAPS",
         "CLOSE",
+        "SNI",
+        "TLS",
     ];
     let mut widths = header.map(|h| h.chars().count());
     for r in &rows {
@@ -116,7 +134,7 @@ fn connection_table(conns: &[ConnectionRecord], out: &mut dyn io::Write) -> io::
     Ok(())
 }
 
-fn row(c: &ConnectionRecord) -> [String; 9] {
+fn row(c: &ConnectionRecord) -> [String; 11] {
     let start = c.first_seen.rfc3339();
     // "2026-11-23T20:03:01.123456789Z" → "2026-11-23 20:03:01.123456"
     let start = start.get(..26).unwrap_or(&start).replacen('T', " ", 1);
@@ -140,7 +158,33 @@ fn row(c: &ConnectionRecord) -> [String; 9] {
             format!("{gaps} ({gap_bytes} B)")
         },
         close_word(c.close).to_string(),
+        match &c.tls {
+            Some(t) => t.sni.clone().unwrap_or_else(|| "(none)".to_string()),
+            None => "-".to_string(),
+        },
+        c.tls.as_ref().map_or_else(|| "-".to_string(), tls_cell),
     ]
+}
+
+/// "1.3 h2 decrypted", "1.2 http/1.1 no keys", "1.3 ECH failed".
+fn tls_cell(t: &crate::proto::tls::session::TlsInfo) -> String {
+    let mut parts = Vec::new();
+    if let Some(v) = &t.version {
+        parts.push(v.trim_start_matches("TLS ").to_string());
+    }
+    if let Some(a) = &t.alpn {
+        parts.push(a.clone());
+    }
+    if t.ech {
+        parts.push("ECH".to_string());
+    }
+    parts.push(match t.decryption.as_str() {
+        "no_keys" => "no keys".to_string(),
+        "not_applicable" => "no handshake".to_string(),
+        d if d.starts_with("failed") => "failed".to_string(),
+        d => d.to_string(),
+    });
+    parts.join(" ")
 }
 
 fn close_word(c: Close) -> &'static str {

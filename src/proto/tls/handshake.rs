@@ -1,0 +1,130 @@
+//! Handshake messages of one direction, joined across records (RFC 8446 §5.1: a message may
+//! span several records, and several messages may share one).
+//!
+//! Contract: [`HandshakeReader::feed`] takes the plaintext of handshake records in order and
+//! yields each complete message as `(type, body)`. A message longer than the limit stops the
+//! reader (anomaly `tls_handshake_limit`): its remaining bytes could not be framed anyway.
+
+/// Largest handshake message accepted: certificate chains are the largest in practice (tens of
+/// KiB); the protocol allows 2^24 bytes, which a passive observer must not buffer.
+pub const MAX_HANDSHAKE_MESSAGE: usize = 1 << 17;
+
+#[derive(Debug, Default)]
+pub struct HandshakeReader {
+    buf: Vec<u8>,
+    stopped: bool,
+}
+
+/// A handshake message longer than [`MAX_HANDSHAKE_MESSAGE`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TooLong;
+
+impl HandshakeReader {
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// True when a message is partly buffered (a handshake still in progress).
+    pub fn is_mid_message(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    pub fn feed(
+        &mut self,
+        data: &[u8],
+        on_message: &mut dyn FnMut(u8, &[u8]),
+    ) -> Result<(), TooLong> {
+        if self.stopped {
+            return Err(TooLong);
+        }
+        let mut data = data;
+        if self.buf.is_empty() {
+            // Fast path: whole messages straight from the record.
+            while let Some((t, len)) = header(data) {
+                if len > MAX_HANDSHAKE_MESSAGE {
+                    return self.stop();
+                }
+                let Some(body) = data.get(4..4 + len) else {
+                    break;
+                };
+                on_message(t, body);
+                data = data.get(4 + len..).unwrap_or(&[]);
+            }
+            self.buf.extend_from_slice(data);
+            return if header(&self.buf).is_some_and(|(_, len)| len > MAX_HANDSHAKE_MESSAGE) {
+                self.stop()
+            } else {
+                Ok(())
+            };
+        }
+        self.buf.extend_from_slice(data);
+        let mut start = 0;
+        while let Some((t, len)) = self.buf.get(start..).and_then(header) {
+            if len > MAX_HANDSHAKE_MESSAGE {
+                return self.stop();
+            }
+            let Some(body) = self.buf.get(start + 4..start + 4 + len) else {
+                break;
+            };
+            on_message(t, body);
+            start += 4 + len;
+        }
+        self.buf.drain(..start);
+        Ok(())
+    }
+
+    fn stop(&mut self) -> Result<(), TooLong> {
+        self.stopped = true;
+        self.buf = Vec::new();
+        Err(TooLong)
+    }
+}
+
+fn header(b: &[u8]) -> Option<(u8, usize)> {
+    match b {
+        [t, a, b, c, ..] => Some((*t, u32::from_be_bytes([0, *a, *b, *c]) as usize)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_across_and_within_records() {
+        let stream: Vec<u8> = [
+            &[1, 0, 0, 3, 7, 8, 9][..],
+            &[2, 0, 0, 0],
+            &[11, 0, 0, 2, 5, 6],
+        ]
+        .concat();
+        for cut in 0..=stream.len() {
+            let mut r = HandshakeReader::default();
+            let mut out = Vec::new();
+            for piece in [&stream[..cut], &stream[cut..]] {
+                r.feed(piece, &mut |t, b| out.push((t, b.to_vec())))
+                    .unwrap();
+            }
+            assert_eq!(
+                out,
+                vec![(1, vec![7, 8, 9]), (2, vec![]), (11, vec![5, 6])],
+                "cut {cut}"
+            );
+            assert!(!r.is_mid_message());
+        }
+    }
+
+    #[test]
+    fn oversized_message_stops() {
+        let mut r = HandshakeReader::default();
+        assert_eq!(
+            r.feed(&[11, 0xff, 0xff, 0xff], &mut |_, _| {}),
+            Err(TooLong)
+        );
+        assert!(r.is_stopped());
+        let mut r = HandshakeReader::default();
+        assert_eq!(r.feed(&[11], &mut |_, _| {}), Ok(()));
+        assert_eq!(r.feed(&[0x10, 0, 0], &mut |_, _| {}), Err(TooLong));
+    }
+}

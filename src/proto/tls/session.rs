@@ -1,0 +1,727 @@
+//! One TLS connection: the handshake as both sides sent it, key lookup, and decryption.
+//!
+//! Contract: [`TlsSession::stream`] takes each direction's reassembled stream events. It
+//! frames records ([`super::record`]), joins handshake messages ([`super::handshake`]) and
+//! parses the ones the report needs ([`super::hello`]). Once the ClientHello and ServerHello
+//! are known it looks up the session's secrets in the [`KeyLog`] and decrypts
+//! ([`super::decrypt`]). Decrypted application data goes to `out` in order. Its summary is
+//! [`TlsInfo`].
+//!
+//! Key changes followed: TLS 1.2 switches a direction to the key block at its
+//! ChangeCipherSpec (full and abbreviated handshakes alike: the key log names the master
+//! secret per client random). TLS 1.3 uses handshake traffic keys right after the ServerHello,
+//! switches each direction to application traffic keys after its Finished, and to the next
+//! generation at each KeyUpdate (RFC 8446 §7.2). A HelloRetryRequest is followed by the second
+//! ClientHello.
+//!
+//! Recovery: TLS has no resynchronisation points. After a gap, a record that is not TLS, or a
+//! record that fails to authenticate, that direction stops being parsed and decrypted, and the
+//! reason is reported. Nothing after it is guessed.
+
+use super::decrypt::{RecordDecrypter, RecordProtocol};
+use super::handshake::HandshakeReader;
+use super::hello::{self, handshake_type as ht, CertificateNames, ClientHello, ServerHello};
+use super::keylog::{KeyLog, Secret};
+use super::keys::{self, Suite};
+use super::record::{self, Record, RecordError, RecordReader};
+use crate::anomaly::{Anomaly, AnomalyCounts};
+use crate::flow::Direction;
+use serde::Serialize;
+
+/// What the report says about a TLS connection.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TlsInfo {
+    /// The first host name of the ClientHello's server_name extension; `None` when absent.
+    pub sni: Option<String>,
+    /// The whole server_name extension, for the unusual cases (several names, IP literal).
+    pub sni_detail: hello::Sni,
+    /// ALPN protocols offered by the client, in order.
+    pub alpn_offered: Vec<String>,
+    /// ALPN protocol selected by the server (ServerHello in TLS 1.2, EncryptedExtensions in
+    /// TLS 1.3, the latter only when decrypted).
+    pub alpn: Option<String>,
+    /// Negotiated version, e.g. "TLS 1.3".
+    pub version: Option<String>,
+    /// Negotiated cipher suite, by IANA name (or hex when unknown).
+    pub cipher: Option<String>,
+    /// The ClientHello carried an encrypted_client_hello extension; `sni` is then the outer
+    /// (public) name, not the name the client really wants.
+    pub ech: bool,
+    pub ech_detail: Option<hello::EchOffer>,
+    /// Versions the client offered (supported_versions), e.g. ["TLS 1.3", "TLS 1.2"].
+    pub versions_offered: Vec<String>,
+    /// Key-share groups the client sent shares for (GREASE removed).
+    pub key_share_groups: Vec<u16>,
+    pub hello_retry_request: bool,
+    /// 0-RTT early data: `decrypted`, or why not; `None` when the client sent none.
+    pub early_data: Option<String>,
+    /// Session resumption offered by the client (session ID, ticket or PSK) and whether the
+    /// server took it.
+    pub resumption_offered: bool,
+    pub resumed: bool,
+    /// DNS names of the server's leaf certificate: SAN dNSNames, or the subject CN when there
+    /// are none (RFC 6125 §6.4.4).
+    pub server_names: Vec<String>,
+    pub certificate: Option<CertificateNames>,
+    /// The server sent its certificate compressed (RFC 8879), so its names are not known.
+    pub certificate_compressed: bool,
+    /// `decrypted`, `no_keys`, `not_applicable` (no handshake seen), or `failed: <reason>`.
+    pub decryption: String,
+    /// True when every direction that carried application data was decrypted.
+    pub decrypted: bool,
+    pub client_to_server: DirectionInfo,
+    pub server_to_client: DirectionInfo,
+    /// Alerts seen (in clear or decrypted), as "level:description" numbers, at most 16.
+    pub alerts: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DirectionInfo {
+    pub records: u64,
+    /// Application-data record bytes (ciphertext when not decrypted).
+    pub application_bytes: u64,
+    /// Application data recovered in clear.
+    pub decrypted_bytes: u64,
+    pub key_updates: u64,
+    /// Why this direction stopped being read, if it did.
+    pub stopped: Option<String>,
+}
+
+/// Decryption state of one direction.
+#[derive(Default)]
+struct Dir {
+    records: RecordReader,
+    handshake: HandshakeReader,
+    decrypter: Option<RecordDecrypter>,
+    /// TLS 1.2: the key block waiting for this direction's ChangeCipherSpec.
+    pending12: Option<keys::TrafficKeys>,
+    /// TLS 1.3: the current traffic secret (for KeyUpdate) and the application secret to
+    /// switch to after this direction's Finished.
+    secret13: Option<Secret>,
+    app_secret13: Option<Secret>,
+    /// TLS 1.2: ChangeCipherSpec seen, so later records are protected.
+    ccs: bool,
+    /// A protected record could not be decrypted (no keys, or failure): nothing more is.
+    cannot_decrypt: bool,
+    info: DirectionInfo,
+    plain: Vec<u8>,
+}
+
+#[derive(Default)]
+pub struct TlsSession {
+    c2s: Dir,
+    s2c: Dir,
+    client_hello: Option<ClientHello>,
+    server_hello: Option<ServerHello>,
+    suite: Option<Suite>,
+    keys_state: KeysState,
+    certificate_seen: bool,
+    /// 0-RTT: protected client records seen before the ServerHello, held (bounded) until the
+    /// suite is known, and whether the client is still in its early-data epoch.
+    early_stash: Vec<(u8, u16, Vec<u8>)>,
+    early_stash_bytes: usize,
+    early_active: bool,
+    info: TlsInfo,
+    pub anomalies: AnomalyCounts,
+}
+
+/// Most 0-RTT bytes held while waiting for the ServerHello (a server's max_early_data_size is
+/// typically 16 KiB; RFC 8446 §4.6.1).
+const MAX_EARLY_STASH: usize = 64 << 10;
+
+#[derive(Default, Clone, PartialEq, Eq)]
+enum KeysState {
+    /// ClientHello and ServerHello not both seen yet.
+    #[default]
+    Waiting,
+    NoKeys,
+    Ready,
+    Failed(String),
+}
+
+/// Decrypted application data (or a loss in it) handed to the next parser.
+pub enum AppData<'a> {
+    Data(&'a [u8]),
+    /// This direction's plaintext stops here for good (gap, failure, or no keys).
+    Lost,
+}
+
+const MAX_ALERTS: usize = 16;
+
+impl TlsSession {
+    /// Takes bytes of one direction in order.
+    pub fn data(
+        &mut self,
+        dir: Direction,
+        data: &[u8],
+        keylog: &KeyLog,
+        out: &mut dyn FnMut(Direction, AppData<'_>),
+    ) {
+        let mut records = std::mem::take(&mut self.dir_mut(dir).records);
+        let result = records.feed(data, &mut |rec| self.record(dir, rec, keylog, out));
+        self.dir_mut(dir).records = records;
+        if let Err(e) = result {
+            self.stop(dir, e.reason(), Anomaly::TlsRecordInvalid, out);
+        }
+    }
+
+    /// Bytes of this direction were never captured: nothing after them can be framed.
+    pub fn gap(&mut self, dir: Direction, out: &mut dyn FnMut(Direction, AppData<'_>)) {
+        self.dir_mut(dir).records.stop(RecordError::NotTls);
+        self.stop(dir, "gap in the captured stream", Anomaly::TlsGap, out);
+    }
+
+    /// The direction ended (FIN, RST or end of capture).
+    pub fn end(&mut self, dir: Direction) {
+        if self.dir_mut(dir).records.pending() > 0 {
+            self.anomalies.add(Anomaly::TlsRecordTruncated);
+        }
+    }
+
+    /// The summary, once the connection is over.
+    pub fn finish(mut self) -> (TlsInfo, AnomalyCounts) {
+        let applied = |d: &Dir| d.info.application_bytes > 0;
+        let (c, s) = (&self.c2s, &self.s2c);
+        self.info.decryption = match &self.keys_state {
+            KeysState::Waiting => "not_applicable".to_string(),
+            KeysState::NoKeys => "no_keys".to_string(),
+            KeysState::Failed(why) => format!("failed: {why}"),
+            KeysState::Ready => {
+                let failed: Vec<String> = [
+                    (Direction::ClientToServer, c),
+                    (Direction::ServerToClient, s),
+                ]
+                .iter()
+                .filter(|(_, d)| d.cannot_decrypt)
+                .map(|(dir, d)| {
+                    format!(
+                        "{} ({})",
+                        d.info.stopped.as_deref().unwrap_or("not decrypted"),
+                        dir_name(*dir)
+                    )
+                })
+                .collect();
+                if failed.is_empty() {
+                    "decrypted".to_string()
+                } else {
+                    format!("failed: {}", failed.join("; "))
+                }
+            }
+        };
+        self.info.decrypted = self.keys_state == KeysState::Ready
+            && !c.cannot_decrypt
+            && !s.cannot_decrypt
+            && (applied(c) || applied(s));
+        self.info.client_to_server = self.c2s.info.clone();
+        self.info.server_to_client = self.s2c.info.clone();
+        (self.info, self.anomalies)
+    }
+
+    fn dir_mut(&mut self, dir: Direction) -> &mut Dir {
+        match dir {
+            Direction::ClientToServer => &mut self.c2s,
+            Direction::ServerToClient => &mut self.s2c,
+        }
+    }
+
+    /// Whether the ServerHello negotiated TLS 1.3 (known with or without keys).
+    fn tls13(&self) -> bool {
+        self.server_hello
+            .as_ref()
+            .is_some_and(|s| s.version() == 0x0304)
+    }
+
+    fn stop(
+        &mut self,
+        dir: Direction,
+        why: &str,
+        anomaly: Anomaly,
+        out: &mut dyn FnMut(Direction, AppData<'_>),
+    ) {
+        let d = self.dir_mut(dir);
+        if d.info.stopped.is_some() {
+            return;
+        }
+        d.info.stopped = Some(why.to_string());
+        d.records.stop(RecordError::NotTls);
+        if d.decrypter.is_some() || d.pending12.is_some() {
+            d.cannot_decrypt = true;
+        }
+        d.decrypter = None;
+        self.anomalies.add(anomaly);
+        out(dir, AppData::Lost);
+    }
+
+    fn record(
+        &mut self,
+        dir: Direction,
+        rec: Record<'_>,
+        keylog: &KeyLog,
+        out: &mut dyn FnMut(Direction, AppData<'_>),
+    ) {
+        self.dir_mut(dir).info.records += 1;
+        let tls13 = self.tls13();
+        let d = self.dir_mut(dir);
+        let protected = if tls13 {
+            // RFC 8446 §5: once keys are in use, every record but the compatibility
+            // ChangeCipherSpec is application_data on the outside.
+            rec.content_type == record::APPLICATION_DATA
+        } else {
+            d.ccs
+        };
+        if rec.content_type == record::CHANGE_CIPHER_SPEC {
+            // Only a ServerHello that negotiated TLS 1.2 makes a ChangeCipherSpec meaningful;
+            // otherwise it is TLS 1.3's compatibility record (RFC 8446 §D.4), e.g. after a
+            // HelloRetryRequest or after a 0-RTT ClientHello.
+            let tls12 = self
+                .server_hello
+                .as_ref()
+                .is_some_and(|s| s.version() < 0x0304);
+            if tls12 {
+                let d = self.dir_mut(dir);
+                d.ccs = true;
+                if let Some(k) = d.pending12.take() {
+                    if let Some(suite) = self.suite {
+                        let etm = self.encrypt_then_mac();
+                        let d = self.dir_mut(dir);
+                        d.decrypter = Some(RecordDecrypter::new(
+                            suite,
+                            k,
+                            RecordProtocol::Tls12 {
+                                encrypt_then_mac: etm,
+                            },
+                        ));
+                    }
+                }
+                self.resumption_check(dir);
+            }
+            return;
+        }
+        if dir == Direction::ClientToServer
+            && self.server_hello.is_none()
+            && rec.content_type == record::APPLICATION_DATA
+            && self.offers_early_data()
+        {
+            // 0-RTT data before the ServerHello: which suite protects it is not known yet.
+            if self.early_stash_bytes + rec.fragment.len() <= MAX_EARLY_STASH {
+                self.early_stash_bytes += rec.fragment.len();
+                self.early_stash
+                    .push((rec.content_type, rec.version, rec.fragment.to_vec()));
+            } else {
+                self.stop(
+                    dir,
+                    "more 0-RTT data than is held",
+                    Anomaly::TlsDecryptFailed,
+                    out,
+                );
+            }
+            return;
+        }
+        if !protected {
+            self.plaintext(dir, rec.content_type, rec.fragment, keylog, out);
+            return;
+        }
+        if rec.content_type == record::APPLICATION_DATA {
+            self.dir_mut(dir).info.application_bytes += rec.fragment.len() as u64;
+        }
+        let keys_ready = self.keys_state == KeysState::Ready;
+        let d = self.dir_mut(dir);
+        let Some(mut dec) = d.decrypter.take() else {
+            if !d.cannot_decrypt {
+                d.cannot_decrypt = true;
+                if keys_ready {
+                    // Keys were found for the session but not for this point of it.
+                    d.info
+                        .stopped
+                        .get_or_insert_with(|| "no keys for this direction".to_string());
+                }
+                out(dir, AppData::Lost);
+            }
+            return;
+        };
+        let mut plain = std::mem::take(&mut d.plain);
+        plain.clear();
+        let mut result = dec.decrypt(rec.content_type, rec.version, rec.fragment, &mut plain);
+        if dir == Direction::ClientToServer
+            && self.early_active
+            && self.info.early_data.is_none()
+            && result.is_ok()
+        {
+            self.info.early_data = Some("decrypted".into());
+        }
+        if result.is_err() && dir == Direction::ClientToServer && self.early_active {
+            // The server refused 0-RTT, so the client moved on to handshake keys without an
+            // EndOfEarlyData (RFC 8446 §4.2.10).
+            self.end_early_data(&mut dec);
+            result = dec.decrypt(rec.content_type, rec.version, rec.fragment, &mut plain);
+        }
+        match result {
+            Ok(inner) => {
+                self.dir_mut(dir).decrypter = Some(dec);
+                if tls13
+                    && rec.content_type == record::APPLICATION_DATA
+                    && inner != record::APPLICATION_DATA
+                {
+                    // Handshake and alerts inside protected records are not application data.
+                    let d = self.dir_mut(dir);
+                    d.info.application_bytes = d
+                        .info
+                        .application_bytes
+                        .saturating_sub(rec.fragment.len() as u64);
+                }
+                self.plaintext(dir, inner, &plain, keylog, out);
+            }
+            Err(e) => {
+                let why = format!("record {} did not decrypt: {}", dec.sequence(), e.reason());
+                self.stop(dir, &why, Anomaly::TlsDecryptFailed, out);
+                self.dir_mut(dir).cannot_decrypt = true;
+            }
+        }
+        self.dir_mut(dir).plain = plain;
+    }
+
+    fn plaintext(
+        &mut self,
+        dir: Direction,
+        content_type: u8,
+        data: &[u8],
+        keylog: &KeyLog,
+        out: &mut dyn FnMut(Direction, AppData<'_>),
+    ) {
+        match content_type {
+            record::HANDSHAKE => {
+                let mut hs = std::mem::take(&mut self.dir_mut(dir).handshake);
+                let r = hs.feed(data, &mut |t, body| self.message(dir, t, body, keylog, out));
+                self.dir_mut(dir).handshake = hs;
+                if r.is_err() {
+                    self.anomalies.add(Anomaly::TlsHandshakeLimit);
+                }
+            }
+            record::APPLICATION_DATA => {
+                let d = self.dir_mut(dir);
+                if d.decrypter.is_some() {
+                    d.info.decrypted_bytes += data.len() as u64;
+                    out(dir, AppData::Data(data));
+                } else {
+                    // Application data in clear before any key change: not a TLS peer's doing.
+                    d.info.application_bytes += data.len() as u64;
+                }
+            }
+            record::ALERT => {
+                if let [level, desc, ..] = data {
+                    if self.info.alerts.len() < MAX_ALERTS {
+                        self.info.alerts.push(format!("{level}:{desc}"));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn message(
+        &mut self,
+        dir: Direction,
+        t: u8,
+        body: &[u8],
+        keylog: &KeyLog,
+        out: &mut dyn FnMut(Direction, AppData<'_>),
+    ) {
+        match (dir, t) {
+            (Direction::ClientToServer, ht::CLIENT_HELLO) => {
+                match hello::parse_client_hello(body) {
+                    Ok(ch) => {
+                        self.note(ch.anomalies());
+                        self.client_hello(ch, keylog, out);
+                    }
+                    Err(e) => self.anomalies.add(e.anomaly()),
+                }
+            }
+            (Direction::ServerToClient, ht::SERVER_HELLO) => {
+                match hello::parse_server_hello(body) {
+                    Ok(sh) => {
+                        self.note(sh.anomalies());
+                        self.server_hello(sh, keylog, out);
+                    }
+                    Err(e) => self.anomalies.add(e.anomaly()),
+                }
+            }
+            (Direction::ServerToClient, ht::ENCRYPTED_EXTENSIONS) => {
+                match hello::parse_encrypted_extensions(body) {
+                    Ok(ee) => {
+                        self.note(ee.anomalies());
+                        if ee.alpn.is_some() {
+                            self.info.alpn = ee.alpn;
+                        }
+                    }
+                    Err(e) => self.anomalies.add(e.anomaly()),
+                }
+            }
+            (Direction::ServerToClient, ht::COMPRESSED_CERTIFICATE) => {
+                // RFC 8879: the names are inside a compressed certificate we do not inflate.
+                self.certificate_seen = true;
+                self.info.certificate_compressed = true;
+            }
+            (Direction::ServerToClient, ht::CERTIFICATE) if !self.certificate_seen => {
+                self.certificate_seen = true;
+                match hello::parse_certificate(body, self.tls13()) {
+                    Ok(Some(cert)) => {
+                        self.note(cert.anomalies());
+                        self.info.server_names = if cert.san_dns.is_empty() {
+                            cert.subject_cn.clone()
+                        } else {
+                            cert.san_dns.clone()
+                        };
+                        self.info.certificate = Some(cert);
+                    }
+                    Ok(None) => {}
+                    Err(e) => self.anomalies.add(e.anomaly()),
+                }
+            }
+            (Direction::ClientToServer, ht::END_OF_EARLY_DATA) if self.early_active => {
+                if let Some(mut dec) = self.c2s.decrypter.take() {
+                    self.end_early_data(&mut dec);
+                    self.c2s.decrypter = Some(dec);
+                }
+            }
+            (_, ht::FINISHED) if self.tls13() => {
+                // RFC 8446 §7.2: after its Finished, a side protects with application keys.
+                let suite = self.suite;
+                let d = self.dir_mut(dir);
+                if let (Some(suite), Some(secret)) = (suite, d.app_secret13.take()) {
+                    if let Some(dec) = d.decrypter.as_mut() {
+                        dec.rekey(keys::derive_traffic_keys(&suite, secret.bytes()));
+                    }
+                    d.secret13 = Some(secret);
+                }
+            }
+            (_, ht::KEY_UPDATE) if self.tls13() => {
+                let suite = self.suite;
+                let d = self.dir_mut(dir);
+                d.info.key_updates += 1;
+                if let (Some(suite), Some(current)) = (suite, d.secret13.take()) {
+                    let next = keys::next_traffic_secret(suite.hash, current.bytes());
+                    if let Some(dec) = d.decrypter.as_mut() {
+                        dec.rekey(keys::derive_traffic_keys(&suite, next.bytes()));
+                    }
+                    d.secret13 = Some(next);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn client_hello(
+        &mut self,
+        ch: ClientHello,
+        keylog: &KeyLog,
+        out: &mut dyn FnMut(Direction, AppData<'_>),
+    ) {
+        if self.client_hello.is_some() {
+            // The second ClientHello after a HelloRetryRequest: same random (RFC 8446 §4.1.2).
+            self.client_hello = Some(ch);
+            return;
+        }
+        let i = &mut self.info;
+        i.sni = ch.sni.names.first().cloned();
+        i.sni_detail = ch.sni.clone();
+        i.alpn_offered = ch.alpn.clone();
+        i.ech = ch.ech.as_ref().is_some_and(|e| e.outer);
+        i.ech_detail = ch.ech.clone();
+        i.versions_offered = ch
+            .supported_versions
+            .iter()
+            .map(|&v| version_name(v))
+            .collect();
+        i.key_share_groups = ch.key_share_groups.clone();
+        // A TLS 1.3 client always sends a legacy session ID (RFC 8446 §4.1.2, middlebox
+        // compatibility); only a client without supported_versions resumes by session ID.
+        i.resumption_offered = ch.psk_offered
+            || ch.session_ticket
+            || (ch.session_id_len > 0 && ch.supported_versions.is_empty());
+        self.client_hello = Some(ch);
+        self.setup_keys(keylog, out);
+    }
+
+    fn server_hello(
+        &mut self,
+        sh: ServerHello,
+        keylog: &KeyLog,
+        out: &mut dyn FnMut(Direction, AppData<'_>),
+    ) {
+        if sh.hello_retry_request {
+            self.info.hello_retry_request = true;
+            return;
+        }
+        let version = sh.version();
+        self.info.version = Some(version_name(version));
+        self.info.cipher = Some(
+            keys::suite_name(sh.cipher_suite)
+                .map_or_else(|| format!("0x{:04x}", sh.cipher_suite), str::to_string),
+        );
+        if sh.alpn.is_some() {
+            self.info.alpn = sh.alpn.clone();
+        }
+        // TLS 1.3 PSK resumption: the ServerHello carries pre_shared_key.
+        if version == 0x0304 && sh.psk_accepted {
+            self.info.resumed = true;
+        }
+        self.server_hello = Some(sh);
+        self.setup_keys(keylog, out);
+    }
+
+    fn note(&mut self, anomalies: Vec<Anomaly>) {
+        for a in anomalies {
+            self.anomalies.add(a);
+        }
+    }
+
+    fn offers_early_data(&self) -> bool {
+        self.client_hello
+            .as_ref()
+            .is_some_and(|c| c.extensions.contains(&hello::extension_type::EARLY_DATA))
+    }
+
+    /// Leaves the 0-RTT epoch: the client's records are protected with its handshake keys.
+    fn end_early_data(&mut self, dec: &mut RecordDecrypter) {
+        self.early_active = false;
+        if let (Some(suite), Some(hs)) = (self.suite, &self.c2s.secret13) {
+            dec.rekey(keys::derive_traffic_keys(&suite, hs.bytes()));
+        }
+    }
+
+    /// TLS 1.2 resumption: the server's ChangeCipherSpec came without a Certificate (an
+    /// abbreviated handshake, RFC 5246 §7.3).
+    fn resumption_check(&mut self, dir: Direction) {
+        if dir == Direction::ServerToClient
+            && !self.tls13()
+            && !self.certificate_seen
+            && self.server_hello.is_some()
+        {
+            self.info.resumed = true;
+        }
+    }
+
+    fn encrypt_then_mac(&self) -> bool {
+        let cbc = self.suite.is_some_and(|s| s.mac.is_some());
+        cbc && self
+            .client_hello
+            .as_ref()
+            .is_some_and(|c| c.encrypt_then_mac)
+            && self
+                .server_hello
+                .as_ref()
+                .is_some_and(|s| s.encrypt_then_mac)
+    }
+
+    /// Once both hellos are known: find the session's secrets and prepare decryption.
+    fn setup_keys(&mut self, keylog: &KeyLog, out: &mut dyn FnMut(Direction, AppData<'_>)) {
+        if self.keys_state != KeysState::Waiting {
+            return;
+        }
+        let (Some(ch), Some(sh)) = (&self.client_hello, &self.server_hello) else {
+            return;
+        };
+        let (client_random, server_random) = (ch.random, sh.random);
+        let (version, suite_id) = (sh.version(), sh.cipher_suite);
+        let Some(secrets) = keylog.get(&client_random) else {
+            self.keys_state = KeysState::NoKeys;
+            return;
+        };
+        let Some(suite) = keys::suite(suite_id).filter(|s| s.tls13 == (version == 0x0304)) else {
+            self.anomalies.add(Anomaly::TlsUnsupported);
+            self.keys_state =
+                KeysState::Failed(format!("cipher suite 0x{suite_id:04x} is not supported"));
+            return;
+        };
+        self.suite = Some(suite);
+        match version {
+            0x0304 => {
+                let (Some(c_hs), Some(s_hs)) =
+                    (&secrets.client_handshake, &secrets.server_handshake)
+                else {
+                    self.keys_state = KeysState::NoKeys;
+                    return;
+                };
+                for (dir, hs, app) in [
+                    (
+                        Direction::ClientToServer,
+                        c_hs.clone(),
+                        secrets.client_traffic_0.clone(),
+                    ),
+                    (
+                        Direction::ServerToClient,
+                        s_hs.clone(),
+                        secrets.server_traffic_0.clone(),
+                    ),
+                ] {
+                    let d = self.dir_mut(dir);
+                    d.decrypter = Some(RecordDecrypter::new(
+                        suite,
+                        keys::derive_traffic_keys(&suite, hs.bytes()),
+                        RecordProtocol::Tls13,
+                    ));
+                    d.secret13 = Some(hs);
+                    d.app_secret13 = app;
+                }
+                self.keys_state = KeysState::Ready;
+                // 0-RTT: the client's first protected records use the early traffic secret.
+                let stash = std::mem::take(&mut self.early_stash);
+                self.early_stash_bytes = 0;
+                if let (true, Some(early)) = (self.offers_early_data(), &secrets.client_early) {
+                    if let Some(dec) = self.c2s.decrypter.as_mut() {
+                        dec.rekey(keys::derive_traffic_keys(&suite, early.bytes()));
+                        self.early_active = true;
+                    }
+                }
+                if self.early_active {
+                    for (t, v, fragment) in stash {
+                        let rec = Record {
+                            content_type: t,
+                            version: v,
+                            fragment: &fragment,
+                        };
+                        self.record(Direction::ClientToServer, rec, keylog, out);
+                    }
+                } else if !stash.is_empty() {
+                    self.info.early_data =
+                        Some("not decrypted: no CLIENT_EARLY_TRAFFIC_SECRET logged".into());
+                }
+            }
+            0x0303 => {
+                let Some(ms) = &secrets.master_secret else {
+                    self.keys_state = KeysState::NoKeys;
+                    return;
+                };
+                let (client, server) =
+                    keys::tls12_key_block(&suite, ms.bytes(), &client_random, &server_random);
+                self.c2s.pending12 = Some(client);
+                self.s2c.pending12 = Some(server);
+                self.keys_state = KeysState::Ready;
+            }
+            v => {
+                self.anomalies.add(Anomaly::TlsUnsupported);
+                self.keys_state =
+                    KeysState::Failed(format!("{} is not supported", version_name(v)));
+            }
+        }
+    }
+}
+
+fn dir_name(d: Direction) -> &'static str {
+    match d {
+        Direction::ClientToServer => "client to server",
+        Direction::ServerToClient => "server to client",
+    }
+}
+
+/// "TLS 1.3" for 0x0304 and so on; GREASE and unknown values in hex.
+pub fn version_name(v: u16) -> String {
+    match v {
+        0x0300 => "SSL 3.0".into(),
+        0x0301 => "TLS 1.0".into(),
+        0x0302 => "TLS 1.1".into(),
+        0x0303 => "TLS 1.2".into(),
+        0x0304 => "TLS 1.3".into(),
+        other => format!("0x{other:04x}"),
+    }
+}
