@@ -118,6 +118,19 @@ impl serde::Serialize for AnomalyCounts {
 mod tests {
     use super::*;
 
+    /// docs/limits.md is where users look names up; it must list every one.
+    #[test]
+    fn every_name_is_documented() {
+        let doc = include_str!("../docs/limits.md");
+        for a in Anomaly::ALL {
+            assert!(
+                doc.contains(&format!("`{}`", a.name())),
+                "{} missing from docs/limits.md",
+                a.name()
+            );
+        }
+    }
+
     #[test]
     fn names_are_unique_snake_case() {
         let mut seen = std::collections::HashSet::new();

@@ -456,3 +456,67 @@ fn secrets_never_appear_in_any_output() {
         }
     }
 }
+
+/// The acceptance case: Chromium's post-quantum ClientHello (~1.9 KB, two Ethernet
+/// segments) delivered out of order still yields its SNI, and the session still decrypts.
+#[test]
+fn chromium_client_hello_out_of_order_still_yields_its_sni() {
+    use misdirect::wire::{Decoder, Transport};
+    let file = sample("chromium-coalesce-421.pcapng");
+    let mut cap = Capture::open(
+        &[misdirect::capture::InputName::Path(file.clone())],
+        &Limits::default(),
+    )
+    .unwrap();
+    let mut pkts = Vec::new();
+    let mut decoder = Decoder::new(&Limits::default());
+    let mut hello_segments = Vec::new();
+    while let Some(p) = cap.next_packet() {
+        let i = pkts.len();
+        pkts.push((p.ts, p.data.to_vec(), p.orig_len, p.link));
+        if let Some(d) = decoder.decode(&p) {
+            if let Transport::Tcp(seg) = d.transport {
+                // The first connection's client data segments before any server data.
+                if d.dst.port() == 7443
+                    && !seg.payload.is_empty()
+                    && hello_segments.len() < 2
+                    && i < 8
+                {
+                    hello_segments.push(i);
+                }
+            }
+        }
+    }
+    assert_eq!(
+        hello_segments.len(),
+        2,
+        "the ClientHello spans two segments"
+    );
+    let (a, b) = (hello_segments[0], hello_segments[1]);
+    assert!(
+        pkts[a].1.len() > 1400,
+        "first segment is a full Ethernet-sized one"
+    );
+    pkts.swap(a, b);
+    let mut w = misdirect::capture::write::PcapWriter::new(
+        Vec::new(),
+        pkts[0].3.linktype() as u32,
+        262_144,
+        true,
+    )
+    .unwrap();
+    for (ts, data, orig, _) in &pkts {
+        w.write_packet(*ts, data, *orig).unwrap();
+    }
+    let path = std::env::temp_dir().join(format!(
+        "misdirect-chromium-swapped-{}.pcap",
+        std::process::id()
+    ));
+    std::fs::write(&path, w.into_inner()).unwrap();
+    let c = analyse(&path, Some(&sample("chromium-coalesce-421.keys")));
+    let first = c.conns.values().next().unwrap();
+    let t = first.tls.as_ref().unwrap();
+    assert_eq!(t.sni.as_deref(), Some("a.example.test"));
+    assert!(t.key_share_groups.contains(&0x11ec));
+    assert!(t.decrypted, "{}", t.decryption);
+}

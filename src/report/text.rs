@@ -52,7 +52,7 @@ pub fn write(report: &Report, out: &mut dyn io::Write) -> io::Result<()> {
     if t.connections > 0 || t.keylog.entries > 0 {
         writeln!(
             out,
-            "TLS connections: {} ({} with keys, {} decrypted); key log: {} sessions{}",
+            "TLS connections: {} ({} with keys, {} decrypted); key log: {} secrets{}",
             t.connections,
             t.with_keys,
             t.decrypted,
