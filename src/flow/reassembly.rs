@@ -269,9 +269,20 @@ impl Reassembler {
             }
             return;
         }
-        if missing > 0 && wire_end > self.next as i64 {
-            // The snap length cut this segment: its tail is lost for good.
-            self.gap((wire_end - self.next as i64) as u64, out);
+        if missing > 0 && !self.finished {
+            // The snap length cut this segment: its tail is lost for good, up to bytes already
+            // held (their first copy wins) and never past the direction's end.
+            let mut lost_end = wire_end as u64;
+            if let Some((e, _)) = self.end_at {
+                lost_end = lost_end.min(e);
+            }
+            if let Some((&k, _)) = self.ooo.first_key_value() {
+                lost_end = lost_end.min(k);
+            }
+            if lost_end > self.next {
+                self.gap(lost_end - self.next, out);
+            }
+            self.drain(ctx.budget, out);
         }
     }
 
@@ -455,4 +466,51 @@ struct Plan {
 
 fn slice(data: &[u8], from: u64, to: u64) -> &[u8] {
     data.get(from as usize..to as usize).unwrap_or(&[])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (fuzz/regressions/tcp_streams/snaplen-tail-gap-after-fin): the lost tail of
+    /// a segment cut by the snap length ran past the FIN and over buffered bytes.
+    #[test]
+    fn snaplen_tail_gap_stops_at_buffered_bytes_and_the_fin() {
+        let limits = Limits::default();
+        let mut budget = BufferBudget {
+            used: 0,
+            max: 1 << 20,
+        };
+        let mut anomalies = AnomalyCounts::default();
+        let mut r = Reassembler::default();
+        r.syn(99);
+        let mut events = Vec::new();
+        for (seq, payload, missing, fin) in
+            [(108u32, &b"89"[..], 0, true), (100, b"01234", 100, false)]
+        {
+            let mut ctx = Ctx {
+                now: Timestamp(0),
+                limits: &limits,
+                budget: &mut budget,
+                anomalies: &mut anomalies,
+            };
+            r.segment(
+                Segment {
+                    seq,
+                    payload,
+                    missing,
+                    fin,
+                },
+                &mut ctx,
+                &mut |ev| {
+                    events.push(match ev {
+                        StreamEvent::Data(d) => format!("data {}", String::from_utf8_lossy(d)),
+                        other => format!("{other:?}"),
+                    })
+                },
+            );
+        }
+        assert_eq!(events, ["data 01234", "Gap(3)", "data 89", "Fin"]);
+        assert_eq!(budget.used, 0);
+    }
 }
