@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::tshark;
+
 use misdirect::capture::{Capture, FileSource};
 use misdirect::flow::{ConnId, Connection, Direction, EventMeta, StreamEvent, StreamSink};
 use misdirect::proto::tls::keylog::KeyLog;
@@ -204,103 +206,6 @@ fn chromium_coalescing_capture_handshakes() {
     }
 }
 
-fn tshark_ok() -> bool {
-    let ok = Command::new("tshark")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("MISDIRECT_REQUIRE_TSHARK").is_none(),
-            "tshark required"
-        );
-        eprintln!("SKIPPED: tshark not installed");
-    }
-    ok
-}
-
-fn tshark(args: &[&str]) -> String {
-    let out = Command::new("tshark").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// tshark's decrypted TLS application data per stream, from `-z follow,tls,raw,N`: the two
-/// nodes' addresses and the bytes each sent (node 0 is the first to send decrypted data, not
-/// always the client).
-struct Followed {
-    nodes: [String; 2],
-    sent: [Vec<u8>; 2],
-}
-
-fn tshark_tls_follow(file: &Path, keys: &Path, streams: usize) -> Vec<Followed> {
-    let keyopt = format!("tls.keylog_file:{}", keys.display());
-    let mut args = vec![
-        "-r".to_string(),
-        file.display().to_string(),
-        "-o".into(),
-        keyopt,
-        "-q".into(),
-    ];
-    for i in 0..streams {
-        args.push("-z".into());
-        args.push(format!("follow,tls,raw,{i}"));
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let text = tshark(&args);
-    let mut out: BTreeMap<usize, Followed> = BTreeMap::new();
-    let mut cur = None;
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("Filter: tcp.stream eq ") {
-            let i = rest.trim().parse::<usize>().unwrap();
-            cur = Some(i);
-            out.insert(
-                i,
-                Followed {
-                    nodes: Default::default(),
-                    sent: Default::default(),
-                },
-            );
-        } else if let (Some(n), Some(i)) = (line.strip_prefix("Node "), cur) {
-            let (k, addr) = n.split_once(": ").unwrap();
-            out.get_mut(&i).unwrap().nodes[k.parse::<usize>().unwrap()] = normalise(addr);
-        } else if line.starts_with("=====") || line.starts_with("Follow:") || line.is_empty() {
-        } else if let Some(i) = cur {
-            let e = out.get_mut(&i).unwrap();
-            let (k, hex) = match line.strip_prefix('\t') {
-                Some(h) => (1, h),
-                None => (0, line),
-            };
-            let hex = hex.trim();
-            e.sent[k].extend(
-                (0..hex.len() / 2).map(|j| u8::from_str_radix(&hex[2 * j..2 * j + 2], 16).unwrap()),
-            );
-        }
-    }
-    (0..streams)
-        .map(|i| {
-            out.remove(&i).unwrap_or(Followed {
-                nodes: Default::default(),
-                sent: Default::default(),
-            })
-        })
-        .collect()
-}
-
-/// "[::1]:443" for tshark's bracket-less IPv6 endpoints.
-fn normalise(endpoint: &str) -> String {
-    let e = endpoint.trim();
-    if e.parse::<std::net::SocketAddr>().is_ok() {
-        return e.to_string();
-    }
-    let (ip, port) = e.rsplit_once(':').unwrap();
-    format!("[{}]:{port}", ip.trim_matches(|c| c == '[' || c == ']'))
-}
-
 /// Streams where tshark 4.0 is wrong, with what is true instead (from the generator, which
 /// made the traffic). tshark does not reassemble a ClientHello whose first segment cuts the
 /// record header (3 bytes), so it sees neither the SNI nor the decrypted data there.
@@ -309,7 +214,7 @@ const TSHARK_MISSES_CLIENT_HELLO: &[(&str, usize, &str)] =
 
 #[test]
 fn sni_and_decrypted_bytes_agree_with_tshark() {
-    if !tshark_ok() {
+    if !tshark::available() {
         return;
     }
     for (file, keys) in keyed_samples() {
@@ -318,7 +223,7 @@ fn sni_and_decrypted_bytes_agree_with_tshark() {
         let decrypts = !UNSUPPORTED.iter().any(|(f, _)| *f == name);
         // SNI per stream, as tshark reads the ClientHello.
         let f = file.display().to_string();
-        let fields = tshark(&[
+        let fields = tshark::run(&[
             "-r",
             &f,
             "-Y",
@@ -370,7 +275,8 @@ fn sni_and_decrypted_bytes_agree_with_tshark() {
             continue;
         }
         // Decrypted application data, byte for byte.
-        let theirs = tshark_tls_follow(&file, &keys, ours.conns.len());
+        let keyopt = format!("tls.keylog_file:{}", keys.display());
+        let theirs = tshark::follow(&file, "tls", &["-o", &keyopt], ours.conns.len());
         for (i, ((id, c), f)) in ours.conns.iter().zip(&theirs).enumerate() {
             if TSHARK_MISSES_CLIENT_HELLO
                 .iter()
@@ -385,17 +291,9 @@ fn sni_and_decrypted_bytes_agree_with_tshark() {
                 );
                 continue;
             }
-            // tshark 4.0 names the first sender of decrypted data node 0 and may print node 1
-            // as ":0", so node 0 alone tells the directions apart.
-            let client = if f.nodes[0] == c.client {
-                0
-            } else {
-                assert_eq!(f.nodes[0], c.server, "{name} #{id}: endpoints");
-                1
-            };
-            let (tc, ts) = (&f.sent[client], &f.sent[1 - client]);
+            let (tc, ts) = f.by_direction(&c.client, &c.server, &format!("{name} #{id}"));
             assert!(
-                c.c2s == *tc,
+                c.c2s == tc,
                 "{name} #{id} {} → {}: client plaintext differs ({} vs tshark {})",
                 c.client,
                 c.server,
@@ -403,7 +301,7 @@ fn sni_and_decrypted_bytes_agree_with_tshark() {
                 tc.len()
             );
             assert!(
-                c.s2c == *ts,
+                c.s2c == ts,
                 "{name} #{id}: server plaintext differs ({} vs tshark {})",
                 c.s2c.len(),
                 ts.len()

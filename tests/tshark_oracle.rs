@@ -9,38 +9,12 @@
 
 mod common;
 
+use common::tshark::{self, Followed};
 use common::{run_files, Collector};
 use misdirect::capture::write::PcapWriter;
 use misdirect::capture::{Capture, InputName};
 use misdirect::Limits;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// One `follow,tcp,raw` block: the two endpoints and the bytes each sent.
-#[derive(Debug)]
-struct Followed {
-    node0: String,
-    node1: String,
-    from0: Vec<u8>,
-    from1: Vec<u8>,
-}
-
-/// Whether to run: tshark present, or absent and allowed to skip (CI sets
-/// `MISDIRECT_REQUIRE_TSHARK=1`, which turns a missing tshark into a failure).
-fn tshark_available() -> bool {
-    let present = Command::new("tshark")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !present {
-        assert!(
-            std::env::var_os("MISDIRECT_REQUIRE_TSHARK").is_none(),
-            "tshark is required (MISDIRECT_REQUIRE_TSHARK is set) but not installed"
-        );
-        eprintln!("SKIPPED: tshark not installed (apt-get install tshark); CI installs it");
-    }
-    present
-}
 
 fn samples() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
@@ -59,89 +33,9 @@ fn samples() -> Vec<PathBuf> {
     v
 }
 
-fn tshark(args: &[&str]) -> String {
-    let out = Command::new("tshark")
-        .args(args)
-        .output()
-        .expect("run tshark");
-    assert!(
-        out.status.success(),
-        "tshark {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
-}
-
 /// tshark's view of every TCP stream of `file`, in stream-index order.
 fn follow_all(file: &Path) -> Vec<Followed> {
-    let f = file.to_str().unwrap();
-    let ids = tshark(&["-r", f, "-T", "fields", "-e", "tcp.stream", "-Y", "tcp"]);
-    let count = ids
-        .lines()
-        .filter_map(|l| l.trim().parse::<usize>().ok())
-        .max()
-        .map_or(0, |m| m + 1);
-    if count == 0 {
-        return Vec::new();
-    }
-    let mut args = vec!["-r".to_string(), f.to_string(), "-q".to_string()];
-    for i in 0..count {
-        args.push("-z".into());
-        args.push(format!("follow,tcp,raw,{i}"));
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let text = tshark(&args);
-    let mut blocks: Vec<(usize, Followed)> = Vec::new();
-    let mut cur: Option<(usize, Followed)> = None;
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("Filter: tcp.stream eq ") {
-            let idx = rest.trim().parse().unwrap();
-            cur = Some((
-                idx,
-                Followed {
-                    node0: String::new(),
-                    node1: String::new(),
-                    from0: vec![],
-                    from1: vec![],
-                },
-            ));
-        } else if let Some(n) = line.strip_prefix("Node 0: ") {
-            cur.as_mut().unwrap().1.node0 = normalise(n);
-        } else if let Some(n) = line.strip_prefix("Node 1: ") {
-            cur.as_mut().unwrap().1.node1 = normalise(n);
-        } else if line.starts_with("=====") {
-            if let Some(c) = cur.take() {
-                blocks.push(c);
-            }
-        } else if let Some(c) = cur.as_mut() {
-            if let Some(hex) = line.strip_prefix('\t') {
-                c.1.from1.extend(unhex(hex));
-            } else if !line.is_empty() && !line.starts_with("Follow:") {
-                c.1.from0.extend(unhex(line));
-            }
-        }
-    }
-    blocks.sort_by_key(|b| b.0);
-    assert_eq!(blocks.len(), count, "{}: follow blocks", file.display());
-    blocks.into_iter().map(|b| b.1).collect()
-}
-
-/// "127.0.0.1:80" and "[::1]:80" as Rust's `SocketAddr` prints them; tshark 4.0 writes IPv6
-/// endpoints without brackets ("::1:8443").
-fn normalise(endpoint: &str) -> String {
-    let e = endpoint.trim();
-    if e.parse::<std::net::SocketAddr>().is_ok() {
-        return e.to_string();
-    }
-    let (ip, port) = e.rsplit_once(':').unwrap();
-    format!("[{}]:{port}", ip.trim_matches(|c| c == '[' || c == ']'))
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    let s = s.trim();
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
-        .collect()
+    tshark::follow(file, "tcp", &[], tshark::tcp_streams(file))
 }
 
 fn ours(file: &Path) -> Collector {
@@ -158,24 +52,15 @@ fn assert_matches(name: &str, sink: &Collector, theirs: &[Followed]) {
     for (ours, t) in sink.conns.values().zip(theirs) {
         let client = ours.client.unwrap().to_string();
         let server = ours.server.unwrap().to_string();
-        let (c2s, s2c) = if t.node0 == client && t.node1 == server {
-            (&t.from0, &t.from1)
-        } else if t.node1 == client && t.node0 == server {
-            (&t.from1, &t.from0)
-        } else {
-            panic!(
-                "{name}: endpoints differ: ours {client} → {server}, tshark {} / {}",
-                t.node0, t.node1
-            );
-        };
+        let (c2s, s2c) = t.by_direction(&client, &server, name);
         assert!(
-            ours.c2s == *c2s,
+            ours.c2s == c2s,
             "{name}: {client} → {server}: client bytes differ ({} vs tshark {})",
             ours.c2s.len(),
             c2s.len()
         );
         assert!(
-            ours.s2c == *s2c,
+            ours.s2c == s2c,
             "{name}: {client} → {server}: server bytes differ ({} vs tshark {})",
             ours.s2c.len(),
             s2c.len()
@@ -185,7 +70,7 @@ fn assert_matches(name: &str, sink: &Collector, theirs: &[Followed]) {
 
 #[test]
 fn every_sample_matches_tshark_follow() {
-    if !tshark_available() {
+    if !tshark::available() {
         return;
     }
     for file in samples() {
@@ -216,7 +101,7 @@ fn derive(file: &Path, f: impl Fn(usize) -> Vec<usize>) -> Vec<u8> {
 
 #[test]
 fn reordered_and_duplicated_real_traffic_matches_the_original() {
-    if !tshark_available() {
+    if !tshark::available() {
         return;
     }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
@@ -275,7 +160,7 @@ fn reordered_and_duplicated_real_traffic_matches_the_original() {
 /// tshark by default does not reassemble (out-of-order data, gaps) are left to that file.
 #[test]
 fn synthetic_captures_match_tshark_follow() {
-    if !tshark_available() {
+    if !tshark::available() {
         return;
     }
     use common::{fragment_ipv4, pcap, tcp_packet, Conversation, Frame, Link, LINKTYPE_ETHERNET};

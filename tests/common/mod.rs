@@ -1,6 +1,8 @@
 //! Test support: synthetic packets and captures, and a sink that records reassembled streams.
 #![allow(dead_code)]
 
+pub mod tshark;
+
 use etherparse::{IpNumber, Ipv4Header, Ipv6FlowLabel, Ipv6Header, TcpHeader};
 use misdirect::analysis::ConnectionRecord;
 use misdirect::capture::write::{PcapNgWriter, PcapWriter};
