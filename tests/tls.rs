@@ -418,3 +418,83 @@ fn chromium_client_hello_out_of_order_still_yields_its_sni() {
     assert!(t.key_share_groups.contains(&0x11ec));
     assert!(t.decrypted, "{}", t.decryption);
 }
+
+/// Wrong keys: every record fails to authenticate, the reason is reported, no plaintext.
+#[test]
+fn wrong_keys_fail_with_a_reason_and_report_nothing_false() {
+    let keys = std::fs::read_to_string(sample("mtu1500-tls13-h2.keys")).unwrap();
+    let zeroed: String = keys
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            format!("{} {} {}\n", f[0], f[1], "0".repeat(f[2].len()))
+        })
+        .collect();
+    let path = std::env::temp_dir().join(format!("misdirect-zero-keys-{}", std::process::id()));
+    std::fs::write(&path, zeroed).unwrap();
+    let c = analyse(&sample("mtu1500-tls13-h2.pcapng"), Some(&path));
+    let conn = &c.conns[&1];
+    let t = conn.tls.as_ref().unwrap();
+    assert!(!t.decrypted);
+    assert!(t.decryption.starts_with("failed: "), "{}", t.decryption);
+    assert!(
+        t.decryption.contains("authentication_failed"),
+        "{}",
+        t.decryption
+    );
+    assert!(conn.c2s.is_empty() && conn.s2c.is_empty());
+    assert_eq!(t.sni.as_deref(), Some("a.example.test"));
+}
+
+/// A segment of the encrypted stream never captured: decryption stops at the gap for
+/// that direction, with the reason; what came before is the true prefix of the plaintext.
+#[test]
+fn gap_stops_decryption_and_keeps_the_true_prefix() {
+    let file = sample("mtu1500-tls13-h2.pcapng");
+    let keys = sample("mtu1500-tls13-h2.keys");
+    let full = analyse(&file, Some(&keys));
+    let mut cap = Capture::open(
+        &[misdirect::capture::InputName::Path(file.clone())],
+        &Limits::default(),
+    )
+    .unwrap();
+    let mut pkts = Vec::new();
+    while let Some(p) = cap.next_packet() {
+        pkts.push((p.ts, p.data.to_vec(), p.orig_len, p.link));
+    }
+    // Drop a full-size (1448-byte payload) data segment near the end (the sample uploads and
+    // downloads 20 KB, so it may be either direction: both are checked).
+    let victim = pkts.iter().rposition(|p| p.1.len() > 1400).unwrap() - 6;
+    pkts.remove(victim);
+    let mut w = misdirect::capture::write::PcapWriter::new(
+        Vec::new(),
+        pkts[0].3.linktype() as u32,
+        262_144,
+        true,
+    )
+    .unwrap();
+    for (ts, data, orig, _) in &pkts {
+        w.write_packet(*ts, data, *orig).unwrap();
+    }
+    let path = std::env::temp_dir().join(format!("misdirect-gap-{}.pcap", std::process::id()));
+    std::fs::write(&path, w.into_inner()).unwrap();
+    let cut = analyse(&path, Some(&keys));
+    let (a, b) = (&full.conns[&1], &cut.conns[&1]);
+    let t = b.tls.as_ref().unwrap();
+    assert!(!t.decrypted);
+    assert!(t.decryption.contains("gap"), "{}", t.decryption);
+    let stopped = [&t.client_to_server.stopped, &t.server_to_client.stopped];
+    assert!(
+        stopped
+            .iter()
+            .any(|s| s.as_deref().is_some_and(|s| s.contains("gap"))),
+        "{stopped:?}"
+    );
+    for (whole, part) in [(&a.c2s, &b.c2s), (&a.s2c, &b.s2c)] {
+        assert!(
+            whole.starts_with(part),
+            "plaintext after a gap must be a true prefix"
+        );
+    }
+    assert!(b.c2s.len() + b.s2c.len() < a.c2s.len() + a.s2c.len());
+}
