@@ -18,12 +18,14 @@
 use super::keylog::Secret;
 use super::keys::{BulkCipher, MacAlg, Suite, TrafficKeys};
 use aes::cipher::{BlockModeDecrypt, InnerIvInit, KeyInit};
+use ccm::aead::AeadInOut;
+use ccm::consts::{U12, U16, U8};
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey, NONCE_LEN};
 use ring::hmac;
 use std::fmt;
 use zeroize::Zeroizing;
 
-/// AEAD tag length of every suite here (AES-GCM and ChaCha20-Poly1305).
+/// AEAD tag length of AES-GCM, ChaCha20-Poly1305 and AES-CCM (AES-CCM-8 has 8).
 const TAG_LEN: usize = 16;
 /// TLS 1.2 GCM explicit nonce (RFC 5288 §3).
 const GCM_EXPLICIT_NONCE_LEN: usize = 8;
@@ -112,6 +114,11 @@ enum State {
         mac: hmac::Key,
         mac_len: usize,
     },
+    /// TLS 1.3 AES-CCM (`ring` has no CCM; RustCrypto's `ccm` over `aes`).
+    Ccm13 {
+        ccm: Ccm,
+        iv: Zeroizing<[u8; NONCE_LEN]>,
+    },
     /// The keys could not be used; every record fails with this error.
     Invalid(DecryptError),
 }
@@ -127,7 +134,10 @@ pub struct RecordDecrypter {
 impl fmt::Debug for RecordDecrypter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
-            State::AeadXorIv { .. } | State::Gcm12 { .. } | State::Cbc { .. } => "keyed",
+            State::AeadXorIv { .. }
+            | State::Gcm12 { .. }
+            | State::Cbc { .. }
+            | State::Ccm13 { .. } => "keyed",
             State::Invalid(e) => e.reason(),
         };
         f.debug_struct("RecordDecrypter")
@@ -198,6 +208,9 @@ impl RecordDecrypter {
                         .map(|()| content_type)
                 }
             },
+            State::Ccm13 { ccm, iv } => {
+                open_tls13_ccm(ccm, iv, self.seq, content_type, version, fragment, out)
+            }
             State::Gcm12 { key, salt } => {
                 open_tls12_gcm(key, salt, self.seq, content_type, version, fragment, out)
                     .map(|()| content_type)
@@ -287,6 +300,20 @@ fn build_keyed(suite: &Suite, keys: &TrafficKeys, tls13: bool) -> Result<State, 
                 }
             }
         }
+        BulkCipher::Aes128Ccm | BulkCipher::Aes128Ccm8 => {
+            if !tls13 {
+                return Err(DecryptError::Unsupported);
+            }
+            let aes = aes::Aes128::new_from_slice(key).map_err(|_| DecryptError::BadKeyMaterial)?;
+            State::Ccm13 {
+                ccm: if suite.cipher == BulkCipher::Aes128Ccm {
+                    Ccm::Tag16(Box::new(aes.into()))
+                } else {
+                    Ccm::Tag8(Box::new(aes.into()))
+                },
+                iv: full_iv(&keys.iv)?,
+            }
+        }
         BulkCipher::Aes128Cbc | BulkCipher::Aes256Cbc => {
             let (Some(mac_alg), Some(mac_key)) = (suite.mac, keys.mac_key.as_ref()) else {
                 return Err(DecryptError::BadKeyMaterial);
@@ -312,11 +339,87 @@ fn build_keyed(suite: &Suite, keys: &TrafficKeys, tls13: bool) -> Result<State, 
 /// `iv XOR seq`, the sequence number as a 64-bit big-endian integer left-padded with zeros
 /// to the IV length (RFC 8446 §5.3, RFC 7905 §2).
 fn xor_nonce(iv: &[u8; NONCE_LEN], seq: u64) -> Nonce {
+    Nonce::assume_unique_for_key(xor_iv(iv, seq))
+}
+
+fn xor_iv(iv: &[u8; NONCE_LEN], seq: u64) -> [u8; NONCE_LEN] {
     let mut nonce = *iv;
     for (n, s) in nonce.iter_mut().rev().zip(seq.to_le_bytes()) {
         *n ^= s;
     }
-    Nonce::assume_unique_for_key(nonce)
+    nonce
+}
+
+/// AES-128-CCM keyed for TLS 1.3's 12-byte nonce, with its tag length.
+enum Ccm {
+    Tag16(Box<ccm::Ccm<aes::Aes128, U16, U12>>),
+    Tag8(Box<ccm::Ccm<aes::Aes128, U8, U12>>),
+}
+
+/// TLS 1.3 with AES-CCM: the same nonce, additional data and inner plaintext as
+/// [`open_tls13`] (RFC 8446 §5.2), with CCM's tag (16 bytes, or 8 for CCM_8).
+fn open_tls13_ccm(
+    ccm: &Ccm,
+    iv: &[u8; NONCE_LEN],
+    seq: u64,
+    content_type: u8,
+    version: u16,
+    fragment: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<u8, DecryptError> {
+    if fragment.len() > TLS13_MAX_CIPHERTEXT {
+        return Err(DecryptError::RecordOverflow);
+    }
+    let tag_len = match ccm {
+        Ccm::Tag16(_) => 16,
+        Ccm::Tag8(_) => 8,
+    };
+    let body_len = fragment
+        .len()
+        .checked_sub(tag_len)
+        .ok_or(DecryptError::TooShort)?;
+    let (body, tag) = fragment.split_at(body_len);
+    let aad = tls13_aad(content_type, version, fragment.len())?;
+    let nonce = xor_iv(iv, seq);
+    let start = out.len();
+    out.extend_from_slice(body);
+    let buf = out.get_mut(start..).unwrap_or_default();
+    let opened = match ccm {
+        Ccm::Tag16(c) => match <&ccm::aead::Tag<ccm::Ccm<aes::Aes128, U16, U12>>>::try_from(tag) {
+            Ok(t) => c.decrypt_inout_detached(&nonce.into(), &aad, buf.into(), t),
+            Err(_) => Err(ccm::aead::Error),
+        },
+        Ccm::Tag8(c) => match <&ccm::aead::Tag<ccm::Ccm<aes::Aes128, U8, U12>>>::try_from(tag) {
+            Ok(t) => c.decrypt_inout_detached(&nonce.into(), &aad, buf.into(), t),
+            Err(_) => Err(ccm::aead::Error),
+        },
+    };
+    if opened.is_err() {
+        out.truncate(start);
+        return Err(DecryptError::AuthenticationFailed);
+    }
+    inner_content_type(out, start)
+}
+
+/// TLS 1.3 additional data: the record header as it was on the wire (RFC 8446 §5.2).
+fn tls13_aad(content_type: u8, version: u16, len: usize) -> Result<[u8; 5], DecryptError> {
+    let len = u16::try_from(len).map_err(|_| DecryptError::RecordOverflow)?;
+    let [v0, v1] = version.to_be_bytes();
+    let [l0, l1] = len.to_be_bytes();
+    Ok([content_type, v0, v1, l0, l1])
+}
+
+/// RFC 8446 §5.4: scan back over the zero padding of the plaintext at `out[start..]`; the
+/// first non-zero byte is the content type, and is cut off with the padding.
+fn inner_content_type(out: &mut Vec<u8>, start: usize) -> Result<u8, DecryptError> {
+    let inner = out.get(start..).unwrap_or_default();
+    let Some(pos) = inner.iter().rposition(|&b| b != 0) else {
+        out.truncate(start);
+        return Err(DecryptError::NoContentType);
+    };
+    let content_type = inner.get(pos).copied().unwrap_or_default();
+    out.truncate(start + pos);
+    Ok(content_type)
 }
 
 /// Appends `ciphertext_and_tag` to `out`, opens it in place and truncates `out` to the
@@ -357,21 +460,11 @@ fn open_tls13(
     if fragment.len() < TAG_LEN {
         return Err(DecryptError::TooShort);
     }
-    let len = u16::try_from(fragment.len()).map_err(|_| DecryptError::RecordOverflow)?;
-    let [v0, v1] = version.to_be_bytes();
-    let [l0, l1] = len.to_be_bytes();
     // The outer type is application_data on every protected record (§5.2); the additional
     // data is the header as it was on the wire, so the caller's values are used as given.
-    let aad = [content_type, v0, v1, l0, l1];
+    let aad = tls13_aad(content_type, version, fragment.len())?;
     let start = open_appended(key, xor_nonce(iv, seq), &aad, fragment, out)?;
-    // §5.4: scan back over the padding; the first non-zero byte is the content type.
-    let inner = out.get(start..).unwrap_or_default();
-    let Some(pos) = inner.iter().rposition(|&b| b != 0) else {
-        return Err(DecryptError::NoContentType);
-    };
-    let content_type = inner.get(pos).copied().unwrap_or_default();
-    out.truncate(start + pos);
-    Ok(content_type)
+    inner_content_type(out, start)
 }
 
 /// TLS 1.2 AEAD additional data (RFC 5246 §6.2.3.3):

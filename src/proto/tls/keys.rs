@@ -50,6 +50,10 @@ pub enum BulkCipher {
     Aes128Gcm,
     Aes256Gcm,
     ChaCha20Poly1305,
+    /// AES-128-CCM with a 16-byte tag (RFC 8446 §B.4, TLS 1.3 only here).
+    Aes128Ccm,
+    /// AES-128-CCM with an 8-byte tag.
+    Aes128Ccm8,
     Aes128Cbc,
     Aes256Cbc,
 }
@@ -57,7 +61,10 @@ pub enum BulkCipher {
 impl BulkCipher {
     pub fn key_len(self) -> usize {
         match self {
-            BulkCipher::Aes128Gcm | BulkCipher::Aes128Cbc => 16,
+            BulkCipher::Aes128Gcm
+            | BulkCipher::Aes128Cbc
+            | BulkCipher::Aes128Ccm
+            | BulkCipher::Aes128Ccm8 => 16,
             BulkCipher::Aes256Gcm | BulkCipher::ChaCha20Poly1305 | BulkCipher::Aes256Cbc => 32,
         }
     }
@@ -72,7 +79,11 @@ impl BulkCipher {
     /// (RFC 5246 §6.3: IVs "are only generated for implicit nonce techniques").
     fn tls12_fixed_iv_len(self) -> usize {
         match self {
-            BulkCipher::Aes128Gcm | BulkCipher::Aes256Gcm => 4,
+            // RFC 6655 §3 (CCM) uses GCM's layout; no TLS 1.2 CCM suite is enabled here.
+            BulkCipher::Aes128Gcm
+            | BulkCipher::Aes256Gcm
+            | BulkCipher::Aes128Ccm
+            | BulkCipher::Aes128Ccm8 => 4,
             BulkCipher::ChaCha20Poly1305 => 12,
             BulkCipher::Aes128Cbc | BulkCipher::Aes256Cbc => 0,
         }
@@ -158,7 +169,9 @@ const fn cbc12(id: u16, name: &'static str, cipher: BulkCipher, mac: MacAlg) -> 
     }
 }
 
-use BulkCipher::{Aes128Cbc, Aes128Gcm, Aes256Cbc, Aes256Gcm, ChaCha20Poly1305};
+use BulkCipher::{
+    Aes128Cbc, Aes128Ccm, Aes128Ccm8, Aes128Gcm, Aes256Cbc, Aes256Gcm, ChaCha20Poly1305,
+};
 use HashAlg::{Sha256, Sha384};
 
 static SUITES: &[Suite] = &[
@@ -171,6 +184,8 @@ static SUITES: &[Suite] = &[
         ChaCha20Poly1305,
         Sha256,
     ),
+    tls13(0x1304, "TLS_AES_128_CCM_SHA256", Aes128Ccm, Sha256),
+    tls13(0x1305, "TLS_AES_128_CCM_8_SHA256", Aes128Ccm8, Sha256),
     // TLS 1.2 AES-GCM, RFC 5288 and RFC 5289.
     aead12(
         0xc02b,
@@ -347,8 +362,6 @@ static OTHER_NAMES: &[(u16, &str)] = &[
     (0x00a8, "TLS_PSK_WITH_AES_128_GCM_SHA256"),
     (0x00a9, "TLS_PSK_WITH_AES_256_GCM_SHA384"),
     (0x00ff, "TLS_EMPTY_RENEGOTIATION_INFO_SCSV"),
-    (0x1304, "TLS_AES_128_CCM_SHA256"),
-    (0x1305, "TLS_AES_128_CCM_8_SHA256"),
     (0x5600, "TLS_FALLBACK_SCSV"),
     (0xc007, "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA"),
     (0xc008, "TLS_ECDHE_ECDSA_WITH_3DES_EDE_CBC_SHA"),
@@ -631,15 +644,15 @@ pub(crate) mod tests {
     #[test]
     fn suite_table() {
         let ids = [
-            0x1301, 0x1302, 0x1303, 0xc02b, 0xc02c, 0xc02f, 0xc030, 0x009c, 0x009d, 0x009e, 0x009f,
-            0xcca8, 0xcca9, 0xccaa, 0x002f, 0x0035, 0x003c, 0x003d, 0xc009, 0xc00a, 0xc013, 0xc014,
-            0xc023, 0xc024, 0xc027, 0xc028, 0x0033, 0x0039, 0x0067, 0x006b,
+            0x1301, 0x1302, 0x1303, 0x1304, 0x1305, 0xc02b, 0xc02c, 0xc02f, 0xc030, 0x009c, 0x009d,
+            0x009e, 0x009f, 0xcca8, 0xcca9, 0xccaa, 0x002f, 0x0035, 0x003c, 0x003d, 0xc009, 0xc00a,
+            0xc013, 0xc014, 0xc023, 0xc024, 0xc027, 0xc028, 0x0033, 0x0039, 0x0067, 0x006b,
         ];
         assert_eq!(SUITES.len(), ids.len());
         for id in ids {
             let s = suite(id).unwrap();
             assert_eq!(suite_name(id), Some(s.name));
-            assert_eq!(s.tls13, (0x1301..=0x1303).contains(&id));
+            assert_eq!(s.tls13, (0x1301..=0x1305).contains(&id));
             assert_eq!(s.mac.is_some(), !s.cipher.is_aead(), "{}", s.name);
             // The name states the hash, the cipher and (for TLS 1.2) the key exchange.
             let hash = if s.name.ends_with("SHA384") {
@@ -649,6 +662,8 @@ pub(crate) mod tests {
             };
             assert_eq!(s.hash, hash, "{}", s.name);
             let cipher = match (s.name.contains("AES_128"), s.name.contains("AES_256")) {
+                (true, _) if s.name.contains("CCM_8") => Aes128Ccm8,
+                (true, _) if s.name.contains("CCM") => Aes128Ccm,
                 (true, _) if s.name.contains("GCM") => Aes128Gcm,
                 (_, true) if s.name.contains("GCM") => Aes256Gcm,
                 (true, _) => Aes128Cbc,
@@ -664,7 +679,7 @@ pub(crate) mod tests {
             };
             assert_eq!(s.mac, mac.filter(|_| !s.cipher.is_aead()), "{}", s.name);
         }
-        assert_eq!(suite(0x1304), None);
+        assert_eq!(suite(0xc0ac), None); // TLS 1.2 CCM: named, not decrypted
         assert_eq!(suite_name(0x1304), Some("TLS_AES_128_CCM_SHA256"));
         assert_eq!(suite_name(0x0a0a), None);
         for (id, _) in OTHER_NAMES {
