@@ -70,6 +70,10 @@ impl HandshakeReader {
             start += 4 + len;
         }
         self.buf.drain(..start);
+        if self.buf.is_empty() {
+            // Certificate chains make this buffer large; a finished handshake keeps none of it.
+            self.buf = Vec::new();
+        }
         Ok(())
     }
 

@@ -111,10 +111,10 @@ impl RecordReader {
             if self.buf.len() < need {
                 return Ok(());
             }
+            // Emitted from a taken buffer, which is then dropped: an idle connection keeps no
+            // record-sized allocation (the next split record allocates again).
             let buf = std::mem::take(&mut self.buf);
             emit(&buf, on_record);
-            self.buf = buf;
-            self.buf.clear();
         }
         // Whole records straight from the input, without copying.
         while let Some(total) = record_len(data) {

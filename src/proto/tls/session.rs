@@ -147,6 +147,8 @@ pub enum AppData<'a> {
 }
 
 const MAX_ALERTS: usize = 16;
+/// Plaintext scratch capacity kept between records.
+const SCRATCH_KEEP: usize = 2048;
 
 impl TlsSession {
     /// Takes bytes of one direction in order.
@@ -377,7 +379,11 @@ impl TlsSession {
                 self.dir_mut(dir).cannot_decrypt = true;
             }
         }
-        self.dir_mut(dir).plain = plain;
+        // Keep the scratch buffer only while it is small: thousands of idle connections must
+        // not each hold a record-sized one.
+        if plain.capacity() <= SCRATCH_KEEP {
+            self.dir_mut(dir).plain = plain;
+        }
     }
 
     fn plaintext(
