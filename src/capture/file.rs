@@ -74,6 +74,7 @@ pub struct FileSource {
     capacity: usize,
     max_block: usize,
     done: bool,
+    damage: Option<(u64, String)>,
 }
 
 const INITIAL_BUFFER: usize = 256 << 10;
@@ -124,6 +125,7 @@ impl FileSource {
             capacity: INITIAL_BUFFER,
             max_block: max_block.max(INITIAL_BUFFER),
             done: false,
+            damage: None,
         })
     }
 
@@ -182,6 +184,12 @@ impl FileSource {
         self.state.summary.warnings.push(format!(
             "{what} at byte {offset}; analysis covers the packets before it"
         ));
+        self.damage = Some((offset, what.to_string()));
+    }
+
+    /// Where and why reading stopped early, if the file is damaged.
+    pub fn damage(&self) -> Option<&(u64, String)> {
+        self.damage.as_ref()
     }
 }
 
@@ -474,6 +482,16 @@ mod tests {
             "{:?}",
             src.summary().warnings
         );
+    }
+
+    /// Skipped blocks are warnings, not damage: such a file opens (with no packets).
+    #[test]
+    fn skipped_packets_only_is_not_an_error() {
+        let mut f = shb();
+        f.extend(epb(3, 0, &[1]));
+        let src = FileSource::from_reader("t".into(), std::io::Cursor::new(f), 1 << 20).unwrap();
+        let cap = super::super::Capture::from_sources(vec![src]).unwrap();
+        assert_eq!(cap.summaries()[0].warnings.len(), 1);
     }
 
     #[test]

@@ -36,7 +36,8 @@ impl Capture {
     }
 
     /// Reads the first packet of every source. A source that yields no packet because it is
-    /// damaged (rather than simply empty of packets) is an error: nothing could be read from it.
+    /// damaged (rather than simply empty of packets, or with only skipped blocks) is an
+    /// error: nothing could be read from it.
     pub fn from_sources(mut sources: Vec<FileSource>) -> Result<Self, CaptureError> {
         let mut pending = vec![OwnedPacket::default(); sources.len()];
         let mut heap = BinaryHeap::with_capacity(sources.len());
@@ -46,10 +47,10 @@ impl Capture {
             secrets.extend(src.take_secrets());
             if got {
                 heap.push(Reverse((slot.ts, i)));
-            } else if let Some(what) = src.summary().warnings.first() {
+            } else if let Some((offset, what)) = src.damage() {
                 return Err(CaptureError::Corrupt {
                     name: src.summary().name.clone(),
-                    offset: src.summary().bytes,
+                    offset: *offset,
                     what: what.clone(),
                 });
             }

@@ -112,7 +112,8 @@ impl Defragmenter {
 
     fn expire(&mut self, now: Timestamp, anomalies: &mut AnomalyCounts) {
         // Sweeping at most once per second of capture time keeps this off the per-packet path.
-        if now.0.saturating_sub(self.last_sweep.0) < Timestamp::NANOS_PER_SEC {
+        // Capture clocks step both ways: a packet from the far future must not stop sweeps.
+        if now.0.saturating_sub(self.last_sweep.0).saturating_abs() < Timestamp::NANOS_PER_SEC {
             return;
         }
         self.last_sweep = now;
