@@ -361,30 +361,25 @@ fn secrets_never_appear_in_any_output() {
 fn chromium_client_hello_out_of_order_still_yields_its_sni() {
     use misdirect::wire::{Decoder, Transport};
     let file = sample("chromium-coalesce-421.pcapng");
-    let mut cap = Capture::open(
-        &[misdirect::capture::InputName::Path(file.clone())],
-        &Limits::default(),
-    )
-    .unwrap();
-    let mut pkts = Vec::new();
+    let mut pkts = common::read_packets(&file);
     let mut decoder = Decoder::new(&Limits::default());
-    let mut hello_segments = Vec::new();
-    while let Some(p) = cap.next_packet() {
-        let i = pkts.len();
-        pkts.push((p.ts, p.data.to_vec(), p.orig_len, p.link));
-        if let Some(d) = decoder.decode(&p) {
-            if let Transport::Tcp(seg) = d.transport {
-                // The first connection's client data segments before any server data.
-                if d.dst.port() == 7443
-                    && !seg.payload.is_empty()
-                    && hello_segments.len() < 2
-                    && i < 8
-                {
-                    hello_segments.push(i);
-                }
-            }
-        }
-    }
+    // The first connection's client data segments before any server data.
+    let hello_segments: Vec<usize> = (0..pkts.len().min(8))
+        .filter(|&i| {
+            let p = &pkts[i];
+            let raw = misdirect::capture::RawPacket {
+                index: i as u64 + 1,
+                input: 0,
+                ts: p.ts,
+                link: p.link,
+                data: &p.data,
+                orig_len: p.orig_len,
+            };
+            matches!(decoder.decode(&raw), Some(d) if d.dst.port() == 7443
+                && matches!(d.transport, Transport::Tcp(seg) if !seg.payload.is_empty()))
+        })
+        .take(2)
+        .collect();
     assert_eq!(
         hello_segments.len(),
         2,
@@ -392,25 +387,11 @@ fn chromium_client_hello_out_of_order_still_yields_its_sni() {
     );
     let (a, b) = (hello_segments[0], hello_segments[1]);
     assert!(
-        pkts[a].1.len() > 1400,
+        pkts[a].data.len() > 1400,
         "first segment is a full Ethernet-sized one"
     );
     pkts.swap(a, b);
-    let mut w = misdirect::capture::write::PcapWriter::new(
-        Vec::new(),
-        pkts[0].3.linktype() as u32,
-        262_144,
-        true,
-    )
-    .unwrap();
-    for (ts, data, orig, _) in &pkts {
-        w.write_packet(*ts, data, *orig).unwrap();
-    }
-    let path = std::env::temp_dir().join(format!(
-        "misdirect-chromium-swapped-{}.pcap",
-        std::process::id()
-    ));
-    std::fs::write(&path, w.into_inner()).unwrap();
+    let path = common::temp_pcap("chromium-swapped", &pkts);
     let c = analyse(&path, Some(&sample("chromium-coalesce-421.keys")));
     let first = c.conns.values().next().unwrap();
     let t = first.tls.as_ref().unwrap();
@@ -453,31 +434,12 @@ fn gap_stops_decryption_and_keeps_the_true_prefix() {
     let file = sample("mtu1500-tls13-h2.pcapng");
     let keys = sample("mtu1500-tls13-h2.keys");
     let full = analyse(&file, Some(&keys));
-    let mut cap = Capture::open(
-        &[misdirect::capture::InputName::Path(file.clone())],
-        &Limits::default(),
-    )
-    .unwrap();
-    let mut pkts = Vec::new();
-    while let Some(p) = cap.next_packet() {
-        pkts.push((p.ts, p.data.to_vec(), p.orig_len, p.link));
-    }
+    let mut pkts = common::read_packets(&file);
     // Drop a full-size (1448-byte payload) data segment near the end (the sample uploads and
     // downloads 20 KB, so it may be either direction: both are checked).
-    let victim = pkts.iter().rposition(|p| p.1.len() > 1400).unwrap() - 6;
+    let victim = pkts.iter().rposition(|p| p.data.len() > 1400).unwrap() - 6;
     pkts.remove(victim);
-    let mut w = misdirect::capture::write::PcapWriter::new(
-        Vec::new(),
-        pkts[0].3.linktype() as u32,
-        262_144,
-        true,
-    )
-    .unwrap();
-    for (ts, data, orig, _) in &pkts {
-        w.write_packet(*ts, data, *orig).unwrap();
-    }
-    let path = std::env::temp_dir().join(format!("misdirect-gap-{}.pcap", std::process::id()));
-    std::fs::write(&path, w.into_inner()).unwrap();
+    let path = common::temp_pcap("gap", &pkts);
     let cut = analyse(&path, Some(&keys));
     let (a, b) = (&full.conns[&1], &cut.conns[&1]);
     let t = b.tls.as_ref().unwrap();

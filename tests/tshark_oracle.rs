@@ -11,8 +11,6 @@ mod common;
 
 use common::tshark::{self, Followed};
 use common::{run_files, Collector};
-use misdirect::capture::write::PcapWriter;
-use misdirect::capture::{Capture, InputName};
 use misdirect::Limits;
 use std::path::{Path, PathBuf};
 
@@ -83,20 +81,9 @@ fn every_sample_matches_tshark_follow() {
 
 /// Rewrites a capture's packet order with `f` (indexes into the original), as a pcap.
 fn derive(file: &Path, f: impl Fn(usize) -> Vec<usize>) -> Vec<u8> {
-    let mut cap = Capture::open(&[InputName::Path(file.into())], &Limits::default()).unwrap();
-    let mut pkts = Vec::new();
-    let mut link = None;
-    while let Some(p) = cap.next_packet() {
-        link = Some(p.link);
-        pkts.push((p.ts, p.data.to_vec(), p.orig_len));
-    }
-    let mut w =
-        PcapWriter::new(Vec::new(), link.unwrap().linktype() as u32, 262_144, true).unwrap();
-    for i in f(pkts.len()) {
-        let (ts, data, orig) = &pkts[i];
-        w.write_packet(*ts, data, *orig).unwrap();
-    }
-    w.into_inner()
+    let pkts = common::read_packets(file);
+    let order: Vec<common::Packet> = f(pkts.len()).into_iter().map(|i| pkts[i].clone()).collect();
+    common::pcap_of(&order)
 }
 
 #[test]

@@ -449,3 +449,45 @@ pub fn run_files(files: Vec<Vec<u8>>, limits: &Limits) -> (Collector, RunStats) 
 pub fn run_one(file: Vec<u8>) -> (Collector, RunStats) {
     run_files(vec![file], &Limits::default())
 }
+
+/// A packet read from a capture file, to be rearranged and written again.
+#[derive(Clone, Debug)]
+pub struct Packet {
+    pub ts: Timestamp,
+    pub data: Vec<u8>,
+    pub orig_len: u32,
+    pub link: misdirect::capture::LinkType,
+}
+
+/// Every packet of a capture file, in order.
+pub fn read_packets(path: &std::path::Path) -> Vec<Packet> {
+    let names = [misdirect::capture::InputName::Path(path.into())];
+    let mut cap = Capture::open(&names, &Limits::default()).unwrap();
+    let mut out = Vec::new();
+    while let Some(p) = cap.next_packet() {
+        out.push(Packet {
+            ts: p.ts,
+            data: p.data.to_vec(),
+            orig_len: p.orig_len,
+            link: p.link,
+        });
+    }
+    out
+}
+
+/// The packets as a nanosecond pcap (all on the first packet's link type).
+pub fn pcap_of(pkts: &[Packet]) -> Vec<u8> {
+    let link = pkts.first().map_or(1, |p| p.link.linktype() as u32);
+    let mut w = PcapWriter::new(Vec::new(), link, 262_144, true).unwrap();
+    for p in pkts {
+        w.write_packet(p.ts, &p.data, p.orig_len).unwrap();
+    }
+    w.into_inner()
+}
+
+/// Writes the packets to a pcap in the temporary directory and returns its path.
+pub fn temp_pcap(name: &str, pkts: &[Packet]) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("misdirect-{name}-{}.pcap", std::process::id()));
+    std::fs::write(&path, pcap_of(pkts)).unwrap();
+    path
+}
