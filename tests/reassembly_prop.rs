@@ -47,6 +47,12 @@ proptest! {
         let mut got = Vec::new();
         let mut gaps = 0u64;
         let mut fins = 0;
+        let mut collect = |ev: StreamEvent<'_>| match ev {
+            StreamEvent::Data(d) => got.extend_from_slice(d),
+            StreamEvent::Gap(n) => gaps += n,
+            StreamEvent::Fin => fins += 1,
+            StreamEvent::Rst => {}
+        };
         let last = segs.iter().map(|s| s.1).max().unwrap_or(0);
         for &(a, b) in &segs {
             let mut ctx = Ctx { now: misdirect::Timestamp(0), limits: &limits, budget: &mut budget, anomalies: &mut anomalies };
@@ -56,19 +62,9 @@ proptest! {
                 missing: 0,
                 fin: b == data.len() && b == last,
             };
-            r.segment(seg, &mut ctx, &mut |ev| match ev {
-                StreamEvent::Data(d) => got.extend_from_slice(d),
-                StreamEvent::Gap(n) => gaps += n,
-                StreamEvent::Fin => fins += 1,
-                StreamEvent::Rst => {}
-            });
+            r.segment(seg, &mut ctx, &mut collect);
         }
-        r.flush(&mut budget, &mut |ev| match ev {
-            StreamEvent::Data(d) => got.extend_from_slice(d),
-            StreamEvent::Gap(n) => gaps += n,
-            StreamEvent::Fin => fins += 1,
-            StreamEvent::Rst => {}
-        });
+        r.flush(&mut budget, &mut collect);
         prop_assert_eq!(gaps, 0);
         prop_assert_eq!(fins, 1);
         prop_assert!(got == data, "reassembled bytes differ");

@@ -85,8 +85,9 @@ pub struct ConnectionRecord {
     pub server_to_client: DirectionStats,
     /// What the connection carries, recognised by content.
     pub protocol: AppProtocol,
-    /// TLS facts; null for a connection that is not TLS.
-    pub tls: Option<TlsInfo>,
+    /// TLS facts; null for a connection that is not TLS. Boxed: most of a record's size
+    /// otherwise, paid by every cleartext connection too.
+    pub tls: Option<Box<TlsInfo>>,
     /// Anomalies of this connection's application protocol, by name.
     #[serde(skip_serializing_if = "AnomalyCounts::is_empty")]
     pub anomalies: AnomalyCounts,
@@ -153,7 +154,7 @@ impl StreamSink for Ledger {
                 record.client_to_server.payload_bytes + record.server_to_client.payload_bytes > 0;
             let summary = p.finish(carried);
             record.protocol = summary.protocol;
-            record.tls = summary.tls;
+            record.tls = summary.tls.map(Box::new);
             self.anomalies.merge(&summary.anomalies);
             record.anomalies = summary.anomalies;
         }

@@ -204,16 +204,18 @@ impl FlowTable {
             ts: pkt.ts,
             packet: pkt.index,
         };
-        if self
-            .conns
-            .get(&key)
-            .is_some_and(|c| c.is_reused_by(pkt.src, seg))
-        {
-            if let Some(old) = self.conns.remove(&key) {
-                self.finish_conn(old, Close::Replaced, at, sink);
+        // One lookup on the common path (a known connection); the rare ones pay more.
+        let known = match self.conns.get(&key) {
+            Some(c) if c.is_reused_by(pkt.src, seg) => {
+                if let Some(old) = self.conns.remove(&key) {
+                    self.finish_conn(old, Close::Replaced, at, sink);
+                }
+                false
             }
-        }
-        if !self.conns.contains_key(&key) {
+            Some(_) => true,
+            None => false,
+        };
+        if !known {
             if self.conns.len() >= self.limits.max_connections.max(1) {
                 self.evict_idlest(at, sink);
             }

@@ -128,7 +128,8 @@ impl ConnProto {
     }
 }
 
-/// Decides once either direction holds enough bytes; `None` to keep waiting.
+/// Decides as soon as either direction holds enough bytes; `None` to keep waiting. Both
+/// buffers therefore stay below `DETECT_BYTES` plus one delivered piece.
 fn decide(c2s: &[u8], s2c: &[u8]) -> Option<State> {
     let looks_tls = |b: &[u8]| tls::record::is_record_header(b);
     if c2s.len() >= DETECT_BYTES {
@@ -138,8 +139,11 @@ fn decide(c2s: &[u8], s2c: &[u8]) -> Option<State> {
             State::Unknown
         });
     }
-    if c2s.is_empty() && s2c.len() >= DETECT_BYTES {
-        return Some(if looks_tls(s2c) {
+    if s2c.len() >= DETECT_BYTES {
+        // The server spoke first, or the client has sent only a few bytes so far: decide on
+        // the server's bytes, unless the client's contradict a TLS record header.
+        let client_ok = c2s.is_empty() || could_start_tls_record(c2s);
+        return Some(if client_ok && looks_tls(s2c) {
             tls_state()
         } else {
             State::Unknown
@@ -148,6 +152,62 @@ fn decide(c2s: &[u8], s2c: &[u8]) -> Option<State> {
     None
 }
 
+/// Whether fewer than five bytes can be the start of a TLS record header.
+fn could_start_tls_record(b: &[u8]) -> bool {
+    let t = b.first().is_some_and(|t| (20..=24).contains(t));
+    let major = b.get(1).is_none_or(|&m| m == 3);
+    let minor = b.get(2).is_none_or(|&m| m <= 4);
+    t && major && minor
+}
+
 fn tls_state() -> State {
     State::Tls(Box::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(p: &mut ConnProto, dir: Direction, data: &[u8]) {
+        p.event(
+            dir,
+            StreamEvent::Data(data),
+            &KeyLog::default(),
+            &mut |_, _| {},
+        );
+    }
+
+    fn held(p: &ConnProto) -> Option<usize> {
+        match &p.state {
+            State::Detecting { c2s, s2c } => Some(c2s.len() + s2c.len()),
+            _ => None,
+        }
+    }
+
+    /// A client that sends a few bytes and a server that then streams must not make the
+    /// detector hold the server's stream.
+    #[test]
+    fn short_client_prefix_and_a_streaming_server_decide_at_once() {
+        let mut p = ConnProto::default();
+        feed(&mut p, Direction::ClientToServer, b"GE");
+        for _ in 0..1000 {
+            feed(&mut p, Direction::ServerToClient, &[b'x'; 1000]);
+        }
+        assert_eq!(held(&p), None, "still detecting");
+        assert!(matches!(p.state, State::Unknown));
+        // A split TLS header from the client and TLS from the server: TLS.
+        let mut p = ConnProto::default();
+        feed(&mut p, Direction::ClientToServer, &[22, 3]);
+        feed(&mut p, Direction::ServerToClient, &[22, 3, 3, 0, 2, 2, 0]);
+        assert!(matches!(p.state, State::Tls(_)));
+    }
+
+    #[test]
+    fn detection_needs_six_bytes() {
+        let mut p = ConnProto::default();
+        feed(&mut p, Direction::ClientToServer, &[22, 3, 1]);
+        assert_eq!(held(&p), Some(3));
+        feed(&mut p, Direction::ClientToServer, &[0, 5, 1]);
+        assert!(matches!(p.state, State::Tls(_)));
+    }
 }

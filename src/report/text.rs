@@ -162,7 +162,7 @@ fn row(c: &ConnectionRecord) -> [String; 11] {
             Some(t) => t.sni.clone().unwrap_or_else(|| "(none)".to_string()),
             None => "-".to_string(),
         },
-        c.tls.as_ref().map_or_else(|| "-".to_string(), tls_cell),
+        c.tls.as_deref().map_or_else(|| "-".to_string(), tls_cell),
     ]
 }
 
