@@ -63,6 +63,20 @@ anomalies! {
     TlsDecryptFailed => "tls_decrypt_failed": "a record failed to decrypt or authenticate with the logged keys; decryption stopped for that direction",
     TlsGap => "tls_gap": "bytes of a TLS stream were never captured; parsing and decryption stopped for that direction",
     TlsUnsupported => "tls_unsupported": "keys were logged but the protocol version or cipher suite cannot be decrypted",
+    Http1HeadInvalid => "http1_head_invalid": "bytes where an HTTP/1 message head was expected do not parse (or carry conflicting Content-Length values); the direction resynchronises on the next start line",
+    Http1HeadLimit => "http1_head_limit": "an HTTP/1 message head longer than the limit; it was dropped and the direction resynchronises",
+    Http1ChunkInvalid => "http1_chunk_invalid": "a chunked body's chunk-size line does not parse; the direction resynchronises",
+    HttpFieldTruncated => "http_field_truncated": "a header value or request target longer than the kept length was cut",
+    HttpExchangeLimit => "http_exchange_limit": "more HTTP exchanges (or FTP/SMTP replies) on one connection than are listed; the rest were counted",
+    Http2PrefaceInvalid => "http2_preface_invalid": "a stream taken for HTTP/2 does not start with the client connection preface; it is no longer parsed",
+    Http2FramingLost => "http2_framing_lost": "bytes of an HTTP/2 stream were lost across a frame boundary; the direction is no longer parsed",
+    Http2FrameInvalid => "http2_frame_invalid": "an HTTP/2 frame whose payload does not fit its type (size, padding, stream 0)",
+    Http2FrameLimit => "http2_frame_limit": "an HTTP/2 frame payload larger than the kept limit was skipped",
+    Http2HeaderBlockLimit => "http2_header_block_limit": "an HTTP/2 header block with its CONTINUATIONs exceeded the limit; it was skipped",
+    Http2ContinuationMissing => "http2_continuation_missing": "an HTTP/2 header block was interrupted by another frame, or a CONTINUATION came without one",
+    HpackInvalid => "hpack_invalid": "an HPACK header block does not decode; that direction's dynamic table is treated as unknown from there on",
+    ControlLineLimit => "control_line_limit": "an FTP/SMTP line longer than 4096 bytes; it was skipped",
+    ControlReplyInvalid => "control_reply_invalid": "a line from an FTP/SMTP server that is not a 3-digit reply",
 }
 
 /// Counts per anomaly, serialised as a name-sorted map of name to count.
@@ -139,7 +153,7 @@ mod tests {
             assert!(a
                 .name()
                 .bytes()
-                .all(|b| b.is_ascii_lowercase() || b == b'_'));
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'));
         }
     }
 }

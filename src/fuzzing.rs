@@ -664,7 +664,8 @@ pub fn tls_stream(data: &[u8]) {
     if let Some(k) = r.sub_u16() {
         keylog.add(k.rest());
     }
-    let mut proto = crate::proto::ConnProto::default();
+    let mut proto = crate::proto::ConnProto::new(false, crate::Limits::default().http());
+    let at = crate::Timestamp::default();
     let mut lost = [false; 2];
     let mut out = |d: Direction, a: AppData<'_>| {
         let Some(l) = lost.get_mut(slot(d)) else {
@@ -682,12 +683,12 @@ pub fn tls_stream(data: &[u8]) {
             Direction::ServerToClient
         };
         match op & 6 {
-            2 => proto.event(dir, StreamEvent::Gap(1), &keylog, &mut out),
-            4 => proto.event(dir, StreamEvent::Fin, &keylog, &mut out),
+            2 => proto.event(dir, StreamEvent::Gap(1), at, &keylog, &mut out),
+            4 => proto.event(dir, StreamEvent::Fin, at, &keylog, &mut out),
             _ => {
                 let Some(chunk) = r.sub_u16() else { break };
                 if !chunk.rest().is_empty() {
-                    proto.event(dir, StreamEvent::Data(chunk.rest()), &keylog, &mut out);
+                    proto.event(dir, StreamEvent::Data(chunk.rest()), at, &keylog, &mut out);
                 }
             }
         }

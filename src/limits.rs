@@ -36,6 +36,22 @@ pub struct Limits {
     /// Capture time after which an incomplete fragmented datagram is dropped (RFC 791 suggests
     /// 15 s; Linux uses 30 s). Anomaly: `ip_fragment_timeout`.
     pub ip_fragment_timeout_ns: i64,
+    /// Bytes of one HTTP/1 message head (start line and headers). A longer head is dropped
+    /// and the direction resynchronises on the next message. Anomaly: `http1_head_limit`.
+    pub max_http_head_bytes: usize,
+    /// Bytes of one HTTP/2 header block (HEADERS or PUSH_PROMISE plus CONTINUATIONs), and of
+    /// any other HTTP/2 frame payload kept. A larger block is skipped and that direction's
+    /// HPACK table desynchronised. Anomalies: `http2_header_block_limit`, `http2_frame_limit`.
+    pub max_http2_header_block: usize,
+    /// Bytes an HPACK dynamic table may hold here, whatever the peers allow. Entries pushed
+    /// out by this cap become unknown when referenced (never guessed).
+    pub max_hpack_table: usize,
+    /// HTTP exchanges (and FTP/SMTP replies) listed per connection; the rest are counted.
+    /// Anomaly: `http_exchange_limit`.
+    pub max_exchanges_per_connection: usize,
+    /// Bytes kept of one header value or request target; longer ones are cut and marked
+    /// with "…". Anomaly: `http_field_truncated`.
+    pub max_field_bytes: usize,
 }
 
 impl Default for Limits {
@@ -49,6 +65,24 @@ impl Default for Limits {
             reorder_window_ns: 20_000_000,
             max_ip_fragment_datagrams: 256,
             ip_fragment_timeout_ns: 30 * crate::Timestamp::NANOS_PER_SEC,
+            max_http_head_bytes: 64 << 10,
+            max_http2_header_block: 256 << 10,
+            max_hpack_table: 64 << 10,
+            max_exchanges_per_connection: 100_000,
+            max_field_bytes: 4096,
+        }
+    }
+}
+
+impl Limits {
+    /// The limits of the HTTP parsers.
+    pub fn http(&self) -> crate::proto::http::HttpLimits {
+        crate::proto::http::HttpLimits {
+            max_head_bytes: self.max_http_head_bytes,
+            max_header_block: self.max_http2_header_block,
+            max_hpack_table: self.max_hpack_table,
+            max_exchanges: self.max_exchanges_per_connection,
+            max_field_bytes: self.max_field_bytes,
         }
     }
 }

@@ -74,7 +74,7 @@ pub fn analyze(
     keylog: crate::proto::tls::keylog::KeyLog,
     progress: &mut dyn FnMut(u64),
 ) -> crate::analysis::Report {
-    let mut ledger = crate::analysis::Ledger::with_keylog(keylog);
+    let mut ledger = crate::analysis::Ledger::new(keylog, limits);
     let stats = run(&mut capture, limits, &mut ledger, progress);
     ledger.into_report(capture.summaries(), stats)
 }

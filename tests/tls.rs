@@ -45,20 +45,20 @@ impl StreamSink for TlsCollector {
         self.conns.insert(
             c.id.0,
             Conn {
-                proto: Some(ConnProto::default()),
+                proto: Some(ConnProto::new(false, Limits::default().http())),
                 client: c.client.to_string(),
                 server: c.server.to_string(),
                 ..Conn::default()
             },
         );
     }
-    fn stream(&mut self, id: ConnId, dir: Direction, ev: StreamEvent<'_>, _: EventMeta) {
+    fn stream(&mut self, id: ConnId, dir: Direction, ev: StreamEvent<'_>, at: EventMeta) {
         let conn = self.conns.get_mut(&id.0).unwrap();
         let (c2s, s2c) = (&mut conn.c2s, &mut conn.s2c);
         conn.proto
             .as_mut()
             .unwrap()
-            .event(dir, ev, &self.keylog, &mut |d, data| {
+            .event(dir, ev, at.ts, &self.keylog, &mut |d, data| {
                 if let AppData::Data(bytes) = data {
                     match d {
                         Direction::ClientToServer => c2s.extend_from_slice(bytes),

@@ -13,6 +13,8 @@ use crate::flow::{
     StreamSink,
 };
 use crate::pipeline::RunStats;
+use crate::proto::control::ControlInfo;
+use crate::proto::http::{Exchange, Http2Info, HttpLimits};
 use crate::proto::tls::keylog::{KeyLog, KeyLogStats};
 use crate::proto::tls::session::TlsInfo;
 use crate::proto::{AppProtocol, ConnProto};
@@ -23,7 +25,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 /// Version of the JSON report schema; bumped on any change (minor: additions).
-pub const SCHEMA_VERSION: &str = "0.2.0";
+pub const SCHEMA_VERSION: &str = "0.3.0";
 
 /// Everything misdirect says about a capture.
 #[derive(Clone, Debug, Serialize)]
@@ -83,11 +85,21 @@ pub struct ConnectionRecord {
     pub close: Close,
     pub client_to_server: DirectionStats,
     pub server_to_client: DirectionStats,
-    /// What the connection carries, recognised by content.
+    /// The application protocol, recognised by content (inside TLS when decrypted).
     pub protocol: AppProtocol,
     /// TLS facts; null for a connection that is not TLS. Boxed: most of a record's size
     /// otherwise, paid by every cleartext connection too.
     pub tls: Option<Box<TlsInfo>>,
+    /// HTTP exchanges in request order (an answer whose request was not seen sorts by its
+    /// own time).
+    pub requests: Vec<Exchange>,
+    /// Exchanges beyond the per-connection limit, counted only.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub requests_dropped: u64,
+    /// HTTP/2 connection facts (ORIGIN set, GOAWAY, ...); null unless HTTP/2.
+    pub http2: Option<Box<Http2Info>>,
+    /// FTP/SMTP replies; null unless a control connection.
+    pub control: Option<Box<ControlInfo>>,
     /// Anomalies of this connection's application protocol, by name.
     #[serde(skip_serializing_if = "AnomalyCounts::is_empty")]
     pub anomalies: AnomalyCounts,
@@ -110,6 +122,10 @@ impl ConnectionRecord {
             server_to_client: c.dir(Direction::ServerToClient).stats.clone(),
             protocol: AppProtocol::None,
             tls: None,
+            requests: Vec::new(),
+            requests_dropped: 0,
+            http2: None,
+            control: None,
             anomalies: AnomalyCounts::default(),
         }
     }
@@ -122,28 +138,34 @@ impl ConnectionRecord {
     }
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(v)
 }
 
 /// Collects connection records as the flow table closes connections, running each
 /// connection's protocol layer on the way.
-#[derive(Default)]
 pub struct Ledger {
     connections: Vec<ConnectionRecord>,
     live: HashMap<ConnId, ConnProto, foldhash::fast::RandomState>,
     keylog: KeyLog,
+    limits: HttpLimits,
     anomalies: AnomalyCounts,
 }
 
 impl StreamSink for Ledger {
     fn open(&mut self, conn: &Connection, _at: EventMeta) {
-        self.live.insert(conn.id, ConnProto::default());
+        let mid_stream = conn.dirs.iter().any(|d| d.mid_stream);
+        self.live
+            .insert(conn.id, ConnProto::new(mid_stream, self.limits));
     }
 
-    fn stream(&mut self, id: ConnId, dir: Direction, event: StreamEvent<'_>, _at: EventMeta) {
+    fn stream(&mut self, id: ConnId, dir: Direction, event: StreamEvent<'_>, at: EventMeta) {
         if let Some(p) = self.live.get_mut(&id) {
-            p.event(dir, event, &self.keylog, &mut |_, _| {});
+            p.event(dir, event, at.ts, &self.keylog, &mut |_, _| {});
         }
     }
 
@@ -157,6 +179,19 @@ impl StreamSink for Ledger {
             record.tls = summary.tls.map(Box::new);
             self.anomalies.merge(&summary.anomalies);
             record.anomalies = summary.anomalies;
+            let mut app = summary.app;
+            record.requests = std::mem::take(&mut app.exchanges);
+            record.requests_dropped = app.exchanges_dropped;
+            record.http2 = app.http2.map(Box::new);
+            // A control connection that went on in TLS: the cleartext part has the replies.
+            let mut control = summary.before_tls.and_then(|b| b.control);
+            if let Some(inner) = app.control {
+                match &mut control {
+                    Some(c) => c.replies.extend(inner.replies),
+                    None => control = Some(inner),
+                }
+            }
+            record.control = control.map(Box::new);
         }
         self.connections.push(record);
     }
@@ -170,10 +205,13 @@ impl StreamSink for Ledger {
 
 impl Ledger {
     /// A ledger that decrypts with `keylog` (plus any secrets the capture carries).
-    pub fn with_keylog(keylog: KeyLog) -> Self {
+    pub fn new(keylog: KeyLog, limits: &crate::Limits) -> Self {
         Ledger {
+            connections: Vec::new(),
+            live: HashMap::default(),
             keylog,
-            ..Ledger::default()
+            limits: limits.http(),
+            anomalies: AnomalyCounts::default(),
         }
     }
 

@@ -1,155 +1,232 @@
 //! Application protocols on reassembled streams: detection by content, then a parser per
-//! connection. TLS now; HTTP/1, HTTP/2, FTP and SMTP will plug in behind it.
+//! connection.
 //!
 //! Contract: [`ConnProto`] takes one connection's [`StreamEvent`]s and decides what it
 //! carries from the bytes alone, never from ports. A TLS record header opening the client's
 //! stream, or the server's when the client has said nothing (a capture that started
-//! mid-connection), makes it TLS. Until it has decided, it holds the first bytes of each
-//! direction (a handful: it decides as soon as one direction has a record header's worth),
-//! then replays them to the chosen parser.
+//! mid-connection), makes it TLS, whose decrypted plaintext goes to an [`app::App`]; anything
+//! else is cleartext and goes to an [`app::App`] directly, which tells HTTP/1, HTTP/2, FTP and
+//! SMTP apart. Until it has decided, it holds the first bytes of each direction (a handful:
+//! it decides as soon as one direction has a record header's worth), then replays them. An
+//! accepted STARTTLS / AUTH TLS switches a cleartext control connection to TLS; what came
+//! before is kept.
 
+pub mod app;
 pub mod codec;
+pub mod control;
+pub mod http;
 pub mod tls;
+
+pub use app::{AppProtocol, AppSummary};
 
 use crate::anomaly::AnomalyCounts;
 use crate::flow::{Direction, StreamEvent};
-use serde::Serialize;
+use crate::Timestamp;
+use app::{App, Next};
+use http::HttpLimits;
 use tls::keylog::KeyLog;
 use tls::session::{AppData, TlsInfo, TlsSession};
 
 /// Bytes needed to recognise a TLS record header and the handshake type behind it.
 const DETECT_BYTES: usize = 6;
 
-/// What a connection carries, as far as misdirect can tell.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AppProtocol {
-    Tls,
-    /// Not recognised (yet): cleartext protocols come with the HTTP issue.
-    Unknown,
-    /// The connection carried no payload.
-    None,
-}
-
 enum State {
     Detecting { c2s: Vec<u8>, s2c: Vec<u8> },
-    Tls(Box<TlsSession>),
-    Unknown,
+    Tls { session: Box<TlsSession>, app: App },
+    Clear(App),
 }
 
 /// The protocol layer of one connection.
 pub struct ConnProto {
     state: State,
+    mid_stream: bool,
+    limits: HttpLimits,
+    /// The cleartext part of a connection that switched to TLS (STARTTLS).
+    before_tls: Option<AppSummary>,
 }
 
 /// What the protocol layer found, for the connection's record.
 pub struct ProtoSummary {
     pub protocol: AppProtocol,
     pub tls: Option<TlsInfo>,
+    pub app: AppSummary,
+    /// The cleartext part before STARTTLS / AUTH TLS, when there was one.
+    pub before_tls: Option<AppSummary>,
     pub anomalies: AnomalyCounts,
 }
 
-impl Default for ConnProto {
-    fn default() -> Self {
+impl ConnProto {
+    /// The protocol layer of a connection whose start the capture saw (`mid_stream` false)
+    /// or not.
+    pub fn new(mid_stream: bool, limits: HttpLimits) -> Self {
         ConnProto {
             state: State::Detecting {
                 c2s: Vec::new(),
                 s2c: Vec::new(),
             },
+            mid_stream,
+            limits,
+            before_tls: None,
         }
     }
-}
 
-impl ConnProto {
-    /// Takes one stream event; decrypted application data goes to `out`.
+    /// Takes one stream event. Decrypted application data also goes to `tap`, for tools
+    /// and tests that want the plaintext itself.
     pub fn event(
         &mut self,
         dir: Direction,
         ev: StreamEvent<'_>,
+        at: Timestamp,
         keylog: &KeyLog,
-        out: &mut dyn FnMut(Direction, AppData<'_>),
+        tap: &mut dyn FnMut(Direction, AppData<'_>),
     ) {
         if let State::Detecting { c2s, s2c } = &mut self.state {
             let buf = match dir {
                 Direction::ClientToServer => &mut *c2s,
                 Direction::ServerToClient => &mut *s2c,
             };
+            let gap = matches!(ev, StreamEvent::Gap(_));
             match ev {
                 StreamEvent::Data(d) => buf.extend_from_slice(d),
                 // What was held no longer continues; look at what follows instead.
                 StreamEvent::Gap(_) => buf.clear(),
                 StreamEvent::Fin | StreamEvent::Rst => {}
             }
-            let Some(next) = decide(c2s, s2c) else { return };
-            let (c2s, s2c) = (std::mem::take(c2s), std::mem::take(s2c));
-            self.state = next;
+            let ended = matches!(ev, StreamEvent::Fin | StreamEvent::Rst);
+            let decision = decide(c2s, s2c, ended);
+            let held = decision.map(|_| (std::mem::take(c2s), std::mem::take(s2c)));
+            self.mid_stream |= gap;
+            let (Some(tls), Some((c2s, s2c))) = (decision, held) else {
+                return;
+            };
+            self.state = start(tls, self.mid_stream, self.limits);
             for (d, held) in [
                 (Direction::ClientToServer, c2s),
                 (Direction::ServerToClient, s2c),
             ] {
                 if !held.is_empty() {
-                    self.event(d, StreamEvent::Data(&held), keylog, out);
+                    self.event(d, StreamEvent::Data(&held), at, keylog, tap);
                 }
             }
-            if matches!(ev, StreamEvent::Fin | StreamEvent::Rst) {
-                self.event(dir, ev, keylog, out);
+            if ended {
+                self.event(dir, ev, at, keylog, tap);
             }
             return;
         }
-        if let State::Tls(tls) = &mut self.state {
-            match ev {
-                StreamEvent::Data(d) => tls.data(dir, d, keylog, out),
-                StreamEvent::Gap(_) => tls.gap(dir, out),
-                StreamEvent::Fin | StreamEvent::Rst => tls.end(dir),
+        match &mut self.state {
+            State::Tls { session, app } => {
+                let mut feed = |d: Direction, data: AppData<'_>| {
+                    match data {
+                        AppData::Data(b) => {
+                            // STARTTLS inside TLS is meaningless; nothing to switch.
+                            let _ = app.data(d, b, at);
+                        }
+                        AppData::Lost => app.gap(d, None, at),
+                    }
+                    tap(d, data);
+                };
+                match ev {
+                    StreamEvent::Data(d) => session.data(dir, d, keylog, &mut feed),
+                    StreamEvent::Gap(_) => session.gap(dir, &mut feed),
+                    StreamEvent::Fin | StreamEvent::Rst => {
+                        session.end(dir);
+                        app.end(dir);
+                    }
+                }
             }
+            State::Clear(app) => {
+                let switch = match ev {
+                    StreamEvent::Data(d) => match app.data(dir, d, at) {
+                        Next::StartTls(n) => Some(d.get(n..).unwrap_or(&[])),
+                        Next::Continue => None,
+                    },
+                    StreamEvent::Gap(n) => {
+                        app.gap(dir, Some(n), at);
+                        None
+                    }
+                    StreamEvent::Fin | StreamEvent::Rst => {
+                        app.end(dir);
+                        None
+                    }
+                };
+                if let Some(rest) = switch {
+                    let tls = start(true, self.mid_stream, self.limits);
+                    if let State::Clear(app) = std::mem::replace(&mut self.state, tls) {
+                        self.before_tls = Some(app.finish());
+                    }
+                    if !rest.is_empty() {
+                        self.event(dir, StreamEvent::Data(rest), at, keylog, tap);
+                    }
+                }
+            }
+            State::Detecting { .. } => {}
         }
     }
 
     pub fn finish(self, carried_payload: bool) -> ProtoSummary {
-        match self.state {
-            State::Tls(tls) => {
-                let (info, anomalies) = tls.finish();
-                ProtoSummary {
-                    protocol: AppProtocol::Tls,
-                    tls: Some(info),
-                    anomalies,
-                }
+        let (tls, app) = match self.state {
+            State::Tls { session, app } => {
+                let (info, anomalies) = session.finish();
+                let mut app = app.finish();
+                app.anomalies.merge(&anomalies);
+                (Some(info), app)
             }
-            State::Detecting { .. } | State::Unknown => ProtoSummary {
-                protocol: if carried_payload {
-                    AppProtocol::Unknown
-                } else {
-                    AppProtocol::None
-                },
-                tls: None,
-                anomalies: AnomalyCounts::default(),
-            },
+            State::Clear(app) => (None, app.finish()),
+            State::Detecting { .. } => (None, AppSummary::default()),
+        };
+        let protocol = app
+            .protocol
+            .or(self.before_tls.as_ref().and_then(|b| b.protocol))
+            .unwrap_or(if carried_payload {
+                AppProtocol::Unknown
+            } else {
+                AppProtocol::None
+            });
+        let mut anomalies = app.anomalies.clone();
+        if let Some(b) = &self.before_tls {
+            anomalies.merge(&b.anomalies);
+        }
+        ProtoSummary {
+            protocol,
+            tls,
+            app,
+            before_tls: self.before_tls,
+            anomalies,
         }
     }
 }
 
-/// Decides as soon as either direction holds enough bytes; `None` to keep waiting. Both
-/// buffers therefore stay below `DETECT_BYTES` plus one delivered piece.
-fn decide(c2s: &[u8], s2c: &[u8]) -> Option<State> {
+/// Decides as soon as either direction holds enough bytes (or a direction ended with fewer):
+/// `Some(true)` for TLS, `Some(false)` for cleartext, `None` to keep waiting. Both buffers
+/// therefore stay below `DETECT_BYTES` plus one delivered piece.
+fn decide(c2s: &[u8], s2c: &[u8], ended: bool) -> Option<bool> {
     let looks_tls = |b: &[u8]| tls::record::is_record_header(b);
     if c2s.len() >= DETECT_BYTES {
-        return Some(if looks_tls(c2s) {
-            tls_state()
-        } else {
-            State::Unknown
-        });
+        return Some(looks_tls(c2s));
     }
     if s2c.len() >= DETECT_BYTES {
         // The server spoke first, or the client has sent only a few bytes so far: decide on
         // the server's bytes, unless the client's contradict a TLS record header.
         let client_ok = c2s.is_empty() || could_start_tls_record(c2s);
-        return Some(if client_ok && looks_tls(s2c) {
-            tls_state()
-        } else {
-            State::Unknown
-        });
+        return Some(client_ok && looks_tls(s2c));
+    }
+    if ended && !(c2s.is_empty() && s2c.is_empty()) {
+        // A few bytes and the end: cleartext (e.g. "QUIT\r\n" or a 5-byte reply).
+        return Some(false);
     }
     None
+}
+
+fn start(tls: bool, mid_stream: bool, limits: HttpLimits) -> State {
+    let app = App::new(mid_stream, limits);
+    if tls {
+        State::Tls {
+            session: Box::default(),
+            app,
+        }
+    } else {
+        State::Clear(app)
+    }
 }
 
 /// Whether fewer than five bytes can be the start of a TLS record header.
@@ -160,10 +237,6 @@ fn could_start_tls_record(b: &[u8]) -> bool {
     t && major && minor
 }
 
-fn tls_state() -> State {
-    State::Tls(Box::default())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,9 +245,14 @@ mod tests {
         p.event(
             dir,
             StreamEvent::Data(data),
+            Timestamp::default(),
             &KeyLog::default(),
             &mut |_, _| {},
         );
+    }
+
+    fn conn() -> ConnProto {
+        ConnProto::new(false, crate::Limits::default().http())
     }
 
     fn held(p: &ConnProto) -> Option<usize> {
@@ -188,26 +266,26 @@ mod tests {
     /// detector hold the server's stream.
     #[test]
     fn short_client_prefix_and_a_streaming_server_decide_at_once() {
-        let mut p = ConnProto::default();
+        let mut p = conn();
         feed(&mut p, Direction::ClientToServer, b"GE");
         for _ in 0..1000 {
             feed(&mut p, Direction::ServerToClient, &[b'x'; 1000]);
         }
         assert_eq!(held(&p), None, "still detecting");
-        assert!(matches!(p.state, State::Unknown));
+        assert!(matches!(p.state, State::Clear(_)));
         // A split TLS header from the client and TLS from the server: TLS.
-        let mut p = ConnProto::default();
+        let mut p = conn();
         feed(&mut p, Direction::ClientToServer, &[22, 3]);
         feed(&mut p, Direction::ServerToClient, &[22, 3, 3, 0, 2, 2, 0]);
-        assert!(matches!(p.state, State::Tls(_)));
+        assert!(matches!(p.state, State::Tls { .. }));
     }
 
     #[test]
     fn detection_needs_six_bytes() {
-        let mut p = ConnProto::default();
+        let mut p = conn();
         feed(&mut p, Direction::ClientToServer, &[22, 3, 1]);
         assert_eq!(held(&p), Some(3));
         feed(&mut p, Direction::ClientToServer, &[0, 5, 1]);
-        assert!(matches!(p.state, State::Tls(_)));
+        assert!(matches!(p.state, State::Tls { .. }));
     }
 }

@@ -1,0 +1,254 @@
+//! The application protocol on a byte stream pair: cleartext TCP, or TLS once decrypted.
+//!
+//! Contract: [`App`] recognises what the connection carries from its first bytes, never from
+//! ports: the HTTP/2 client preface, an HTTP/1 request or status line, an FTP/SMTP command
+//! or 3-digit reply, or (when the capture missed the start) HTTP/2 frames. It holds the
+//! first bytes of each direction until one of them decides (at most a first line's worth,
+//! [`MAX_DETECT`]), then replays them to the chosen parser.
+
+use super::control::{Control, ControlInfo, Dialect};
+use super::http::{self, http1, http2, Exchange, Http2Info, HttpConn, HttpLimits, HttpVersion};
+use crate::anomaly::AnomalyCounts;
+use crate::flow::Direction;
+use crate::Timestamp;
+use serde::Serialize;
+
+/// Bytes held per direction while detecting; a first line longer than this is not HTTP/1,
+/// FTP or SMTP.
+const MAX_DETECT: usize = 4096;
+
+/// What a connection carries, as far as misdirect can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppProtocol {
+    Http1,
+    Http2,
+    Ftp,
+    Smtp,
+    /// An FTP or SMTP control connection whose dialect nothing in it told.
+    FtpOrSmtp,
+    /// Bytes not recognised, or encrypted without keys.
+    Unknown,
+    /// The connection carried no payload.
+    None,
+}
+
+enum State {
+    Detecting { c2s: Vec<u8>, s2c: Vec<u8> },
+    Http(Box<HttpConn>),
+    Control(Box<Control>),
+    Unknown,
+}
+
+/// The application layer of one connection (or of one TLS session's plaintext).
+pub struct App {
+    state: State,
+    mid_stream: bool,
+    limits: HttpLimits,
+    saw_bytes: bool,
+}
+
+/// What the application layer found.
+#[derive(Debug, Default)]
+pub struct AppSummary {
+    pub protocol: Option<AppProtocol>,
+    pub exchanges: Vec<Exchange>,
+    pub exchanges_dropped: u64,
+    pub http2: Option<Http2Info>,
+    pub control: Option<ControlInfo>,
+    pub anomalies: AnomalyCounts,
+}
+
+/// What [`App::data`] asks of its caller.
+pub enum Next {
+    Continue,
+    /// The connection switched to TLS (STARTTLS) after this many bytes of the piece.
+    StartTls(usize),
+}
+
+impl App {
+    pub fn new(mid_stream: bool, limits: HttpLimits) -> Self {
+        App {
+            state: State::Detecting {
+                c2s: Vec::new(),
+                s2c: Vec::new(),
+            },
+            mid_stream,
+            limits,
+            saw_bytes: false,
+        }
+    }
+
+    pub fn data(&mut self, dir: Direction, data: &[u8], at: Timestamp) -> Next {
+        self.saw_bytes |= !data.is_empty();
+        if let State::Detecting { c2s, s2c } = &mut self.state {
+            let buf = match dir {
+                Direction::ClientToServer => &mut *c2s,
+                Direction::ServerToClient => &mut *s2c,
+            };
+            let room = MAX_DETECT.saturating_sub(buf.len());
+            buf.extend_from_slice(data.get(..room.min(data.len())).unwrap_or(&[]));
+            let Some(next) = decide(c2s, s2c, self.mid_stream, self.limits) else {
+                return Next::Continue;
+            };
+            let (c2s, s2c) = (std::mem::take(c2s), std::mem::take(s2c));
+            self.state = next;
+            // Replay in the order the bytes could have been sent: the side that decided
+            // first is not known, so the client's first (requests precede responses), but
+            // server-first protocols (FTP/SMTP greetings) the server's.
+            let server_first = matches!(self.state, State::Control(_));
+            let order = if server_first {
+                [
+                    (Direction::ServerToClient, s2c),
+                    (Direction::ClientToServer, c2s),
+                ]
+            } else {
+                [
+                    (Direction::ClientToServer, c2s),
+                    (Direction::ServerToClient, s2c),
+                ]
+            };
+            for (d, held) in order {
+                if !held.is_empty() {
+                    if let Next::StartTls(n) = self.feed(d, &held, at) {
+                        return Next::StartTls(n);
+                    }
+                }
+            }
+            return Next::Continue;
+        }
+        self.feed(dir, data, at)
+    }
+
+    fn feed(&mut self, dir: Direction, data: &[u8], at: Timestamp) -> Next {
+        match &mut self.state {
+            State::Http(h) => h.data(dir, data, at),
+            State::Control(c) => {
+                if let Some(n) = c.data(dir, data, at) {
+                    return Next::StartTls(n);
+                }
+            }
+            State::Detecting { .. } | State::Unknown => {}
+        }
+        Next::Continue
+    }
+
+    /// `len` bytes were lost (`None`: the rest of the direction is lost, e.g. undecryptable).
+    pub fn gap(&mut self, dir: Direction, len: Option<u64>, at: Timestamp) {
+        let len = len.unwrap_or(u64::MAX);
+        match &mut self.state {
+            State::Detecting { c2s, s2c } => {
+                // What was held no longer continues; decide on what follows instead.
+                match dir {
+                    Direction::ClientToServer => c2s.clear(),
+                    Direction::ServerToClient => s2c.clear(),
+                }
+                self.mid_stream = true;
+            }
+            State::Http(h) => h.gap(dir, len, at),
+            State::Control(c) => c.gap(dir),
+            State::Unknown => {}
+        }
+    }
+
+    pub fn end(&mut self, dir: Direction) {
+        if let State::Http(h) = &mut self.state {
+            h.end(dir);
+        }
+    }
+
+    pub fn finish(self) -> AppSummary {
+        match self.state {
+            State::Http(h) => {
+                let version = h.version();
+                let (log, http2) = h.finish();
+                AppSummary {
+                    protocol: Some(match version {
+                        HttpVersion::Http2 => AppProtocol::Http2,
+                        _ => AppProtocol::Http1,
+                    }),
+                    exchanges: log.exchanges,
+                    exchanges_dropped: log.dropped,
+                    http2,
+                    control: None,
+                    anomalies: log.anomalies,
+                }
+            }
+            State::Control(c) => {
+                let (info, anomalies) = c.finish();
+                AppSummary {
+                    protocol: Some(match info.dialect {
+                        Some(Dialect::Ftp) => AppProtocol::Ftp,
+                        Some(Dialect::Smtp) => AppProtocol::Smtp,
+                        None => AppProtocol::FtpOrSmtp,
+                    }),
+                    control: Some(info),
+                    anomalies,
+                    ..AppSummary::default()
+                }
+            }
+            State::Detecting { .. } | State::Unknown => AppSummary {
+                protocol: self.saw_bytes.then_some(AppProtocol::Unknown),
+                ..AppSummary::default()
+            },
+        }
+    }
+}
+
+/// Decides from the first bytes of each direction; `None` to wait for more.
+fn decide(c2s: &[u8], s2c: &[u8], mid_stream: bool, limits: HttpLimits) -> Option<State> {
+    let http = |start| {
+        Some(State::Http(Box::new(HttpConn::new(
+            start, mid_stream, limits,
+        ))))
+    };
+    let control = || Some(State::Control(Box::new(Control::new(limits.max_exchanges))));
+    if !c2s.is_empty() {
+        let n = c2s.len().min(http2::frame::PREFACE.len());
+        if c2s.get(..n) == http2::frame::PREFACE.get(..n) {
+            return if n == http2::frame::PREFACE.len() {
+                http(http::Start::Http2Preface)
+            } else {
+                None
+            };
+        }
+        match (http1::detect(c2s, true), super::control::detect(c2s, true)) {
+            (Some(true), _) => return http(http::Start::Http1),
+            (_, Some(true)) => return control(),
+            (Some(false), Some(false)) => {}
+            _ => return None,
+        }
+        if mid_stream {
+            match http2::looks_like_frames(c2s) {
+                Some(true) => return http(http::Start::Http2Frames),
+                None if c2s.len() < MAX_DETECT => return None,
+                _ => {}
+            }
+        }
+        // The client's bytes say nothing known; the server's may (a capture that started
+        // inside a request body, say).
+        if s2c.is_empty() && c2s.len() < MAX_DETECT {
+            return None;
+        }
+    }
+    if !s2c.is_empty() {
+        match (
+            http1::detect(s2c, false),
+            super::control::detect(s2c, false),
+        ) {
+            (Some(true), _) => return http(http::Start::Http1),
+            (_, Some(true)) => return control(),
+            (Some(false), Some(false)) => {}
+            _ => return None,
+        }
+        match http2::looks_like_frames(s2c) {
+            Some(true) => return http(http::Start::Http2Frames),
+            None if s2c.len() < MAX_DETECT => return None,
+            _ => {}
+        }
+    }
+    if c2s.len() >= MAX_DETECT || s2c.len() >= MAX_DETECT || (!c2s.is_empty() && !s2c.is_empty()) {
+        return Some(State::Unknown);
+    }
+    None
+}

@@ -1,0 +1,488 @@
+//! HTTP/2 on one connection (RFC 9113): frames to exchanges.
+//!
+//! Contract: [`Http2::data`] takes each direction's bytes in order; frames come from
+//! [`frame::FrameReader`], header blocks (HEADERS or PUSH_PROMISE with their CONTINUATIONs)
+//! are joined and decoded by the direction's [`hpack::Decoder`]. Client header blocks open
+//! exchanges by stream id, server ones answer them (1xx interim, then final, then trailers).
+//! RST_STREAM marks the exchange; GOAWAY, ORIGIN, ALTSVC and SETTINGS_HEADER_TABLE_SIZE are
+//! kept for the connection ([`Http2Info`]).
+//!
+//! Recovery: a lost header block, or one that does not decode, desynchronises that
+//! direction's HPACK table ([`hpack`] explains what stays known); a gap across a frame
+//! boundary ends the direction's parsing (HTTP/2 cannot resynchronise).
+
+pub mod frame;
+pub mod hpack;
+
+use super::{
+    h2_error_name, Exchange, ExchangeLog, Goaway, Http2Info, HttpLimits, HttpVersion, Reset,
+};
+use crate::anomaly::Anomaly;
+use crate::flow::Direction;
+use crate::proto::codec::Reader;
+use crate::Timestamp;
+use frame::{flag, kind, Frame, FrameHeader, FrameReader};
+use std::collections::BTreeMap;
+
+/// Bytes of GOAWAY debug data kept.
+const MAX_DEBUG: usize = 256;
+/// ALTSVC values and GOAWAY frames kept per connection.
+const MAX_LISTED: usize = 16;
+
+/// A header block being joined from HEADERS/PUSH_PROMISE and CONTINUATION frames.
+struct Block {
+    stream: u32,
+    promised: Option<u32>,
+    buf: Vec<u8>,
+    time: Timestamp,
+    /// Too large: its fragments are dropped and the table desynchronised when it ends.
+    overflow: bool,
+}
+
+struct Side {
+    reader: FrameReader,
+    hpack: hpack::Decoder,
+    block: Option<Block>,
+}
+
+/// HTTP/2 on one connection.
+pub struct Http2 {
+    client: Side,
+    server: Side,
+    /// Stream id → exchange (`None` when the exchange list was full).
+    streams: BTreeMap<u32, Option<usize>>,
+    info: Http2Info,
+    max_block: usize,
+}
+
+impl Http2 {
+    /// `preface`: the client's stream starts with the connection preface (else it may, when
+    /// the server's frames came first). `mid_stream`: the capture did not see the connection
+    /// start, so HPACK tables hold unseen entries.
+    pub fn new(preface: bool, mid_stream: bool, limits: &HttpLimits) -> Self {
+        let side = |preface| Side {
+            reader: FrameReader::new(preface, limits.max_header_block),
+            hpack: hpack::Decoder::new(mid_stream, limits.max_hpack_table),
+            block: None,
+        };
+        Http2 {
+            client: side(Some(!preface)),
+            server: side(None),
+            streams: BTreeMap::new(),
+            info: Http2Info::default(),
+            max_block: limits.max_header_block,
+        }
+    }
+
+    /// After an h2c Upgrade: the upgraded request is stream 1 (RFC 9113 §3.2 of RFC 7540).
+    pub fn after_upgrade(exchange: Option<usize>, limits: &HttpLimits) -> Self {
+        let mut h2 = Http2::new(true, false, limits);
+        h2.streams.insert(1, exchange);
+        h2
+    }
+
+    pub fn data(&mut self, dir: Direction, data: &[u8], at: Timestamp, log: &mut ExchangeLog) {
+        let mut frames = Vec::new();
+        let side = self.side(dir);
+        let had_error = side.reader.error().is_some();
+        // Frames are collected first: the handlers need `self` while the reader is borrowed.
+        side.reader
+            .push(data, &mut |f| frames.push(OwnedFrame::from(f)));
+        if !had_error && side.reader.error().is_some() {
+            log.anomalies.add(Anomaly::Http2PrefaceInvalid);
+        }
+        for f in frames {
+            self.frame(dir, f, at, log);
+        }
+    }
+
+    pub fn gap(&mut self, dir: Direction, len: u64, at: Timestamp, log: &mut ExchangeLog) {
+        let mut frames = Vec::new();
+        let side = self.side(dir);
+        let had_error = side.reader.error().is_some();
+        side.reader
+            .gap(len, &mut |f| frames.push(OwnedFrame::from(f)));
+        if !had_error && side.reader.error().is_some() {
+            log.anomalies.add(Anomaly::Http2FramingLost);
+        }
+        for f in frames {
+            self.frame(dir, f, at, log);
+        }
+    }
+
+    pub fn finish(mut self) -> Http2Info {
+        self.info.preface_seen = self.client.reader.preface_seen();
+        self.info
+    }
+
+    fn side(&mut self, dir: Direction) -> &mut Side {
+        match dir {
+            Direction::ClientToServer => &mut self.client,
+            Direction::ServerToClient => &mut self.server,
+        }
+    }
+
+    fn frame(&mut self, dir: Direction, f: OwnedFrame, at: Timestamp, log: &mut ExchangeLog) {
+        let hdr = f.hdr;
+        // A header block must be continued by CONTINUATION frames of its stream only.
+        let expecting = self.side(dir).block.as_ref().map(|b| b.stream);
+        if let Some(stream) = expecting {
+            if hdr.kind != kind::CONTINUATION || hdr.stream != stream {
+                log.anomalies.add(Anomaly::Http2ContinuationMissing);
+                let side = self.side(dir);
+                side.block = None;
+                side.hpack.desynchronise();
+            }
+        }
+        let payload = match f.body {
+            Body::Full(p) => p,
+            Body::Skipped { oversized } => {
+                if oversized {
+                    log.anomalies.add(Anomaly::Http2FrameLimit);
+                    if is_header_frame(hdr.kind) {
+                        let side = self.side(dir);
+                        side.block = None;
+                        side.hpack.desynchronise();
+                    }
+                }
+                return;
+            }
+            Body::Lost => {
+                if is_header_frame(hdr.kind) {
+                    let side = self.side(dir);
+                    side.block = None;
+                    side.hpack.desynchronise();
+                }
+                return;
+            }
+        };
+        match hdr.kind {
+            kind::HEADERS | kind::PUSH_PROMISE => {
+                let Some((promised, fragment)) = frame::header_block(&hdr, &payload) else {
+                    log.anomalies.add(Anomaly::Http2FrameInvalid);
+                    self.side(dir).hpack.desynchronise();
+                    return;
+                };
+                let block = Block {
+                    stream: hdr.stream,
+                    promised,
+                    buf: fragment.to_vec(),
+                    time: at,
+                    overflow: false,
+                };
+                self.side(dir).block = Some(block);
+                if hdr.has(flag::END_HEADERS) {
+                    self.end_block(dir, log);
+                }
+            }
+            kind::CONTINUATION => {
+                let max = self.max_block;
+                let side = self.side(dir);
+                let Some(block) = side.block.as_mut() else {
+                    log.anomalies.add(Anomaly::Http2ContinuationMissing);
+                    side.hpack.desynchronise();
+                    return;
+                };
+                if block.buf.len() + payload.len() > max {
+                    if !block.overflow {
+                        log.anomalies.add(Anomaly::Http2HeaderBlockLimit);
+                    }
+                    block.overflow = true;
+                    block.buf = Vec::new();
+                } else if !block.overflow {
+                    block.buf.extend_from_slice(&payload);
+                }
+                if hdr.has(flag::END_HEADERS) {
+                    self.end_block(dir, log);
+                }
+            }
+            kind::RST_STREAM => {
+                let Ok(code) = <[u8; 4]>::try_from(payload.as_slice()) else {
+                    log.anomalies.add(Anomaly::Http2FrameInvalid);
+                    return;
+                };
+                let i = self.exchange(hdr.stream, log);
+                if let Some(e) = log.get_mut(i) {
+                    e.reset.get_or_insert(Reset {
+                        by: dir,
+                        error: h2_error_name(u32::from_be_bytes(code)),
+                    });
+                }
+            }
+            kind::SETTINGS if !hdr.has(flag::ACK) => {
+                if payload.len() % 6 != 0 || hdr.stream != 0 {
+                    log.anomalies.add(Anomaly::Http2FrameInvalid);
+                    return;
+                }
+                let mut r = Reader::new(&payload);
+                while let (Some(id), Some(value)) = (r.u16(), r.u32()) {
+                    if id == 1 {
+                        // The sender's decoder: the peer's encoder may use this much.
+                        let decoder = match dir {
+                            Direction::ClientToServer => {
+                                self.info.client_header_table_size = Some(value);
+                                &mut self.server.hpack
+                            }
+                            Direction::ServerToClient => {
+                                self.info.server_header_table_size = Some(value);
+                                &mut self.client.hpack
+                            }
+                        };
+                        decoder.set_allowed_size(value);
+                    }
+                }
+            }
+            kind::GOAWAY => {
+                let mut r = Reader::new(&payload);
+                let (Some(last), Some(code)) = (r.u32(), r.u32()) else {
+                    log.anomalies.add(Anomaly::Http2FrameInvalid);
+                    return;
+                };
+                let debug = r.rest();
+                if self.info.goaway.len() < MAX_LISTED {
+                    self.info.goaway.push(Goaway {
+                        by: dir,
+                        time: at,
+                        last_stream_id: last & 0x7fff_ffff,
+                        error: h2_error_name(code),
+                        debug: (!debug.is_empty())
+                            .then(|| super::text(debug, MAX_DEBUG, &mut log.anomalies)),
+                    });
+                }
+            }
+            kind::ORIGIN if dir == Direction::ServerToClient && hdr.stream == 0 => {
+                let set = self.info.origin_set.get_or_insert_with(Vec::new);
+                let mut r = Reader::new(&payload);
+                while !r.is_empty() {
+                    let Some(entry) = r.sub_u16() else {
+                        log.anomalies.add(Anomaly::Http2FrameInvalid);
+                        break;
+                    };
+                    if set.len() < log.limits.max_exchanges {
+                        set.push(super::text(
+                            entry.rest(),
+                            log.limits.max_field_bytes,
+                            &mut log.anomalies,
+                        ));
+                    }
+                }
+            }
+            kind::ALTSVC if dir == Direction::ServerToClient => {
+                let mut r = Reader::new(&payload);
+                let value = r.sub_u16().map(|_origin| r.rest());
+                match value {
+                    Some(v) if self.info.alt_svc.len() < MAX_LISTED => {
+                        let v = super::text(v, log.limits.max_field_bytes, &mut log.anomalies);
+                        self.info.alt_svc.push(v);
+                    }
+                    Some(_) => {}
+                    None => log.anomalies.add(Anomaly::Http2FrameInvalid),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The exchange of `stream`, created when the stream was not seen opening.
+    fn exchange(&mut self, stream: u32, log: &mut ExchangeLog) -> Option<usize> {
+        if let Some(&i) = self.streams.get(&stream) {
+            return i;
+        }
+        if stream == 0 {
+            return None;
+        }
+        let i = log.push(Exchange {
+            stream_id: Some(stream),
+            version: Some(HttpVersion::Http2),
+            ..Exchange::default()
+        });
+        self.streams.insert(stream, i);
+        i
+    }
+
+    fn end_block(&mut self, dir: Direction, log: &mut ExchangeLog) {
+        let side = self.side(dir);
+        let Some(block) = side.block.take() else {
+            return;
+        };
+        if block.overflow {
+            side.hpack.desynchronise();
+            return;
+        }
+        let mut fields = Fields::default();
+        let max = log.limits.max_field_bytes;
+        let result = side.hpack.decode(&block.buf, &mut |f| match f {
+            hpack::Field::Known { name, value } => fields.take(name, value, max),
+            hpack::Field::Unknown => fields.unknown += 1,
+        });
+        if result.is_err() {
+            log.anomalies.add(Anomaly::HpackInvalid);
+        }
+        if fields.cut {
+            log.anomalies.add(Anomaly::HttpFieldTruncated);
+        }
+        if block.stream == 0 {
+            log.anomalies.add(Anomaly::Http2FrameInvalid);
+            return;
+        }
+        match (dir, block.promised) {
+            (Direction::ServerToClient, Some(promised)) => {
+                let i = self.exchange(promised, log);
+                if let Some(e) = log.get_mut(i) {
+                    e.pushed = true;
+                    fields.fill_request(e, block.time);
+                }
+            }
+            (Direction::ClientToServer, _) => {
+                let known = self.streams.contains_key(&block.stream);
+                let i = self.exchange(block.stream, log);
+                if let Some(e) = log.get_mut(i) {
+                    // A second client block on a stream is trailers.
+                    if !known || !e.request_seen {
+                        fields.fill_request(e, block.time);
+                    }
+                }
+            }
+            (Direction::ServerToClient, None) => {
+                let i = self.exchange(block.stream, log);
+                if let Some(e) = log.get_mut(i) {
+                    fields.fill_response(e, block.time);
+                }
+            }
+        }
+    }
+}
+
+fn is_header_frame(k: u8) -> bool {
+    matches!(k, kind::HEADERS | kind::PUSH_PROMISE | kind::CONTINUATION)
+}
+
+/// The fields of a header block the report keeps.
+#[derive(Default)]
+struct Fields {
+    method: Option<String>,
+    scheme: Option<String>,
+    authority: Option<String>,
+    path: Option<String>,
+    status: Option<String>,
+    host: Option<String>,
+    forwarded: Option<String>,
+    x_forwarded_host: Option<String>,
+    via: Option<String>,
+    server: Option<String>,
+    content_length: Option<String>,
+    unknown: u32,
+    cut: bool,
+}
+
+impl Fields {
+    fn take(&mut self, name: &[u8], value: &[u8], max: usize) {
+        let slot = match name {
+            b":method" => &mut self.method,
+            b":scheme" => &mut self.scheme,
+            b":authority" => &mut self.authority,
+            b":path" => &mut self.path,
+            b":status" => &mut self.status,
+            b"host" => &mut self.host,
+            b"forwarded" => &mut self.forwarded,
+            b"x-forwarded-host" => &mut self.x_forwarded_host,
+            b"via" => &mut self.via,
+            b"server" => &mut self.server,
+            b"content-length" => &mut self.content_length,
+            _ => return,
+        };
+        if slot.is_none() {
+            let mut counts = crate::anomaly::AnomalyCounts::default();
+            *slot = Some(super::text(value, max, &mut counts));
+            self.cut |= !counts.is_empty();
+        }
+    }
+
+    fn fill_request(self, e: &mut Exchange, at: Timestamp) {
+        e.request_seen = true;
+        e.request_time = Some(at);
+        e.method = self.method;
+        e.scheme = self.scheme;
+        e.authority = self.authority;
+        e.path = self.path;
+        e.host = self.host;
+        e.forwarded = self.forwarded;
+        e.x_forwarded_host = self.x_forwarded_host;
+        e.via = self.via;
+        e.unknown_fields = self.unknown;
+    }
+
+    fn fill_response(self, e: &mut Exchange, at: Timestamp) {
+        let status = self.status.as_deref().and_then(|s| s.parse::<u16>().ok());
+        match status {
+            Some(s) if (100..200).contains(&s) => e.interim.push(s),
+            Some(s) if e.status.is_none() => {
+                e.status = Some(s);
+                e.response_time = Some(at);
+                e.server = self.server;
+                e.content_length = self.content_length.and_then(|c| c.parse().ok());
+                e.response_unknown_fields = self.unknown;
+            }
+            // Trailers (no :status) or a status we could not decode.
+            _ => {
+                if e.status.is_none() && e.response_time.is_none() {
+                    e.response_time = Some(at);
+                    e.response_unknown_fields = self.unknown;
+                }
+            }
+        }
+    }
+}
+
+/// A frame detached from the reader's buffer.
+struct OwnedFrame {
+    hdr: FrameHeader,
+    body: Body,
+}
+
+enum Body {
+    Full(Vec<u8>),
+    Skipped { oversized: bool },
+    Lost,
+}
+
+impl From<Frame<'_>> for OwnedFrame {
+    fn from(f: Frame<'_>) -> Self {
+        match f {
+            Frame::Full(hdr, p) => OwnedFrame {
+                hdr,
+                body: Body::Full(p.to_vec()),
+            },
+            Frame::Skipped(hdr, oversized) => OwnedFrame {
+                hdr,
+                body: Body::Skipped { oversized },
+            },
+            Frame::Lost(hdr) => OwnedFrame {
+                hdr,
+                body: Body::Lost,
+            },
+        }
+    }
+}
+
+/// Whether `b` looks like HTTP/2 frames (a stream seen from its middle, or a server's first
+/// bytes): two consecutive plausible frame headers. `None` while too few bytes are at hand.
+pub fn looks_like_frames(b: &[u8]) -> Option<bool> {
+    let plausible = |h: &[u8]| -> Option<(usize, bool)> {
+        let h: &[u8; 9] = h.get(..9)?.try_into().ok()?;
+        let len = u32::from_be_bytes([0, h[0], h[1], h[2]]) as usize;
+        let known = h[3] <= kind::CONTINUATION || h[3] == kind::ALTSVC || h[3] == kind::ORIGIN;
+        let stream_ok = h[5] & 0x80 == 0;
+        Some((len, known && stream_ok && len <= 1 << 20))
+    };
+    let (len, ok) = plausible(b)?;
+    if !ok {
+        return Some(false);
+    }
+    match b.get(9 + len..) {
+        Some(rest) if rest.len() >= 9 => plausible(rest).map(|(_, ok)| ok),
+        // One whole plausible frame and nothing after it yet.
+        Some(_) if b.len() >= 4096 => Some(false),
+        _ => None,
+    }
+}

@@ -1,0 +1,312 @@
+//! HTTP on one connection: HTTP/1.x, HTTP/2, and the handover between them (h2c Upgrade).
+//!
+//! Contract: [`HttpConn`] takes both directions' bytes in order (cleartext TCP or decrypted
+//! TLS) and keeps the connection's [`Exchange`]s, one per request (or per response whose
+//! request was never seen), in request order. HTTP/1.x and HTTP/2 parsers write to the same
+//! list, so a request upgraded to h2c keeps its exchange when its response comes on stream 1.
+//! What was sent is kept as sent (bytes as lossy UTF-8, cut at the field limit and said so);
+//! interpretation (comparing authorities as hosts) is the analysis' job.
+
+pub mod http1;
+pub mod http2;
+
+use crate::anomaly::{Anomaly, AnomalyCounts};
+use crate::flow::Direction;
+use crate::Timestamp;
+use serde::Serialize;
+
+/// Bounds of the HTTP parsers (see [`crate::Limits`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Bytes of an HTTP/1 message head (start line and headers).
+    pub max_head_bytes: usize,
+    /// Bytes of an HTTP/2 header block (HEADERS plus CONTINUATIONs), and of any other HTTP/2
+    /// frame payload kept.
+    pub max_header_block: usize,
+    /// Bytes an HPACK dynamic table may hold in this observer.
+    pub max_hpack_table: usize,
+    /// Exchanges listed per connection.
+    pub max_exchanges: usize,
+    /// Bytes kept of one header value or request target.
+    pub max_field_bytes: usize,
+}
+
+/// HTTP version of an exchange, as sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum HttpVersion {
+    #[serde(rename = "HTTP/1.0")]
+    Http10,
+    #[serde(rename = "HTTP/1.1")]
+    Http11,
+    #[serde(rename = "HTTP/2")]
+    Http2,
+}
+
+/// How a response was paired with its request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pairing {
+    /// By protocol: HTTP/2 stream id, or HTTP/1 order with nothing lost in between.
+    #[default]
+    Exact,
+    /// HTTP/1 after bytes were lost: responses after the loss were paired from the end of
+    /// the connection, assuming the server answered its last requests.
+    Inferred,
+}
+
+/// One request and its response, as far as each was seen.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Exchange {
+    /// HTTP/2 stream id; null for HTTP/1.
+    pub stream_id: Option<u32>,
+    pub version: Option<HttpVersion>,
+    /// False when only the response was seen (capture started late, or bytes were lost).
+    pub request_seen: bool,
+    /// Time of the request's first byte (HTTP/1) or of its header block (HTTP/2).
+    pub request_time: Option<Timestamp>,
+    pub method: Option<String>,
+    /// HTTP/2 `:scheme`, or the scheme of an absolute-form HTTP/1 target.
+    pub scheme: Option<String>,
+    /// The authority the request names, as sent: HTTP/2 `:authority`, else the authority of
+    /// an absolute-form target (which the server must use, RFC 9112 §3.2.2), else `Host`.
+    pub authority: Option<String>,
+    /// The `Host` header as sent, when there was one.
+    pub host: Option<String>,
+    /// The target: HTTP/2 `:path`, the HTTP/1 request target as sent.
+    pub path: Option<String>,
+    pub forwarded: Option<String>,
+    pub x_forwarded_host: Option<String>,
+    pub via: Option<String>,
+    /// Header fields of the request whose names could not be decoded (HPACK references to
+    /// dynamic-table entries never seen): the request is only partly known.
+    pub unknown_fields: u32,
+    /// Final status; null when unanswered.
+    pub status: Option<u16>,
+    pub reason: Option<String>,
+    pub response_time: Option<Timestamp>,
+    /// Interim (1xx) statuses before the final one.
+    pub interim: Vec<u16>,
+    pub server: Option<String>,
+    pub content_length: Option<u64>,
+    pub response_unknown_fields: u32,
+    /// HTTP/2 server push: the request is the server's PUSH_PROMISE.
+    pub pushed: bool,
+    /// RST_STREAM on this stream: who sent it and its error code name.
+    pub reset: Option<Reset>,
+    /// The protocol the connection switched to after this request (`101`, or a CONNECT
+    /// tunnel): `h2c`, `websocket`, `tunnel`, or the Upgrade token.
+    pub upgraded_to: Option<String>,
+    pub pairing: Pairing,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Reset {
+    pub by: Direction,
+    pub error: String,
+}
+
+impl Exchange {
+    /// Whether the request is only partly known.
+    pub fn partial(&self) -> bool {
+        !self.request_seen || self.unknown_fields > 0
+    }
+}
+
+/// HTTP/2 connection-level facts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Http2Info {
+    /// The client connection preface was seen (false for a capture that started later).
+    pub preface_seen: bool,
+    /// Origins the server declared with ORIGIN frames (RFC 8336), in order; null when the
+    /// server sent none (an empty ORIGIN frame gives an empty list).
+    pub origin_set: Option<Vec<String>>,
+    /// ALTSVC frame field values (RFC 7838), at most a few.
+    pub alt_svc: Vec<String>,
+    pub goaway: Vec<Goaway>,
+    /// SETTINGS_HEADER_TABLE_SIZE announced by each side, when announced.
+    pub client_header_table_size: Option<u32>,
+    pub server_header_table_size: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Goaway {
+    pub by: Direction,
+    pub time: Timestamp,
+    pub last_stream_id: u32,
+    pub error: String,
+    /// Debug data, as text, cut to 256 bytes.
+    pub debug: Option<String>,
+}
+
+/// Name of an HTTP/2 error code (RFC 9113 §7).
+pub fn h2_error_name(code: u32) -> String {
+    const NAMES: [&str; 14] = [
+        "NO_ERROR",
+        "PROTOCOL_ERROR",
+        "INTERNAL_ERROR",
+        "FLOW_CONTROL_ERROR",
+        "SETTINGS_TIMEOUT",
+        "STREAM_CLOSED",
+        "FRAME_SIZE_ERROR",
+        "REFUSED_STREAM",
+        "CANCEL",
+        "COMPRESSION_ERROR",
+        "CONNECT_ERROR",
+        "ENHANCE_YOUR_CALM",
+        "INADEQUATE_SECURITY",
+        "HTTP_1_1_REQUIRED",
+    ];
+    match NAMES.get(code as usize) {
+        Some(n) => (*n).to_string(),
+        None => format!("0x{code:x}"),
+    }
+}
+
+/// The exchanges of one connection, shared by the HTTP/1 and HTTP/2 parsers.
+pub struct ExchangeLog {
+    pub exchanges: Vec<Exchange>,
+    /// Exchanges past the limit: counted, not kept.
+    pub dropped: u64,
+    pub anomalies: AnomalyCounts,
+    pub limits: HttpLimits,
+}
+
+impl ExchangeLog {
+    pub fn new(limits: HttpLimits) -> Self {
+        ExchangeLog {
+            exchanges: Vec::new(),
+            dropped: 0,
+            anomalies: AnomalyCounts::default(),
+            limits,
+        }
+    }
+
+    /// Adds an exchange; `None` when the list is full.
+    pub fn push(&mut self, e: Exchange) -> Option<usize> {
+        if self.exchanges.len() >= self.limits.max_exchanges {
+            if self.dropped == 0 {
+                self.anomalies.add(Anomaly::HttpExchangeLimit);
+            }
+            self.dropped += 1;
+            return None;
+        }
+        self.exchanges.push(e);
+        Some(self.exchanges.len() - 1)
+    }
+
+    pub fn get_mut(&mut self, i: Option<usize>) -> Option<&mut Exchange> {
+        i.and_then(|i| self.exchanges.get_mut(i))
+    }
+
+    /// Bytes of a field as kept in the report: lossy UTF-8, cut at the field limit.
+    pub fn text(&mut self, bytes: &[u8]) -> String {
+        text(bytes, self.limits.max_field_bytes, &mut self.anomalies)
+    }
+}
+
+/// Bytes as text, cut at `max` bytes (on a character boundary) with the cut counted.
+pub fn text(bytes: &[u8], max: usize, anomalies: &mut AnomalyCounts) -> String {
+    let cut = bytes.len() > max;
+    let mut s = String::from_utf8_lossy(bytes.get(..max).unwrap_or(bytes)).into_owned();
+    if cut {
+        anomalies.add(Anomaly::HttpFieldTruncated);
+        s.push('…');
+    }
+    s
+}
+
+enum Mode {
+    Http1(http1::Http1),
+    Http2(Box<http2::Http2>),
+}
+
+/// HTTP on one connection.
+pub struct HttpConn {
+    mode: Mode,
+    pub log: ExchangeLog,
+}
+
+/// What the first bytes of a stream say it is.
+pub enum Start {
+    /// The client's HTTP/2 preface.
+    Http2Preface,
+    /// HTTP/2 frames from the server (ALPN h2 without the client's preface in view).
+    Http2Frames,
+    Http1,
+}
+
+impl HttpConn {
+    pub fn new(start: Start, mid_stream: bool, limits: HttpLimits) -> Self {
+        let mode = match start {
+            Start::Http1 => Mode::Http1(http1::Http1::default()),
+            Start::Http2Preface => Mode::Http2(Box::new(http2::Http2::new(true, false, &limits))),
+            Start::Http2Frames => {
+                Mode::Http2(Box::new(http2::Http2::new(false, mid_stream, &limits)))
+            }
+        };
+        HttpConn {
+            mode,
+            log: ExchangeLog::new(limits),
+        }
+    }
+
+    pub fn data(&mut self, dir: Direction, data: &[u8], at: Timestamp) {
+        match &mut self.mode {
+            Mode::Http1(h1) => {
+                if let Some(up) = h1.data(dir, data, at, &mut self.log) {
+                    let mut h2 = http2::Http2::after_upgrade(up.exchange, &self.log.limits);
+                    h2.data(
+                        Direction::ClientToServer,
+                        &up.client_bytes,
+                        at,
+                        &mut self.log,
+                    );
+                    h2.data(
+                        Direction::ServerToClient,
+                        &up.server_bytes,
+                        at,
+                        &mut self.log,
+                    );
+                    self.mode = Mode::Http2(Box::new(h2));
+                }
+            }
+            Mode::Http2(h2) => h2.data(dir, data, at, &mut self.log),
+        }
+    }
+
+    pub fn gap(&mut self, dir: Direction, len: u64, at: Timestamp) {
+        match &mut self.mode {
+            Mode::Http1(h1) => h1.gap(dir, len),
+            Mode::Http2(h2) => h2.gap(dir, len, at, &mut self.log),
+        }
+    }
+
+    /// The direction ended (FIN, RST, or end of capture).
+    pub fn end(&mut self, dir: Direction) {
+        if let Mode::Http1(h1) = &mut self.mode {
+            h1.end(dir);
+        }
+    }
+
+    pub fn version(&self) -> HttpVersion {
+        match self.mode {
+            Mode::Http1(_) => HttpVersion::Http11,
+            Mode::Http2(_) => HttpVersion::Http2,
+        }
+    }
+
+    pub fn finish(mut self) -> (ExchangeLog, Option<Http2Info>) {
+        let info = match self.mode {
+            Mode::Http1(h1) => {
+                h1.finish(&mut self.log);
+                None
+            }
+            Mode::Http2(h2) => Some(h2.finish()),
+        };
+        // Request order; a response seen without its request sorts by its own time.
+        self.log
+            .exchanges
+            .sort_by_key(|e| e.request_time.or(e.response_time));
+        (self.log, info)
+    }
+}
