@@ -17,7 +17,7 @@ use crate::proto::control::ControlInfo;
 use crate::proto::http::{Exchange, Http2Info, HttpLimits};
 use crate::proto::tls::keylog::{KeyLog, KeyLogStats};
 use crate::proto::tls::session::TlsInfo;
-use crate::proto::{AppProtocol, ConnProto};
+use crate::proto::{AppProtocol, ConnProto, ProtoSummary};
 use crate::wire::DecodeStats;
 use crate::Timestamp;
 use serde::Serialize;
@@ -100,6 +100,8 @@ pub struct ConnectionRecord {
     pub http2: Option<Box<Http2Info>>,
     /// FTP/SMTP replies; null unless a control connection.
     pub control: Option<Box<ControlInfo>>,
+    /// What a CONNECT tunnel on this connection carried; null when there was none.
+    pub tunnel: Option<Box<TunnelRecord>>,
     /// Anomalies of this connection's application protocol, by name.
     #[serde(skip_serializing_if = "AnomalyCounts::is_empty")]
     pub anomalies: AnomalyCounts,
@@ -126,6 +128,7 @@ impl ConnectionRecord {
             requests_dropped: 0,
             http2: None,
             control: None,
+            tunnel: None,
             anomalies: AnomalyCounts::default(),
         }
     }
@@ -134,6 +137,61 @@ impl ConnectionRecord {
         match dir {
             Direction::ClientToServer => &self.client_to_server,
             Direction::ServerToClient => &self.server_to_client,
+        }
+    }
+}
+
+/// The connection inside a CONNECT tunnel (RFC 9110 §9.3.6): the same facts as a
+/// connection's, for the bytes after the proxy's 2xx.
+#[derive(Clone, Debug, Serialize)]
+pub struct TunnelRecord {
+    pub protocol: AppProtocol,
+    pub tls: Option<Box<TlsInfo>>,
+    pub requests: Vec<Exchange>,
+    pub http2: Option<Box<Http2Info>>,
+    pub tunnel: Option<Box<TunnelRecord>>,
+}
+
+impl TunnelRecord {
+    fn from_summary(p: ProtoSummary) -> Self {
+        TunnelRecord {
+            protocol: p.protocol,
+            tls: p.tls.map(Box::new),
+            requests: p.app.exchanges,
+            http2: p.app.http2.map(Box::new),
+            tunnel: p
+                .app
+                .tunnel
+                .map(|t| Box::new(TunnelRecord::from_summary(*t))),
+        }
+    }
+}
+
+/// An FTP/SMTP connection that showed nothing telling the two apart (a lone 421 greeting,
+/// say) takes the dialect the other connections to the same server showed, when they agree.
+fn settle_dialects(connections: &mut [ConnectionRecord]) {
+    let mut by_server: HashMap<SocketAddr, Option<AppProtocol>> = HashMap::new();
+    for c in connections.iter() {
+        if matches!(c.protocol, AppProtocol::Ftp | AppProtocol::Smtp) {
+            let seen = by_server.entry(c.server).or_insert(Some(c.protocol));
+            if *seen != Some(c.protocol) {
+                *seen = None;
+            }
+        }
+    }
+    for c in connections.iter_mut() {
+        if c.protocol != AppProtocol::FtpOrSmtp {
+            continue;
+        }
+        if let Some(Some(p)) = by_server.get(&c.server) {
+            c.protocol = *p;
+            if let Some(ctl) = c.control.as_mut() {
+                ctl.dialect = Some(match p {
+                    AppProtocol::Ftp => crate::proto::control::Dialect::Ftp,
+                    _ => crate::proto::control::Dialect::Smtp,
+                });
+                ctl.dialect_from = Some("same_server");
+            }
         }
     }
 }
@@ -158,7 +216,11 @@ pub struct Ledger {
 
 impl StreamSink for Ledger {
     fn open(&mut self, conn: &Connection, _at: EventMeta) {
-        let mid_stream = conn.dirs.iter().any(|d| d.mid_stream);
+        // Without a SYN or SYN-ACK the capture started inside the connection.
+        let mid_stream = matches!(
+            conn.orientation,
+            Orientation::Ports | Orientation::FirstPacket
+        );
         self.live
             .insert(conn.id, ConnProto::new(mid_stream, self.limits));
     }
@@ -180,6 +242,10 @@ impl StreamSink for Ledger {
             self.anomalies.merge(&summary.anomalies);
             record.anomalies = summary.anomalies;
             let mut app = summary.app;
+            if let Some(t) = app.tunnel.take() {
+                self.anomalies.merge(&t.anomalies);
+                record.tunnel = Some(Box::new(TunnelRecord::from_summary(*t)));
+            }
             record.requests = std::mem::take(&mut app.exchanges);
             record.requests_dropped = app.exchanges_dropped;
             record.http2 = app.http2.map(Box::new);
@@ -217,6 +283,7 @@ impl Ledger {
 
     pub fn into_report(mut self, inputs: Vec<InputSummary>, mut run: RunStats) -> Report {
         self.connections.sort_unstable_by_key(|c| c.id);
+        settle_dialects(&mut self.connections);
         run.anomalies.merge(&self.anomalies);
         let mut tls = TlsSummary {
             keylog: self.keylog.stats().clone(),

@@ -8,6 +8,9 @@
 
 use super::control::{Control, ControlInfo, Dialect};
 use super::http::{self, http1, http2, Exchange, Http2Info, HttpConn, HttpLimits, HttpVersion};
+use super::tls::keylog::KeyLog;
+use super::tls::session::AppData;
+use super::{ConnProto, ProtoSummary};
 use crate::anomaly::AnomalyCounts;
 use crate::flow::Direction;
 use crate::Timestamp;
@@ -16,6 +19,8 @@ use serde::Serialize;
 /// Bytes held per direction while detecting; a first line longer than this is not HTTP/1,
 /// FTP or SMTP.
 const MAX_DETECT: usize = 4096;
+/// CONNECT tunnels inside tunnels followed; deeper ones are ignored.
+const MAX_TUNNEL_DEPTH: u8 = 2;
 
 /// What a connection carries, as far as misdirect can tell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -34,9 +39,17 @@ pub enum AppProtocol {
 }
 
 enum State {
-    Detecting { c2s: Vec<u8>, s2c: Vec<u8> },
+    Detecting {
+        c2s: Vec<u8>,
+        s2c: Vec<u8>,
+    },
     Http(Box<HttpConn>),
     Control(Box<Control>),
+    /// After a successful CONNECT: what came before, and the tunnelled connection.
+    Tunnel {
+        before: Box<AppSummary>,
+        inner: Box<ConnProto>,
+    },
     Unknown,
 }
 
@@ -46,6 +59,8 @@ pub struct App {
     mid_stream: bool,
     limits: HttpLimits,
     saw_bytes: bool,
+    /// CONNECT tunnels around this stream.
+    depth: u8,
 }
 
 /// What the application layer found.
@@ -56,8 +71,13 @@ pub struct AppSummary {
     pub exchanges_dropped: u64,
     pub http2: Option<Http2Info>,
     pub control: Option<ControlInfo>,
+    /// What a CONNECT tunnel carried.
+    pub tunnel: Option<Box<ProtoSummary>>,
     pub anomalies: AnomalyCounts,
 }
+
+/// Where decrypted plaintext is shown besides being parsed.
+pub type Tap<'t> = &'t mut dyn FnMut(Direction, AppData<'_>);
 
 /// What [`App::data`] asks of its caller.
 pub enum Next {
@@ -67,7 +87,7 @@ pub enum Next {
 }
 
 impl App {
-    pub fn new(mid_stream: bool, limits: HttpLimits) -> Self {
+    pub fn new(mid_stream: bool, limits: HttpLimits, depth: u8) -> Self {
         App {
             state: State::Detecting {
                 c2s: Vec::new(),
@@ -76,10 +96,20 @@ impl App {
             mid_stream,
             limits,
             saw_bytes: false,
+            depth,
         }
     }
 
-    pub fn data(&mut self, dir: Direction, data: &[u8], at: Timestamp) -> Next {
+    /// Takes bytes of one direction. Plaintext decrypted inside a CONNECT tunnel goes to
+    /// `tap` as well (see [`ConnProto::event`]).
+    pub fn data(
+        &mut self,
+        dir: Direction,
+        data: &[u8],
+        at: Timestamp,
+        keylog: &KeyLog,
+        tap: Tap<'_>,
+    ) -> Next {
         self.saw_bytes |= !data.is_empty();
         if let State::Detecting { c2s, s2c } = &mut self.state {
             let buf = match dir {
@@ -110,19 +140,33 @@ impl App {
             };
             for (d, held) in order {
                 if !held.is_empty() {
-                    if let Next::StartTls(n) = self.feed(d, &held, at) {
+                    if let Next::StartTls(n) = self.feed(d, &held, at, keylog, tap) {
                         return Next::StartTls(n);
                     }
                 }
             }
             return Next::Continue;
         }
-        self.feed(dir, data, at)
+        self.feed(dir, data, at, keylog, tap)
     }
 
-    fn feed(&mut self, dir: Direction, data: &[u8], at: Timestamp) -> Next {
+    fn feed(
+        &mut self,
+        dir: Direction,
+        data: &[u8],
+        at: Timestamp,
+        keylog: &KeyLog,
+        tap: Tap<'_>,
+    ) -> Next {
         match &mut self.state {
-            State::Http(h) => h.data(dir, data, at),
+            State::Http(h) => {
+                if let Some(hand) = h.data(dir, data, at) {
+                    self.tunnel(hand, at, keylog, tap);
+                }
+            }
+            State::Tunnel { inner, .. } => {
+                inner.event(dir, crate::flow::StreamEvent::Data(data), at, keylog, tap)
+            }
             State::Control(c) => {
                 if let Some(n) = c.data(dir, data, at) {
                     return Next::StartTls(n);
@@ -131,6 +175,32 @@ impl App {
             State::Detecting { .. } | State::Unknown => {}
         }
         Next::Continue
+    }
+
+    /// A CONNECT tunnel started: the bytes that follow are another connection's.
+    fn tunnel(&mut self, hand: http1::Handover, at: Timestamp, keylog: &KeyLog, tap: Tap<'_>) {
+        let State::Http(h) = std::mem::replace(&mut self.state, State::Unknown) else {
+            return;
+        };
+        let before = Box::new(finish_http(*h));
+        if self.depth >= MAX_TUNNEL_DEPTH {
+            self.state = State::Tunnel {
+                before,
+                inner: Box::new(ConnProto::nested(self.limits, u8::MAX)),
+            };
+            return;
+        }
+        let mut inner = Box::new(ConnProto::nested(self.limits, self.depth + 1));
+        for (d, bytes) in [
+            (Direction::ClientToServer, &hand.client_bytes),
+            (Direction::ServerToClient, &hand.server_bytes),
+        ] {
+            if !bytes.is_empty() {
+                let ev = crate::flow::StreamEvent::Data(bytes);
+                inner.event(d, ev, at, keylog, tap);
+            }
+        }
+        self.state = State::Tunnel { before, inner };
     }
 
     /// `len` bytes were lost (`None`: the rest of the direction is lost, e.g. undecryptable).
@@ -147,32 +217,39 @@ impl App {
             }
             State::Http(h) => h.gap(dir, len, at),
             State::Control(c) => c.gap(dir),
+            State::Tunnel { inner, .. } => inner.event(
+                dir,
+                crate::flow::StreamEvent::Gap(len),
+                at,
+                &KeyLog::default(),
+                &mut |_, _| {},
+            ),
             State::Unknown => {}
         }
     }
 
-    pub fn end(&mut self, dir: Direction) {
-        if let State::Http(h) = &mut self.state {
-            h.end(dir);
+    pub fn end(&mut self, dir: Direction, at: Timestamp) {
+        match &mut self.state {
+            State::Http(h) => h.end(dir),
+            State::Tunnel { inner, .. } => inner.event(
+                dir,
+                crate::flow::StreamEvent::Fin,
+                at,
+                &KeyLog::default(),
+                &mut |_, _| {},
+            ),
+            _ => {}
         }
     }
 
     pub fn finish(self) -> AppSummary {
         match self.state {
-            State::Http(h) => {
-                let version = h.version();
-                let (log, http2) = h.finish();
-                AppSummary {
-                    protocol: Some(match version {
-                        HttpVersion::Http2 => AppProtocol::Http2,
-                        _ => AppProtocol::Http1,
-                    }),
-                    exchanges: log.exchanges,
-                    exchanges_dropped: log.dropped,
-                    http2,
-                    control: None,
-                    anomalies: log.anomalies,
-                }
+            State::Http(h) => finish_http(*h),
+            State::Tunnel { before, inner } => {
+                let mut s = *before;
+                let carried = true;
+                s.tunnel = Some(Box::new(inner.finish(carried)));
+                s
             }
             State::Control(c) => {
                 let (info, anomalies) = c.finish();
@@ -192,6 +269,23 @@ impl App {
                 ..AppSummary::default()
             },
         }
+    }
+}
+
+fn finish_http(h: HttpConn) -> AppSummary {
+    let version = h.version();
+    let (log, http2) = h.finish();
+    AppSummary {
+        protocol: Some(match version {
+            HttpVersion::Http2 => AppProtocol::Http2,
+            _ => AppProtocol::Http1,
+        }),
+        exchanges: log.exchanges,
+        exchanges_dropped: log.dropped,
+        http2,
+        control: None,
+        tunnel: None,
+        anomalies: log.anomalies,
     }
 }
 

@@ -41,11 +41,14 @@ pub struct ConnProto {
     state: State,
     mid_stream: bool,
     limits: HttpLimits,
+    /// CONNECT tunnels around this connection (0 for a TCP connection).
+    depth: u8,
     /// The cleartext part of a connection that switched to TLS (STARTTLS).
     before_tls: Option<AppSummary>,
 }
 
 /// What the protocol layer found, for the connection's record.
+#[derive(Debug)]
 pub struct ProtoSummary {
     pub protocol: AppProtocol,
     pub tls: Option<TlsInfo>,
@@ -66,7 +69,17 @@ impl ConnProto {
             },
             mid_stream,
             limits,
+            depth: 0,
             before_tls: None,
+        }
+    }
+
+    /// The connection inside a CONNECT tunnel, `depth` tunnels deep. Beyond the deepest
+    /// followed (`u8::MAX`) it is never parsed.
+    pub fn nested(limits: HttpLimits, depth: u8) -> Self {
+        ConnProto {
+            depth,
+            ..ConnProto::new(false, limits)
         }
     }
 
@@ -99,7 +112,10 @@ impl ConnProto {
             let (Some(tls), Some((c2s, s2c))) = (decision, held) else {
                 return;
             };
-            self.state = start(tls, self.mid_stream, self.limits);
+            if self.depth == u8::MAX {
+                return;
+            }
+            self.state = start(tls, self.mid_stream, self.limits, self.depth);
             for (d, held) in [
                 (Direction::ClientToServer, c2s),
                 (Direction::ServerToClient, s2c),
@@ -115,11 +131,13 @@ impl ConnProto {
         }
         match &mut self.state {
             State::Tls { session, app } => {
+                // Plaintext goes to the application layer and to the tap; the tap shows this
+                // TLS session's plaintext only, not that of a tunnel it carries.
                 let mut feed = |d: Direction, data: AppData<'_>| {
                     match data {
                         AppData::Data(b) => {
                             // STARTTLS inside TLS is meaningless; nothing to switch.
-                            let _ = app.data(d, b, at);
+                            let _ = app.data(d, b, at, keylog, &mut |_, _| {});
                         }
                         AppData::Lost => app.gap(d, None, at),
                     }
@@ -130,13 +148,13 @@ impl ConnProto {
                     StreamEvent::Gap(_) => session.gap(dir, &mut feed),
                     StreamEvent::Fin | StreamEvent::Rst => {
                         session.end(dir);
-                        app.end(dir);
+                        app.end(dir, at);
                     }
                 }
             }
             State::Clear(app) => {
                 let switch = match ev {
-                    StreamEvent::Data(d) => match app.data(dir, d, at) {
+                    StreamEvent::Data(d) => match app.data(dir, d, at, keylog, tap) {
                         Next::StartTls(n) => Some(d.get(n..).unwrap_or(&[])),
                         Next::Continue => None,
                     },
@@ -145,12 +163,12 @@ impl ConnProto {
                         None
                     }
                     StreamEvent::Fin | StreamEvent::Rst => {
-                        app.end(dir);
+                        app.end(dir, at);
                         None
                     }
                 };
                 if let Some(rest) = switch {
-                    let tls = start(true, self.mid_stream, self.limits);
+                    let tls = start(true, self.mid_stream, self.limits, self.depth);
                     if let State::Clear(app) = std::mem::replace(&mut self.state, tls) {
                         self.before_tls = Some(app.finish());
                     }
@@ -217,8 +235,8 @@ fn decide(c2s: &[u8], s2c: &[u8], ended: bool) -> Option<bool> {
     None
 }
 
-fn start(tls: bool, mid_stream: bool, limits: HttpLimits) -> State {
-    let app = App::new(mid_stream, limits);
+fn start(tls: bool, mid_stream: bool, limits: HttpLimits, depth: u8) -> State {
+    let app = App::new(mid_stream, limits, depth);
     if tls {
         State::Tls {
             session: Box::default(),

@@ -4,8 +4,9 @@
 //! with httparse; bodies are framed here (Content-Length, chunked with trailers,
 //! close-delimited; none for HEAD, 1xx, 204 and 304) and skipped, never buffered. Responses
 //! pair with requests in order (pipelining included); 1xx are interim. After a `101` to an
-//! `Upgrade: h2c` request the connection is handed to HTTP/2 ([`Upgrade`]); after any other
-//! `101` or a successful CONNECT both directions are a tunnel and ignored. Bytes the client
+//! `Upgrade: h2c` request the connection is handed to HTTP/2, after a successful CONNECT to
+//! whatever the tunnel carries ([`Handover`]); after any other `101` (WebSocket) both
+//! directions are ignored. Bytes the client
 //! sends after an Upgrade or CONNECT request are held until the response says what they are,
 //! so they are never parsed as HTTP/1 by mistake.
 //!
@@ -26,9 +27,19 @@ const MAX_HEADERS: usize = 128;
 /// Client bytes held after an Upgrade or CONNECT request until the response comes.
 const MAX_HELD: usize = 64 * 1024;
 
-/// The connection switched to HTTP/2 (h2c Upgrade): what the HTTP/2 parser starts from.
-pub struct Upgrade {
-    /// The exchange of the upgraded request: HTTP/2 stream 1.
+/// What the connection switched to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SwitchTo {
+    /// HTTP/2 after an h2c Upgrade.
+    H2c,
+    /// A CONNECT tunnel: the bytes are another connection's.
+    Tunnel,
+}
+
+/// The connection stopped being HTTP/1: what the next parser starts from.
+pub struct Handover {
+    pub to: SwitchTo,
+    /// The exchange of the request that switched (for h2c, HTTP/2 stream 1).
     pub exchange: Option<usize>,
     /// Client bytes after the request (the HTTP/2 preface onwards).
     pub client_bytes: Vec<u8>,
@@ -118,14 +129,15 @@ impl Http1 {
         mut data: &[u8],
         at: Timestamp,
         log: &mut ExchangeLog,
-    ) -> Option<Upgrade> {
+    ) -> Option<Handover> {
         while !data.is_empty() {
             let used = match dir {
                 Direction::ClientToServer => self.client_step(data, at, log),
                 Direction::ServerToClient => match self.server_step(data, at, log) {
                     Step::Used(n) => n,
-                    Step::Upgrade(exchange, n) => {
-                        return Some(Upgrade {
+                    Step::Switch(to, exchange, n) => {
+                        return Some(Handover {
+                            to,
                             exchange,
                             client_bytes: std::mem::take(&mut self.client.buf),
                             server_bytes: data.get(n..).unwrap_or(&[]).to_vec(),
@@ -264,7 +276,7 @@ impl Http1 {
                     return Step::Used(used);
                 }
                 match self.response(&head, log) {
-                    Some(up) => Step::Upgrade(up, used),
+                    Some((to, exchange)) => Step::Switch(to, exchange, used),
                     None => Step::Used(used),
                 }
             }
@@ -333,7 +345,11 @@ impl Http1 {
         };
     }
 
-    fn response(&mut self, head: &Head, log: &mut ExchangeLog) -> Option<Option<usize>> {
+    fn response(
+        &mut self,
+        head: &Head,
+        log: &mut ExchangeLog,
+    ) -> Option<(SwitchTo, Option<usize>)> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut resp = httparse::Response::new(&mut headers);
         let parsed = httparse::ParserConfig::default()
@@ -437,12 +453,16 @@ impl Http1 {
         } else {
             "tunnel".to_string()
         };
-        let h2c = to == "h2c";
+        let switch = match to.as_str() {
+            "h2c" => Some(SwitchTo::H2c),
+            "tunnel" => Some(SwitchTo::Tunnel),
+            _ => None,
+        };
         if let Some(x) = log.get_mut(target) {
             x.upgraded_to = Some(to);
         }
-        if h2c {
-            return Some(target);
+        if let Some(to) = switch {
+            return Some((to, target));
         }
         self.tunnel();
         None
@@ -458,8 +478,8 @@ impl Http1 {
 
 enum Step {
     Used(usize),
-    /// Switched to HTTP/2 after `usize` bytes of this piece.
-    Upgrade(Option<usize>, usize),
+    /// Switched protocols after `usize` bytes of this piece.
+    Switch(SwitchTo, Option<usize>, usize),
 }
 
 fn answer(x: &mut Exchange, r: Exchange, pairing: Pairing) {

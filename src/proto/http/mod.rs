@@ -250,28 +250,24 @@ impl HttpConn {
         }
     }
 
-    pub fn data(&mut self, dir: Direction, data: &[u8], at: Timestamp) {
+    /// Takes bytes of one direction; returns the handover when a CONNECT tunnel starts
+    /// (the bytes that follow belong to the tunnelled connection).
+    pub fn data(&mut self, dir: Direction, data: &[u8], at: Timestamp) -> Option<http1::Handover> {
         match &mut self.mode {
             Mode::Http1(h1) => {
-                if let Some(up) = h1.data(dir, data, at, &mut self.log) {
-                    let mut h2 = http2::Http2::after_upgrade(up.exchange, &self.log.limits);
-                    h2.data(
-                        Direction::ClientToServer,
-                        &up.client_bytes,
-                        at,
-                        &mut self.log,
-                    );
-                    h2.data(
-                        Direction::ServerToClient,
-                        &up.server_bytes,
-                        at,
-                        &mut self.log,
-                    );
-                    self.mode = Mode::Http2(Box::new(h2));
+                let up = h1.data(dir, data, at, &mut self.log)?;
+                if up.to == http1::SwitchTo::Tunnel {
+                    return Some(up);
                 }
+                let mut h2 = http2::Http2::after_upgrade(up.exchange, &self.log.limits);
+                let log = &mut self.log;
+                h2.data(Direction::ClientToServer, &up.client_bytes, at, log);
+                h2.data(Direction::ServerToClient, &up.server_bytes, at, log);
+                self.mode = Mode::Http2(Box::new(h2));
             }
             Mode::Http2(h2) => h2.data(dir, data, at, &mut self.log),
         }
+        None
     }
 
     pub fn gap(&mut self, dir: Direction, len: u64, at: Timestamp) {

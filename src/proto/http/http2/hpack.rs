@@ -96,7 +96,12 @@ impl Decoder {
             table: VecDeque::new(),
             size: 0,
             max_size: DEFAULT_TABLE_SIZE,
-            allowed: DEFAULT_TABLE_SIZE,
+            // Mid-stream, the SETTINGS that bound size updates were not seen.
+            allowed: if mid_stream {
+                usize::MAX
+            } else {
+                DEFAULT_TABLE_SIZE
+            },
             cap,
             unknown_beyond: mid_stream,
             huffman: None,
