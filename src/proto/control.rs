@@ -218,7 +218,9 @@ impl Control {
     fn command(&mut self, line: &[u8]) {
         if self.in_data {
             if line == b"." {
+                // The reply that follows accepts or refuses the message: DATA's second reply.
                 self.in_data = false;
+                self.commands.push_back("DATA".into());
             }
             return;
         }
@@ -443,7 +445,7 @@ mod tests {
                 (250, Some("MAIL".into())),
                 (250, Some("RCPT".into())),
                 (354, Some("DATA".into())),
-                (250, None),
+                (250, Some("DATA".into())),
                 (221, Some("QUIT".into())),
             ]
         );

@@ -1,7 +1,13 @@
-//! Text: a short summary, then one line per connection.
+//! Text: a short summary, one line per connection, then each connection's requests (or
+//! FTP/SMTP replies) in order.
+//!
+//! Every string taken from the capture goes through [`clean`]: a Host header or SNI may
+//! carry terminal escape sequences, which must print as text, not act on the terminal.
 
 use crate::analysis::{ConnectionRecord, Report};
 use crate::flow::{Close, Direction};
+use crate::proto::http::Exchange;
+use crate::proto::AppProtocol;
 use std::io;
 
 pub fn write(report: &Report, out: &mut dyn io::Write) -> io::Result<()> {
@@ -64,6 +70,49 @@ pub fn write(report: &Report, out: &mut dyn io::Write) -> io::Result<()> {
             }
         )?;
     }
+    let http: Vec<&Exchange> = report
+        .connections
+        .iter()
+        .flat_map(|c| {
+            c.requests
+                .iter()
+                .chain(c.tunnel.iter().flat_map(|t| &t.requests))
+        })
+        .collect();
+    if !http.is_empty() {
+        let conns = report
+            .connections
+            .iter()
+            .filter(|c| !c.requests.is_empty())
+            .count();
+        let count = |code| http.iter().filter(|e| e.status == Some(code)).count();
+        writeln!(
+            out,
+            "HTTP requests: {} on {} connection{}; {} unanswered; 421 Misdirected Request: {}",
+            http.len(),
+            conns,
+            plural(conns as u64),
+            http.iter().filter(|e| e.status.is_none()).count(),
+            count(421)
+        )?;
+    }
+    let replies: Vec<(AppProtocol, u16)> = report
+        .connections
+        .iter()
+        .filter_map(|c| c.control.as_ref().map(|ctl| (c.protocol, ctl)))
+        .flat_map(|(p, ctl)| ctl.replies.iter().map(move |r| (p, r.code)))
+        .collect();
+    if !replies.is_empty() {
+        let n421 = |p| replies.iter().filter(|r| **r == (p, 421)).count();
+        writeln!(
+            out,
+            "FTP/SMTP replies: {} (FTP 421: {}, SMTP 421: {}, undetermined 421: {}); not HTTP",
+            replies.len(),
+            n421(AppProtocol::Ftp),
+            n421(AppProtocol::Smtp),
+            n421(AppProtocol::FtpOrSmtp)
+        )?;
+    }
     if !report.anomalies.is_empty() {
         let list: Vec<String> = report
             .anomalies
@@ -82,11 +131,131 @@ pub fn write(report: &Report, out: &mut dyn io::Write) -> io::Result<()> {
         return Ok(());
     }
     writeln!(out)?;
-    connection_table(&report.connections, out)
+    connection_table(&report.connections, out)?;
+    for c in &report.connections {
+        conversation(c, out)?;
+    }
+    Ok(())
+}
+
+/// A connection's requests, or its FTP/SMTP replies, one per line.
+fn conversation(c: &ConnectionRecord, out: &mut dyn io::Write) -> io::Result<()> {
+    let tunnelled = c.tunnel.iter().flat_map(|t| &t.requests);
+    let requests: Vec<&Exchange> = c.requests.iter().chain(tunnelled).collect();
+    if requests.is_empty() && c.control.is_none() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    let sni = c
+        .tls
+        .as_ref()
+        .map(|t| format!(", SNI {}", t.sni.as_deref().map_or("(none)".into(), clean)))
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "Connection {} ({} → {}, {}{sni}):",
+        c.id.0,
+        c.client,
+        c.server,
+        protocol_word(c.protocol)
+    )?;
+    for e in requests {
+        let opt = |v: &Option<String>| v.as_deref().map_or("?".to_string(), clean);
+        let time = e.request_time.or(e.response_time).map_or("?".into(), clock);
+        let stream = e.stream_id.map_or(String::new(), |s| format!("[{s}] "));
+        let mut status = e
+            .interim
+            .iter()
+            .map(|s| format!("{s} "))
+            .collect::<String>();
+        status.push_str(&e.status.map_or("(no response)".into(), |s| s.to_string()));
+        let took = match (e.request_time, e.response_time, e.status) {
+            (Some(a), Some(b), Some(_)) => format!(" in {:.1} ms", (b.0 - a.0) as f64 / 1e6),
+            _ => String::new(),
+        };
+        let mut notes = Vec::new();
+        if !e.request_seen {
+            notes.push("request not captured".to_string());
+        } else if e.unknown_fields > 0 {
+            notes.push(format!("{} header fields unknown", e.unknown_fields));
+        }
+        if let Some(to) = &e.upgraded_to {
+            notes.push(format!("switched to {}", clean(to)));
+        }
+        if let Some(r) = &e.reset {
+            notes.push(format!("reset ({})", r.error));
+        }
+        if e.pushed {
+            notes.push("server push".into());
+        }
+        let notes = if notes.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", notes.join("; "))
+        };
+        writeln!(
+            out,
+            "  {time}  {stream}{} {} {} → {status}{took}{notes}",
+            opt(&e.method),
+            opt(&e.authority),
+            opt(&e.path)
+        )?;
+    }
+    if let Some(ctl) = &c.control {
+        for (i, r) in ctl.replies.iter().enumerate() {
+            let cmd = match &r.command {
+                Some(c) => clean(c),
+                None if i == 0 => "(greeting)".into(),
+                None => "(unsolicited)".into(),
+            };
+            writeln!(
+                out,
+                "  {}  {cmd} → {} {}",
+                clock(r.time),
+                r.code,
+                clean(&r.text)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn protocol_word(p: AppProtocol) -> &'static str {
+    match p {
+        AppProtocol::Http1 => "HTTP/1.x",
+        AppProtocol::Http2 => "HTTP/2",
+        AppProtocol::Ftp => "FTP",
+        AppProtocol::Smtp => "SMTP",
+        AppProtocol::FtpOrSmtp => "FTP or SMTP",
+        AppProtocol::Unknown => "unknown",
+        AppProtocol::None => "no data",
+    }
+}
+
+/// Time of day, to the millisecond: "20:03:01.123".
+fn clock(t: crate::Timestamp) -> String {
+    let s = t.rfc3339();
+    s.get(11..23).unwrap_or(&s).to_string()
+}
+
+/// Captured text made safe for a terminal: control characters are escaped.
+pub fn clean(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn connection_table(conns: &[ConnectionRecord], out: &mut dyn io::Write) -> io::Result<()> {
-    let rows: Vec<[String; 11]> = conns.iter().map(row).collect();
+    let rows: Vec<[String; 12]> = conns.iter().map(row).collect();
     let header = [
         "ID",
         "CLIENT",
@@ -97,6 +266,7 @@ fn connection_table(conns: &[ConnectionRecord], out: &mut dyn io::Write) -> io::
         "SERVER→CLIENT",
         "GAPS",
         "CLOSE",
+        "PROTOCOL",
         "SNI",
         "TLS",
     ];
@@ -134,7 +304,7 @@ fn connection_table(conns: &[ConnectionRecord], out: &mut dyn io::Write) -> io::
     Ok(())
 }
 
-fn row(c: &ConnectionRecord) -> [String; 11] {
+fn row(c: &ConnectionRecord) -> [String; 12] {
     let start = c.first_seen.rfc3339();
     // "2026-11-23T20:03:01.123456789Z" → "2026-11-23 20:03:01.123456"
     let start = start.get(..26).unwrap_or(&start).replacen('T', " ", 1);
@@ -158,8 +328,9 @@ fn row(c: &ConnectionRecord) -> [String; 11] {
             format!("{gaps} ({gap_bytes} B)")
         },
         close_word(c.close).to_string(),
+        protocol_word(c.protocol).to_string(),
         match &c.tls {
-            Some(t) => t.sni.clone().unwrap_or_else(|| "(none)".to_string()),
+            Some(t) => t.sni.as_deref().map_or("(none)".to_string(), clean),
             None => "-".to_string(),
         },
         c.tls.as_deref().map_or_else(|| "-".to_string(), tls_cell),
