@@ -55,7 +55,34 @@ pub struct AnalyzeArgs {
     /// Never show a progress bar.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+
+    /// Colour in the text report: on a terminal only (auto; NO_COLOR turns it off), always,
+    /// or never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    /// Exit with status 1 when the report has findings of these kinds (comma-separated):
+    /// `421` (HTTP 421), `any`, or finding kinds such as `http_421`, `smtp_421`,
+    /// `sni_authority_mismatch`. For scripts; the report is written either way.
+    #[arg(long, value_name = "KINDS", value_delimiter = ',')]
+    pub fail_on: Vec<String>,
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Finding kinds `--fail-on` accepts besides `421` and `any`.
+pub const FINDING_KINDS: &[&str] = &[
+    "http_421",
+    "sni_authority_mismatch",
+    "ftp_421",
+    "smtp_421",
+    "ftp_or_smtp_421",
+];
 
 /// A validated `analyze` invocation.
 #[derive(Clone, Debug)]
@@ -66,6 +93,9 @@ pub struct AnalyzeConfig {
     pub output: Option<PathBuf>,
     pub limits: Limits,
     pub quiet: bool,
+    pub color: ColorChoice,
+    /// Finding kinds that make the exit status 1.
+    pub fail_on: Vec<String>,
 }
 
 impl AnalyzeArgs {
@@ -76,6 +106,20 @@ impl AnalyzeArgs {
         }
         if self.max_connections == 0 {
             return Err("--max-connections must be at least 1".into());
+        }
+        let mut fail_on = Vec::new();
+        for k in &self.fail_on {
+            match k.trim() {
+                "421" => fail_on.push("http_421".to_string()),
+                "any" => fail_on.extend(FINDING_KINDS.iter().map(|k| k.to_string())),
+                k if FINDING_KINDS.contains(&k) => fail_on.push(k.to_string()),
+                k => {
+                    return Err(format!(
+                        "--fail-on: unknown finding kind {k:?} (use 421, any, or one of {})",
+                        FINDING_KINDS.join(", ")
+                    ))
+                }
+            }
         }
         let limits = Limits {
             max_connections: self.max_connections,
@@ -89,6 +133,8 @@ impl AnalyzeArgs {
             output: self.output,
             limits,
             quiet: self.quiet,
+            color: self.color,
+            fail_on,
         })
     }
 }

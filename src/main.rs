@@ -1,13 +1,14 @@
 //! The `misdirect` binary: arguments → validated config → run → exit code.
 //!
-//! Exit codes: 0 success (whatever the capture holds), 2 error (bad arguments, an input that
-//! cannot be read as a capture, an output that cannot be written). A closed pipe on standard
-//! output (`misdirect ... | head`) is not an error.
+//! Exit codes: 0 success (whatever the capture holds), 1 findings of a kind named by
+//! `--fail-on`, 2 error (bad arguments, an input that cannot be read as a capture, an output
+//! that cannot be written). A closed pipe on standard output (`misdirect ... | head`) is not
+//! an error.
 
 use anyhow::Context;
 use clap::Parser;
 use misdirect::capture::{Capture, InputName};
-use misdirect::cli::{AnalyzeConfig, Cli, Command};
+use misdirect::cli::{AnalyzeConfig, Cli, ColorChoice, Command};
 use misdirect::proto::tls::keylog::KeyLog;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -21,7 +22,8 @@ fn main() -> ExitCode {
         },
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Outcome::Clean) => ExitCode::SUCCESS,
+        Ok(Outcome::Findings) => ExitCode::from(1),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("misdirect: {e:#}");
@@ -30,7 +32,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn analyze(config: AnalyzeConfig) -> anyhow::Result<()> {
+enum Outcome {
+    Clean,
+    /// Findings of a kind `--fail-on` names.
+    Findings,
+}
+
+fn analyze(config: AnalyzeConfig) -> anyhow::Result<Outcome> {
     let mut keylog = KeyLog::default();
     for path in &config.keylogs {
         let text = std::fs::read(path)
@@ -47,23 +55,42 @@ fn analyze(config: AnalyzeConfig) -> anyhow::Result<()> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    let style = misdirect::report::Style {
+        color: match config.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                config.output.is_none()
+                    && std::io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        },
+    };
     match &config.output {
         Some(path) => {
             let file = std::fs::File::create(path)
                 .with_context(|| format!("cannot create {}", path.display()))?;
             let mut out = std::io::BufWriter::new(file);
-            misdirect::report::write(&report, config.format, &mut out)
+            misdirect::report::write(&report, config.format, style, &mut out)
                 .and_then(|()| out.flush())
-                .with_context(|| format!("cannot write {}", path.display()))
+                .with_context(|| format!("cannot write {}", path.display()))?;
         }
         None => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            misdirect::report::write(&report, config.format, &mut out)?;
+            misdirect::report::write(&report, config.format, style, &mut out)?;
             out.flush()?;
-            Ok(())
         }
     }
+    let failing = report
+        .findings
+        .iter()
+        .any(|f| config.fail_on.iter().any(|k| k == f.kind.name()));
+    Ok(if failing {
+        Outcome::Findings
+    } else {
+        Outcome::Clean
+    })
 }
 
 /// A bar on stderr for inputs of known size, only when stderr is a terminal.

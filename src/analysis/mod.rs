@@ -6,6 +6,9 @@
 //! The JSON form of [`Report`] is a contract (`docs/report-schema.md`): fields are added,
 //! never renamed.
 
+pub mod authority;
+pub mod diagnose;
+
 use crate::anomaly::AnomalyCounts;
 use crate::capture::{DecryptionSecret, InputSummary};
 use crate::flow::{
@@ -37,6 +40,9 @@ pub struct Report {
     /// Named anomalies over the whole capture, by name.
     pub anomalies: AnomalyCounts,
     pub connections: Vec<ConnectionRecord>,
+    /// Every HTTP 421 with its causes, requests answered under another name than their SNI,
+    /// and FTP/SMTP 421 replies: in connection, then request order.
+    pub findings: Vec<diagnose::Finding>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -284,6 +290,8 @@ impl Ledger {
     pub fn into_report(mut self, inputs: Vec<InputSummary>, mut run: RunStats) -> Report {
         self.connections.sort_unstable_by_key(|c| c.id);
         settle_dialects(&mut self.connections);
+        diagnose::mark_first_party(&mut self.connections);
+        let findings = diagnose::diagnose(&self.connections);
         run.anomalies.merge(&self.anomalies);
         let mut tls = TlsSummary {
             keylog: self.keylog.stats().clone(),
@@ -312,6 +320,7 @@ impl Ledger {
             },
             anomalies: run.anomalies,
             connections: self.connections,
+            findings,
         }
     }
 }

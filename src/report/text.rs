@@ -10,7 +10,32 @@ use crate::proto::http::Exchange;
 use crate::proto::AppProtocol;
 use std::io;
 
-pub fn write(report: &Report, out: &mut dyn io::Write) -> io::Result<()> {
+/// ANSI styling, or none (piped output, `--color never`, `NO_COLOR`).
+#[derive(Clone, Copy, Debug)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+    fn bold(self, t: &str) -> String {
+        self.paint("1", t)
+    }
+    fn red(self, t: &str) -> String {
+        self.paint("1;31", t)
+    }
+    fn yellow(self, t: &str) -> String {
+        self.paint("33", t)
+    }
+}
+
+pub fn write(report: &Report, style: Style, out: &mut dyn io::Write) -> io::Result<()> {
     let s = &report.summary;
     let p = &s.packets;
     writeln!(
@@ -113,6 +138,7 @@ pub fn write(report: &Report, out: &mut dyn io::Write) -> io::Result<()> {
             n421(AppProtocol::FtpOrSmtp)
         )?;
     }
+    findings_summary(report, style, out)?;
     if !report.anomalies.is_empty() {
         let list: Vec<String> = report
             .anomalies
@@ -127,6 +153,7 @@ pub fn write(report: &Report, out: &mut dyn io::Write) -> io::Result<()> {
             writeln!(out, "Warning: {}: {w}", input.name)?;
         }
     }
+    findings_paragraphs(report, style, out)?;
     if report.connections.is_empty() {
         return Ok(());
     }
@@ -136,6 +163,123 @@ pub fn write(report: &Report, out: &mut dyn io::Write) -> io::Result<()> {
         conversation(c, out)?;
     }
     Ok(())
+}
+
+/// "421s: 2 (sni_mismatch ×2, connection_reuse ×1); retried: 1 (→ 200 ×1); not retried: 1".
+fn findings_summary(report: &Report, style: Style, out: &mut dyn io::Write) -> io::Result<()> {
+    use crate::analysis::diagnose::Kind;
+    use std::collections::BTreeMap;
+    let http: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.kind == Kind::Http421)
+        .collect();
+    if !http.is_empty() {
+        let mut causes: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+        for f in &http {
+            for c in &f.causes {
+                *causes.entry(c.name()).or_default() += 1;
+            }
+            if let Some(r) = &f.retry {
+                let o = r.status.map_or("no response".into(), |s| s.to_string());
+                *outcomes.entry(o).or_default() += 1;
+            }
+        }
+        let causes: Vec<String> = causes.iter().map(|(c, n)| format!("{c} ×{n}")).collect();
+        let retried: usize = outcomes.values().sum();
+        let outcomes: Vec<String> = outcomes
+            .iter()
+            .map(|(o, n)| format!("→ {o} ×{n}"))
+            .collect();
+        writeln!(
+            out,
+            "{}: {} ({}); retried on another connection: {}{}; not retried: {}",
+            style.red("HTTP 421 Misdirected Request"),
+            http.len(),
+            causes.join(", "),
+            retried,
+            if outcomes.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", outcomes.join(", "))
+            },
+            http.len() - retried
+        )?;
+    }
+    let count = |k| report.findings.iter().filter(|f| f.kind == k).count();
+    let mismatched = count(Kind::SniAuthorityMismatch);
+    if mismatched > 0 {
+        writeln!(
+            out,
+            "{}: {mismatched} (answered although the authority differs from the SNI)",
+            style.yellow("Requests under another name than their SNI")
+        )?;
+    }
+    let (ftp, smtp, either) = (
+        count(Kind::Ftp421),
+        count(Kind::Smtp421),
+        count(Kind::FtpOrSmtp421),
+    );
+    if ftp + smtp + either > 0 {
+        writeln!(
+            out,
+            "FTP 421: {ftp}, SMTP 421: {smtp}{} (service not available: not HTTP's 421)",
+            if either > 0 {
+                format!(", FTP-or-SMTP 421: {either}")
+            } else {
+                String::new()
+            }
+        )?;
+    }
+    Ok(())
+}
+
+/// One paragraph per finding, in plain words.
+fn findings_paragraphs(report: &Report, style: Style, out: &mut dyn io::Write) -> io::Result<()> {
+    for f in &report.findings {
+        writeln!(out)?;
+        let title = match f.status {
+            Some(421) => style.red(&format!(
+                "{} on connection {}",
+                f.kind.name(),
+                f.connection.0
+            )),
+            _ => style.yellow(&format!(
+                "{} on connection {}",
+                f.kind.name(),
+                f.connection.0
+            )),
+        };
+        let causes: Vec<&str> = f.causes.iter().map(|c| c.name()).collect();
+        if causes.is_empty() {
+            writeln!(out, "{title}")?;
+        } else {
+            writeln!(out, "{title} [{}]", style.bold(&causes.join(", ")))?;
+        }
+        for line in wrap(&clean(&f.explanation), 96) {
+            writeln!(out, "  {line}")?;
+        }
+    }
+    Ok(())
+}
+
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 /// A connection's requests, or its FTP/SMTP replies, one per line.

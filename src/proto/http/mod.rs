@@ -97,6 +97,9 @@ pub struct Exchange {
     /// tunnel): `h2c`, `websocket`, `tunnel`, or the Upgrade token.
     pub upgraded_to: Option<String>,
     pub pairing: Pairing,
+    /// Set by the analysis: the authority's host is the one the connection was opened for
+    /// (its SNI, or without SNI its first request's); null when the authority is unknown.
+    pub first_party: Option<bool>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

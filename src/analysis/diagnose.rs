@@ -1,0 +1,730 @@
+//! The 421 diagnosis: a finding, with its causes and evidence, for every HTTP 421, every
+//! request that reached a server under another name than its TLS SNI, and every FTP/SMTP 421.
+//!
+//! Contract: [`diagnose`] reads the finished connection records (in id order) and returns
+//! findings in a stable order (connection id, then request order). It also marks each request
+//! first-party or reused. Every cause listed holds on the evidence shown; `unexplained` is
+//! listed only when none does. Nothing here guesses past what the capture shows: a request
+//! whose authority is unknown gets no authority-based cause.
+
+use super::authority::{certificate_covers, default_port, same_host, Authority};
+use super::ConnectionRecord;
+use crate::flow::ConnId;
+use crate::proto::http::{Exchange, Http2Info, HttpVersion};
+use crate::proto::tls::session::TlsInfo;
+use crate::proto::AppProtocol;
+use crate::Timestamp;
+use serde::Serialize;
+
+/// What a finding is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum Kind {
+    /// An HTTP response 421 Misdirected Request.
+    #[serde(rename = "http_421")]
+    Http421,
+    /// A request answered (not 421) although its authority differs from the TLS SNI:
+    /// coalescing that worked, or domain fronting.
+    #[serde(rename = "sni_authority_mismatch")]
+    SniAuthorityMismatch,
+    #[serde(rename = "ftp_421")]
+    Ftp421,
+    #[serde(rename = "smtp_421")]
+    Smtp421,
+    /// A 421 reply on an FTP or SMTP connection that nothing told apart.
+    #[serde(rename = "ftp_or_smtp_421")]
+    FtpOrSmtp421,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Http421 => "http_421",
+            Kind::SniAuthorityMismatch => "sni_authority_mismatch",
+            Kind::Ftp421 => "ftp_421",
+            Kind::Smtp421 => "smtp_421",
+            Kind::FtpOrSmtp421 => "ftp_or_smtp_421",
+        }
+    }
+}
+
+/// Why a 421 happened (or why a request is worth a look).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// The TLS SNI names another host than the request's authority.
+    SniMismatch,
+    /// The TLS ClientHello carried no SNI.
+    MissingSni,
+    /// The connection had already carried a request for a different authority.
+    ConnectionReuse,
+    /// HTTP/2 `:authority` (or an absolute-form target) and the `host` header disagree.
+    AuthorityHostConflict,
+    /// A reverse proxy forwarded the request on an upstream connection whose SNI names
+    /// another host than the request's authority.
+    UpstreamSniMismatch,
+    /// A reverse proxy relayed the 421 its upstream answered.
+    #[serde(rename = "upstream_421")]
+    Upstream421,
+    /// Nothing visible explains it.
+    Unexplained,
+}
+
+impl Cause {
+    pub fn name(self) -> &'static str {
+        match self {
+            Cause::SniMismatch => "sni_mismatch",
+            Cause::MissingSni => "missing_sni",
+            Cause::ConnectionReuse => "connection_reuse",
+            Cause::AuthorityHostConflict => "authority_host_conflict",
+            Cause::UpstreamSniMismatch => "upstream_sni_mismatch",
+            Cause::Upstream421 => "upstream_421",
+            Cause::Unexplained => "unexplained",
+        }
+    }
+}
+
+/// One finding.
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    pub kind: Kind,
+    pub connection: ConnId,
+    /// Index of the request in the connection's `requests` (or in its tunnel's, when
+    /// `in_tunnel`); null for FTP/SMTP.
+    pub request: Option<usize>,
+    pub in_tunnel: bool,
+    pub stream_id: Option<u32>,
+    pub time: Option<Timestamp>,
+    pub method: Option<String>,
+    pub path: Option<String>,
+    pub sni: Option<String>,
+    pub authority: Option<String>,
+    pub status: Option<u16>,
+    /// Cause names; empty for FTP/SMTP.
+    pub causes: Vec<Cause>,
+    pub evidence: Evidence,
+    pub retry: Option<Retry>,
+    /// The upstream leg this 421 was relayed from, when the capture holds it.
+    pub upstream: Option<Upstream>,
+    /// The client-side request this upstream request was made for (reverse proxy).
+    pub downstream: Option<Downstream>,
+    /// FTP/SMTP: the server's reply text.
+    pub reply: Option<String>,
+    /// The finding in plain words.
+    pub explanation: String,
+}
+
+/// What the capture shows around a finding.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Evidence {
+    pub tls: bool,
+    pub alpn: Option<String>,
+    /// The authority of the connection's first request.
+    pub first_authority: Option<String>,
+    /// Earlier requests' authorities on this connection that differ from this one.
+    pub earlier_authorities: Vec<String>,
+    /// The `host` header, when sent besides `:authority` or an absolute-form target.
+    pub host_header: Option<String>,
+    /// DNS names of the server's certificate (empty when not seen).
+    pub certificate_names: Vec<String>,
+    /// Whether the certificate covers the request's host; null when no certificate was seen.
+    pub certificate_covers_authority: Option<bool>,
+    /// The ORIGIN set the server declared (RFC 8336); null when it sent none.
+    pub origin_set: Option<Vec<String>>,
+    /// Whether the authority is in the ORIGIN set; null when there is none.
+    pub in_origin_set: Option<bool>,
+    pub server: Option<String>,
+    /// Other connections to the same server address and port.
+    pub same_server_connections: Vec<ConnId>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Retry {
+    pub connection: ConnId,
+    /// Index of the retried request in that connection's `requests`.
+    pub request: usize,
+    pub stream_id: Option<u32>,
+    pub status: Option<u16>,
+    pub sni: Option<String>,
+    /// Time from the 421 to the retried request.
+    pub after_ms: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Upstream {
+    pub connection: ConnId,
+    /// Index of the upstream request in that connection's `requests`.
+    pub request: usize,
+    pub sni: Option<String>,
+    pub authority: Option<String>,
+    pub status: Option<u16>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Downstream {
+    pub connection: ConnId,
+    pub stream_id: Option<u32>,
+}
+
+/// A connection's HTTP as the diagnosis sees it: its own requests, or those in its tunnel
+/// with the tunnel's TLS.
+struct View<'a> {
+    conn: &'a ConnectionRecord,
+    in_tunnel: bool,
+    tls: Option<&'a TlsInfo>,
+    http2: Option<&'a Http2Info>,
+    requests: &'a [Exchange],
+}
+
+impl View<'_> {
+    fn sni(&self) -> Option<&str> {
+        self.tls.and_then(|t| t.sni.as_deref())
+    }
+
+    fn default_port(&self) -> u16 {
+        default_port(self.tls.is_some())
+    }
+}
+
+fn views(conns: &[ConnectionRecord]) -> Vec<View<'_>> {
+    let mut v = Vec::new();
+    for c in conns {
+        v.push(View {
+            conn: c,
+            in_tunnel: false,
+            tls: c.tls.as_deref(),
+            http2: c.http2.as_deref(),
+            requests: &c.requests,
+        });
+        if let Some(t) = &c.tunnel {
+            v.push(View {
+                conn: c,
+                in_tunnel: true,
+                tls: t.tls.as_deref(),
+                http2: t.http2.as_deref(),
+                requests: &t.requests,
+            });
+        }
+    }
+    v
+}
+
+/// Marks each request first-party (its host is the SNI's, or on a connection without SNI,
+/// the first request's) or not.
+pub fn mark_first_party(conns: &mut [ConnectionRecord]) {
+    for c in conns.iter_mut() {
+        let sni = c.tls.as_ref().and_then(|t| t.sni.clone());
+        mark(&mut c.requests, sni.as_deref());
+        if let Some(t) = c.tunnel.as_mut() {
+            let sni = t.tls.as_ref().and_then(|t| t.sni.clone());
+            mark(&mut t.requests, sni.as_deref());
+        }
+    }
+}
+
+fn mark(requests: &mut [Exchange], sni: Option<&str>) {
+    let opened_for = sni
+        .map(str::to_string)
+        .or_else(|| requests.iter().find_map(|e| e.authority.clone()));
+    for e in requests {
+        e.first_party = match (&e.authority, &opened_for) {
+            (Some(a), Some(o)) => Some(same_host(a, o)),
+            _ => None,
+        };
+    }
+}
+
+/// All findings of a capture, in connection then request order.
+pub fn diagnose(conns: &[ConnectionRecord]) -> Vec<Finding> {
+    let views = views(conns);
+    let mut findings = Vec::new();
+    for (vi, v) in views.iter().enumerate() {
+        for (i, e) in v.requests.iter().enumerate() {
+            let answered_elsewhere = e.status.is_some() && e.status != Some(421);
+            let mismatch =
+                matches!((v.sni(), &e.authority), (Some(s), Some(a)) if !same_host(s, a));
+            if e.status == Some(421) {
+                findings.push(http_421(&views, vi, i));
+            } else if answered_elsewhere && mismatch {
+                findings.push(mismatch_finding(&views, vi, i));
+            }
+        }
+    }
+    link_downstream(&mut findings);
+    for c in conns {
+        let Some(ctl) = &c.control else { continue };
+        for r in ctl.replies.iter().filter(|r| r.code == 421) {
+            let (kind, word) = match c.protocol {
+                AppProtocol::Ftp => (Kind::Ftp421, "FTP"),
+                AppProtocol::Smtp => (Kind::Smtp421, "SMTP"),
+                _ => (Kind::FtpOrSmtp421, "FTP or SMTP"),
+            };
+            let when = if r.command.is_none() {
+                "instead of its greeting".to_string()
+            } else {
+                format!("to {}", r.command.as_deref().unwrap_or("?"))
+            };
+            findings.push(Finding {
+                kind,
+                connection: c.id,
+                request: None,
+                in_tunnel: false,
+                stream_id: None,
+                time: Some(r.time),
+                method: None,
+                path: None,
+                sni: None,
+                authority: None,
+                status: Some(421),
+                causes: Vec::new(),
+                evidence: Evidence {
+                    server: Some(c.server.to_string()),
+                    same_server_connections: same_server(conns, c),
+                    ..Evidence::default()
+                },
+                retry: None,
+                upstream: None,
+                downstream: None,
+                reply: Some(r.text.clone()),
+                explanation: format!(
+                    "Connection {} to {}: the {word} server answered 421 {when} (\"{}\"). \
+                     This is {word}'s \"service not available\", not HTTP's Misdirected \
+                     Request: the server is refusing connections (often a per-client or total \
+                     connection limit).",
+                    c.id.0, c.server, r.text
+                ),
+            });
+        }
+    }
+    findings.sort_by_key(|f| (f.connection, f.in_tunnel, f.request, f.time));
+    findings
+}
+
+fn same_server(conns: &[ConnectionRecord], c: &ConnectionRecord) -> Vec<ConnId> {
+    conns
+        .iter()
+        .filter(|o| o.id != c.id && o.server == c.server)
+        .map(|o| o.id)
+        .collect()
+}
+
+/// The evidence and the causes that hold for request `i` of view `vi`.
+fn assess(views: &[View<'_>], vi: usize, i: usize) -> (Vec<Cause>, Evidence) {
+    let Some(v) = views.get(vi) else {
+        return (vec![Cause::Unexplained], Evidence::default());
+    };
+    let Some(e) = v.requests.get(i) else {
+        return (vec![Cause::Unexplained], Evidence::default());
+    };
+    let mut causes = Vec::new();
+    let port = v.default_port();
+    let authority = e.authority.as_deref().map(Authority::parse);
+    if let Some(tls) = v.tls {
+        match (&tls.sni, &e.authority) {
+            (None, _) => causes.push(Cause::MissingSni),
+            (Some(s), Some(a)) if !same_host(s, a) => causes.push(Cause::SniMismatch),
+            _ => {}
+        }
+    }
+    let mut earlier = Vec::new();
+    if let Some(a) = &authority {
+        for prev in v.requests.get(..i).unwrap_or(&[]) {
+            if let Some(p) = &prev.authority {
+                if !Authority::parse(p).same_origin(a, port) && !earlier.contains(p) {
+                    earlier.push(p.clone());
+                }
+            }
+        }
+    }
+    if !earlier.is_empty() {
+        causes.push(Cause::ConnectionReuse);
+    }
+    // A host header that disagrees with the authority the server goes by.
+    let host_header = match (e.version, &e.host, &e.authority) {
+        (Some(HttpVersion::Http2), Some(h), _) => Some(h.clone()),
+        (_, Some(h), Some(a)) if h != a => Some(h.clone()),
+        _ => None,
+    };
+    if let (Some(h), Some(a)) = (&host_header, &e.authority) {
+        if !same_host(h, a) {
+            causes.push(Cause::AuthorityHostConflict);
+        }
+    }
+    let names = v.tls.map(|t| t.server_names.clone()).unwrap_or_default();
+    let covers = match (&e.authority, names.is_empty()) {
+        (Some(a), false) => Some(certificate_covers(&names, a)),
+        _ => None,
+    };
+    let origin_set = v.http2.and_then(|h| h.origin_set.clone());
+    let in_origin_set = match (&origin_set, &authority) {
+        (Some(set), Some(a)) => Some(set.iter().any(|o| {
+            let o = o.split_once("://").map_or(o.as_str(), |(_, rest)| rest);
+            Authority::parse(o).same_origin(a, port)
+        })),
+        _ => None,
+    };
+    let evidence = Evidence {
+        tls: v.tls.is_some(),
+        alpn: v.tls.and_then(|t| t.alpn.clone()),
+        first_authority: v.requests.iter().find_map(|r| r.authority.clone()),
+        earlier_authorities: earlier,
+        host_header,
+        certificate_names: names,
+        certificate_covers_authority: covers,
+        origin_set,
+        in_origin_set,
+        server: Some(v.conn.server.to_string()),
+        same_server_connections: views
+            .iter()
+            .filter(|o| o.conn.id != v.conn.id && !o.in_tunnel && o.conn.server == v.conn.server)
+            .map(|o| o.conn.id)
+            .collect(),
+    };
+    (causes, evidence)
+}
+
+fn http_421(views: &[View<'_>], vi: usize, i: usize) -> Finding {
+    let (mut causes, evidence) = assess(views, vi, i);
+    let (v, e) = at(views, vi, i);
+    let upstream = upstream_of(views, vi, i);
+    if let Some((uv, ui)) = upstream {
+        let (ucauses, _) = assess(views, uv, ui);
+        let (u, ue) = at(views, uv, ui);
+        let sni_differs = match (u.sni(), &e.authority) {
+            (Some(s), Some(a)) => !same_host(s, a),
+            _ => false,
+        };
+        if sni_differs || ucauses.contains(&Cause::SniMismatch) {
+            causes.push(Cause::UpstreamSniMismatch);
+        }
+        if ue.status == Some(421) {
+            causes.push(Cause::Upstream421);
+        }
+    }
+    if causes.is_empty() {
+        causes.push(Cause::Unexplained);
+    }
+    let retry = retry_of(views, vi, i);
+    let upstream = upstream.map(|(uv, ui)| {
+        let (u, ue) = at(views, uv, ui);
+        Upstream {
+            connection: u.conn.id,
+            request: ui,
+            sni: u.sni().map(str::to_string),
+            authority: ue.authority.clone(),
+            status: ue.status,
+        }
+    });
+    let mut f = finding(Kind::Http421, v, i, e, causes, evidence);
+    f.retry = retry;
+    f.upstream = upstream;
+    f.explanation = explain_421(&f, v);
+    f
+}
+
+fn mismatch_finding(views: &[View<'_>], vi: usize, i: usize) -> Finding {
+    let (causes, evidence) = assess(views, vi, i);
+    let (v, e) = at(views, vi, i);
+    let mut f = finding(Kind::SniAuthorityMismatch, v, i, e, causes, evidence);
+    let covered = match f.evidence.certificate_covers_authority {
+        Some(true) => "its certificate covers that name, so this is connection coalescing that worked",
+        Some(false) => "its certificate does not cover that name: domain fronting, or a server that ignores SNI",
+        None => "its certificate was not seen",
+    };
+    f.explanation = format!(
+        "Connection {}{} (SNI {}) carried {} {} for {} and the server answered {}; {}. \
+         A server that checks SNI against the authority would answer 421 here.",
+        v.conn.id.0,
+        tunnel_words(v),
+        f.sni.as_deref().unwrap_or("none"),
+        f.method.as_deref().unwrap_or("a request"),
+        f.path.as_deref().unwrap_or(""),
+        f.authority.as_deref().unwrap_or("?"),
+        f.status.map_or("nothing".into(), |s| s.to_string()),
+        covered
+    );
+    f
+}
+
+fn at<'v, 'a>(views: &'v [View<'a>], vi: usize, i: usize) -> (&'v View<'a>, &'a Exchange) {
+    // Indices come from iterating these same views.
+    #[allow(clippy::indexing_slicing)]
+    let v = &views[vi];
+    #[allow(clippy::indexing_slicing)]
+    let e = &v.requests[i];
+    (v, e)
+}
+
+fn finding(
+    kind: Kind,
+    v: &View<'_>,
+    i: usize,
+    e: &Exchange,
+    causes: Vec<Cause>,
+    evidence: Evidence,
+) -> Finding {
+    Finding {
+        kind,
+        connection: v.conn.id,
+        request: Some(i),
+        in_tunnel: v.in_tunnel,
+        stream_id: e.stream_id,
+        time: e.request_time.or(e.response_time),
+        method: e.method.clone(),
+        path: e.path.clone(),
+        sni: v.sni().map(str::to_string),
+        authority: e.authority.clone(),
+        status: e.status,
+        causes,
+        evidence,
+        retry: None,
+        upstream: None,
+        downstream: None,
+        reply: None,
+        explanation: String::new(),
+    }
+}
+
+/// The client's retry of a 421: the first later request from the same client address with
+/// the same method, authority and path on another connection.
+fn retry_of(views: &[View<'_>], vi: usize, i: usize) -> Option<Retry> {
+    let (v, e) = at(views, vi, i);
+    let after = e.response_time.or(e.request_time)?;
+    let authority = Authority::parse(e.authority.as_deref()?);
+    let mut best: Option<(Timestamp, Retry)> = None;
+    for (oi, o) in views.iter().enumerate() {
+        if o.conn.id == v.conn.id || o.conn.client.ip() != v.conn.client.ip() {
+            continue;
+        }
+        for (j, r) in o.requests.iter().enumerate() {
+            let Some(t) = r.request_time.filter(|t| *t >= after) else {
+                continue;
+            };
+            let same = r.method == e.method
+                && (e.path.is_none() || r.path == e.path)
+                && r.authority
+                    .as_deref()
+                    .is_some_and(|a| Authority::parse(a).same_origin(&authority, v.default_port()));
+            if !same || best.as_ref().is_some_and(|(bt, _)| *bt <= t) || is_upstream(views, oi, j) {
+                continue;
+            }
+            best = Some((
+                t,
+                Retry {
+                    connection: o.conn.id,
+                    request: j,
+                    stream_id: r.stream_id,
+                    status: r.status,
+                    sni: o.sni().map(str::to_string),
+                    after_ms: (t.0 - after.0) as f64 / 1e6,
+                },
+            ));
+        }
+    }
+    best.map(|(_, r)| r)
+}
+
+/// Whether request `j` of view `oi` is a reverse proxy's upstream request: made from the
+/// address of a server that was, at that moment, answering a request of its own client on a
+/// connection to a different server endpoint.
+fn is_upstream(views: &[View<'_>], oi: usize, j: usize) -> bool {
+    downstream_of(views, oi, j).is_some()
+}
+
+fn downstream_of(views: &[View<'_>], oi: usize, j: usize) -> Option<(usize, usize)> {
+    let (o, r) = at(views, oi, j);
+    let t = r.request_time?;
+    views.iter().enumerate().find_map(|(fi, f)| {
+        let proxy = f.conn.server.ip() == o.conn.client.ip()
+            && f.conn.server != o.conn.server
+            && f.conn.id != o.conn.id;
+        if !proxy {
+            return None;
+        }
+        f.requests.iter().position(|fr| {
+            matches!((fr.request_time, fr.response_time), (Some(a), Some(b)) if a <= t && t <= b)
+        })
+        .map(|k| (fi, k))
+    })
+}
+
+/// The upstream request a reverse proxy made for request `i` of view `vi`: on a connection
+/// from this connection's server address to another server, sent while this request waited
+/// for its answer; the closest in time, preferring one that was itself answered 421.
+fn upstream_of(views: &[View<'_>], vi: usize, i: usize) -> Option<(usize, usize)> {
+    let (v, e) = at(views, vi, i);
+    let (t0, t1) = (e.request_time?, e.response_time?);
+    let mut best: Option<((bool, i64), (usize, usize))> = None;
+    for (ui, u) in views.iter().enumerate() {
+        let from_proxy = u.conn.client.ip() == v.conn.server.ip()
+            && u.conn.server != v.conn.server
+            && u.conn.id != v.conn.id;
+        if !from_proxy {
+            continue;
+        }
+        for (j, r) in u.requests.iter().enumerate() {
+            let Some(t) = r.request_time.filter(|t| *t >= t0 && *t <= t1) else {
+                continue;
+            };
+            let key = (r.status != Some(421), t.0 - t0.0);
+            if best.as_ref().is_none_or(|(k, _)| key < *k) {
+                best = Some((key, (ui, j)));
+            }
+        }
+    }
+    best.map(|(_, at)| at)
+}
+
+/// Upstream findings name the client-side request they served.
+fn link_downstream(findings: &mut [Finding]) {
+    let links: Vec<(ConnId, Option<u32>, ConnId)> = findings
+        .iter()
+        .filter_map(|f| {
+            f.upstream
+                .as_ref()
+                .map(|u| (f.connection, f.stream_id, u.connection))
+        })
+        .collect();
+    for f in findings.iter_mut() {
+        if let Some((c, s, _)) = links.iter().find(|(_, _, u)| *u == f.connection) {
+            f.downstream = Some(Downstream {
+                connection: *c,
+                stream_id: *s,
+            });
+            f.explanation.push_str(&format!(
+                " This was a reverse proxy's upstream request for connection {}{}.",
+                c.0,
+                s.map_or(String::new(), |s| format!(" stream {s}"))
+            ));
+        }
+    }
+}
+
+fn tunnel_words(v: &View<'_>) -> &'static str {
+    if v.in_tunnel {
+        " (inside its CONNECT tunnel)"
+    } else {
+        ""
+    }
+}
+
+/// The paragraph a person reads.
+fn explain_421(f: &Finding, v: &View<'_>) -> String {
+    let ev = &f.evidence;
+    let mut s = format!(
+        "Connection {}{} ({}{}) carried {} {}{} for {}{}, and the server refused it with 421 \
+         Misdirected Request.",
+        v.conn.id.0,
+        tunnel_words(v),
+        match (&f.sni, ev.tls) {
+            (Some(sni), _) => format!("TLS, SNI {sni}"),
+            (None, true) => "TLS without SNI".to_string(),
+            (None, false) => "cleartext".to_string(),
+        },
+        if ev.certificate_names.is_empty() {
+            String::new()
+        } else {
+            format!(", certificate for {}", ev.certificate_names.join(", "))
+        },
+        f.method.as_deref().unwrap_or("a request"),
+        f.path.as_deref().unwrap_or("(path unknown)"),
+        f.stream_id
+            .map_or(String::new(), |s| format!(" on HTTP/2 stream {s}")),
+        f.authority.as_deref().unwrap_or("an unknown authority"),
+        if ev.earlier_authorities.is_empty() {
+            String::new()
+        } else {
+            format!(" after requests for {}", ev.earlier_authorities.join(", "))
+        },
+    );
+    for c in &f.causes {
+        s.push(' ');
+        s.push_str(&match c {
+            Cause::SniMismatch => format!(
+                "The TLS handshake named {} but the request names {}: servers that bind a \
+                 connection to its SNI refuse other hosts.",
+                f.sni.as_deref().unwrap_or("?"),
+                f.authority.as_deref().unwrap_or("?")
+            ),
+            Cause::MissingSni => "The ClientHello carried no SNI, so the server could not \
+                 match the connection to the requested host."
+                .to_string(),
+            Cause::ConnectionReuse => {
+                let mut w = "The client reused a connection opened for another origin".to_string();
+                if f.stream_id.is_some() {
+                    w.push_str(" (HTTP/2 connection coalescing)");
+                }
+                let host = f
+                    .authority
+                    .as_deref()
+                    .map_or("?".to_string(), |a| Authority::parse(a).host);
+                match ev.certificate_covers_authority {
+                    Some(true) => w.push_str(&format!("; the certificate covers {host}")),
+                    Some(false) => {
+                        w.push_str(&format!("; the certificate does not even cover {host}"))
+                    }
+                    None => {}
+                }
+                match ev.in_origin_set {
+                    Some(true) => w.push_str(" and the server's ORIGIN frame listed it"),
+                    Some(false) => w.push_str(" but the server's ORIGIN frame did not list it"),
+                    None if ev.alpn.as_deref() == Some("h2") || f.stream_id.is_some() => {
+                        w.push_str(" and the server sent no ORIGIN frame")
+                    }
+                    None => {}
+                }
+                w.push('.');
+                w
+            }
+            Cause::AuthorityHostConflict => format!(
+                "The host header ({}) disagrees with the authority the server goes by.",
+                ev.host_header.as_deref().unwrap_or("?")
+            ),
+            Cause::UpstreamSniMismatch => match &f.upstream {
+                Some(u) => format!(
+                    "A reverse proxy forwarded it on upstream connection {} with SNI {} while \
+                     the request names {}: the proxy sent the wrong SNI to its backend.",
+                    u.connection.0,
+                    u.sni.as_deref().unwrap_or("(none)"),
+                    u.authority
+                        .as_deref()
+                        .or(f.authority.as_deref())
+                        .unwrap_or("?")
+                ),
+                None => String::new(),
+            },
+            Cause::Upstream421 => match &f.upstream {
+                Some(u) => format!(
+                    "The backend answered 421 on upstream connection {} and the proxy relayed it.",
+                    u.connection.0
+                ),
+                None => String::new(),
+            },
+            Cause::Unexplained if f.authority.is_none() => "The request itself was not \
+                 captured or decoded, so its authority is unknown and the capture cannot say \
+                 why."
+                .to_string(),
+            Cause::Unexplained => format!(
+                "Nothing in the capture explains it: {} and the connection served no other \
+                 origin. Look at the server's configuration (virtual hosts, certificates, TLS \
+                 settings per host).",
+                if ev.tls {
+                    "the SNI and the authority agree"
+                } else {
+                    "the connection is cleartext"
+                }
+            ),
+        });
+    }
+    s.push(' ');
+    s.push_str(&match &f.retry {
+        Some(r) => format!(
+            "The client retried {:.1} ms later on connection {} (SNI {}) and got {}.",
+            r.after_ms,
+            r.connection.0,
+            r.sni.as_deref().unwrap_or("none"),
+            r.status.map_or("no response".into(), |s| s.to_string())
+        ),
+        None => "The capture shows no retry on another connection.".to_string(),
+    });
+    s
+}
