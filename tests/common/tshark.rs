@@ -120,3 +120,102 @@ fn unhex(s: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
         .collect()
 }
+
+/// What tshark decodes as HTTP on one TCP stream: HTTP/1 request Hosts and response statuses
+/// in order (interim ones included), and per HTTP/2 stream its request `:authority` and its
+/// statuses.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HttpView {
+    pub h1_hosts: Vec<Option<String>>,
+    pub h1_statuses: Vec<u16>,
+    pub h2: std::collections::BTreeMap<u32, (Option<String>, Vec<u16>)>,
+}
+
+/// tshark's HTTP view of every TCP stream of `file`, with `extra` options (key log,
+/// decode-as).
+pub fn http_view(file: &Path, extra: &[String]) -> std::collections::BTreeMap<u64, HttpView> {
+    let mut args = vec![
+        "-r".to_string(),
+        file.display().to_string(),
+        "-T".into(),
+        "json".into(),
+        "--no-duplicate-keys".into(),
+        "-J".into(),
+        "tcp http http2".into(),
+        "-Y".into(),
+        "http || http2.type == 1 || http2.type == 5".into(),
+    ];
+    args.extend(extra.iter().cloned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let packets: serde_json::Value = serde_json::from_str(&run(&args)).expect("tshark json");
+    let mut out: std::collections::BTreeMap<u64, HttpView> = Default::default();
+    for p in packets.as_array().into_iter().flatten() {
+        let layers = &p["_source"]["layers"];
+        let stream: u64 = layers["tcp"]["tcp.stream"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("tcp.stream");
+        let view = out.entry(stream).or_default();
+        for h in each(&layers["http"]) {
+            if let Some(code) = find(h, "http.response.code") {
+                view.h1_statuses.push(code.parse().unwrap());
+            } else if find(h, "http.request.method").is_some() {
+                view.h1_hosts.push(find(h, "http.host").map(str::to_string));
+            }
+        }
+        for h2 in each(&layers["http2"]) {
+            for s in each(&h2["http2.stream"]) {
+                let kind = s["http2.type"].as_str();
+                if kind != Some("1") && kind != Some("5") {
+                    continue;
+                }
+                let mut id: u32 = s["http2.streamid"].as_str().unwrap().parse().unwrap();
+                if kind == Some("5") {
+                    id = find(s, "http2.push_promise.promised_stream_id")
+                        .unwrap()
+                        .parse()
+                        .unwrap();
+                }
+                let mut method = false;
+                let mut authority = None;
+                let mut status: Option<u16> = None;
+                for hdr in each(&s["http2.header"]) {
+                    let value = hdr["http2.header.value"].as_str().map(str::to_string);
+                    match hdr["http2.header.name"].as_str() {
+                        Some(":method") => method = true,
+                        Some(":authority") => authority = value,
+                        Some(":status") => status = value.and_then(|v| v.parse().ok()),
+                        _ => {}
+                    }
+                }
+                let entry = view.h2.entry(id).or_default();
+                if method || kind == Some("5") {
+                    entry.0 = authority;
+                }
+                entry.1.extend(status);
+            }
+        }
+    }
+    out
+}
+
+/// A JSON value that is one object or an array of them, as tshark writes repeated nodes.
+fn each(v: &serde_json::Value) -> Vec<&serde_json::Value> {
+    match v {
+        serde_json::Value::Array(a) => a.iter().collect(),
+        serde_json::Value::Null => Vec::new(),
+        o => vec![o],
+    }
+}
+
+/// The first string value of `key` anywhere inside `v`.
+fn find<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a str> {
+    match v {
+        serde_json::Value::Object(m) => m
+            .get(key)
+            .and_then(|x| x.as_str())
+            .or_else(|| m.values().find_map(|x| find(x, key))),
+        serde_json::Value::Array(a) => a.iter().find_map(|x| find(x, key)),
+        _ => None,
+    }
+}
