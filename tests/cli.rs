@@ -235,7 +235,7 @@ fn text_report_lists_requests_and_escapes_captured_strings() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!out.stdout.contains(&0x1b), "raw ESC reached the terminal");
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("421 Misdirected Request: 1"), "{text}");
+    assert!(text.contains("HTTP 421 Misdirected Request: 1"), "{text}");
     assert!(
         text.contains("[1] GET evil\\u{1b}[2J.example / → 421"),
         "{text}"

@@ -110,15 +110,13 @@ pub fn write(report: &Report, style: Style, out: &mut dyn io::Write) -> io::Resu
             .iter()
             .filter(|c| !c.requests.is_empty())
             .count();
-        let count = |code| http.iter().filter(|e| e.status == Some(code)).count();
         writeln!(
             out,
-            "HTTP requests: {} on {} connection{}; {} unanswered; 421 Misdirected Request: {}",
+            "HTTP requests: {} on {} connection{}; {} unanswered",
             http.len(),
             conns,
             plural(conns as u64),
             http.iter().filter(|e| e.status.is_none()).count(),
-            count(421)
         )?;
     }
     let replies: Vec<(AppProtocol, u16)> = report
