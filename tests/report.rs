@@ -313,6 +313,7 @@ fn html_escapes_hostile_captured_strings() {
     let file = std::env::temp_dir().join(format!("misdirect-hostile-{}.pcap", std::process::id()));
     std::fs::write(&file, c.pcap()).unwrap();
     let r = analyze(&file);
+    let _ = std::fs::remove_file(&file);
     assert_eq!(r.connections[0].requests[0].status, Some(421));
     let dom = dump_dom(
         browser,

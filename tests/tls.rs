@@ -393,6 +393,7 @@ fn chromium_client_hello_out_of_order_still_yields_its_sni() {
     pkts.swap(a, b);
     let path = common::temp_pcap("chromium-swapped", &pkts);
     let c = analyse(&path, Some(&sample("chromium-coalesce-421.keys")));
+    let _ = std::fs::remove_file(&path);
     let first = c.conns.values().next().unwrap();
     let t = first.tls.as_ref().unwrap();
     assert_eq!(t.sni.as_deref(), Some("a.example.test"));
@@ -414,6 +415,7 @@ fn wrong_keys_fail_with_a_reason_and_report_nothing_false() {
     let path = std::env::temp_dir().join(format!("misdirect-zero-keys-{}", std::process::id()));
     std::fs::write(&path, zeroed).unwrap();
     let c = analyse(&sample("mtu1500-tls13-h2.pcapng"), Some(&path));
+    let _ = std::fs::remove_file(&path);
     let conn = &c.conns[&1];
     let t = conn.tls.as_ref().unwrap();
     assert!(!t.decrypted);
@@ -441,6 +443,7 @@ fn gap_stops_decryption_and_keeps_the_true_prefix() {
     pkts.remove(victim);
     let path = common::temp_pcap("gap", &pkts);
     let cut = analyse(&path, Some(&keys));
+    let _ = std::fs::remove_file(&path);
     let (a, b) = (&full.conns[&1], &cut.conns[&1]);
     let t = b.tls.as_ref().unwrap();
     assert!(!t.decrypted);

@@ -321,6 +321,9 @@ fn conversation(c: &ConnectionRecord, out: &mut dyn io::Write) -> io::Result<()>
         } else if e.unknown_fields > 0 {
             notes.push(format!("{} header fields unknown", e.unknown_fields));
         }
+        if e.first_party == Some(false) {
+            notes.push("reused: not the host the connection was opened for".to_string());
+        }
         if let Some(to) = &e.upgraded_to {
             notes.push(format!("switched to {}", clean(to)));
         }
