@@ -728,3 +728,154 @@ fn explain_421(f: &Finding, v: &View<'_>) -> String {
     });
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::anomaly::AnomalyCounts;
+    use crate::flow::{Close, DirectionStats, Orientation};
+
+    fn record(
+        id: u64,
+        client: &str,
+        server: &str,
+        sni: Option<&str>,
+        requests: Vec<Exchange>,
+    ) -> ConnectionRecord {
+        ConnectionRecord {
+            id: ConnId(id),
+            client: client.parse().unwrap(),
+            server: server.parse().unwrap(),
+            orientation: Orientation::Syn,
+            mid_stream: false,
+            first_seen: Timestamp(0),
+            last_seen: Timestamp(0),
+            first_packet: 0,
+            last_packet: 0,
+            close: Close::Fin,
+            client_to_server: DirectionStats::default(),
+            server_to_client: DirectionStats::default(),
+            protocol: AppProtocol::Http2,
+            tls: Some(Box::new(TlsInfo {
+                sni: sni.map(str::to_string),
+                server_names: vec!["*.example.test".into()],
+                ..TlsInfo::default()
+            })),
+            requests,
+            requests_dropped: 0,
+            http2: None,
+            control: None,
+            tunnel: None,
+            anomalies: AnomalyCounts::default(),
+        }
+    }
+
+    fn get(authority: &str, host: Option<&str>, t: i64, status: u16) -> Exchange {
+        Exchange {
+            stream_id: Some(1),
+            version: Some(HttpVersion::Http2),
+            request_seen: true,
+            request_time: Some(Timestamp(t)),
+            response_time: Some(Timestamp(t + 10)),
+            method: Some("GET".into()),
+            authority: Some(authority.into()),
+            host: host.map(str::to_string),
+            path: Some("/".into()),
+            status: Some(status),
+            ..Exchange::default()
+        }
+    }
+
+    fn causes(f: &Finding) -> Vec<&'static str> {
+        f.causes.iter().map(|c| c.name()).collect()
+    }
+
+    #[test]
+    fn missing_sni_and_host_conflict() {
+        let conns = vec![
+            record(
+                1,
+                "10.0.0.1:1000",
+                "10.0.0.9:443",
+                None,
+                vec![get("a.example.test", None, 0, 421)],
+            ),
+            record(
+                2,
+                "10.0.0.1:1001",
+                "10.0.0.9:443",
+                Some("a.example.test"),
+                vec![get("a.example.test", Some("b.example.test"), 100, 421)],
+            ),
+        ];
+        let f = diagnose(&conns);
+        assert_eq!(causes(&f[0]), ["missing_sni"]);
+        assert_eq!(causes(&f[1]), ["authority_host_conflict"]);
+        assert_eq!(f[1].evidence.host_header.as_deref(), Some("b.example.test"));
+    }
+
+    #[test]
+    fn unexplained_only_when_nothing_holds_and_retries_need_the_same_client() {
+        let conns = vec![
+            record(
+                1,
+                "10.0.0.1:1000",
+                "10.0.0.9:443",
+                Some("a.example.test"),
+                vec![get("a.example.test", None, 0, 421)],
+            ),
+            // Another client asking the same: not a retry.
+            record(
+                2,
+                "10.0.0.2:1000",
+                "10.0.0.9:443",
+                Some("a.example.test"),
+                vec![get("a.example.test", None, 50, 200)],
+            ),
+            // The same client, later: the retry.
+            record(
+                3,
+                "10.0.0.1:1002",
+                "10.0.0.9:443",
+                Some("a.example.test"),
+                vec![get("a.example.test:443", None, 90, 200)],
+            ),
+        ];
+        let f = diagnose(&conns);
+        assert_eq!(f.len(), 1);
+        assert_eq!(causes(&f[0]), ["unexplained"]);
+        let r = f[0].retry.as_ref().unwrap();
+        assert_eq!((r.connection, r.status), (ConnId(3), Some(200)));
+        assert_eq!(
+            f[0].evidence.same_server_connections,
+            [ConnId(2), ConnId(3)]
+        );
+    }
+
+    #[test]
+    fn answered_under_another_name_is_a_finding_and_origin_sets_are_evidence() {
+        let mut c = record(
+            1,
+            "10.0.0.1:1000",
+            "10.0.0.9:443",
+            Some("a.example.test"),
+            vec![
+                get("a.example.test", None, 0, 200),
+                get("b.example.test", None, 20, 200),
+                get("c.example.test", None, 40, 421),
+            ],
+        );
+        c.http2 = Some(Box::new(Http2Info {
+            origin_set: Some(vec!["https://b.example.test".into()]),
+            ..Http2Info::default()
+        }));
+        let f = diagnose(&[c]);
+        assert_eq!(f[0].kind, Kind::SniAuthorityMismatch);
+        assert_eq!(f[0].evidence.in_origin_set, Some(true));
+        assert!(f[0].explanation.contains("coalescing that worked"));
+        assert_eq!(f[1].kind, Kind::Http421);
+        assert_eq!(causes(&f[1]), ["sni_mismatch", "connection_reuse"]);
+        assert_eq!(f[1].evidence.in_origin_set, Some(false));
+        assert!(f[1].explanation.contains("ORIGIN frame did not list it"));
+    }
+}
