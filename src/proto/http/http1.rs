@@ -116,11 +116,26 @@ pub struct Http1 {
     client: Side,
     server: Side,
     pending: VecDeque<Pending>,
-    /// Responses that could not be paired when they came (after a loss).
-    orphans: Vec<Exchange>,
+    /// Responses that came before their request was parsed. Normal after a hole in the
+    /// client's stream: what follows the hole waits in reassembly while the server's answers
+    /// flow. Paired in order as the requests come.
+    early: VecDeque<Exchange>,
+    /// Responses that came after requests or responses were lost: paired at the end.
+    after_loss: Vec<Exchange>,
+    /// The capture started inside the connection: answers before the first request seen
+    /// belong to requests never captured.
+    mid_stream: bool,
+    seen_request: bool,
 }
 
 impl Http1 {
+    pub fn new(mid_stream: bool) -> Self {
+        Http1 {
+            mid_stream,
+            ..Http1::default()
+        }
+    }
+
     /// Takes bytes of one direction; returns the handover when the connection switches to
     /// HTTP/2.
     pub fn data(
@@ -184,7 +199,7 @@ impl Http1 {
     }
 
     /// Pairs what the losses left unpaired: from the end, assuming the last requests were
-    /// answered; earlier orphans stand alone (their requests were lost).
+    /// answered; earlier answers stand alone (their requests were lost).
     pub fn finish(self, log: &mut ExchangeLog) {
         let unanswered: Vec<usize> = self
             .pending
@@ -194,16 +209,34 @@ impl Http1 {
                 Pending::Lost => None,
             })
             .collect();
-        let n = unanswered.len().min(self.orphans.len());
-        let alone = self.orphans.len() - n;
-        let mut orphans = self.orphans.into_iter();
-        for o in orphans.by_ref().take(alone) {
+        // Early answers all came before any loss was known, so before the later ones.
+        let waiting: Vec<Exchange> = self.early.into_iter().chain(self.after_loss).collect();
+        let n = unanswered.len().min(waiting.len());
+        let alone = waiting.len() - n;
+        let mut waiting = waiting.into_iter();
+        for o in waiting.by_ref().take(alone) {
             log.push(o);
         }
         let paired = unanswered.get(unanswered.len() - n..).unwrap_or(&[]);
-        for (&i, o) in paired.iter().zip(orphans) {
+        for (&i, o) in paired.iter().zip(waiting) {
             if let Some(e) = log.exchanges.get_mut(i) {
                 answer(e, o, Pairing::Inferred);
+            }
+        }
+    }
+
+    /// Answers that came before their requests pair with them in order, as long as nothing
+    /// was lost in between.
+    fn pair_early(&mut self, log: &mut ExchangeLog) {
+        while let (Some(Pending::Request { exchange, .. }), false) =
+            (self.pending.front().copied(), self.early.is_empty())
+        {
+            let Some(r) = self.early.pop_front() else {
+                break;
+            };
+            self.pending.pop_front();
+            if let Some(x) = log.get_mut(exchange) {
+                answer(x, r, Pairing::Exact);
             }
         }
     }
@@ -231,6 +264,21 @@ impl Http1 {
         }
     }
 
+    /// Parses the client bytes held after an Upgrade/CONNECT request as HTTP/1; should they
+    /// hold another such request, what follows it is held again.
+    fn replay_held(&mut self, at: Timestamp, log: &mut ExchangeLog) {
+        let held = std::mem::take(&mut self.client.buf);
+        self.client.state = State::Head;
+        let mut rest = held.as_slice();
+        while !rest.is_empty() && self.client.state != State::Held {
+            let n = self.client_step(rest, at, log);
+            rest = rest.get(n..).unwrap_or(&[]);
+        }
+        if self.client.state == State::Held {
+            self.client.buf.extend_from_slice(rest);
+        }
+    }
+
     fn client_step(&mut self, data: &[u8], at: Timestamp, log: &mut ExchangeLog) -> usize {
         match self.client.state {
             State::Head => {
@@ -239,21 +287,18 @@ impl Http1 {
                 };
                 if !head.is_empty() {
                     self.request(&head, log);
+                } else if self.client.state == State::Resync {
+                    // A head over the limit was dropped: a request is missing.
+                    self.lose(Direction::ClientToServer);
                 }
                 used
             }
-            State::Resync => resync(&mut self.client, data, looks_like_request_line),
+            State::Resync => resync(&mut self.client, data, at, looks_like_request_line),
             State::Held => {
                 let room = MAX_HELD.saturating_sub(self.client.buf.len());
                 if room == 0 {
                     // Nothing came to decide: go on as HTTP/1.
-                    let held = std::mem::take(&mut self.client.buf);
-                    self.client.state = State::Head;
-                    let mut rest = held.as_slice();
-                    while !rest.is_empty() && self.client.state != State::Held {
-                        let n = self.client_step(rest, at, log);
-                        rest = rest.get(n..).unwrap_or(&[]);
-                    }
+                    self.replay_held(at, log);
                     return 0;
                 }
                 let n = room.min(data.len());
@@ -273,6 +318,10 @@ impl Http1 {
                     return Step::Used(data.len());
                 };
                 if head.is_empty() {
+                    if self.server.state == State::Resync {
+                        // A head over the limit was dropped: a response is missing.
+                        self.lose(Direction::ServerToClient);
+                    }
                     return Step::Used(used);
                 }
                 match self.response(&head, log) {
@@ -280,7 +329,7 @@ impl Http1 {
                     None => Step::Used(used),
                 }
             }
-            State::Resync => Step::Used(resync(&mut self.server, data, looks_like_status_line)),
+            State::Resync => Step::Used(resync(&mut self.server, data, at, looks_like_status_line)),
             State::Held => Step::Used(data.len()),
             _ => Step::Used(body_step(&mut self.server, data, log)),
         }
@@ -325,11 +374,13 @@ impl Http1 {
             .as_deref()
             .is_some_and(|u: &str| u.split(',').any(|t| t.trim().eq_ignore_ascii_case("h2c")));
         let exchange = log.push(e);
+        self.seen_request = true;
         self.pending.push_back(Pending::Request {
             exchange,
             method: kind,
             upgrade_h2c,
         });
+        self.pair_early(log);
         let next = match framing {
             Framing::Chunked => State::Chunked(Chunk::Size),
             Framing::Length(n) if n > 0 => State::Length(n),
@@ -408,12 +459,15 @@ impl Http1 {
         let target = match exchange {
             Some(i) => i,
             None => {
-                // Nothing to pair with: after a loss this is paired at the end; with no loss
-                // (capture started late) it stands alone.
+                // Nothing to pair with yet: after a loss it is paired at the end; before the
+                // first request of a capture that started late it stands alone; otherwise its
+                // request is still on its way.
                 if self.pending.contains(&Pending::Lost) {
-                    self.orphans.push(e);
-                } else {
+                    self.after_loss.push(e);
+                } else if self.mid_stream && !self.seen_request {
                     log.push(e);
+                } else {
+                    self.early.push_back(e);
                 }
                 if switched {
                     self.tunnel();
@@ -433,14 +487,7 @@ impl Http1 {
         if !switched {
             if self.client.state == State::Held {
                 // Upgrade refused: the held bytes are HTTP/1 after all.
-                self.client.state = State::Head;
-                let held = std::mem::take(&mut self.client.buf);
-                let mut rest = held.as_slice();
-                let at = head.started;
-                while !rest.is_empty() && self.client.state != State::Held {
-                    let n = self.client_step(rest, at, log);
-                    rest = rest.get(n..).unwrap_or(&[]);
-                }
+                self.replay_held(head.started, log);
             }
             return None;
         }
@@ -544,18 +591,18 @@ fn collect_head(
     let take = data.len().min(room.max(1));
     side.buf.extend_from_slice(data.get(..take).unwrap_or(&[]));
     data_used += take;
-    let found = side
-        .buf
-        .get(search_from..)
-        .and_then(|b| b.windows(4).position(|w| w == b"\r\n\r\n"))
-        .map(|p| search_from + p + 4)
-        .or_else(|| {
-            // Bare-LF line ends, tolerated by clients and servers alike.
-            side.buf
-                .get(search_from.saturating_sub(0)..)
-                .and_then(|b| b.windows(2).position(|w| w == b"\n\n"))
-                .map(|p| search_from + p + 2)
-        });
+    // The head ends at its first empty line: a LF followed by CRLF or, with the bare-LF line
+    // ends clients and servers alike tolerate, by LF. The earliest wins. (Looking for
+    // "\r\n\r\n" first and "\n\n" only without one made the head depend on where the
+    // stream was cut: an "\n\n" before a "\r\n\r\n" in one piece was passed over, in two
+    // pieces it ended the head.)
+    let found = side.buf.get(search_from..).and_then(|b| {
+        b.windows(2).enumerate().find_map(|(i, w)| match w {
+            [b'\n', b'\n'] => Some(search_from + i + 2),
+            [b'\n', b'\r'] if b.get(i + 2) == Some(&b'\n') => Some(search_from + i + 3),
+            _ => None,
+        })
+    });
     match found {
         Some(end) => {
             let extra = side.buf.len() - end;
@@ -567,6 +614,7 @@ fn collect_head(
         None if side.buf.len() >= limit => {
             log.anomalies.add(Anomaly::Http1HeadLimit);
             side.buf.clear();
+            side.started = None;
             side.state = State::Resync;
             Some((
                 data_used,
@@ -661,7 +709,7 @@ fn chunked_step(side: &mut Side, chunk: Chunk, data: &[u8], log: &mut ExchangeLo
 }
 
 /// Looks for the next line that starts a message; everything before it is dropped.
-fn resync(side: &mut Side, data: &[u8], looks_like: fn(&[u8]) -> bool) -> usize {
+fn resync(side: &mut Side, data: &[u8], at: Timestamp, looks_like: fn(&[u8]) -> bool) -> usize {
     // Work on whole lines: keep the current partial line in `buf`.
     let mut used = 0;
     let mut rest = data;
@@ -686,6 +734,10 @@ fn resync(side: &mut Side, data: &[u8], looks_like: fn(&[u8]) -> bool) -> usize 
         rest = after;
     }
     if side.buf.len() + rest.len() <= 8192 {
+        if side.buf.is_empty() && !rest.is_empty() {
+            // A line may start here: its head's time, should it be a start line.
+            side.started = Some(at);
+        }
         side.buf.extend_from_slice(rest);
     } else {
         side.buf.clear();

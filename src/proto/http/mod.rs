@@ -241,7 +241,7 @@ pub enum Start {
 impl HttpConn {
     pub fn new(start: Start, mid_stream: bool, limits: HttpLimits) -> Self {
         let mode = match start {
-            Start::Http1 => Mode::Http1(http1::Http1::default()),
+            Start::Http1 => Mode::Http1(http1::Http1::new(mid_stream)),
             Start::Http2Preface => Mode::Http2(Box::new(http2::Http2::new(true, false, &limits))),
             Start::Http2Frames => {
                 Mode::Http2(Box::new(http2::Http2::new(false, mid_stream, &limits)))
