@@ -241,3 +241,45 @@ fn text_report_lists_requests_and_escapes_captured_strings() {
         "{text}"
     );
 }
+
+/// `--fail-on` turns findings into exit status 1 for scripts; the report is written anyway.
+#[test]
+fn fail_on_findings_exits_1() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/ftp-421.pcap");
+    let f = sample.to_str().unwrap();
+    let out = run(&["analyze", f, "--fail-on", "421"]);
+    assert_eq!(out.status.code(), Some(0), "an FTP 421 is not an HTTP 421");
+    let out = run(&[
+        "analyze",
+        f,
+        "--fail-on",
+        "http_421,ftp_421",
+        "-f",
+        "ndjson",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let last = String::from_utf8(out.stdout).unwrap();
+    assert!(last
+        .lines()
+        .last()
+        .unwrap()
+        .contains("\"kind\":\"ftp_421\""));
+    let out = run(&[
+        "analyze",
+        f,
+        "--fail-on",
+        "any",
+        "-f",
+        "html",
+        "-o",
+        "/dev/null",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(&["analyze", f, "--fail-on", "teapot"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unknown finding kind"),
+        "{}",
+        stderr(&out)
+    );
+}
