@@ -5,17 +5,10 @@ mod common;
 
 use common::tshark::{self, HttpView};
 use misdirect::analysis::{ConnectionRecord, Report};
-use misdirect::capture::{Capture, FileSource};
 use misdirect::proto::http::HttpVersion;
-use misdirect::proto::tls::keylog::KeyLog;
 use misdirect::proto::AppProtocol;
-use misdirect::Limits;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-fn samples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
-}
 
 fn keys_of(file: &Path) -> Option<PathBuf> {
     let k = file.with_extension("keys");
@@ -23,18 +16,11 @@ fn keys_of(file: &Path) -> Option<PathBuf> {
 }
 
 fn analyze(file: &Path) -> Report {
-    let mut keylog = KeyLog::default();
-    if let Some(k) = keys_of(file) {
-        keylog.add(&std::fs::read(k).unwrap());
-    }
-    let name = misdirect::capture::InputName::Path(file.to_path_buf());
-    let src = FileSource::open(&name, Limits::default().max_capture_block).unwrap();
-    let cap = Capture::from_sources(vec![src]).unwrap();
-    misdirect::pipeline::analyze(cap, &Limits::default(), keylog, &mut |_| {})
+    common::analyze_path(file)
 }
 
 fn report(name: &str) -> Report {
-    analyze(&samples().join(name))
+    analyze(&common::samples_dir().join(name))
 }
 
 /// `(stream id, method, authority, path, status)` per request.
@@ -350,17 +336,7 @@ fn every_sample_agrees_with_tshark() {
     if !tshark::available() {
         return;
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(samples())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("pcap" | "pcapng")
-            )
-        })
-        .collect();
-    files.sort();
+    let files = common::sample_captures();
     let mut compared = 0usize;
     let mut failures = Vec::new();
     for file in files {

@@ -8,26 +8,16 @@ mod common;
 
 use common::{Conversation, Link};
 use misdirect::analysis::Report;
-use misdirect::capture::{Capture, FileSource, InputName};
-use misdirect::proto::tls::keylog::KeyLog;
-use misdirect::Limits;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn samples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
+    common::samples_dir()
 }
 
 fn analyze(file: &Path) -> Report {
-    let mut keylog = KeyLog::default();
-    let keys = file.with_extension("keys");
-    if keys.exists() {
-        keylog.add(&std::fs::read(keys).unwrap());
-    }
-    let src = FileSource::open(&InputName::Path(file.to_path_buf()), 1 << 24).unwrap();
-    let cap = Capture::from_sources(vec![src]).unwrap();
-    misdirect::pipeline::analyze(cap, &Limits::default(), keylog, &mut |_| {})
+    common::analyze_path(file)
 }
 
 fn render(report: &Report, format: misdirect::report::Format) -> String {
@@ -72,17 +62,7 @@ fn regex_lite_ms(s: &str) -> String {
 fn findings_of_every_sample_match_their_snapshots() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
     let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(samples())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("pcap" | "pcapng")
-            )
-        })
-        .collect();
-    files.sort();
+    let files = common::sample_captures();
     let mut failures = Vec::new();
     for file in files {
         let report = analyze(&file);

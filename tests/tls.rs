@@ -94,22 +94,13 @@ fn analyse(file: &Path, keys: Option<&Path>) -> TlsCollector {
 
 /// Every sample that has a key log beside it.
 fn keyed_samples() -> Vec<(PathBuf, PathBuf)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
-    let mut v: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("pcap" | "pcapng")
-            )
-        })
+    let v: Vec<_> = common::sample_captures()
+        .into_iter()
         .filter_map(|p| {
             let keys = p.with_extension("keys");
             keys.exists().then_some((p, keys))
         })
         .collect();
-    v.sort();
     assert!(v.len() >= 8, "expected the TLS samples with key logs");
     v
 }

@@ -15,20 +15,7 @@ use misdirect::Limits;
 use std::path::{Path, PathBuf};
 
 fn samples() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("samples/ directory")
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("pcap" | "pcapng")
-            )
-        })
-        .collect();
-    v.sort();
-    assert!(!v.is_empty(), "no samples found");
-    v
+    common::sample_captures()
 }
 
 /// tshark's view of every TCP stream of `file`, in stream-index order.

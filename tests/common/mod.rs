@@ -491,3 +491,42 @@ pub fn temp_pcap(name: &str, pkts: &[Packet]) -> std::path::PathBuf {
     std::fs::write(&path, pcap_of(pkts)).unwrap();
     path
 }
+
+/// `samples/` of the repository.
+#[allow(dead_code)]
+pub fn samples_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
+}
+
+/// Every capture in `samples/`, sorted by name.
+#[allow(dead_code)]
+pub fn sample_captures() -> Vec<std::path::PathBuf> {
+    let mut v: Vec<std::path::PathBuf> = std::fs::read_dir(samples_dir())
+        .expect("samples/ directory")
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("pcap" | "pcapng")
+            )
+        })
+        .collect();
+    v.sort();
+    assert!(!v.is_empty(), "no samples found");
+    v
+}
+
+/// The full report of a capture file, decrypted with the key log beside it (`x.keys` for
+/// `x.pcap`) when there is one.
+#[allow(dead_code)]
+pub fn analyze_path(file: &std::path::Path) -> misdirect::analysis::Report {
+    use misdirect::capture::{Capture, FileSource, InputName};
+    let mut keylog = misdirect::proto::tls::keylog::KeyLog::default();
+    let keys = file.with_extension("keys");
+    if keys.exists() {
+        keylog.add(&std::fs::read(keys).unwrap());
+    }
+    let src = FileSource::open(&InputName::Path(file.to_path_buf()), 1 << 24).unwrap();
+    let cap = Capture::from_sources(vec![src]).unwrap();
+    misdirect::pipeline::analyze(cap, &Limits::default(), keylog, &mut |_| {})
+}
