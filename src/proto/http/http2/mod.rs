@@ -201,7 +201,10 @@ impl Http2 {
                     log.anomalies.add(Anomaly::Http2FrameInvalid);
                     return;
                 };
-                let i = self.exchange(hdr.stream, log);
+                // A reset of a stream never seen opening says nothing about a request.
+                let Some(&i) = self.streams.get(&hdr.stream) else {
+                    return;
+                };
                 if let Some(e) = log.get_mut(i) {
                     e.reset.get_or_insert(Reset {
                         by: dir,
