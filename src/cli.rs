@@ -20,8 +20,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Analyse pcap/pcapng files: connections, reassembled streams, anomalies.
+    /// Analyse pcap/pcapng files: connections, requests, and why each 421 happened.
     Analyze(AnalyzeArgs),
+    /// Capture on a network interface and report each 421 as it happens (needs the `live`
+    /// build feature and capture privileges).
+    Live(LiveArgs),
 }
 
 #[derive(Debug, Args)]
@@ -31,8 +34,68 @@ pub struct AnalyzeArgs {
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<String>,
 
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LiveArgs {
+    /// Interface to capture on (see --list-interfaces); `any` captures on all (Linux).
+    #[arg(
+        long,
+        short = 'i',
+        value_name = "IF",
+        required_unless_present = "list_interfaces"
+    )]
+    pub interface: Option<String>,
+
+    /// List the interfaces that can be captured on, and exit.
+    #[arg(long)]
+    pub list_interfaces: bool,
+
+    /// Capture filter, in tcpdump's language (e.g. "tcp port 443").
+    #[arg(long, value_name = "EXPR")]
+    pub bpf: Option<String>,
+
+    /// Also write every captured packet to this pcapng file (flushed as it goes).
+    #[arg(long, short = 'w', value_name = "FILE")]
+    pub write: Option<PathBuf>,
+
+    /// Stop after this long (e.g. 30s, 5m).
+    #[arg(long, value_name = "TIME", value_parser = humantime::parse_duration)]
+    pub duration: Option<std::time::Duration>,
+
+    /// Stop after this many packets.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+
+    /// Bytes captured per packet.
+    #[arg(long, value_name = "BYTES", default_value_t = 262_144)]
+    pub snaplen: i32,
+
+    /// Do not put the interface in promiscuous mode.
+    #[arg(long)]
+    pub no_promiscuous: bool,
+
+    /// Kernel capture buffer, bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+    pub buffer_size: i32,
+
+    /// Encrypted bytes a TLS session may hold while waiting for its keys to appear in a
+    /// followed key log.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub hold_for_keys: usize,
+
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+/// Options shared by `analyze` and `live`: key logs, the report, limits.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
     /// TLS key log (NSS format, as written by browsers and curl via SSLKEYLOGFILE) used to
-    /// decrypt; may be given several times. Secrets in pcapng files are used too.
+    /// decrypt; may be given several times. Secrets in pcapng files are used too. `live`
+    /// follows the files as they grow (a missing one is waited for).
     #[arg(long, value_name = "FILE")]
     pub keylog: Vec<PathBuf>,
 
@@ -88,6 +151,12 @@ pub const FINDING_KINDS: &[&str] = &[
 #[derive(Clone, Debug)]
 pub struct AnalyzeConfig {
     pub inputs: Vec<InputName>,
+    pub report: ReportConfig,
+}
+
+/// The report options of either command, validated.
+#[derive(Clone, Debug)]
+pub struct ReportConfig {
     pub keylogs: Vec<PathBuf>,
     pub format: Format,
     pub output: Option<PathBuf>,
@@ -104,6 +173,15 @@ impl AnalyzeArgs {
         if inputs.iter().filter(|i| **i == InputName::Stdin).count() > 1 {
             return Err("standard input (\"-\") can be named only once".into());
         }
+        Ok(AnalyzeConfig {
+            inputs,
+            report: self.report.validate()?,
+        })
+    }
+}
+
+impl ReportArgs {
+    pub fn validate(self) -> Result<ReportConfig, String> {
         if self.max_connections == 0 {
             return Err("--max-connections must be at least 1".into());
         }
@@ -126,8 +204,7 @@ impl AnalyzeArgs {
             max_ooo_bytes_per_direction: self.max_reassembly_buffer,
             ..Limits::default()
         };
-        Ok(AnalyzeConfig {
-            inputs,
+        Ok(ReportConfig {
             keylogs: self.keylog,
             format: self.format,
             output: self.output,

@@ -3,7 +3,7 @@
 //! Data flows one way through layers (see `docs/architecture.md`):
 //!
 //! ```text
-//! capture ─► wire (decode) ─► flow (TCP reassembly) ─► analysis ─► report
+//! capture ─► wire (decode) ─► flow (TCP reassembly) ─► proto ─► analysis ─► report
 //! ```
 //!
 //! Every layer below `capture` is sans-IO: bytes and capture time in, values out.
@@ -24,6 +24,8 @@ pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod limits;
+#[cfg(feature = "live")]
+pub mod live;
 pub mod pipeline;
 pub mod proto;
 pub mod report;

@@ -52,6 +52,10 @@ pub struct Limits {
     /// Bytes kept of one header value or request target; longer ones are cut and marked
     /// with "…". Anomaly: `http_field_truncated`.
     pub max_field_bytes: usize,
+    /// Live capture following a growing key log: encrypted bytes all TLS sessions together
+    /// hold while waiting for their keys (each also within `--hold-for-keys`). A session
+    /// that would pass it gives up waiting and stays undecrypted (its direction info says so).
+    pub max_held_for_keys: usize,
 }
 
 impl Default for Limits {
@@ -70,6 +74,7 @@ impl Default for Limits {
             max_hpack_table: 64 << 10,
             max_exchanges_per_connection: 100_000,
             max_field_bytes: 4096,
+            max_held_for_keys: 64 << 20,
         }
     }
 }

@@ -2,14 +2,16 @@
 //!
 //! Exit codes: 0 success (whatever the capture holds), 1 findings of a kind named by
 //! `--fail-on`, 2 error (bad arguments, an input that cannot be read as a capture, an output
-//! that cannot be written). A closed pipe on standard output (`misdirect ... | head`) is not
-//! an error.
+//! that cannot be written, an interface that cannot be captured on). A closed pipe on
+//! standard output (`misdirect ... | head`) is not an error.
 
 use anyhow::Context;
 use clap::Parser;
+use misdirect::analysis::Report;
 use misdirect::capture::{Capture, InputName};
-use misdirect::cli::{AnalyzeConfig, Cli, ColorChoice, Command};
+use misdirect::cli::{AnalyzeConfig, Cli, ColorChoice, Command, ReportConfig};
 use misdirect::proto::tls::keylog::KeyLog;
+use misdirect::report::Style;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -20,6 +22,7 @@ fn main() -> ExitCode {
             Ok(config) => analyze(config),
             Err(msg) => Err(anyhow::anyhow!(msg)),
         },
+        Command::Live(args) => live(args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
@@ -40,14 +43,15 @@ enum Outcome {
 
 fn analyze(config: AnalyzeConfig) -> anyhow::Result<Outcome> {
     let mut keylog = KeyLog::default();
-    for path in &config.keylogs {
+    for path in &config.report.keylogs {
         let text = std::fs::read(path)
             .with_context(|| format!("cannot read key log {}", path.display()))?;
         keylog.add(&text);
     }
-    let capture = Capture::open(&config.inputs, &config.limits)?;
+    let limits = &config.report.limits;
+    let capture = Capture::open(&config.inputs, limits)?;
     let bar = progress_bar(&config);
-    let report = misdirect::pipeline::analyze(capture, &config.limits, keylog, &mut |bytes| {
+    let report = misdirect::pipeline::analyze(capture, limits, keylog, &mut |bytes| {
         if let Some(bar) = &bar {
             bar.set_position(bytes);
         }
@@ -55,7 +59,38 @@ fn analyze(config: AnalyzeConfig) -> anyhow::Result<Outcome> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    let style = misdirect::report::Style {
+    write_report(&report, &config.report)
+}
+
+#[cfg(feature = "live")]
+fn live(args: misdirect::cli::LiveArgs) -> anyhow::Result<Outcome> {
+    if args.list_interfaces {
+        for (name, desc) in misdirect::capture::live::interfaces()? {
+            match desc {
+                Some(d) => println!("{name}\t{d}"),
+                None => println!("{name}"),
+            }
+        }
+        return Ok(Outcome::Clean);
+    }
+    let config = misdirect::live::LiveConfig::from_args(args).map_err(|m| anyhow::anyhow!(m))?;
+    let stream_style = Style {
+        color: style(&config.report).color,
+    };
+    let report = misdirect::live::run(&config, stream_style)?;
+    write_report(&report, &config.report)
+}
+
+#[cfg(not(feature = "live"))]
+fn live(_args: misdirect::cli::LiveArgs) -> anyhow::Result<Outcome> {
+    anyhow::bail!(
+        "this misdirect was built without live capture; build it with `cargo build --release \
+         --features live` (needs libpcap: `apt-get install libpcap-dev`)"
+    )
+}
+
+fn style(config: &ReportConfig) -> Style {
+    Style {
         color: match config.color {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
@@ -65,20 +100,25 @@ fn analyze(config: AnalyzeConfig) -> anyhow::Result<Outcome> {
                     && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
             }
         },
-    };
+    }
+}
+
+/// Writes the report where the options say, and tells whether `--fail-on` findings are in it.
+fn write_report(report: &Report, config: &ReportConfig) -> anyhow::Result<Outcome> {
+    let style = style(config);
     match &config.output {
         Some(path) => {
             let file = std::fs::File::create(path)
                 .with_context(|| format!("cannot create {}", path.display()))?;
             let mut out = std::io::BufWriter::new(file);
-            misdirect::report::write(&report, config.format, style, &mut out)
+            misdirect::report::write(report, config.format, style, &mut out)
                 .and_then(|()| out.flush())
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
         None => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            misdirect::report::write(&report, config.format, style, &mut out)?;
+            misdirect::report::write(report, config.format, style, &mut out)?;
             out.flush()?;
         }
     }
@@ -95,7 +135,7 @@ fn analyze(config: AnalyzeConfig) -> anyhow::Result<Outcome> {
 
 /// A bar on stderr for inputs of known size, only when stderr is a terminal.
 fn progress_bar(config: &AnalyzeConfig) -> Option<indicatif::ProgressBar> {
-    if config.quiet || !std::io::stderr().is_terminal() {
+    if config.report.quiet || !std::io::stderr().is_terminal() {
         return None;
     }
     let mut total = 0u64;

@@ -454,3 +454,52 @@ fn gap_stops_decryption_and_keeps_the_true_prefix() {
     }
     assert!(b.c2s.len() + b.s2c.len() < a.c2s.len() + a.s2c.len());
 }
+
+/// A key log that grows while the capture is analysed (live capture): sessions whose keys
+/// come late hold their records and decrypt them when the keys arrive, with the times the
+/// records were captured, so the report is the one a complete key log gives.
+#[test]
+fn keys_that_arrive_late_decrypt_what_was_held() {
+    use misdirect::analysis::Ledger;
+    use misdirect::capture::{Capture, FileSource, InputName};
+    use misdirect::pipeline::Pipeline;
+    for name in [
+        "chromium-coalesce-421.pcapng",
+        "h2-tls12.pcap",
+        "tls13-keyupdate.pcap",
+    ] {
+        let file = sample(name);
+        let keys = std::fs::read(file.with_extension("keys")).unwrap();
+        let whole = common::analyze_path(&file);
+        let limits = Limits::default();
+        let mut ledger = Ledger::new(KeyLog::default(), &limits);
+        ledger.follow_keylog(1 << 20, &limits);
+        let src = FileSource::open(&InputName::Path(file.clone()), 1 << 24).unwrap();
+        let mut cap = Capture::from_sources(vec![src]).unwrap();
+        let mut pipeline = Pipeline::new(&limits);
+        let mut n = 0;
+        while let Some(pkt) = cap.next_packet() {
+            let last = pkt.ts;
+            pipeline.packet(&pkt, &mut ledger);
+            n += 1;
+            // Half of the key log comes a third of the way in, the rest two thirds in.
+            let lines: Vec<&[u8]> = keys.split(|&b| b == b'\n').collect();
+            let half = lines.len() / 2;
+            if n == 10 {
+                ledger.add_keys(&lines[..half].join(&b'\n'), last);
+            }
+            if n == 20 {
+                ledger.add_keys(&lines[half..].join(&b'\n'), last);
+            }
+        }
+        let run = pipeline.finish(&mut ledger);
+        let late = ledger.into_report(cap.summaries(), run);
+        let json = |r: &misdirect::analysis::Report| {
+            (
+                serde_json::to_value(&r.connections).unwrap(),
+                serde_json::to_value(&r.findings).unwrap(),
+            )
+        };
+        assert_eq!(json(&late), json(&whole), "{name}");
+    }
+}

@@ -15,6 +15,7 @@ use crate::proto::tls::session::TlsInfo;
 use crate::proto::AppProtocol;
 use crate::Timestamp;
 use serde::Serialize;
+use std::net::SocketAddr;
 
 /// What a finding is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -165,10 +166,28 @@ pub struct Downstream {
     pub stream_id: Option<u32>,
 }
 
+/// Who a connection is between.
+#[derive(Clone, Copy)]
+struct Endpoints {
+    id: ConnId,
+    client: SocketAddr,
+    server: SocketAddr,
+}
+
+impl Endpoints {
+    fn of(c: &ConnectionRecord) -> Self {
+        Endpoints {
+            id: c.id,
+            client: c.client,
+            server: c.server,
+        }
+    }
+}
+
 /// A connection's HTTP as the diagnosis sees it: its own requests, or those in its tunnel
 /// with the tunnel's TLS.
 struct View<'a> {
-    conn: &'a ConnectionRecord,
+    conn: Endpoints,
     in_tunnel: bool,
     tls: Option<&'a TlsInfo>,
     http2: Option<&'a Http2Info>,
@@ -189,7 +208,7 @@ fn views(conns: &[ConnectionRecord]) -> Vec<View<'_>> {
     let mut v = Vec::new();
     for c in conns {
         v.push(View {
-            conn: c,
+            conn: Endpoints::of(c),
             in_tunnel: false,
             tls: c.tls.as_deref(),
             http2: c.http2.as_deref(),
@@ -197,7 +216,7 @@ fn views(conns: &[ConnectionRecord]) -> Vec<View<'_>> {
         });
         if let Some(t) = &c.tunnel {
             v.push(View {
-                conn: c,
+                conn: Endpoints::of(c),
                 in_tunnel: true,
                 tls: t.tls.as_deref(),
                 http2: t.http2.as_deref(),
@@ -206,6 +225,35 @@ fn views(conns: &[ConnectionRecord]) -> Vec<View<'_>> {
         }
     }
     v
+}
+
+/// A 421 as soon as it is seen on a connection still open (live capture): its causes from
+/// that connection alone (no retry or proxy leg can be known yet).
+pub fn preliminary(
+    id: ConnId,
+    client: SocketAddr,
+    server: SocketAddr,
+    tls: Option<&TlsInfo>,
+    http2: Option<&Http2Info>,
+    requests: &[Exchange],
+    i: usize,
+) -> Option<Finding> {
+    requests.get(i)?;
+    let views = [View {
+        conn: Endpoints { id, client, server },
+        in_tunnel: false,
+        tls,
+        http2,
+        requests,
+    }];
+    let (mut causes, evidence) = assess(&views, 0, i);
+    if causes.is_empty() {
+        causes.push(Cause::Unexplained);
+    }
+    let (v, e) = at(&views, 0, i);
+    let mut f = finding(Kind::Http421, v, i, e, causes, evidence);
+    f.explanation = explain_421(&f, v, false);
+    Some(f)
 }
 
 /// Marks each request first-party (its host is the SNI's, or on a connection without SNI,
@@ -417,7 +465,7 @@ fn http_421(views: &[View<'_>], vi: usize, i: usize) -> Finding {
     let mut f = finding(Kind::Http421, v, i, e, causes, evidence);
     f.retry = retry;
     f.upstream = upstream;
-    f.explanation = explain_421(&f, v);
+    f.explanation = explain_421(&f, v, true);
     f
 }
 
@@ -607,8 +655,9 @@ fn tunnel_words(v: &View<'_>) -> &'static str {
     }
 }
 
-/// The paragraph a person reads.
-fn explain_421(f: &Finding, v: &View<'_>) -> String {
+/// The paragraph a person reads; `retry`: say what the client did next (not known while
+/// the capture goes on).
+fn explain_421(f: &Finding, v: &View<'_>, retry: bool) -> String {
     let ev = &f.evidence;
     let mut s = format!(
         "Connection {}{} ({}{}) carried {} {}{} for {}{}, and the server refused it with 421 \
@@ -714,6 +763,9 @@ fn explain_421(f: &Finding, v: &View<'_>) -> String {
                 }
             ),
         });
+    }
+    if !retry {
+        return s;
     }
     s.push(' ');
     s.push_str(&match &f.retry {

@@ -60,6 +60,19 @@ pub struct Summary {
     /// Connections dropped from the full table (`flow_table_limit`).
     pub evicted_connections: u64,
     pub tls: TlsSummary,
+    /// Live capture only: libpcap's counters; omitted for files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CaptureCounters>,
+}
+
+/// Packets a live capture received and lost (libpcap's statistics).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CaptureCounters {
+    pub received: u64,
+    /// Dropped by the kernel because the buffer was full (the analysis did not keep up).
+    pub dropped: u64,
+    /// Dropped by the interface or its driver.
+    pub interface_dropped: u64,
 }
 
 /// Key-log coverage: how many TLS connections there were, had keys, and were decrypted.
@@ -173,6 +186,24 @@ impl TunnelRecord {
     }
 }
 
+impl Watch {
+    fn look(&mut self, id: ConnId, p: &ConnProto) {
+        let (tls, requests) = p.peek();
+        let Some(&(client, server)) = self.endpoints.get(&id) else {
+            return;
+        };
+        let from = requests.len().saturating_sub(WATCH_TAIL);
+        for (i, e) in requests.iter().enumerate().skip(from) {
+            if e.status != Some(421) || !self.reported.insert((id, i)) {
+                continue;
+            }
+            if let Some(f) = diagnose::preliminary(id, client, server, tls, None, requests, i) {
+                (self.on_421)(&f);
+            }
+        }
+    }
+}
+
 /// An FTP/SMTP connection that showed nothing telling the two apart (a lone 421 greeting,
 /// say) takes the dialect the other connections to the same server showed, when they agree.
 fn settle_dialects(connections: &mut [ConnectionRecord]) {
@@ -218,10 +249,25 @@ pub struct Ledger {
     keylog: KeyLog,
     limits: HttpLimits,
     anomalies: AnomalyCounts,
+    watch: Option<Watch>,
 }
+
+/// Live capture: each HTTP 421 is handed to a callback as soon as its response is parsed.
+struct Watch {
+    on_421: Box<dyn FnMut(&diagnose::Finding)>,
+    endpoints: HashMap<ConnId, (SocketAddr, SocketAddr)>,
+    /// (connection, request index) already handed out.
+    reported: std::collections::HashSet<(ConnId, usize)>,
+}
+
+/// Requests looked at per event for new 421s: answers come near the end of the list.
+const WATCH_TAIL: usize = 64;
 
 impl StreamSink for Ledger {
     fn open(&mut self, conn: &Connection, _at: EventMeta) {
+        if let Some(w) = &mut self.watch {
+            w.endpoints.insert(conn.id, (conn.client, conn.server));
+        }
         // Without a SYN or SYN-ACK the capture started inside the connection.
         let mid_stream = matches!(
             conn.orientation,
@@ -234,10 +280,17 @@ impl StreamSink for Ledger {
     fn stream(&mut self, id: ConnId, dir: Direction, event: StreamEvent<'_>, at: EventMeta) {
         if let Some(p) = self.live.get_mut(&id) {
             p.event(dir, event, at.ts, &self.keylog, &mut |_, _| {});
+            if let Some(w) = &mut self.watch {
+                w.look(id, p);
+            }
         }
     }
 
     fn close(&mut self, conn: Connection, _at: EventMeta) {
+        if let Some(w) = &mut self.watch {
+            w.endpoints.remove(&conn.id);
+            w.reported.retain(|(c, _)| *c != conn.id);
+        }
         let mut record = ConnectionRecord::from_connection(&conn);
         if let Some(p) = self.live.remove(&conn.id) {
             let carried =
@@ -284,6 +337,36 @@ impl Ledger {
             keylog,
             limits: limits.http(),
             anomalies: AnomalyCounts::default(),
+            watch: None,
+        }
+    }
+
+    /// Calls `on_421` with each HTTP 421 as soon as its response is parsed, with the causes
+    /// its connection shows so far (the final report has the whole picture).
+    pub fn watch(&mut self, on_421: Box<dyn FnMut(&diagnose::Finding)>) {
+        self.watch = Some(Watch {
+            on_421,
+            endpoints: HashMap::new(),
+            reported: Default::default(),
+        });
+    }
+
+    /// The key log will grow while the capture runs: sessions without keys hold up to
+    /// `per_session` bytes of encrypted records until theirs come, all together up to
+    /// `Limits::max_held_for_keys`.
+    pub fn follow_keylog(&mut self, per_session: usize, limits: &crate::Limits) {
+        self.keylog
+            .set_growing(per_session, limits.max_held_for_keys);
+    }
+
+    /// New key-log lines: sessions waiting for these keys decrypt what they held.
+    pub fn add_keys(&mut self, text: &[u8], at: Timestamp) {
+        self.keylog.add(text);
+        for (id, p) in self.live.iter_mut() {
+            p.keys_arrived(&self.keylog, at);
+            if let Some(w) = &mut self.watch {
+                w.look(*id, p);
+            }
         }
     }
 
@@ -317,6 +400,7 @@ impl Ledger {
                 tcp_connections: run.connections,
                 evicted_connections: run.evicted,
                 tls,
+                capture: None,
             },
             anomalies: run.anomalies,
             connections: self.connections,

@@ -1,4 +1,5 @@
-//! Packet sources: pcap and pcapng files (several at once, merged by time) and standard input.
+//! Packet sources: pcap and pcapng files (several at once, merged by time), standard input,
+//! and (feature `live`) a network interface through libpcap.
 //!
 //! Contract: [`Capture::next_packet`] yields every packet of every input exactly once, in
 //! timestamp order across files (ties keep file order, and within a file the file's own order
@@ -10,6 +11,8 @@
 //! warning is recorded in its [`InputSummary`].
 
 mod file;
+#[cfg(feature = "live")]
+pub mod live;
 mod merge;
 pub mod write;
 

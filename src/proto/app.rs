@@ -242,6 +242,14 @@ impl App {
         }
     }
 
+    /// The HTTP exchanges so far (not those inside a tunnel), for watching a live capture.
+    pub fn exchanges(&self) -> &[Exchange] {
+        match &self.state {
+            State::Http(h) => &h.log.exchanges,
+            _ => &[],
+        }
+    }
+
     pub fn finish(self) -> AppSummary {
         match self.state {
             State::Http(h) => finish_http(*h),

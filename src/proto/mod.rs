@@ -23,7 +23,8 @@ use crate::anomaly::AnomalyCounts;
 use crate::flow::{Direction, StreamEvent};
 use crate::Timestamp;
 use app::{App, Next};
-use http::HttpLimits;
+use http::{Exchange, HttpLimits};
+use std::cell::Cell;
 use tls::keylog::KeyLog;
 use tls::session::{AppData, TlsInfo, TlsSession};
 
@@ -45,6 +46,9 @@ pub struct ConnProto {
     depth: u8,
     /// The cleartext part of a connection that switched to TLS (STARTTLS).
     before_tls: Option<AppSummary>,
+    /// Capture time of the plaintext being handed on: the event's, or a held record's when
+    /// late keys decrypt it.
+    clock: Cell<Timestamp>,
 }
 
 /// What the protocol layer found, for the connection's record.
@@ -71,6 +75,7 @@ impl ConnProto {
             limits,
             depth: 0,
             before_tls: None,
+            clock: Cell::new(Timestamp::default()),
         }
     }
 
@@ -133,7 +138,11 @@ impl ConnProto {
             State::Tls { session, app } => {
                 // Plaintext goes to the application layer and to the tap; the tap shows this
                 // TLS session's plaintext only, not that of a tunnel it carries.
+                let clock = &self.clock;
+                clock.set(at);
+                session.set_time(at);
                 let mut feed = |d: Direction, data: AppData<'_>| {
+                    let at = clock.get();
                     match data {
                         AppData::Data(b) => {
                             // STARTTLS inside TLS is meaningless; nothing to switch.
@@ -143,6 +152,9 @@ impl ConnProto {
                     }
                     tap(d, data);
                 };
+                if session.keys_now_available(keylog) {
+                    session.keys_arrived(keylog, clock, &mut feed);
+                }
                 match ev {
                     StreamEvent::Data(d) => session.data(dir, d, keylog, &mut feed),
                     StreamEvent::Gap(_) => session.gap(dir, &mut feed),
@@ -178,6 +190,33 @@ impl ConnProto {
                 }
             }
             State::Detecting { .. } => {}
+        }
+    }
+
+    /// The key log grew: a TLS session waiting for its keys decrypts what it held.
+    pub fn keys_arrived(&mut self, keylog: &KeyLog, at: Timestamp) {
+        if let State::Tls { session, app } = &mut self.state {
+            let clock = &self.clock;
+            clock.set(at);
+            session.keys_arrived(keylog, clock, &mut |d, data| {
+                let at = clock.get();
+                match data {
+                    AppData::Data(b) => {
+                        let _ = app.data(d, b, at, keylog, &mut |_, _| {});
+                    }
+                    AppData::Lost => app.gap(d, None, at),
+                }
+            });
+        }
+    }
+
+    /// The connection so far: its TLS facts and HTTP exchanges (for a live capture, which
+    /// reports a 421 before the connection ends).
+    pub fn peek(&self) -> (Option<&TlsInfo>, &[Exchange]) {
+        match &self.state {
+            State::Tls { session, app } => (Some(session.info()), app.exchanges()),
+            State::Clear(app) => (None, app.exchanges()),
+            State::Detecting { .. } => (None, &[]),
         }
     }
 

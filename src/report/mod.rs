@@ -8,7 +8,7 @@ mod json;
 mod ndjson;
 mod text;
 
-pub use text::{clean, Style};
+pub use text::{clean, live_line, Style};
 
 use crate::analysis::Report;
 use std::io;

@@ -233,6 +233,28 @@ fn findings_summary(report: &Report, style: Style, out: &mut dyn io::Write) -> i
     Ok(())
 }
 
+/// One line for a 421 seen during a live capture:
+/// "21:02:08.892 HTTP 421 on connection 1 [sni_mismatch, connection_reuse]: GET b.example.test /b.js (SNI a.example.test)".
+pub fn live_line(f: &crate::analysis::diagnose::Finding, style: Style) -> String {
+    let causes: Vec<&str> = f.causes.iter().map(|c| c.name()).collect();
+    let opt = |v: &Option<String>| v.as_deref().map_or("?".to_string(), clean);
+    format!(
+        "{} {} on connection {}{} [{}]: {} {} {}{}",
+        f.time.map_or("?".into(), clock),
+        style.red("HTTP 421"),
+        f.connection.0,
+        f.stream_id
+            .map_or(String::new(), |s| format!(" stream {s}")),
+        style.bold(&causes.join(", ")),
+        opt(&f.method),
+        opt(&f.authority),
+        opt(&f.path),
+        f.sni
+            .as_deref()
+            .map_or(String::new(), |s| format!(" (SNI {})", clean(s)))
+    )
+}
+
 /// One paragraph per finding, in plain words.
 fn findings_paragraphs(report: &Report, style: Style, out: &mut dyn io::Write) -> io::Result<()> {
     for f in &report.findings {

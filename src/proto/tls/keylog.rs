@@ -91,6 +91,12 @@ pub struct KeyLogStats {
 pub struct KeyLog {
     sessions: HashMap<[u8; 32], SessionSecrets>,
     stats: KeyLogStats,
+    /// Bytes of encrypted records a session may hold waiting for its keys; 0 unless the key
+    /// log is still growing (live capture following SSLKEYLOGFILE).
+    hold: usize,
+    /// All sessions together hold at most this much; `held` is what they hold now.
+    hold_total: usize,
+    held: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl fmt::Debug for KeyLog {
@@ -201,6 +207,30 @@ impl KeyLog {
 
     pub fn stats(&self) -> &KeyLogStats {
         &self.stats
+    }
+
+    /// The key log will grow while traffic is analysed: a TLS session whose keys are not
+    /// there yet holds up to `per_session` bytes of its encrypted records until they come,
+    /// all sessions together up to `total`.
+    pub fn set_growing(&mut self, per_session: usize, total: usize) {
+        self.hold = per_session;
+        self.hold_total = total;
+    }
+
+    /// See [`KeyLog::set_growing`]; 0 when the key log is complete.
+    pub fn hold_for_keys(&self) -> usize {
+        self.hold
+    }
+
+    /// Reserves `n` held bytes from the shared budget; the handle gives them back.
+    pub fn reserve_hold(&self, n: usize) -> Option<std::sync::Arc<std::sync::atomic::AtomicUsize>> {
+        use std::sync::atomic::Ordering;
+        let prev = self.held.fetch_add(n, Ordering::Relaxed);
+        if prev.saturating_add(n) > self.hold_total {
+            self.held.fetch_sub(n, Ordering::Relaxed);
+            return None;
+        }
+        Some(std::sync::Arc::clone(&self.held))
     }
 
     /// Number of distinct client randoms.

@@ -26,6 +26,7 @@ use super::keys::{self, Suite};
 use super::record::{self, Record, RecordError, RecordReader};
 use crate::anomaly::{Anomaly, AnomalyCounts};
 use crate::flow::Direction;
+use crate::Timestamp;
 use serde::Serialize;
 
 /// What the report says about a TLS connection.
@@ -121,8 +122,24 @@ pub struct TlsSession {
     early_stash: Vec<(u8, u16, Vec<u8>)>,
     early_stash_bytes: usize,
     early_active: bool,
+    /// Protected records held while the key log may still bring this session's keys (live
+    /// capture), in arrival order over both directions.
+    waiting: Vec<(Direction, u8, u16, Vec<u8>, Timestamp)>,
+    waiting_bytes: usize,
+    /// Capture time of the bytes being read (see [`TlsSession::set_time`]).
+    now: Timestamp,
+    /// More was waiting than the hold allows: the session stays undecrypted.
+    gave_up_waiting: bool,
+    /// The key log's shared budget the held bytes were reserved from (given back on drop).
+    hold_budget: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
     info: TlsInfo,
     pub anomalies: AnomalyCounts,
+}
+
+impl Drop for TlsSession {
+    fn drop(&mut self) {
+        self.release_hold();
+    }
 }
 
 /// Most 0-RTT bytes held while waiting for the ServerHello (a server's max_early_data_size is
@@ -180,6 +197,11 @@ impl TlsSession {
         }
     }
 
+    /// What is known so far (handshake facts; decryption status only at the end).
+    pub fn info(&self) -> &TlsInfo {
+        &self.info
+    }
+
     /// The summary, once the connection is over.
     pub fn finish(mut self) -> (TlsInfo, AnomalyCounts) {
         let applied = |d: &Dir| d.info.application_bytes > 0;
@@ -216,7 +238,10 @@ impl TlsSession {
             && (applied(c) || applied(s));
         self.info.client_to_server = self.c2s.info.clone();
         self.info.server_to_client = self.s2c.info.clone();
-        (self.info, self.anomalies)
+        (
+            std::mem::take(&mut self.info),
+            std::mem::take(&mut self.anomalies),
+        )
     }
 
     fn dir_mut(&mut self, dir: Direction) -> &mut Dir {
@@ -326,6 +351,12 @@ impl TlsSession {
         if rec.content_type == record::APPLICATION_DATA {
             self.dir_mut(dir).info.application_bytes += rec.fragment.len() as u64;
         }
+        if self.keys_state == KeysState::NoKeys
+            && keylog.hold_for_keys() > 0
+            && self.hold(dir, &rec, keylog)
+        {
+            return;
+        }
         let keys_ready = self.keys_state == KeysState::Ready;
         let d = self.dir_mut(dir);
         let Some(mut dec) = d.decrypter.take() else {
@@ -384,6 +415,136 @@ impl TlsSession {
         if plain.capacity() <= SCRATCH_KEEP {
             self.dir_mut(dir).plain = plain;
         }
+    }
+
+    /// Whether the key log has every secret this session needs (a growing key log may have
+    /// some of a session's lines and not yet the rest).
+    fn has_keys_now(&self, keylog: &KeyLog) -> bool {
+        let (Some(ch), Some(sh)) = (&self.client_hello, &self.server_hello) else {
+            return false;
+        };
+        let Some(s) = keylog.get(&ch.random) else {
+            return false;
+        };
+        if sh.version() == 0x0304 {
+            s.client_handshake.is_some()
+                && s.server_handshake.is_some()
+                && s.client_traffic_0.is_some()
+                && s.server_traffic_0.is_some()
+        } else {
+            s.master_secret.is_some()
+        }
+    }
+
+    /// Holds a protected record until the keys come; false when the limit is reached (the
+    /// held records are then given up and the session stays undecrypted).
+    fn hold(&mut self, dir: Direction, rec: &Record<'_>, keylog: &KeyLog) -> bool {
+        if self.gave_up_waiting {
+            return false;
+        }
+        let n = rec.fragment.len();
+        let reserved = if self.waiting_bytes + n <= keylog.hold_for_keys() {
+            keylog.reserve_hold(n)
+        } else {
+            None
+        };
+        let Some(budget) = reserved else {
+            self.gave_up_waiting = true;
+            self.release_hold();
+            self.waiting = Vec::new();
+            for d in [&mut self.c2s, &mut self.s2c] {
+                d.info.stopped.get_or_insert_with(|| {
+                    "its keys were not logged before the data held for them reached the limit"
+                        .into()
+                });
+            }
+            return false;
+        };
+        self.hold_budget = Some(budget);
+        self.waiting_bytes += n;
+        self.waiting.push((
+            dir,
+            rec.content_type,
+            rec.version,
+            rec.fragment.to_vec(),
+            self.now,
+        ));
+        true
+    }
+
+    /// Gives the held bytes back to the key log's budget.
+    fn release_hold(&mut self) {
+        if let Some(b) = &self.hold_budget {
+            b.fetch_sub(self.waiting_bytes, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.waiting_bytes = 0;
+    }
+
+    /// Capture time of the bytes the next calls read: held records keep it, so what they
+    /// hold is dated when it was captured, not when its keys came.
+    pub fn set_time(&mut self, at: Timestamp) {
+        self.now = at;
+    }
+
+    /// Whether the session has no keys yet and the key log now has them.
+    pub fn keys_now_available(&self, keylog: &KeyLog) -> bool {
+        self.keys_state == KeysState::NoKeys && self.has_keys_now(keylog)
+    }
+
+    /// The key log grew: if it now has this session's keys, set them up and decrypt what
+    /// was held. `clock` is set to each held record's capture time while its plaintext goes
+    /// to `out`, and restored after.
+    pub fn keys_arrived(
+        &mut self,
+        keylog: &KeyLog,
+        clock: &std::cell::Cell<Timestamp>,
+        out: &mut dyn FnMut(Direction, AppData<'_>),
+    ) {
+        if !self.keys_now_available(keylog) {
+            return;
+        }
+        self.keys_state = KeysState::Waiting;
+        self.setup_keys(keylog, out);
+        // A TLS 1.2 ChangeCipherSpec already seen switches its direction now.
+        if let Some(suite) = self.suite {
+            let etm = self.encrypt_then_mac();
+            for dir in [Direction::ClientToServer, Direction::ServerToClient] {
+                let d = self.dir_mut(dir);
+                if d.ccs && d.decrypter.is_none() {
+                    if let Some(k) = d.pending12.take() {
+                        d.decrypter = Some(RecordDecrypter::new(
+                            suite,
+                            k,
+                            RecordProtocol::Tls12 {
+                                encrypt_then_mac: etm,
+                            },
+                        ));
+                    }
+                }
+            }
+        }
+        let held = std::mem::take(&mut self.waiting);
+        self.release_hold();
+        // They were counted when they came; `record` counts them again.
+        for (dir, content_type, _, fragment, _) in &held {
+            let info = &mut self.dir_mut(*dir).info;
+            info.records = info.records.saturating_sub(1);
+            if *content_type == record::APPLICATION_DATA {
+                info.application_bytes =
+                    info.application_bytes.saturating_sub(fragment.len() as u64);
+            }
+        }
+        let now = clock.get();
+        for (dir, content_type, version, fragment, at) in held {
+            let rec = Record {
+                content_type,
+                version,
+                fragment: &fragment,
+            };
+            clock.set(at);
+            self.record(dir, rec, keylog, out);
+        }
+        clock.set(now);
     }
 
     fn plaintext(
@@ -629,7 +790,9 @@ impl TlsSession {
         };
         let (client_random, server_random) = (ch.random, sh.random);
         let (version, suite_id) = (sh.version(), sh.cipher_suite);
-        let Some(secrets) = keylog.get(&client_random) else {
+        // A growing key log may have only some of this session's lines yet: wait for all.
+        let incomplete = keylog.hold_for_keys() > 0 && !self.has_keys_now(keylog);
+        let Some(secrets) = keylog.get(&client_random).filter(|_| !incomplete) else {
             self.keys_state = KeysState::NoKeys;
             return;
         };
