@@ -17,6 +17,13 @@
 //!   protocol layer (detection, records, handshake, decryption).
 //! - [`tls_handshake`]: one handshake message body through the hello and certificate parsers.
 //! - [`keylog`]: the bytes as an NSS key log.
+//! - [`http1`], [`http2_frames`], [`control`]: one connection's application-layer script
+//!   ([`app_events`]) through the HTTP/1 (with the h2c handover), HTTP/2 and FTP/SMTP parsers,
+//!   also fed byte by byte: the outcome must not depend on where the stream was cut.
+//! - [`hpack`]: header blocks through an observer's HPACK decoder, some of them hidden from
+//!   it, checked against decoders that see them all.
+//! - [`app_stream`]: a whole cleartext connection (with a key log for tunnelled TLS) through
+//!   the protocol layer: detection, HTTP, FTP/SMTP, CONNECT tunnels.
 
 use crate::capture::{Capture, FileSource, LinkType, RawPacket};
 use crate::flow::{ConnId, Connection, Direction, EventMeta, FlowTable, StreamEvent, StreamSink};
@@ -425,6 +432,12 @@ impl<'a> Reader<'a> {
         Some(i16::from_le_bytes(*b))
     }
 
+    fn u16_be(&mut self) -> Option<u16> {
+        let (b, rest) = self.0.split_first_chunk::<2>()?;
+        self.0 = rest;
+        Some(u16::from_be_bytes(*b))
+    }
+
     fn u32(&mut self) -> Option<u32> {
         let (b, rest) = self.0.split_first_chunk::<4>()?;
         self.0 = rest;
@@ -736,4 +749,828 @@ pub fn keylog(data: &[u8]) {
         let _ = k.get(random);
     }
     let _ = k.stats();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Application layer: HTTP/1, HTTP/2 frames, HPACK, FTP/SMTP, and a whole cleartext connection.
+// ---------------------------------------------------------------------------------------------
+
+use crate::anomaly::Anomaly;
+use crate::proto::http::{Exchange, Http2Info, HttpLimits};
+
+/// Limits presets of the application-layer targets, chosen by two bits of their first byte.
+/// Preset 0 is tiny (a 256-byte head, 3 exchanges, 16-byte fields), so short inputs reach
+/// every limit path; preset 3 is the defaults.
+pub fn http_limits(preset: u8) -> HttpLimits {
+    match preset & 3 {
+        0 => HttpLimits {
+            max_head_bytes: 256,
+            max_header_block: 128,
+            max_hpack_table: 128,
+            max_exchanges: 3,
+            max_field_bytes: 16,
+        },
+        1 => HttpLimits {
+            max_head_bytes: 2048,
+            max_header_block: 1024,
+            max_hpack_table: 1024,
+            max_exchanges: 16,
+            max_field_bytes: 128,
+        },
+        2 => HttpLimits {
+            max_head_bytes: 16 << 10,
+            max_header_block: 16 << 10,
+            max_hpack_table: 4096,
+            max_exchanges: 64,
+            max_field_bytes: 1024,
+        },
+        _ => Limits::default().http(),
+    }
+}
+
+/// Ops of an application-layer script (see [`app_events`]).
+pub mod app_op {
+    /// The event is the server's (else the client's).
+    pub const FROM_SERVER: u8 = 0x01;
+    /// Bits 1-2: the kind. 0 and 6 are data.
+    pub const KIND_MASK: u8 = 0x06;
+    pub const GAP: u8 = 0x02;
+    pub const END: u8 = 0x04;
+    /// With [`END`]: a RST rather than a FIN.
+    pub const RST: u8 = 0x08;
+    /// With [`GAP`]: bits 3-7 shift the gap's `u16` length left.
+    pub const GAP_SHIFT: u8 = 3;
+}
+
+/// One event of an application-layer script, as the flow table delivers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppEvent<'a> {
+    Data(&'a [u8]),
+    Gap(u64),
+    End { rst: bool },
+}
+
+/// One event for [`app_script`] to encode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScriptEvent {
+    Data(Vec<u8>),
+    Gap(u64),
+    Fin,
+    Rst,
+}
+
+/// Reads an application-layer script: events `[op]` (see [`app_op`]) until the input ends.
+/// Data is `[u16 BE length][bytes]`; a gap is `[u16 BE n]`, `max(n, 1) << (op >> 3)` bytes
+/// lost; an end is a FIN or (`op & 8`) a RST. Calls `f(event index, direction, event)` with
+/// the flow table's guarantees: no empty data, no zero gap, nothing after a direction's end.
+pub fn app_events<'a>(data: &'a [u8], mut f: impl FnMut(usize, Direction, AppEvent<'a>)) {
+    let mut r = Reader(data);
+    let mut ended = [false; 2];
+    let mut index = 0;
+    while let Some(op) = r.u8() {
+        let dir = if op & app_op::FROM_SERVER != 0 {
+            Direction::ServerToClient
+        } else {
+            Direction::ClientToServer
+        };
+        let ev = match op & app_op::KIND_MASK {
+            app_op::GAP => {
+                let Some(n) = r.u16_be() else { break };
+                AppEvent::Gap(u64::from(n.max(1)) << (op >> app_op::GAP_SHIFT))
+            }
+            app_op::END => AppEvent::End {
+                rst: op & app_op::RST != 0,
+            },
+            _ => {
+                let Some(len) = r.u16_be() else { break };
+                let bytes = r.take(usize::from(len));
+                if bytes.is_empty() {
+                    continue;
+                }
+                AppEvent::Data(bytes)
+            }
+        };
+        let Some(done) = ended.get_mut(slot(dir)) else {
+            break;
+        };
+        if *done {
+            continue;
+        }
+        *done = matches!(ev, AppEvent::End { .. });
+        f(index, dir, ev);
+        index += 1;
+    }
+}
+
+/// Encodes an application-layer script: `header` (the target's own first bytes), then the
+/// events of one connection in order (data longer than 64 KiB is split, long gaps too).
+pub fn app_script(header: &[u8], events: &[(Direction, ScriptEvent)]) -> Vec<u8> {
+    let mut v = header.to_vec();
+    for (dir, ev) in events {
+        let d = u8::from(*dir == Direction::ServerToClient);
+        match ev {
+            ScriptEvent::Data(bytes) => {
+                for chunk in bytes.chunks(usize::from(u16::MAX)) {
+                    v.push(d);
+                    v.extend_from_slice(&(chunk.len() as u16).to_be_bytes());
+                    v.extend_from_slice(chunk);
+                }
+            }
+            ScriptEvent::Gap(len) => {
+                let mut left = *len;
+                while left > 0 {
+                    let shift = (64 - left.leading_zeros()).saturating_sub(16);
+                    let n = left >> shift;
+                    v.push(d | app_op::GAP | ((shift as u8) << app_op::GAP_SHIFT));
+                    v.extend_from_slice(&(n as u16).to_be_bytes());
+                    left -= n << shift;
+                }
+            }
+            ScriptEvent::Fin => v.push(d | app_op::END),
+            ScriptEvent::Rst => v.push(d | app_op::END | app_op::RST),
+        }
+    }
+    v
+}
+
+/// Capture time of a script's event `i` (a millisecond apart).
+fn event_time(i: usize) -> Timestamp {
+    Timestamp(1_700_000_000 * Timestamp::NANOS_PER_SEC + i as i64 * 1_000_000)
+}
+
+/// Calls `feed` with each data event whole (`bytewise` false) or one byte at a time, each
+/// byte at the event's time; gaps and ends as they are.
+fn replay<'a>(
+    script: &'a [u8],
+    bytewise: bool,
+    mut feed: impl FnMut(Timestamp, Direction, AppEvent<'a>),
+) {
+    app_events(script, |i, dir, ev| {
+        let at = event_time(i);
+        match ev {
+            AppEvent::Data(d) if bytewise => {
+                for b in d.chunks(1) {
+                    feed(at, dir, AppEvent::Data(b));
+                }
+            }
+            _ => feed(at, dir, ev),
+        }
+    });
+}
+
+/// What an HTTP parser made of a script, for comparing two ways of cutting it.
+#[derive(Debug, PartialEq, Eq)]
+struct HttpOutcome {
+    exchanges: Vec<Exchange>,
+    dropped: u64,
+    anomalies: crate::anomaly::AnomalyCounts,
+    http2: Option<Http2Info>,
+    /// A CONNECT tunnel started: the client bytes handed over and the server's stream
+    /// offset where the tunnel begins.
+    tunnel: Option<(Vec<u8>, u64)>,
+}
+
+/// Contract checks of a connection's exchanges, whatever the input:
+///
+/// - no more exchanges than the limit, and some dropped only when the list is full;
+/// - every text kept is cut at the field limit (one character per byte at most, plus "…");
+/// - interim statuses are 1xx; a final 1xx status is only an HTTP/1 `101`;
+/// - a response time comes with a status, except on an HTTP/2 stream (a response header block
+///   without a readable `:status`, documented in `http2::Fields::fill_response`);
+/// - a request seen has its time; HTTP/2 facts (push, reset, unknown fields) only on a stream;
+///   stream ids are valid and unique; inferred pairing is HTTP/1's only.
+fn check_exchanges(exchanges: &[Exchange], dropped: u64, limits: &HttpLimits) {
+    assert!(
+        exchanges.len() <= limits.max_exchanges,
+        "{} exchanges, over the limit of {}",
+        exchanges.len(),
+        limits.max_exchanges
+    );
+    assert!(
+        dropped == 0 || exchanges.len() == limits.max_exchanges,
+        "exchanges dropped while the list had room"
+    );
+    let max_chars = limits.max_field_bytes + 1;
+    let mut streams = std::collections::HashSet::new();
+    for e in exchanges {
+        let texts = [
+            &e.method,
+            &e.scheme,
+            &e.authority,
+            &e.host,
+            &e.path,
+            &e.forwarded,
+            &e.x_forwarded_host,
+            &e.via,
+            &e.reason,
+            &e.server,
+            &e.upgraded_to,
+        ];
+        for t in texts.into_iter().flatten() {
+            assert!(
+                t.chars().count() <= max_chars,
+                "a kept text is longer than the field limit {}: {t:?}",
+                limits.max_field_bytes
+            );
+        }
+        assert!(
+            e.interim.iter().all(|s| (100..200).contains(s)),
+            "interim statuses that are not 1xx: {:?}",
+            e.interim
+        );
+        if let Some(s) = e.status {
+            assert!(
+                !(100..200).contains(&s) || (s == 101 && e.stream_id.is_none()),
+                "final status {s} is interim"
+            );
+        }
+        assert!(
+            e.response_time.is_none() || e.status.is_some() || e.stream_id.is_some(),
+            "an HTTP/1 response time without a status: {e:?}"
+        );
+        assert!(
+            !e.request_seen || e.request_time.is_some(),
+            "a request seen without its time"
+        );
+        let h2_only = e.pushed || e.reset.is_some() || e.unknown_fields > 0;
+        assert!(
+            !h2_only || e.stream_id.is_some(),
+            "HTTP/2 facts on an exchange without a stream: {e:?}"
+        );
+        if let Some(id) = e.stream_id {
+            assert!(
+                (1..=0x7fff_ffff).contains(&id),
+                "stream id {id} out of range"
+            );
+            assert!(streams.insert(id), "two exchanges for stream {id}");
+            assert_eq!(
+                e.pairing,
+                crate::proto::http::Pairing::Exact,
+                "stream {id} paired by inference"
+            );
+        }
+    }
+}
+
+fn check_http2_info(info: &Http2Info, limits: &HttpLimits) {
+    let max_chars = limits.max_field_bytes + 1;
+    assert!(
+        info.alt_svc.len() <= 16 && info.goaway.len() <= 16,
+        "unbounded lists"
+    );
+    for a in &info.alt_svc {
+        assert!(
+            a.chars().count() <= max_chars,
+            "ALTSVC value over the limit"
+        );
+    }
+    if let Some(o) = &info.origin_set {
+        assert!(o.len() <= limits.max_exchanges, "ORIGIN set over the limit");
+        for a in o {
+            assert!(a.chars().count() <= max_chars, "origin over the limit");
+        }
+    }
+    for g in &info.goaway {
+        assert!(g.last_stream_id <= 0x7fff_ffff, "GOAWAY reserved bit kept");
+        if let Some(d) = &g.debug {
+            assert!(d.chars().count() <= 257, "GOAWAY debug data over 256 bytes");
+        }
+    }
+}
+
+/// HttpConn on a script, the data whole or byte by byte.
+fn run_http_conn(
+    script: &[u8],
+    bytewise: bool,
+    make: &dyn Fn() -> crate::proto::http::HttpConn,
+) -> HttpOutcome {
+    let mut conn = make();
+    let mut offsets = [0u64; 2];
+    let mut tunnel = None;
+    replay(script, bytewise, |at, dir, ev| {
+        if tunnel.is_some() {
+            // The bytes are the tunnelled connection's now; the caller stops here.
+            return;
+        }
+        match ev {
+            AppEvent::Data(d) => {
+                if let Some(h) = conn.data(dir, d, at) {
+                    let server_at = offsets.get(1).copied().unwrap_or(0);
+                    let start = if dir == Direction::ServerToClient {
+                        server_at + (d.len() - h.server_bytes.len()) as u64
+                    } else {
+                        server_at
+                    };
+                    tunnel = Some((h.client_bytes, start));
+                }
+                if let Some(o) = offsets.get_mut(slot(dir)) {
+                    *o += d.len() as u64;
+                }
+            }
+            AppEvent::Gap(n) => {
+                conn.gap(dir, n, at);
+                if let Some(o) = offsets.get_mut(slot(dir)) {
+                    *o = o.saturating_add(n);
+                }
+            }
+            AppEvent::End { .. } => conn.end(dir),
+        }
+    });
+    let (log, http2) = conn.finish();
+    HttpOutcome {
+        exchanges: log.exchanges,
+        dropped: log.dropped,
+        anomalies: log.anomalies,
+        http2,
+        tunnel,
+    }
+}
+
+/// Checks of an HTTP outcome that hold for any input (see [`check_exchanges`]).
+fn check_http(o: &HttpOutcome, limits: &HttpLimits, sorted: bool) {
+    check_exchanges(&o.exchanges, o.dropped, limits);
+    assert_eq!(
+        o.anomalies.get(Anomaly::HttpExchangeLimit),
+        u64::from(o.dropped > 0),
+        "the exchange limit anomaly must be counted once, when exchanges were dropped"
+    );
+    if let Some(info) = &o.http2 {
+        check_http2_info(info, limits);
+    }
+    if sorted {
+        let keys: Vec<_> = o
+            .exchanges
+            .iter()
+            .map(|e| e.request_time.or(e.response_time))
+            .collect();
+        assert!(
+            keys.windows(2).all(|w| w.first() <= w.get(1)),
+            "exchanges not in request order"
+        );
+    }
+}
+
+/// HTTP/1 on one connection ([`crate::proto::http::HttpConn`] starting as HTTP/1, so an h2c
+/// upgrade hands over to HTTP/2 and a CONNECT tunnel ends it).
+///
+/// Byte 0: bit 0 the capture missed the start (`mid_stream`), bits 1-2 the
+/// [`http_limits`] preset. The rest is an application-layer script ([`app_events`]).
+///
+/// Checked besides "no panic": the outcome is the same when every data event is delivered
+/// one byte at a time (the parser does not depend on where the stream was cut), and the
+/// contract checks of [`check_exchanges`].
+pub fn http1(data: &[u8]) {
+    use crate::proto::http::{HttpConn, Start};
+    let Some((&cfg, script)) = data.split_first() else {
+        return;
+    };
+    let mid_stream = cfg & 1 != 0;
+    let limits = http_limits(cfg >> 1);
+    let make = || HttpConn::new(Start::Http1, mid_stream, limits);
+    let whole = run_http_conn(script, false, &make);
+    check_http(&whole, &limits, true);
+    let bytes = run_http_conn(script, true, &make);
+    assert_eq!(
+        whole, bytes,
+        "HTTP/1 outcome depends on how the stream was cut (whole events vs byte by byte)"
+    );
+}
+
+/// What a standalone frame reader handed out, for comparing two ways of cutting a stream.
+#[derive(Debug, PartialEq, Eq)]
+enum FrameSeen {
+    Full(frame_fz::FrameHeader, Vec<u8>),
+    Skipped(frame_fz::FrameHeader, bool),
+    Lost(frame_fz::FrameHeader),
+    Error(frame_fz::FrameError),
+}
+
+use crate::proto::http::http2::frame as frame_fz;
+
+/// Frame readers of both directions, checking each frame as it comes.
+struct FrameLogs {
+    readers: [frame_fz::FrameReader; 2],
+    seen: [Vec<FrameSeen>; 2],
+    gapped: [bool; 2],
+    max_payload: usize,
+}
+
+impl FrameLogs {
+    fn new(preface: bool, max_payload: usize) -> Self {
+        FrameLogs {
+            readers: [
+                frame_fz::FrameReader::new(Some(!preface), max_payload),
+                frame_fz::FrameReader::new(None, max_payload),
+            ],
+            seen: Default::default(),
+            gapped: [false; 2],
+            max_payload,
+        }
+    }
+
+    fn event(&mut self, dir: Direction, ev: AppEvent<'_>) {
+        let s = slot(dir);
+        let (Some(r), Some(seen), Some(gapped)) = (
+            self.readers.get_mut(s),
+            self.seen.get_mut(s),
+            self.gapped.get_mut(s),
+        ) else {
+            return;
+        };
+        let dead = r.error().is_some();
+        let max = self.max_payload;
+        let g = *gapped;
+        let mut out = |f: frame_fz::Frame<'_>| {
+            assert!(!dead, "a frame after the reader gave up");
+            seen.push(match f {
+                frame_fz::Frame::Full(h, p) => {
+                    assert_eq!(
+                        p.len(),
+                        h.len as usize,
+                        "payload length differs from header"
+                    );
+                    assert!(p.len() <= max, "payload over the limit kept");
+                    FrameSeen::Full(h, p.to_vec())
+                }
+                frame_fz::Frame::Skipped(h, oversized) => {
+                    assert!(!oversized || h.len as usize > max, "skipped as oversized");
+                    FrameSeen::Skipped(h, oversized)
+                }
+                frame_fz::Frame::Lost(h) => {
+                    assert!(g, "a frame lost without a gap");
+                    FrameSeen::Lost(h)
+                }
+            })
+        };
+        match ev {
+            AppEvent::Data(d) => r.push(d, &mut out),
+            AppEvent::Gap(n) => {
+                *gapped = true;
+                // A gap ending inside a payload completes the frame: lost when its payload
+                // was kept, else skipped as it would have been anyway.
+                r.gap(n, &mut |f| match f {
+                    frame_fz::Frame::Lost(h) => seen.push(FrameSeen::Lost(h)),
+                    frame_fz::Frame::Skipped(h, false) => seen.push(FrameSeen::Skipped(h, false)),
+                    _ => panic!("a gap handed out a frame whose payload it cut: {f:?}"),
+                });
+            }
+            AppEvent::End { .. } => {}
+        }
+        if !dead {
+            if let Some(e) = r.error() {
+                assert!(
+                    e != frame_fz::FrameError::FramingLost || *gapped,
+                    "framing lost without a gap"
+                );
+                seen.push(FrameSeen::Error(e));
+            }
+        }
+    }
+}
+
+/// HTTP/2 frames: a [`frame_fz::FrameReader`] per direction and an
+/// [`crate::proto::http::http2::Http2`] on the same script.
+///
+/// Byte 0: bit 0 the client starts with the connection preface (else with frames, when the
+/// server's came first), bit 1 `mid_stream`, bits 2-3 the [`http_limits`] preset. The rest is
+/// an application-layer script ([`app_events`]).
+///
+/// Checked besides "no panic": the frames and the exchanges are the same when every data
+/// event is delivered one byte at a time; kept payloads are whole and within the limit; a
+/// frame is lost, or the framing, only after a gap; the contract checks of
+/// [`check_exchanges`].
+pub fn http2_frames(data: &[u8]) {
+    use crate::proto::http::http2::Http2;
+    use crate::proto::http::ExchangeLog;
+    let Some((&cfg, script)) = data.split_first() else {
+        return;
+    };
+    let preface = cfg & 1 != 0;
+    let mid_stream = cfg & 2 != 0;
+    let limits = http_limits(cfg >> 2);
+    let run = |bytewise: bool| {
+        let mut frames = FrameLogs::new(preface, limits.max_header_block);
+        let mut h2 = Http2::new(preface, mid_stream, &limits);
+        let mut log = ExchangeLog::new(limits);
+        replay(script, bytewise, |at, dir, ev| {
+            frames.event(dir, ev);
+            match ev {
+                AppEvent::Data(d) => h2.data(dir, d, at, &mut log),
+                AppEvent::Gap(n) => h2.gap(dir, n, at, &mut log),
+                AppEvent::End { .. } => {}
+            }
+        });
+        let outcome = HttpOutcome {
+            exchanges: log.exchanges,
+            dropped: log.dropped,
+            anomalies: log.anomalies,
+            http2: Some(h2.finish()),
+            tunnel: None,
+        };
+        (frames.seen, outcome)
+    };
+    let (frames, whole) = run(false);
+    check_http(&whole, &limits, false);
+    let (frames_bytes, bytes) = run(true);
+    assert_eq!(
+        frames, frames_bytes,
+        "frames depend on how the stream was cut (whole events vs byte by byte)"
+    );
+    assert_eq!(
+        whole, bytes,
+        "HTTP/2 outcome depends on how the stream was cut (whole events vs byte by byte)"
+    );
+}
+
+/// Caps of the observer's HPACK table selectable by [`hpack`]'s first byte (bits 1-3).
+pub const HPACK_CAPS: [usize; 8] = [0, 32, 64, 100, 256, 1024, 4096, 1 << 16];
+
+/// Ops of an [`hpack`] script.
+pub mod hpack_op {
+    /// Bits 0-1 of the op. A header block the observer decodes (`[u16 BE len][bytes]`);
+    /// 3 is one too.
+    pub const BLOCK: u8 = 0;
+    /// A header block the observer never saw (lost in a gap, or before the capture): the
+    /// references decode it, the observer's table is desynchronised.
+    pub const HIDDEN: u8 = 1;
+    /// SETTINGS_HEADER_TABLE_SIZE `[u16 BE value]` for all decoders.
+    pub const SETTINGS: u8 = 2;
+}
+
+type Fields = Vec<Option<(Vec<u8>, Vec<u8>)>>;
+
+fn hpack_decode(d: &mut crate::proto::http::http2::hpack::Decoder, block: &[u8]) -> (Fields, bool) {
+    use crate::proto::http::http2::hpack::Field;
+    let mut out = Vec::new();
+    let ok = d
+        .decode(block, &mut |f| {
+            out.push(match f {
+                Field::Known { name, value } => Some((name.to_vec(), value.to_vec())),
+                Field::Unknown => None,
+            })
+        })
+        .is_ok();
+    (out, ok)
+}
+
+/// HPACK: one observer [`crate::proto::http::http2::hpack::Decoder`] fed several header
+/// blocks of one direction, some of which it never sees.
+///
+/// Byte 0: bit 0 the observer starts mid-stream, bits 1-3 its table cap ([`HPACK_CAPS`]).
+/// Then ops `[op]` ([`hpack_op`]) until the input ends.
+///
+/// Checked besides "no panic", against two decoders that see every block (misdirect's own,
+/// not mid-stream and without a cap, and loona-hpack's), while those decode without error:
+///
+/// - the observer never yields [`Field::Known`](crate::proto::http::http2::hpack::Field)
+///   for a field the complete decoder decodes otherwise: what it could not know is unknown,
+///   never guessed;
+/// - it fails no block the complete decoder decodes, and yields as many fields;
+/// - the complete decoder yields no unknown field, and agrees with loona-hpack on every block
+///   both decode.
+pub fn hpack(data: &[u8]) {
+    use crate::proto::http::http2::hpack::{Decoder, DEFAULT_TABLE_SIZE};
+    let mut r = Reader(data);
+    let cfg = r.u8().unwrap_or(0);
+    let cap = HPACK_CAPS
+        .get(usize::from(cfg >> 1) % HPACK_CAPS.len())
+        .copied()
+        .unwrap_or(0);
+    let mut observer = Decoder::new(cfg & 1 != 0, cap);
+    let mut complete = Decoder::new(false, usize::MAX);
+    let mut loona = loona_hpack::Decoder::new();
+    loona.set_max_allowed_table_size(DEFAULT_TABLE_SIZE);
+    // The complete decoder (and loona-hpack) are the truth until one fails a block.
+    let mut truth = true;
+    let mut loona_ok = true;
+    while let Some(op) = r.u8() {
+        let Some(n) = r.u16_be() else { break };
+        match op & 3 {
+            hpack_op::SETTINGS => {
+                observer.set_allowed_size(u32::from(n));
+                complete.set_allowed_size(u32::from(n));
+                loona.set_max_allowed_table_size(usize::from(n));
+                continue;
+            }
+            hpack_op::HIDDEN => {
+                let block = r.take(usize::from(n));
+                observer.desynchronise();
+                let (fields, ok) = hpack_decode(&mut complete, block);
+                if truth && ok && loona_ok {
+                    loona_agrees(&mut loona, &mut loona_ok, block, &fields);
+                }
+                truth &= ok;
+            }
+            _ => {
+                let block = r.take(usize::from(n));
+                let (seen, observer_ok) = hpack_decode(&mut observer, block);
+                let (fields, ok) = hpack_decode(&mut complete, block);
+                if truth {
+                    assert!(
+                        fields.iter().all(Option::is_some),
+                        "a decoder that saw every block yields an unknown field"
+                    );
+                    if ok {
+                        assert!(observer_ok, "the observer fails a block that decodes");
+                        assert_eq!(seen.len(), fields.len(), "observer yields other fields");
+                    }
+                    for (i, (s, f)) in seen.iter().zip(&fields).enumerate() {
+                        if s.is_some() {
+                            assert_eq!(s, f, "field {i}: the observer guessed");
+                        }
+                    }
+                    if ok && loona_ok {
+                        loona_agrees(&mut loona, &mut loona_ok, block, &fields);
+                    }
+                }
+                truth &= ok;
+            }
+        }
+    }
+}
+
+/// loona-hpack decodes `block` to the same fields, or fails (it is stricter in places, e.g.
+/// a block ending in a size update); after it fails it is no longer compared.
+fn loona_agrees(loona: &mut loona_hpack::Decoder<'_>, ok: &mut bool, block: &[u8], ours: &Fields) {
+    match loona.decode(block) {
+        Ok(theirs) => {
+            let theirs: Fields = theirs.into_iter().map(Some).collect();
+            assert_eq!(
+                ours, &theirs,
+                "misdirect and loona-hpack decode differently"
+            );
+        }
+        Err(_) => *ok = false,
+    }
+}
+
+/// FTP/SMTP: one [`crate::proto::control::Control`] on a script.
+///
+/// Byte 0: the reply limit is `byte % 8 + 1`. The rest is an application-layer script
+/// ([`app_events`]); after STARTTLS / AUTH TLS is accepted, nothing more is fed (the caller
+/// switches to TLS).
+///
+/// Checked besides "no panic": the outcome (replies, anomalies, where TLS starts) is the
+/// same when every data event is delivered one byte at a time; no more replies than the
+/// limit; reply texts cut at 512 bytes; `starttls` set exactly when TLS started.
+pub fn control(data: &[u8]) {
+    use crate::proto::control::Control;
+    let Some((&cfg, script)) = data.split_first() else {
+        return;
+    };
+    let max = usize::from(cfg % 8) + 1;
+    let run = |bytewise: bool| {
+        let mut c = Control::new(max);
+        let mut offsets = [0u64; 2];
+        let mut tls_at = None;
+        replay(script, bytewise, |at, dir, ev| {
+            if tls_at.is_some() {
+                return;
+            }
+            let Some(off) = offsets.get_mut(slot(dir)) else {
+                return;
+            };
+            match ev {
+                AppEvent::Data(d) => {
+                    if let Some(n) = c.data(dir, d, at) {
+                        assert!(n <= d.len(), "TLS starts past the piece");
+                        assert!(c.tls_starts(), "TLS start returned but not recorded");
+                        tls_at = Some((dir, *off + n as u64));
+                    }
+                    *off += d.len() as u64;
+                }
+                AppEvent::Gap(n) => {
+                    c.gap(dir);
+                    *off = off.saturating_add(n);
+                }
+                AppEvent::End { .. } => {}
+            }
+        });
+        let (info, anomalies) = c.finish();
+        (info, anomalies, tls_at)
+    };
+    let whole = run(false);
+    let (info, _, tls_at) = &whole;
+    assert!(info.replies.len() <= max, "more replies than the limit");
+    assert!(
+        info.replies_dropped == 0 || info.replies.len() == max,
+        "replies dropped while the list had room"
+    );
+    assert_eq!(
+        info.starttls,
+        tls_at.is_some(),
+        "starttls differs from TLS starting"
+    );
+    for reply in &info.replies {
+        assert!(reply.code <= 999 && reply.lines >= 1, "bad reply {reply:?}");
+        assert!(
+            reply.text.chars().count() <= 513,
+            "reply text over 512 bytes"
+        );
+        if let Some(c) = &reply.command {
+            assert!(
+                !c.is_empty() && c.len() <= 12 && c.bytes().all(|b| b.is_ascii_uppercase()),
+                "command verb {c:?}"
+            );
+        }
+    }
+    let bytes = run(true);
+    assert_eq!(
+        whole, bytes,
+        "FTP/SMTP outcome depends on how the stream was cut (whole events vs byte by byte)"
+    );
+}
+
+/// A whole cleartext connection through [`crate::proto::ConnProto`]: detection, HTTP/1,
+/// HTTP/2, h2c upgrade, FTP/SMTP, and CONNECT tunnels (whose TLS is decrypted with the key
+/// log carried by the input).
+///
+/// Byte 0: bit 0 `mid_stream`, bits 1-2 the [`http_limits`] preset. Then
+/// `[u16 BE key-log length][key-log text]`, then an application-layer script
+/// ([`app_events`]).
+///
+/// Checked besides "no panic": no plaintext is delivered in a direction after it was reported
+/// lost; the summary's protocol agrees with what it holds (exchanges only for HTTP, replies
+/// only for FTP/SMTP); every list is within its limit ([`check_exchanges`]); tunnels nest at
+/// most as deep as followed.
+pub fn app_stream(data: &[u8]) {
+    use crate::proto::tls::keylog::KeyLog;
+    use crate::proto::tls::session::AppData;
+    let mut r = Reader(data);
+    let cfg = r.u8().unwrap_or(0);
+    let limits = http_limits(cfg >> 1);
+    let mut keylog = KeyLog::default();
+    let klen = r.u16_be().unwrap_or(0);
+    keylog.add(r.take(usize::from(klen)));
+    let mut proto = crate::proto::ConnProto::new(cfg & 1 != 0, limits);
+    let mut lost = [false; 2];
+    let mut carried = false;
+    let mut tap = |d: Direction, a: AppData<'_>| {
+        let Some(l) = lost.get_mut(slot(d)) else {
+            return;
+        };
+        match a {
+            AppData::Data(_) => assert!(!*l, "plaintext delivered after it was reported lost"),
+            AppData::Lost => *l = true,
+        }
+    };
+    app_events(r.0, |i, dir, ev| {
+        let at = event_time(i);
+        let ev = match ev {
+            AppEvent::Data(d) => {
+                carried = true;
+                StreamEvent::Data(d)
+            }
+            AppEvent::Gap(n) => StreamEvent::Gap(n),
+            AppEvent::End { rst: false } => StreamEvent::Fin,
+            AppEvent::End { rst: true } => StreamEvent::Rst,
+        };
+        proto.event(dir, ev, at, &keylog, &mut tap);
+    });
+    let summary = proto.finish(carried);
+    check_proto(&summary, &limits, 0);
+}
+
+fn check_proto(p: &crate::proto::ProtoSummary, limits: &HttpLimits, depth: u8) {
+    check_app(&p.app, limits, depth);
+    if let Some(b) = &p.before_tls {
+        check_app(b, limits, depth);
+    }
+}
+
+fn check_app(s: &crate::proto::AppSummary, limits: &HttpLimits, depth: u8) {
+    use crate::proto::AppProtocol as P;
+    check_exchanges(&s.exchanges, s.exchanges_dropped, limits);
+    if !s.exchanges.is_empty() || s.http2.is_some() {
+        assert!(
+            matches!(s.protocol, Some(P::Http1 | P::Http2)),
+            "exchanges in a {:?} connection",
+            s.protocol
+        );
+    }
+    if s.http2.is_some() {
+        assert_eq!(
+            s.protocol,
+            Some(P::Http2),
+            "HTTP/2 facts in another protocol"
+        );
+    }
+    if let Some(info) = &s.http2 {
+        check_http2_info(info, limits);
+    }
+    if let Some(c) = &s.control {
+        assert!(
+            matches!(s.protocol, Some(P::Ftp | P::Smtp | P::FtpOrSmtp)),
+            "replies in a {:?} connection",
+            s.protocol
+        );
+        assert!(
+            c.replies.len() <= limits.max_exchanges,
+            "more replies than the limit"
+        );
+    }
+    if let Some(t) = &s.tunnel {
+        assert!(depth < 3, "tunnels nested deeper than followed");
+        check_proto(t, limits, depth + 1);
+    }
 }

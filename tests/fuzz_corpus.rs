@@ -86,6 +86,31 @@ fn keylog_corpus() {
     replay("keylog", misdirect::fuzzing::keylog);
 }
 
+#[test]
+fn http1_corpus() {
+    replay("http1", misdirect::fuzzing::http1);
+}
+
+#[test]
+fn http2_frames_corpus() {
+    replay("http2_frames", misdirect::fuzzing::http2_frames);
+}
+
+#[test]
+fn hpack_corpus() {
+    replay("hpack", misdirect::fuzzing::hpack);
+}
+
+#[test]
+fn control_corpus() {
+    replay("control", misdirect::fuzzing::control);
+}
+
+#[test]
+fn app_stream_corpus() {
+    replay("app_stream", misdirect::fuzzing::app_stream);
+}
+
 /// Writes the TLS targets' seed corpora from the real samples:
 /// `cargo test --test fuzz_corpus -- --ignored write_tls_seeds`. Every TLS connection of
 /// every sample with a key log becomes a `tls_stream` script (key log plus stream pieces as
@@ -163,6 +188,285 @@ fn write_tls_seeds() {
         let mut input = vec![which];
         input.extend(body);
         out("tls_handshake", stem, &input);
+    }
+}
+
+/// Writes the application-layer targets' seed corpora from the real samples:
+/// `cargo test --test fuzz_corpus -- --ignored write_app_seeds`. Each connection of the
+/// cleartext HTTP, FTP and SMTP samples, as reassembled (data, gaps, ends), and the decrypted
+/// plaintext of each connection of the samples with a key log, becomes scripts for the
+/// targets that parse what it carries: `http1` (starts with an HTTP/1 request), `http2_frames`
+/// (HTTP/2), `control` (FTP/SMTP), `app_stream` (every cleartext connection, with the sample's
+/// key log, so the TLS inside a CONNECT tunnel decrypts), and `hpack` (each direction's header
+/// blocks, also with the first one hidden from a mid-stream observer). Scripts stop after
+/// 48 KiB of events: the samples' interesting parts are their heads, and libFuzzer mutates
+/// small inputs faster. Minimise afterwards (see `docs/robustness.md`).
+#[test]
+#[ignore]
+fn write_app_seeds() {
+    use misdirect::capture::{Capture, InputName};
+    use misdirect::flow::{
+        ConnId, Connection, Direction, EventMeta, Orientation, StreamEvent, StreamSink,
+    };
+    use misdirect::fuzzing::{app_script, hpack_op, ScriptEvent};
+    use misdirect::proto::http::http2::frame::{self, Frame, FrameReader};
+    use misdirect::proto::tls::keylog::KeyLog;
+    use misdirect::proto::tls::session::AppData;
+    use misdirect::proto::{AppProtocol, ConnProto};
+    use std::collections::BTreeMap;
+
+    const CLEARTEXT: &[&str] = &[
+        "http1-keepalive-reuse.pcap",
+        "http1-framing.pcap",
+        "h2c-prior-knowledge.pcap",
+        "h2c-upgrade.pcap",
+        "h2load-h2c.pcap",
+        "h2c-midstream.pcap",
+        "websocket-upgrade.pcap",
+        "connect-tunnel.pcap",
+        "ftp-421.pcap",
+        "smtp-421.pcap",
+    ];
+    const MAX_SCRIPT: usize = 48 << 10;
+
+    type Events = Vec<(Direction, ScriptEvent)>;
+    struct Conn {
+        proto: Option<ConnProto>,
+        mid_stream: bool,
+        raw: Events,
+        plain: std::rc::Rc<std::cell::RefCell<Events>>,
+        protocol: AppProtocol,
+        tls: bool,
+    }
+    struct Sink {
+        keylog: KeyLog,
+        conns: BTreeMap<u64, Conn>,
+    }
+    fn push(v: &mut Events, d: Direction, ev: ScriptEvent) {
+        let size: usize = v
+            .iter()
+            .map(|(_, e)| match e {
+                ScriptEvent::Data(b) => b.len() + 3,
+                _ => 3,
+            })
+            .sum();
+        if size < MAX_SCRIPT {
+            v.push((d, ev));
+        }
+    }
+    impl StreamSink for Sink {
+        fn open(&mut self, c: &Connection, _: EventMeta) {
+            let mid_stream = matches!(c.orientation, Orientation::Ports | Orientation::FirstPacket);
+            self.conns.insert(
+                c.id.0,
+                Conn {
+                    proto: Some(ConnProto::new(
+                        mid_stream,
+                        misdirect::Limits::default().http(),
+                    )),
+                    mid_stream,
+                    raw: Vec::new(),
+                    plain: Default::default(),
+                    protocol: AppProtocol::None,
+                    tls: false,
+                },
+            );
+        }
+        fn stream(&mut self, id: ConnId, d: Direction, ev: StreamEvent<'_>, at: EventMeta) {
+            let c = self.conns.get_mut(&id.0).unwrap();
+            let se = match ev {
+                StreamEvent::Data(b) => ScriptEvent::Data(b.to_vec()),
+                StreamEvent::Gap(n) => ScriptEvent::Gap(n),
+                StreamEvent::Fin => ScriptEvent::Fin,
+                StreamEvent::Rst => ScriptEvent::Rst,
+            };
+            push(&mut c.raw, d, se.clone());
+            let plain = c.plain.clone();
+            c.proto
+                .as_mut()
+                .unwrap()
+                .event(d, ev, at.ts, &self.keylog, &mut |d, data| {
+                    let ev = match data {
+                        AppData::Data(b) => ScriptEvent::Data(b.to_vec()),
+                        AppData::Lost => ScriptEvent::Gap(1),
+                    };
+                    push(&mut plain.borrow_mut(), d, ev);
+                });
+            if matches!(se, ScriptEvent::Fin | ScriptEvent::Rst) {
+                push(&mut c.plain.borrow_mut(), d, se);
+            }
+        }
+        fn close(&mut self, conn: Connection, _: EventMeta) {
+            let c = self.conns.get_mut(&conn.id.0).unwrap();
+            let s = c.proto.take().unwrap().finish(true);
+            c.tls = s.tls.is_some();
+            c.protocol = s.protocol;
+        }
+        fn key_material(&mut self, s: &misdirect::capture::DecryptionSecret) {
+            self.keylog.add(&s.data);
+        }
+    }
+
+    /// Each direction's header blocks (HEADERS or PUSH_PROMISE with their CONTINUATIONs).
+    fn header_blocks(events: &Events, d: Direction) -> Vec<Vec<u8>> {
+        let mut reader =
+            FrameReader::new((d == Direction::ClientToServer).then_some(true), 1 << 20);
+        let mut blocks = Vec::new();
+        let mut open: Option<Vec<u8>> = None;
+        for (dir, ev) in events {
+            let ScriptEvent::Data(b) = ev else { continue };
+            if *dir != d {
+                continue;
+            }
+            reader.push(b, &mut |f| {
+                let Frame::Full(h, p) = f else { return };
+                let end = h.flags & frame::flag::END_HEADERS != 0;
+                let fragment = match h.kind {
+                    frame::kind::HEADERS | frame::kind::PUSH_PROMISE => {
+                        frame::header_block(&h, p).map(|(_, f)| f.to_vec())
+                    }
+                    frame::kind::CONTINUATION => open.take().map(|mut o| {
+                        o.extend_from_slice(p);
+                        o
+                    }),
+                    _ => return,
+                };
+                if let Some(f) = fragment {
+                    if end {
+                        blocks.push(f);
+                    } else {
+                        open = Some(f);
+                    }
+                }
+            });
+        }
+        blocks
+    }
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = |target: &str, name: &str, bytes: &[u8]| {
+        let dir = root.join("fuzz/corpus").join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), bytes).unwrap();
+    };
+    let mut samples: Vec<(PathBuf, bool)> = CLEARTEXT
+        .iter()
+        .map(|n| (root.join("samples").join(n), true))
+        .collect();
+    for e in std::fs::read_dir(root.join("samples")).unwrap() {
+        let path = e.unwrap().path();
+        let keyed = path.with_extension("keys").exists();
+        let capture = path
+            .extension()
+            .is_some_and(|x| x == "pcap" || x == "pcapng");
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if keyed && capture && !CLEARTEXT.contains(&name.as_str()) {
+            samples.push((path, false));
+        }
+    }
+    samples.sort();
+    for (path, cleartext) in samples {
+        let stem = path.file_stem().unwrap().to_string_lossy().to_string();
+        let keys = std::fs::read(path.with_extension("keys")).unwrap_or_default();
+        let limits = misdirect::Limits::default();
+        let mut cap = Capture::open(&[InputName::Path(path.clone())], &limits).unwrap();
+        let mut sink = Sink {
+            keylog: KeyLog::default(),
+            conns: BTreeMap::new(),
+        };
+        sink.keylog.add(&keys);
+        misdirect::pipeline::run(&mut cap, &limits, &mut sink, &mut |_| {});
+        for (id, c) in &sink.conns {
+            let name = format!("{stem}-{id}");
+            let mid = u8::from(c.mid_stream);
+            if cleartext && !c.tls {
+                let k = keys.get(..usize::from(u16::MAX)).unwrap_or(&keys);
+                for preset in [3u8, 0] {
+                    let mut header = vec![mid | preset << 1];
+                    header.extend_from_slice(&(k.len() as u16).to_be_bytes());
+                    header.extend_from_slice(k);
+                    out(
+                        "app_stream",
+                        &format!("{name}-p{preset}"),
+                        &app_script(&header, &c.raw),
+                    );
+                }
+            }
+            let events = if c.tls {
+                c.plain.borrow().clone()
+            } else {
+                c.raw.clone()
+            };
+            let client_first: Vec<u8> = events
+                .iter()
+                .find_map(|(d, e)| match e {
+                    ScriptEvent::Data(b) if *d == Direction::ClientToServer => Some(b.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            let preface = client_first.starts_with(frame::PREFACE);
+            let http1_start = client_first
+                .split(|&b| b == b' ')
+                .next()
+                .is_some_and(|m| !m.is_empty() && m.iter().all(u8::is_ascii_uppercase))
+                && !preface;
+            match c.protocol {
+                AppProtocol::Http1 | AppProtocol::Http2 if http1_start => {
+                    for preset in [3u8, 0] {
+                        out(
+                            "http1",
+                            &format!("{name}-p{preset}"),
+                            &app_script(&[mid | preset << 1], &events),
+                        );
+                    }
+                }
+                AppProtocol::Http2 => {
+                    for preset in [3u8, 0] {
+                        let cfg = u8::from(preface) | mid << 1 | preset << 2;
+                        out(
+                            "http2_frames",
+                            &format!("{name}-p{preset}"),
+                            &app_script(&[cfg], &events),
+                        );
+                    }
+                }
+                AppProtocol::Ftp | AppProtocol::Smtp | AppProtocol::FtpOrSmtp => {
+                    out("control", &name, &app_script(&[7], &events));
+                }
+                _ => {}
+            }
+            if c.protocol == AppProtocol::Http2 {
+                for (d, side) in [
+                    (Direction::ClientToServer, "c"),
+                    (Direction::ServerToClient, "s"),
+                ] {
+                    let blocks = header_blocks(&events, d);
+                    if blocks.is_empty() {
+                        continue;
+                    }
+                    // Full view with a large cap; a small cap; mid-stream with the first block
+                    // hidden.
+                    for (cfg, hide_first, tag) in [
+                        (7u8 << 1, false, "all"),
+                        (4 << 1, false, "cap256"),
+                        (7 << 1 | 1, true, "mid"),
+                    ] {
+                        let mut v = vec![cfg];
+                        for (i, b) in blocks.iter().take(64).enumerate() {
+                            let op = if i == 0 && hide_first {
+                                hpack_op::HIDDEN
+                            } else {
+                                hpack_op::BLOCK
+                            };
+                            v.push(op);
+                            v.extend_from_slice(&(b.len() as u16).to_be_bytes());
+                            v.extend_from_slice(b);
+                        }
+                        out("hpack", &format!("{name}-{side}-{tag}"), &v);
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -117,7 +117,11 @@ impl App {
                 Direction::ServerToClient => &mut *s2c,
             };
             let room = MAX_DETECT.saturating_sub(buf.len());
-            buf.extend_from_slice(data.get(..room.min(data.len())).unwrap_or(&[]));
+            let (fits, over) = data.split_at(room.min(data.len()));
+            buf.extend_from_slice(fits);
+            // `decide` always decides once a buffer is full, so `over` is never dropped: it
+            // is fed after the replay below. (It was dropped: a first piece over MAX_DETECT
+            // lost its tail, e.g. the rest of a 16 KiB TLS record.)
             let Some(next) = decide(c2s, s2c, self.mid_stream, self.limits) else {
                 return Next::Continue;
             };
@@ -145,7 +149,13 @@ impl App {
                     }
                 }
             }
-            return Next::Continue;
+            if over.is_empty() {
+                return Next::Continue;
+            }
+            return match self.feed(dir, over, at, keylog, tap) {
+                Next::StartTls(n) => Next::StartTls(fits.len() + n),
+                Next::Continue => Next::Continue,
+            };
         }
         self.feed(dir, data, at, keylog, tap)
     }
@@ -297,8 +307,26 @@ fn finish_http(h: HttpConn) -> AppSummary {
     }
 }
 
-/// Decides from the first bytes of each direction; `None` to wait for more.
+/// Decides from the first bytes of each direction; `None` to wait for more, but never once a
+/// direction holds [`MAX_DETECT`] bytes: then that direction decides alone (as the other
+/// direction's few bytes said nothing yet), so that nothing is held beyond the limit, and so
+/// nothing is dropped. (Waiting on the other direction dropped the full one's bytes.)
 fn decide(c2s: &[u8], s2c: &[u8], mid_stream: bool, limits: HttpLimits) -> Option<State> {
+    let d = decide_both(c2s, s2c, mid_stream, limits);
+    if d.is_some() {
+        return d;
+    }
+    let alone = if s2c.len() >= MAX_DETECT {
+        decide_both(&[], s2c, mid_stream, limits)
+    } else if c2s.len() >= MAX_DETECT {
+        decide_both(c2s, &[], mid_stream, limits)
+    } else {
+        return None;
+    };
+    Some(alone.unwrap_or(State::Unknown))
+}
+
+fn decide_both(c2s: &[u8], s2c: &[u8], mid_stream: bool, limits: HttpLimits) -> Option<State> {
     let http = |start| {
         Some(State::Http(Box::new(HttpConn::new(
             start, mid_stream, limits,
@@ -353,4 +381,52 @@ fn decide(c2s: &[u8], s2c: &[u8], mid_stream: bool, limits: HttpLimits) -> Optio
         return Some(State::Unknown);
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(pieces: &[(Direction, &[u8])]) -> AppSummary {
+        let mut app = App::new(false, crate::Limits::default().http(), 0);
+        for (i, (d, p)) in pieces.iter().enumerate() {
+            app.data(
+                *d,
+                p,
+                Timestamp(i as i64),
+                &KeyLog::default(),
+                &mut |_, _| {},
+            );
+        }
+        app.finish()
+    }
+
+    /// A first piece longer than what detection holds is parsed whole, not cut at
+    /// `MAX_DETECT` (a first TLS record or segment can hold 16 KiB and more).
+    #[test]
+    fn a_first_piece_over_the_detection_buffer_is_parsed_whole() {
+        let mut c = b"POST /a HTTP/1.1\r\nContent-Length: 5000\r\n\r\n".to_vec();
+        c.extend([b'x'; 5000]);
+        c.extend(b"GET /b HTTP/1.1\r\n\r\n");
+        let s = run(&[(Direction::ClientToServer, &c)]);
+        let paths: Vec<_> = s.exchanges.iter().map(|e| e.path.as_deref()).collect();
+        assert_eq!(paths, vec![Some("/a"), Some("/b")]);
+    }
+
+    /// A client that sent a few bytes and a server that streams: the server's bytes beyond
+    /// the detection buffer are not dropped while the client's stay undecided.
+    #[test]
+    fn a_full_detection_buffer_decides_and_loses_nothing() {
+        let mut s2c = b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n".to_vec();
+        s2c.extend([b'x'; 5000]);
+        s2c.extend(b"HTTP/1.1 204 No Content\r\n\r\n");
+        let (a, b) = s2c.split_at(3000);
+        let s = run(&[
+            (Direction::ClientToServer, b"GE"),
+            (Direction::ServerToClient, a),
+            (Direction::ServerToClient, b),
+        ]);
+        let statuses: Vec<_> = s.exchanges.iter().map(|e| e.status).collect();
+        assert_eq!(statuses, vec![Some(200), Some(204)]);
+    }
 }

@@ -475,8 +475,17 @@ impl Http1 {
                 return None;
             }
         };
+        // The protocol switched to is the one the 101 names (RFC 9110 §7.8); only a 101
+        // without an Upgrade field falls back to what the request asked for. (Going by the
+        // request alone, a 101 naming h2c the request had not asked for switched to HTTP/2
+        // without making the exchange stream 1, and a 101 choosing websocket over a
+        // requested h2c switched to HTTP/2.)
+        let h2c = status == 101
+            && upgrade.as_deref().map_or(upgrade_h2c, |u: &str| {
+                u.split(',').any(|t| t.trim().eq_ignore_ascii_case("h2c"))
+            });
         if let Some(x) = log.get_mut(target) {
-            if status == 101 && upgrade_h2c {
+            if h2c {
                 // The final response comes on HTTP/2 stream 1.
                 x.interim.push(101);
                 x.stream_id = Some(1);
@@ -491,7 +500,7 @@ impl Http1 {
             }
             return None;
         }
-        let to = if status == 101 && upgrade_h2c {
+        let to = if h2c {
             "h2c".to_string()
         } else if status == 101 {
             upgrade
@@ -505,6 +514,9 @@ impl Http1 {
             "tunnel" => Some(SwitchTo::Tunnel),
             _ => None,
         };
+        // The Upgrade token is a header value as sent: kept cut at the field limit like every
+        // other (it was kept whole, however long).
+        let to = log.text(to.as_bytes());
         if let Some(x) = log.get_mut(target) {
             x.upgraded_to = Some(to);
         }
@@ -892,4 +904,37 @@ fn absolute_form(target: &[u8]) -> Option<(&[u8], &[u8])> {
         None => authority,
     };
     Some((scheme, authority))
+}
+
+#[cfg(test)]
+mod upgrade_tests {
+    use super::*;
+    use crate::proto::http::{HttpConn, Start};
+
+    fn run(request: &[u8], response: &[u8]) -> Vec<Exchange> {
+        let mut c = HttpConn::new(Start::Http1, false, crate::Limits::default().http());
+        c.data(Direction::ClientToServer, request, Timestamp(0));
+        c.data(Direction::ServerToClient, response, Timestamp(1));
+        c.finish().0.exchanges
+    }
+
+    /// The 101's Upgrade says what the connection switches to, not the request's.
+    #[test]
+    fn the_101_names_the_protocol() {
+        let rst_stream_1 = [0, 0, 4, 3, 0, 0, 0, 0, 1, 0, 0, 0, 0];
+        let mut resp = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n".to_vec();
+        resp.extend(rst_stream_1);
+        let e = run(b"GET / HTTP/1.1\r\nUpgrade: h2c, websocket\r\n\r\n", &resp);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].upgraded_to.as_deref(), Some("websocket"));
+        assert_eq!((e[0].status, e[0].stream_id), (Some(101), None));
+        assert_eq!(e[0].reset, None, "WebSocket bytes are not HTTP/2");
+
+        let mut resp = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n".to_vec();
+        resp.extend(rst_stream_1);
+        let e = run(b"GET / HTTP/1.1\r\nUpgrade: foo\r\n\r\n", &resp);
+        assert_eq!(e[0].upgraded_to.as_deref(), Some("h2c"));
+        assert_eq!((e[0].stream_id, &e[0].interim), (Some(1), &vec![101]));
+        assert!(e[0].reset.is_some(), "stream 1 is the upgraded request");
+    }
 }

@@ -158,11 +158,17 @@ impl FrameReader {
                     let want = PREFACE.get(*pos..).unwrap_or(&[]);
                     let n = want.len().min(data.len());
                     if data.get(..n) != want.get(..n) {
-                        self.state = if *pos == 0 && *optional {
-                            header_state()
-                        } else {
-                            State::Dead(FrameError::BadPreface)
-                        };
+                        if !*optional {
+                            self.state = State::Dead(FrameError::BadPreface);
+                            continue;
+                        }
+                        // Not the preface after all: a frame header. What matched of the
+                        // preface in earlier pieces is that header's start. (Deciding so only
+                        // at the first byte made a stream starting with a preface prefix
+                        // parse as frames in one piece and fail when cut after the prefix.)
+                        let matched = PREFACE.get(..*pos).unwrap_or(&[]);
+                        self.state = header_state();
+                        self.push(matched, out);
                         continue;
                     }
                     *pos += n;
