@@ -219,7 +219,7 @@ fn streamer(
     format: Format,
     style: Style,
     count: Arc<std::sync::atomic::AtomicU64>,
-) -> Box<dyn FnMut(&crate::analysis::diagnose::Finding)> {
+) -> Box<dyn FnMut(&crate::analysis::diagnose::Finding) + Send> {
     Box::new(move |f| {
         count.fetch_add(1, Ordering::Relaxed);
         let line = match format {

@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 /// Version of the JSON report schema; bumped on any change (minor: additions).
-pub const SCHEMA_VERSION: &str = "0.3.0";
+pub const SCHEMA_VERSION: &str = "0.4.0";
 
 /// Everything misdirect says about a capture.
 #[derive(Clone, Debug, Serialize)]
@@ -94,6 +94,11 @@ pub struct ConnectionRecord {
     pub client: SocketAddr,
     #[serde(serialize_with = "display")]
     pub server: SocketAddr,
+    /// The tunnels the connection was found in, outermost first (VXLAN, GRE, MPLS, ...), as
+    /// its first packet showed them; absent when it was captured bare. `client` and `server`
+    /// are the inner addresses.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub encapsulation: Vec<crate::wire::tunnel::Layer>,
     pub orientation: Orientation,
     /// True when the capture did not see the start of a direction (no SYN).
     pub mid_stream: bool,
@@ -132,6 +137,7 @@ impl ConnectionRecord {
             id: c.id,
             client: c.client,
             server: c.server,
+            encapsulation: c.encapsulation.to_vec(),
             orientation: c.orientation,
             mid_stream: c.dirs.iter().any(|d| d.mid_stream),
             first_seen: c.first_ts,
@@ -254,7 +260,7 @@ pub struct Ledger {
 
 /// Live capture: each HTTP 421 is handed to a callback as soon as its response is parsed.
 struct Watch {
-    on_421: Box<dyn FnMut(&diagnose::Finding)>,
+    on_421: Box<dyn FnMut(&diagnose::Finding) + Send>,
     endpoints: HashMap<ConnId, (SocketAddr, SocketAddr)>,
     /// (connection, request index) already handed out.
     reported: std::collections::HashSet<(ConnId, usize)>,
@@ -343,7 +349,7 @@ impl Ledger {
 
     /// Calls `on_421` with each HTTP 421 as soon as its response is parsed, with the causes
     /// its connection shows so far (the final report has the whole picture).
-    pub fn watch(&mut self, on_421: Box<dyn FnMut(&diagnose::Finding)>) {
+    pub fn watch(&mut self, on_421: Box<dyn FnMut(&diagnose::Finding) + Send>) {
         self.watch = Some(Watch {
             on_421,
             endpoints: HashMap::new(),

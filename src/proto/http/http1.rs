@@ -500,19 +500,15 @@ impl Http1 {
             }
             return None;
         }
-        let to = if h2c {
-            "h2c".to_string()
+        // What the connection becomes: decided by the status and method, never by the
+        // Upgrade token's text (a 101 naming "tunnel" is a protocol like any other).
+        let (to, switch) = if h2c {
+            ("h2c".to_string(), Some(SwitchTo::H2c))
         } else if status == 101 {
-            upgrade
-                .unwrap_or_else(|| "unknown".into())
-                .to_ascii_lowercase()
+            let token = upgrade.unwrap_or_else(|| "unknown".into());
+            (token.to_ascii_lowercase(), None)
         } else {
-            "tunnel".to_string()
-        };
-        let switch = match to.as_str() {
-            "h2c" => Some(SwitchTo::H2c),
-            "tunnel" => Some(SwitchTo::Tunnel),
-            _ => None,
+            ("tunnel".to_string(), Some(SwitchTo::Tunnel))
         };
         // The Upgrade token is a header value as sent: kept cut at the field limit like every
         // other (it was kept whole, however long).
