@@ -126,7 +126,7 @@ pub struct ReportArgs {
 
     /// Exit with status 1 when the report has findings of these kinds (comma-separated):
     /// `421` (HTTP 421), `any`, or finding kinds such as `http_421`, `smtp_421`,
-    /// `sni_authority_mismatch`. For scripts; the report is written either way.
+    /// `sni_authority_mismatch`, `authority_host_mismatch`. For scripts; the report is written either way.
     #[arg(long, value_name = "KINDS", value_delimiter = ',')]
     pub fail_on: Vec<String>,
 }
@@ -142,6 +142,7 @@ pub enum ColorChoice {
 pub const FINDING_KINDS: &[&str] = &[
     "http_421",
     "sni_authority_mismatch",
+    "authority_host_mismatch",
     "ftp_421",
     "smtp_421",
     "ftp_or_smtp_421",

@@ -155,6 +155,9 @@ pub fn run(config: &LiveConfig, style: Style) -> Result<Report, LiveError> {
                     ledger.add_keys(&lines, last_ts);
                 }
             }
+            // Under steady traffic the idle flush never comes: a crash loses at most this
+            // interval of the --write file.
+            source.flush()?;
             if let Some(bar) = &status {
                 let s = source.stats();
                 bar.set_message(format!(

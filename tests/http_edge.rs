@@ -227,3 +227,19 @@ fn http2_frames_servers_rarely_send() {
     assert_eq!(h2.goaway[0].last_stream_id, 3);
     assert_eq!(h2.goaway[0].debug.as_deref(), Some("bye <now>"));
 }
+
+/// The same conflict answered by the server is worth reporting before it turns into a 421.
+#[test]
+fn an_answered_host_conflict_is_a_finding() {
+    let mut c = conn();
+    c.client_sends(
+        b"GET http://b.example.test/x HTTP/1.1\r\nHost: a.example.test\r\n\r\n",
+        1000,
+    );
+    c.server_sends(&response("ok"), 1000);
+    c.close();
+    let r = report(&c);
+    assert_eq!(r.findings.len(), 1);
+    assert_eq!(r.findings[0].kind.name(), "authority_host_mismatch");
+    assert!(r.findings[0].explanation.contains("host header naming a.example.test"));
+}

@@ -27,6 +27,10 @@ pub enum Kind {
     /// coalescing that worked, or domain fronting.
     #[serde(rename = "sni_authority_mismatch")]
     SniAuthorityMismatch,
+    /// A request answered (not 421) whose `host` header names another host than its
+    /// `:authority` or absolute-form target: servers differ in which one they go by.
+    #[serde(rename = "authority_host_mismatch")]
+    AuthorityHostMismatch,
     #[serde(rename = "ftp_421")]
     Ftp421,
     #[serde(rename = "smtp_421")]
@@ -41,6 +45,7 @@ impl Kind {
         match self {
             Kind::Http421 => "http_421",
             Kind::SniAuthorityMismatch => "sni_authority_mismatch",
+            Kind::AuthorityHostMismatch => "authority_host_mismatch",
             Kind::Ftp421 => "ftp_421",
             Kind::Smtp421 => "smtp_421",
             Kind::FtpOrSmtp421 => "ftp_or_smtp_421",
@@ -294,6 +299,8 @@ pub fn diagnose(conns: &[ConnectionRecord]) -> Vec<Finding> {
                 findings.push(http_421(&views, vi, i));
             } else if answered_elsewhere && mismatch {
                 findings.push(mismatch_finding(&views, vi, i));
+            } else if answered_elsewhere && host_conflict(e) {
+                findings.push(host_conflict_finding(&views, vi, i));
             }
         }
     }
@@ -489,6 +496,33 @@ fn mismatch_finding(views: &[View<'_>], vi: usize, i: usize) -> Finding {
         f.authority.as_deref().unwrap_or("?"),
         f.status.map_or("nothing".into(), |s| s.to_string()),
         covered
+    );
+    f
+}
+
+/// The `host` header names another host than the authority the request goes by.
+fn host_conflict(e: &Exchange) -> bool {
+    match (&e.host, &e.authority) {
+        (Some(h), Some(a)) => !same_host(h, a),
+        _ => false,
+    }
+}
+
+fn host_conflict_finding(views: &[View<'_>], vi: usize, i: usize) -> Finding {
+    let (causes, evidence) = assess(views, vi, i);
+    let (v, e) = at(views, vi, i);
+    let mut f = finding(Kind::AuthorityHostMismatch, v, i, e, causes, evidence);
+    f.explanation = format!(
+        "Connection {}{} carried {} {} for {} with a host header naming {}; the server \
+         answered {}. It went by one of the two; a server or proxy that goes by the other \
+         would route it elsewhere, or answer 421.",
+        v.conn.id.0,
+        tunnel_words(v),
+        f.method.as_deref().unwrap_or("a request"),
+        f.path.as_deref().unwrap_or(""),
+        f.authority.as_deref().unwrap_or("?"),
+        e.host.as_deref().unwrap_or("?"),
+        f.status.map_or("nothing".into(), |s| s.to_string()),
     );
     f
 }
