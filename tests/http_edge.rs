@@ -241,5 +241,7 @@ fn an_answered_host_conflict_is_a_finding() {
     let r = report(&c);
     assert_eq!(r.findings.len(), 1);
     assert_eq!(r.findings[0].kind.name(), "authority_host_mismatch");
-    assert!(r.findings[0].explanation.contains("host header naming a.example.test"));
+    assert!(r.findings[0]
+        .explanation
+        .contains("host header naming a.example.test"));
 }
