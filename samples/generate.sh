@@ -21,6 +21,10 @@
 #   misdirect-lo    : loopback with default MTU (65536) and default offloads
 #   misdirect-1500  : loopback with MTU 1500 and tso/gso/gro off, so TCP
 #                     segments are Ethernet-sized
+# The VXLAN scenarios make two more, joined only to each other by a veth pair
+# (the underlay) carrying a VXLAN device each (the overlay):
+#   misdirect-vx-c  : the client side (curl, and tcpdump on both layers)
+#   misdirect-vx-s  : the server side (nginx on the overlay address)
 # Clients and servers: curl, nghttp, h2load, Chromium, Python (samples/gen/*.py,
 # including Python ssl over MemoryBIOs, smtplib, websockets), openssl
 # s_client / s_server, Apache, nginx, nghttpd, vsftpd, Postfix.  Every TLS
@@ -37,6 +41,8 @@ SAMPLES=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 GEN=$SAMPLES/gen
 NS_LO=misdirect-lo
 NS_MTU=misdirect-1500
+NS_VXC=misdirect-vx-c
+NS_VXS=misdirect-vx-s
 
 if [ "$(id -u)" != 0 ]; then
     echo "generate.sh must run as root" >&2
@@ -45,8 +51,8 @@ fi
 
 # ---------------------------------------------------------------- selection
 # every scenario, named like its capture (mtu1500-tls13-h2 also writes
-# mtu1500-tls13-h2-dsb; h2c-midstream is cut from h2load-h2c's capture, so
-# selecting it regenerates and publishes h2load-h2c too)
+# mtu1500-tls13-h2-dsb, each vxlan one NAME-bare too; h2c-midstream is cut from
+# h2load-h2c's capture, so selecting it regenerates and publishes h2load-h2c too)
 ALL_SCENARIOS=(http1-tls12 http1-tls13 h2-tls12 h2-tls13 h2c-prior-knowledge h2c-upgrade
                http1-keepalive-reuse apache-421-sni-mismatch chromium-coalesce-421 ipv6-http1
                sll2-any ftp-421 mtu1500-tls13-h2 tls13-aes256-gcm tls13-chacha20 tls13-aes128-ccm
@@ -54,7 +60,7 @@ ALL_SCENARIOS=(http1-tls12 http1-tls13 h2-tls12 h2-tls13 h2c-prior-knowledge h2c
                tls12-resumed tls12-resumed-ticket tls13-psk-resumption tls13-keyupdate tls13-hrr
                tls-clienthello-split-header tls-sni-variants tls13-early-data
                smtp-421 http1-framing h2load-h2c h2c-midstream websocket-upgrade connect-tunnel
-               reverse-proxy-421)
+               reverse-proxy-421 vxlan-http1 vxlan6-h2 vxlan-outer-fragments)
 # shellcheck disable=SC2206
 SELECTED=("$@")
 [ ${#SELECTED[@]} -eq 0 ] && [ -n "${ONLY:-}" ] && SELECTED=($ONLY)
@@ -111,7 +117,7 @@ cleanup() {
     for pid in "${PIDS[@]}"; do
         kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
     done
-    for ns in "$NS_LO" "$NS_MTU"; do
+    for ns in "$NS_LO" "$NS_MTU" "$NS_VXC" "$NS_VXS"; do
         if ip netns list | grep -qw "$ns"; then
             # anything still inside one of *our* namespaces was started by us
             for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
@@ -1888,6 +1894,194 @@ publish "$C/$N.pcapng" $N.pcapng
 publish "$C/$N.all.keys" $N.keys
 fi # reverse-proxy-421
 
+# ================================================================ 36-38. VXLAN (the capture holds the tunnel)
+# Mirrored traffic often arrives inside VXLAN (cloud traffic mirroring, virtual
+# switches).  Two namespaces, joined only by a veth pair (the underlay), each
+# carry a VXLAN device (the overlay); nginx listens on the server's overlay
+# address, curl runs in the client's.  tcpdump runs twice in the client
+# namespace at the same time: on the underlay veth (the published NAME.pcap:
+# every packet inside VXLAN) and on the VXLAN device itself (NAME-bare.pcap:
+# the same packets as the overlay carried them), so tests can check that the
+# encapsulated capture yields exactly what the bare one does.  Offloads are
+# off on every device: Ethernet-sized packets with real checksums.  The key
+# log serves both captures (NAME.keys and NAME-bare.keys are one file).
+#
+# vxlan_up FAMILY VNI OVERLAY-MTU: builds the pair ("" for the kernel's MTU,
+# which for a VXLAN device without a lower device is 1500: too large for the
+# 1500-byte underlay, so the underlay fragments the outer packets).  IPv4
+# underlay 192.0.2.1 <-> .2 (TEST-NET-1), overlay 10.42.0.1 <-> .2; IPv6
+# underlay 2001:db8:42::1 <-> ::2, overlay fd42::1 <-> fd42::2.
+vxlan_up() {
+    local fam=$1 vni=$2 mtu=$3 ns pfx
+    for ns in "$NS_VXC" "$NS_VXS"; do
+        if ip netns list | grep -qw "$ns"; then
+            for pid in $(ip netns pids "$ns"); do kill -KILL "$pid" 2>/dev/null || true; done
+            ip netns del "$ns"
+        fi
+        ip netns add "$ns"
+        ip netns exec "$ns" ip link set lo up
+    done
+    ip link add mdx-under-c type veth peer name mdx-under-s
+    ip link set mdx-under-c netns "$NS_VXC"
+    ip link set mdx-under-s netns "$NS_VXS"
+    # IPv6 addresses skip duplicate address detection: usable at once
+    local nodad=
+    if [ "$fam" = 4 ]; then
+        VX_UNDER=(192.0.2.1 192.0.2.2); VX_OVER=(10.42.0.1 10.42.0.2); pfx=24
+    else
+        VX_UNDER=(2001:db8:42::1 2001:db8:42::2); VX_OVER=(fd42::1 fd42::2); pfx=64; nodad=1
+    fi
+    local i=0 side dev
+    for side in c s; do
+        ns=$NS_VXC; [ $side = s ] && ns=$NS_VXS
+        local me=${VX_UNDER[$i]} peer=${VX_UNDER[$((1 - i))]}
+        ip netns exec "$ns" ip addr add "$me/$pfx" dev "mdx-under-$side" ${nodad:+nodad}
+        ip netns exec "$ns" ip link set "mdx-under-$side" up
+        ip netns exec "$ns" ip link add "vxlan$vni" type vxlan id "$vni" dstport 4789 \
+            local "$me" remote "$peer"
+        [ -n "$mtu" ] && ip netns exec "$ns" ip link set "vxlan$vni" mtu "$mtu"
+        ip netns exec "$ns" ip addr add "${VX_OVER[$i]}/$pfx" dev "vxlan$vni" ${nodad:+nodad}
+        ip netns exec "$ns" ip link set "vxlan$vni" up
+        for dev in "mdx-under-$side" "vxlan$vni"; do
+            ip netns exec "$ns" ethtool -K "$dev" tso off gso off gro off tx off >/dev/null 2>&1 || true
+        done
+        i=$((i + 1))
+    done
+    ip netns exec "$NS_VXC" ip -d link show "vxlan$vni" | sed 's/^/  /'
+}
+
+vxlan_down() {
+    local ns
+    for ns in "$NS_VXC" "$NS_VXS"; do
+        for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+        ip netns del "$ns" 2>/dev/null || true
+    done
+}
+
+# vxlan_capture NAME VNI UNDERLAY-FILTER CLIENT-CMD...: nginx (config in $D)
+# must already run in $NS_VXS; captures the underlay and the overlay while the
+# client command runs, checks both hold the same TCP segments, publishes.
+vxlan_capture() {
+    local name=$1 vni=$2 filter=$3; shift 3
+    start_capture "$NS_VXC" mdx-under-c "$C/$name.pcap" "$filter" -B 8192
+    local under=$CAP_PID
+    start_capture "$NS_VXC" "vxlan$vni" "$C/$name-bare.pcap" "tcp port 8443 or tcp port 8080" -B 8192
+    "$@"
+    stop_capture
+    CAP_PID=$under
+    stop_capture
+    # tshark's view of every TCP segment (stream, raw sequence number, length,
+    # flags) must be the same in both files: the underlay is the overlay plus
+    # its tunnel headers, nothing lost and nothing else.  Sorted: the two
+    # directions interleave differently, as a packet reaches one capture point
+    # before the other (outgoing: overlay first; incoming: underlay first).
+    local a b
+    a=$(tshark -r "$C/$name.pcap" -Y tcp -T fields -e tcp.stream -e tcp.seq_raw -e tcp.len -e tcp.flags 2>/dev/null | sort)
+    b=$(tshark -r "$C/$name-bare.pcap" -Y tcp -T fields -e tcp.stream -e tcp.seq_raw -e tcp.len -e tcp.flags 2>/dev/null | sort)
+    echo "  TCP segments: underlay $(echo "$a" | wc -l), overlay $(echo "$b" | wc -l)"
+    [ -n "$a" ] && [ "$a" = "$b" ] || { echo "$name: the underlay and overlay captures differ" >&2; exit 1; }
+    n=$(tshark -r "$C/$name.pcap" -Y "vxlan.vni == $vni" 2>/dev/null | wc -l)
+    echo "  packets in VXLAN VNI $vni: $n of $(capinfos -c -M "$C/$name.pcap" | sed -n 's/^Number of packets: *//p')"
+    [ "$n" -gt 0 ] || { echo "$name: no VXLAN packet" >&2; exit 1; }
+    capinfos -E "$C/$name-bare.pcap" | grep -q 'Ethernet' || { echo "$name-bare.pcap is not Ethernet" >&2; exit 1; }
+}
+
+vxlan_nginx() { # EXTRA-LISTEN-OPTIONS(for 8443)
+    D=$WORK/nginx-$N
+    local a=${VX_OVER[1]}
+    [ "${a#*:}" != "$a" ] && a="[$a]"
+    nginx_conf "$D" "
+    server {
+        listen $a:8443 ssl $1;
+        listen $a:8080;
+        server_name a.example.test;
+        ssl_certificate $PKI/a.crt;
+        ssl_certificate_key $PKI/a.key;
+        root $WWW/a;
+    }"
+    start_nginx "$NS_VXS" "$D" 8443 8080
+}
+
+if want vxlan-http1; then
+log "vxlan-http1: curl -> nginx across VXLAN VNI 42 (IPv4 underlay), HTTP/1.1 over TLS 1.3 and cleartext"
+N=vxlan-http1; K=$C/$N.keys; rm -f "$K"
+vxlan_up 4 42 1450
+vxlan_nginx ""
+vxlan_capture "$N" 42 "udp port 4789" \
+    quiet "$NS_VXC" env SSLKEYLOGFILE="$K" "${CURL[@]}" --http1.1 --tlsv1.3 \
+        --resolve "a.example.test:8443:${VX_OVER[1]}" \
+        https://a.example.test:8443/ https://a.example.test:8443/hello.txt \
+    --next "${CURL[@]:1}" --http1.1 --resolve "a.example.test:8080:${VX_OVER[1]}" \
+        http://a.example.test:8080/hello.txt
+stop_pid "$NGINX_PID"
+cat "$D/access.log"
+for f in "$N" "$N-bare"; do
+    verify "$C/$f.pcap" "$K" 8443,tls http.response.code 200 2
+    verify "$C/$f.pcap" "" 8080,http http.response.code 200 1
+done
+vxlan_down
+publish "$C/$N.pcap" $N.pcap
+publish "$C/$N-bare.pcap" $N-bare.pcap
+publish "$K" $N.keys
+publish "$K" $N-bare.keys
+fi # vxlan-http1
+
+if want vxlan6-h2; then
+log "vxlan6-h2: curl -> nginx across VXLAN VNI 4242 (IPv6 underlay and overlay), HTTP/2 over TLS 1.3"
+N=vxlan6-h2; K=$C/$N.keys; rm -f "$K"
+vxlan_up 6 4242 1430
+vxlan_nginx http2
+vxlan_capture "$N" 4242 "udp port 4789" \
+    quiet "$NS_VXC" env SSLKEYLOGFILE="$K" "${CURL[@]}" --http2 --tlsv1.3 \
+        --resolve "a.example.test:8443:[${VX_OVER[1]}]" \
+        https://a.example.test:8443/ https://a.example.test:8443/body20k.txt
+stop_pid "$NGINX_PID"
+cat "$D/access.log"
+for f in "$N" "$N-bare"; do
+    verify "$C/$f.pcap" "$K" 8443,tls http2.headers.status 200 2
+done
+vxlan_down
+publish "$C/$N.pcap" $N.pcap
+publish "$C/$N-bare.pcap" $N-bare.pcap
+publish "$K" $N.keys
+publish "$K" $N-bare.keys
+fi # vxlan6-h2
+
+if want vxlan-outer-fragments; then
+log "vxlan-outer-fragments: VXLAN device MTU 1500 on a 1500-byte underlay: outer packets fragmented"
+N=vxlan-outer-fragments; K=$C/$N.keys; rm -f "$K"
+vxlan_up 4 77 ""
+# The overlay route's MTU is locked at 1500: otherwise the VXLAN device lowers
+# the inner path MTU after the first oversized packet and only that one is
+# fragmented.  Locked, the inner packets go without DF and every full-sized
+# one travels in two outer fragments.
+for ns in "$NS_VXC" "$NS_VXS"; do
+    ip netns exec "$ns" ip route replace 10.42.0.0/24 dev vxlan77 mtu lock 1500
+done
+vxlan_nginx ""
+# the underlay filter must keep the non-first fragments (no UDP header)
+vxlan_capture "$N" 77 "udp port 4789 or (ip[6:2] & 0x1fff != 0)" \
+    quiet "$NS_VXC" env SSLKEYLOGFILE="$K" "${CURL[@]}" --http1.1 --tlsv1.3 \
+        --resolve "a.example.test:8443:${VX_OVER[1]}" https://a.example.test:8443/body20k.txt \
+    --next "${CURL[@]:1}" --http1.1 --resolve "a.example.test:8080:${VX_OVER[1]}" \
+        http://a.example.test:8080/body20k.txt
+stop_pid "$NGINX_PID"
+cat "$D/access.log"
+frags=$(tshark -r "$C/$N.pcap" -Y 'ip.flags.mf == 1' 2>/dev/null | wc -l)
+echo "  first fragments of outer packets: $frags"
+VXFRAG_NOTE="$frags outer datagrams in two fragments each"
+[ "$frags" -gt 0 ] || { echo "$N: no outer packet was fragmented" >&2; exit 1; }
+for f in "$N" "$N-bare"; do
+    verify "$C/$f.pcap" "$K" 8443,tls http.response.code 200 1
+    verify "$C/$f.pcap" "" 8080,http http.response.code 200 1
+done
+vxlan_down
+publish "$C/$N.pcap" $N.pcap
+publish "$C/$N-bare.pcap" $N-bare.pcap
+publish "$K" $N.keys
+publish "$K" $N-bare.keys
+fi # vxlan-outer-fragments
+
 # ================================================================ manifest
 log "expected.tsv"
 note() {
@@ -1928,6 +2122,12 @@ note() {
     h2c-midstream.pcap) echo "h2load-h2c.pcap without frames 1-$MIDSTREAM_CUT (editcap -F pcap h2load-h2c.pcap h2c-midstream.pcap 1-$MIDSTREAM_CUT): conn 0 starts after its handshake, nghttpd's initial SETTINGS and the client segment with preface + SETTINGS + WINDOW_UPDATE + HEADERS[1]; stream 1 only its response (200), streams 3-11 request and response (200 404 200 200 404) but their header blocks refer to HPACK dynamic entries 62/63 (:authority, user-agent) defined in the dropped HEADERS: tshark decodes :method and :path, not :authority; responses decode (the server's table starts in the file); conns 1 and 2 whole, as in h2load-h2c.pcap" ;;
     websocket-upgrade.pcap) echo "nginx port 8080 proxying /ws to a python3-websockets echo server (backend leg not captured); conn 0: GET /ws (Host a.example.test:8080, Upgrade: websocket) -> 101 Switching Protocols, then WebSocket frames without compression: client text (masked), server text echo, server text notice, client binary, server binary, client ping, server pong, client close 1000, server close 1000, server FIN first; conn 1: curl GET /hello.txt 200" ;;
     connect-tunnel.pcap) echo "curl -p -x http://127.0.0.1:3128 -> Apache forward proxy (mod_proxy_connect) -> nginx TLS 1.3 + HTTP/2 on a.example.test:8443; conn 0 (client <-> proxy, port 3128): CONNECT a.example.test:8443 HTTP/1.1 (Host a.example.test:8443) -> HTTP/1.0 200 Connection Established, then the tunnelled TLS (SNI a.example.test, ALPN h2): stream 1 GET / 200, stream 3 GET /hello.txt 200; conn 1 (proxy <-> origin, port 8443): the same TLS bytes; one TLS session, keys connect-tunnel.keys decrypt both legs" ;;
+    vxlan-http1.pcap) echo "captured on the underlay of a VXLAN overlay (VNI 42, UDP 4789, IPv4 underlay 192.0.2.1 <-> 192.0.2.2, overlay MTU 1450): every packet inside VXLAN; curl (10.42.0.1) -> nginx (10.42.0.2); conn 0: HTTP/1.1 over TLS 1.3, SNI a.example.test, GET / 200, GET /hello.txt 200; conn 1: cleartext HTTP/1.1 port 8080, GET /hello.txt 200; the same packets as vxlan-http1-bare.pcap; keys vxlan-http1.keys" ;;
+    vxlan-http1-bare.pcap) echo "the overlay side of vxlan-http1.pcap: the same packets, captured at the same time on the VXLAN device (no tunnel headers); keys vxlan-http1-bare.keys (the same file)" ;;
+    vxlan6-h2.pcap) echo "captured on the underlay of a VXLAN overlay over IPv6 (VNI 4242, UDP 4789, underlay 2001:db8:42::1 <-> ::2, overlay fd42::1 <-> fd42::2, MTU 1430); curl -> nginx HTTP/2 over TLS 1.3 port 8443, SNI a.example.test: stream 1 GET / 200, stream 3 GET /body20k.txt 200 (20480 bytes); the same packets as vxlan6-h2-bare.pcap; keys vxlan6-h2.keys" ;;
+    vxlan6-h2-bare.pcap) echo "the overlay side of vxlan6-h2.pcap: the same packets, captured at the same time on the VXLAN device; keys vxlan6-h2-bare.keys (the same file)" ;;
+    vxlan-outer-fragments.pcap) echo "VXLAN VNI 77 whose device MTU (1500) is too large for its 1500-byte IPv4 underlay, overlay route MTU locked at 1500: full-sized inner packets become 1550-byte VXLAN datagrams that the underlay fragments ($VXFRAG_NOTE); curl -> nginx, conn 0: HTTP/1.1 over TLS 1.3 GET /body20k.txt 200; conn 1: cleartext GET /body20k.txt 200; the same packets as vxlan-outer-fragments-bare.pcap; keys vxlan-outer-fragments.keys" ;;
+    vxlan-outer-fragments-bare.pcap) echo "the overlay side of vxlan-outer-fragments.pcap: the same packets, unfragmented, captured at the same time on the VXLAN device; keys vxlan-outer-fragments-bare.keys (the same file)" ;;
     reverse-proxy-421.pcapng) echo "curl --http2 -> nginx reverse proxy (TLS 1.3, SNI a.example.test, port 8443) -> proxy_pass https to Apache (vhosts a/b, distinct certs, port 9443); conn 0 (client leg, h2): stream 1 GET /hello.txt -> 421, stream 3 GET /good/hello.txt -> 200; conn 1 (upstream, TLS 1.2 ECDHE-RSA-AES256-GCM-SHA384, SNI b.example.test from proxy_ssl_name): GET /hello.txt HTTP/1.0 Host a.example.test -> 421 (Apache AH02032), relayed by nginx; conn 2 (upstream, SNI a.example.test): GET /hello.txt HTTP/1.0 Host a.example.test -> 200; upstream connections end with close_notify, Apache FIN, nginx RST; keys reverse-proxy-421.keys (nginx + Apache via the LD_PRELOAD shim gen/sslkeylog.c, and curl) decrypt both legs" ;;
     esac
 }
@@ -1937,6 +2137,7 @@ old_note() { awk -F'\t' -v f="$1" '$1 == f { print $4; exit }' "$WORK/expected.o
 scenario_of() { # capture file -> scenario name
     case $1 in
         mtu1500-tls13-h2-dsb.pcapng) echo mtu1500-tls13-h2 ;;
+        *-bare.pcap) echo "${1%-bare.pcap}" ;;
         *) echo "${1%.*}" ;;
     esac
 }
@@ -1951,7 +2152,9 @@ scenario_of() { # capture file -> scenario name
              tls12-resumed.pcap tls12-resumed-ticket.pcap tls13-psk-resumption.pcap tls13-keyupdate.pcap \
              tls13-hrr.pcap tls13-early-data.pcap tls-clienthello-split-header.pcap tls-sni-variants.pcap \
              smtp-421.pcap http1-framing.pcap h2load-h2c.pcap h2c-midstream.pcap websocket-upgrade.pcap \
-             connect-tunnel.pcap reverse-proxy-421.pcapng; do
+             connect-tunnel.pcap reverse-proxy-421.pcapng vxlan-http1.pcap vxlan-http1-bare.pcap \
+             vxlan6-h2.pcap vxlan6-h2-bare.pcap vxlan-outer-fragments.pcap \
+             vxlan-outer-fragments-bare.pcap; do
         if [ ! -f "$SAMPLES/$f" ]; then
             # only possible with a selection: a scenario never generated yet
             echo "warning: samples/$f does not exist, no row in expected.tsv" >&2

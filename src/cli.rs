@@ -115,6 +115,11 @@ pub struct ReportArgs {
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_ooo_bytes_per_direction)]
     pub max_reassembly_buffer: usize,
 
+    /// Also decode UDP datagrams to this port as VXLAN (4789 always is; Linux's default is
+    /// 8472); may be given several times.
+    #[arg(long = "vxlan-port", value_name = "PORT")]
+    pub vxlan_port: Vec<u16>,
+
     /// Never show a progress bar.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -203,6 +208,7 @@ impl ReportArgs {
         let limits = Limits {
             max_connections: self.max_connections,
             max_ooo_bytes_per_direction: self.max_reassembly_buffer,
+            vxlan_ports: self.vxlan_port,
             ..Limits::default()
         };
         Ok(ReportConfig {

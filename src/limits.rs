@@ -36,6 +36,14 @@ pub struct Limits {
     /// Capture time after which an incomplete fragmented datagram is dropped (RFC 791 suggests
     /// 15 s; Linux uses 30 s). Anomaly: `ip_fragment_timeout`.
     pub ip_fragment_timeout_ns: i64,
+    /// Tunnels (VXLAN, GENEVE, GRE, ERSPAN, IP-in-IP, MPLS, PPPoE) one packet may be nested
+    /// in; a packet in more is not decoded. Bounds the work per packet, whatever it claims.
+    /// Anomaly: `encapsulation_depth_limit`.
+    pub max_encapsulation_depth: usize,
+    /// UDP destination ports decoded as VXLAN besides IANA's 4789 (Linux's default is 8472,
+    /// for instance). Not a bound: configuration the decoder needs, kept here because
+    /// `Limits` is what every layer is built from.
+    pub vxlan_ports: Vec<u16>,
     /// Bytes of one HTTP/1 message head (start line and headers). A longer head is dropped
     /// and the direction resynchronises on the next message. Anomaly: `http1_head_limit`.
     pub max_http_head_bytes: usize,
@@ -69,6 +77,8 @@ impl Default for Limits {
             reorder_window_ns: 20_000_000,
             max_ip_fragment_datagrams: 256,
             ip_fragment_timeout_ns: 30 * crate::Timestamp::NANOS_PER_SEC,
+            max_encapsulation_depth: 4,
+            vxlan_ports: Vec::new(),
             max_http_head_bytes: 64 << 10,
             max_http2_header_block: 256 << 10,
             max_hpack_table: 64 << 10,

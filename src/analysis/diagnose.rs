@@ -832,6 +832,7 @@ mod tests {
             id: ConnId(id),
             client: client.parse().unwrap(),
             server: server.parse().unwrap(),
+            encapsulation: Vec::new(),
             orientation: Orientation::Syn,
             mid_stream: false,
             first_seen: Timestamp(0),

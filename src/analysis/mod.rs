@@ -94,6 +94,11 @@ pub struct ConnectionRecord {
     pub client: SocketAddr,
     #[serde(serialize_with = "display")]
     pub server: SocketAddr,
+    /// The tunnels the connection was found in, outermost first (VXLAN, GRE, MPLS, ...), as
+    /// its first packet showed them; absent when it was captured bare. `client` and `server`
+    /// are the inner addresses.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub encapsulation: Vec<crate::wire::tunnel::Layer>,
     pub orientation: Orientation,
     /// True when the capture did not see the start of a direction (no SYN).
     pub mid_stream: bool,
@@ -132,6 +137,7 @@ impl ConnectionRecord {
             id: c.id,
             client: c.client,
             server: c.server,
+            encapsulation: c.encapsulation.to_vec(),
             orientation: c.orientation,
             mid_stream: c.dirs.iter().any(|d| d.mid_stream),
             first_seen: c.first_ts,

@@ -4,7 +4,9 @@
 //! [`StreamSink`] with, per connection, `open` once, then each direction's [`StreamEvent`]s
 //! (in-order bytes, gaps, FIN, RST), then `close` once with the connection's summary. Every
 //! connection is closed exactly once: by a new SYN on its 5-tuple, by eviction when the
-//! table is full, or at [`FlowTable::finish`], which closes the rest in id order.
+//! table is full, or at [`FlowTable::finish`], which closes the rest in id order. A
+//! connection is its 5-tuple within a tunnel context ([`FlowPacket`]): the same addresses in
+//! two tunnels are two connections.
 
 mod reassembly;
 mod seq;
@@ -12,7 +14,7 @@ mod table;
 
 pub use reassembly::{BufferBudget, Ctx, DirectionStats, Reassembler, Segment, StreamEvent};
 pub use seq::SeqSpace;
-pub use table::{Close, Connection, FlowTable, Orientation};
+pub use table::{Close, Connection, FlowPacket, FlowTable, Orientation};
 
 use crate::Timestamp;
 use serde::Serialize;

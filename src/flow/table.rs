@@ -1,9 +1,15 @@
-//! The connection table: 5-tuple → connection, with a bounded size.
+//! The connection table: (tunnel context, 5-tuple) → connection, with a bounded size.
+//!
+//! The tunnel context (`docs/encapsulation.md`) keeps apart connections with the same
+//! addresses in different tunnels: two tenants' `10.0.0.1:40000 → 10.0.0.2:443` in VXLAN
+//! VNIs 42 and 43 are two connections. Each distinct context in use gets a number, and the
+//! key holds that number, so a bare packet's lookup costs what it did before tunnels.
 
 use super::reassembly::{BufferBudget, Ctx, Reassembler, Segment, StreamEvent};
 use super::{ConnId, Direction, EventMeta, StreamSink};
 use crate::anomaly::{Anomaly, AnomalyCounts};
-use crate::wire::{Decoded, TcpSegment};
+use crate::wire::tunnel::{KeyPart, Layer, Tunnel, BARE};
+use crate::wire::{Decapsulated, Decoded, TcpSegment};
 use crate::{Limits, Timestamp};
 use serde::Serialize;
 use std::cmp::Reverse;
@@ -55,6 +61,11 @@ pub struct Connection {
     pub first_packet: u64,
     pub last_packet: u64,
     pub close: Close,
+    /// The tunnels the connection was found in, outermost first, as its first packet showed
+    /// them (outer addresses in that packet's direction); empty when captured bare.
+    pub encapsulation: Box<[Layer]>,
+    /// The tunnel context in the key (see [`Tunnel::key`]).
+    tunnel_key: Box<[KeyPart]>,
     /// The client's ISN as the SYN-ACK acknowledged it, when the SYN itself was not seen first.
     client_isn_from_synack: Option<u32>,
     /// `[client→server, server→client]`; use [`Connection::dir`].
@@ -123,16 +134,86 @@ impl Connection {
 /// How far before the first byte seen a late SYN may start and still be the same connection.
 const LATE_SYN_WINDOW: i64 = 1 << 20;
 
-/// Canonical 5-tuple key (TCP implied): the same for both directions.
+/// Canonical 5-tuple key (TCP implied), the same for both directions, within a tunnel
+/// context (0 when captured bare; see [`Contexts`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct FlowKey(SocketAddr, SocketAddr);
+struct FlowKey(SocketAddr, SocketAddr, u64);
 
 impl FlowKey {
-    fn new(a: SocketAddr, b: SocketAddr) -> Self {
+    fn new(a: SocketAddr, b: SocketAddr, tunnel: u64) -> Self {
         if a <= b {
-            FlowKey(a, b)
+            FlowKey(a, b, tunnel)
         } else {
-            FlowKey(b, a)
+            FlowKey(b, a, tunnel)
+        }
+    }
+}
+
+/// A packet as the flow table takes it: the inner packet and the tunnel context it came in.
+/// The decoder's [`Decapsulated`] has both; a bare [`Decoded`] (made by tests and fuzzers)
+/// came in none.
+pub trait FlowPacket {
+    fn packet(&self) -> &Decoded<'_>;
+    fn tunnel(&self) -> &Tunnel;
+}
+
+impl FlowPacket for Decoded<'_> {
+    fn packet(&self) -> &Decoded<'_> {
+        self
+    }
+    fn tunnel(&self) -> &Tunnel {
+        &BARE
+    }
+}
+
+impl FlowPacket for Decapsulated<'_> {
+    fn packet(&self) -> &Decoded<'_> {
+        &self.inner
+    }
+    fn tunnel(&self) -> &Tunnel {
+        self.tunnel
+    }
+}
+
+/// The tunnel contexts of the connections in the table, each under a number that the
+/// connection keys hold (0 is "bare"). An entry lives as long as a connection uses it, so
+/// there are never more than connections, and numbers are never reused.
+#[derive(Default)]
+struct Contexts {
+    ids: HashMap<Box<[KeyPart]>, (u64, usize), foldhash::fast::RandomState>,
+    last: u64,
+}
+
+impl Contexts {
+    /// The number of a context in use; `None` when no connection has it.
+    fn find(&self, key: &[KeyPart]) -> Option<u64> {
+        if key.is_empty() {
+            return Some(0);
+        }
+        self.ids.get(key).map(|&(id, _)| id)
+    }
+
+    /// The number of a context, for one more connection.
+    fn acquire(&mut self, key: &[KeyPart]) -> u64 {
+        if key.is_empty() {
+            return 0;
+        }
+        if let Some((id, users)) = self.ids.get_mut(key) {
+            *users += 1;
+            return *id;
+        }
+        self.last += 1;
+        self.ids.insert(key.into(), (self.last, 1));
+        self.last
+    }
+
+    /// One connection fewer uses the context.
+    fn release(&mut self, key: &[KeyPart]) {
+        if let Some((_, users)) = self.ids.get_mut(key) {
+            *users = users.saturating_sub(1);
+            if *users == 0 {
+                self.ids.remove(key);
+            }
         }
     }
 }
@@ -144,6 +225,7 @@ pub struct FlowTable {
     /// Eviction candidates by last-seen time; entries may be stale and are checked on pop.
     idle: BinaryHeap<Reverse<(Timestamp, ConnId, FlowKeyOrd)>>,
     next_id: u64,
+    contexts: Contexts,
     budget: BufferBudget,
     limits: Limits,
     pub anomalies: AnomalyCounts,
@@ -162,7 +244,7 @@ impl PartialOrd for FlowKeyOrd {
 }
 impl Ord for FlowKeyOrd {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.0 .0, self.0 .1).cmp(&(other.0 .0, other.0 .1))
+        (self.0 .0, self.0 .1, self.0 .2).cmp(&(other.0 .0, other.0 .1, other.0 .2))
     }
 }
 
@@ -172,6 +254,7 @@ impl FlowTable {
             conns: HashMap::default(),
             idle: BinaryHeap::new(),
             next_id: 1,
+            contexts: Contexts::default(),
             budget: BufferBudget {
                 used: 0,
                 max: limits.max_ooo_bytes_total,
@@ -198,16 +281,27 @@ impl FlowTable {
     }
 
     /// Takes one decoded TCP segment.
-    pub fn process(&mut self, pkt: &Decoded<'_>, seg: &TcpSegment<'_>, sink: &mut dyn StreamSink) {
-        let key = FlowKey::new(pkt.src, pkt.dst);
+    pub fn process<P: FlowPacket + ?Sized>(
+        &mut self,
+        pkt: &P,
+        seg: &TcpSegment<'_>,
+        sink: &mut dyn StreamSink,
+    ) {
+        let tunnel = pkt.tunnel();
+        let pkt = pkt.packet();
         let at = EventMeta {
             ts: pkt.ts,
             packet: pkt.index,
         };
-        // One lookup on the common path (a known connection); the rare ones pay more.
-        let known = match self.conns.get(&key) {
-            Some(c) if c.is_reused_by(pkt.src, seg) => {
-                if let Some(old) = self.conns.remove(&key) {
+        // One lookup on the common path (a known connection); the rare ones pay more. A
+        // context no connection uses yet means a new connection.
+        let mut key = self
+            .contexts
+            .find(tunnel.key())
+            .map(|t| FlowKey::new(pkt.src, pkt.dst, t));
+        let known = match key.and_then(|k| self.conns.get(&k).map(|c| (k, c))) {
+            Some((k, c)) if c.is_reused_by(pkt.src, seg) => {
+                if let Some(old) = self.conns.remove(&k) {
                     self.finish_conn(old, Close::Replaced, at, sink);
                 }
                 false
@@ -219,11 +313,17 @@ impl FlowTable {
             if self.conns.len() >= self.limits.max_connections.max(1) {
                 self.evict_idlest(at, sink);
             }
-            let conn = self.new_conn(pkt, seg);
+            // After eviction and replacement, which may have ended the context's last user.
+            let k = FlowKey::new(pkt.src, pkt.dst, self.contexts.acquire(tunnel.key()));
+            let conn = self.new_conn(pkt, seg, tunnel);
             sink.open(&conn, at);
-            self.push_idle(conn.last_ts, conn.id, key);
-            self.conns.insert(key, conn);
+            self.push_idle(conn.last_ts, conn.id, k);
+            self.conns.insert(k, conn);
+            key = Some(k);
         }
+        let Some(key) = key else {
+            return;
+        };
         let Some(conn) = self.conns.get_mut(&key) else {
             return;
         };
@@ -294,7 +394,7 @@ impl FlowTable {
         }
     }
 
-    fn new_conn(&mut self, pkt: &Decoded<'_>, seg: &TcpSegment<'_>) -> Connection {
+    fn new_conn(&mut self, pkt: &Decoded<'_>, seg: &TcpSegment<'_>, tunnel: &Tunnel) -> Connection {
         let (client, server, orientation) = orient(pkt.src, pkt.dst, seg);
         let id = ConnId(self.next_id);
         self.next_id += 1;
@@ -309,6 +409,8 @@ impl FlowTable {
             first_packet: pkt.index,
             last_packet: pkt.index,
             close: Close::Open,
+            encapsulation: tunnel.layers().into(),
+            tunnel_key: tunnel.key().into(),
             client_isn_from_synack: None,
             dirs: Default::default(),
         }
@@ -360,6 +462,7 @@ impl FlowTable {
         sink: &mut dyn StreamSink,
     ) {
         let id = conn.id;
+        self.contexts.release(&conn.tunnel_key);
         for dir in [Direction::ClientToServer, Direction::ServerToClient] {
             let mut out = |ev: StreamEvent<'_>| sink.stream(id, dir, ev, at);
             let r = conn.dir_mut(dir);
@@ -455,5 +558,97 @@ mod tests {
             "heap {}",
             table.idle.len()
         );
+    }
+
+    /// A SYN with sequence number `seq` in VXLAN `vni` (`None`: bare), from `src`.
+    fn syn_in(
+        table: &mut FlowTable,
+        vni: Option<u32>,
+        src: &str,
+        dst: &str,
+        seq: u32,
+        index: u64,
+        sink: &mut dyn StreamSink,
+    ) {
+        use crate::wire::tunnel::{Layer, Outer};
+        let mut tunnel = Tunnel::default();
+        if let Some(vni) = vni {
+            tunnel.push(Layer::Vxlan {
+                vni,
+                outer: Outer {
+                    src: "192.0.2.1".parse().unwrap(),
+                    dst: "192.0.2.2".parse().unwrap(),
+                },
+            });
+        }
+        let seg = TcpSegment {
+            seq,
+            ack: 0,
+            flags: TcpFlags {
+                syn: true,
+                ..TcpFlags::default()
+            },
+            window: 0,
+            payload: &[],
+            missing: 0,
+        };
+        let pkt = Decapsulated {
+            inner: Decoded {
+                index,
+                ts: Timestamp(index as i64),
+                src: src.parse().unwrap(),
+                dst: dst.parse().unwrap(),
+                transport: Transport::Tcp(seg),
+            },
+            tunnel: &tunnel,
+        };
+        table.process(&pkt, &seg, sink);
+    }
+
+    #[test]
+    fn tunnel_contexts_live_as_long_as_their_connections() {
+        let (c, s) = ("10.0.0.1:40000", "10.0.0.2:443");
+        let mut t = FlowTable::new(&Limits::default());
+        syn_in(&mut t, Some(42), c, s, 1, 1, &mut Null);
+        syn_in(&mut t, Some(43), c, s, 1, 2, &mut Null);
+        syn_in(&mut t, None, c, s, 1, 3, &mut Null);
+        // A retransmitted SYN in VNI 42 is the same connection.
+        syn_in(&mut t, Some(42), c, s, 1, 4, &mut Null);
+        assert_eq!((t.len(), t.opened, t.contexts.ids.len()), (3, 3, 2));
+        // A new ISN in VNI 42 replaces its connection: the context is released and taken
+        // again (under a new number), and the next packet finds the new connection.
+        syn_in(&mut t, Some(42), c, s, 99, 5, &mut Null);
+        syn_in(&mut t, Some(42), c, s, 99, 6, &mut Null);
+        assert_eq!((t.len(), t.opened, t.contexts.ids.len()), (3, 4, 2));
+        t.finish(
+            EventMeta {
+                ts: Timestamp(7),
+                packet: 7,
+            },
+            &mut Null,
+        );
+        assert!(t.contexts.ids.is_empty());
+    }
+
+    #[test]
+    fn eviction_releases_the_evicted_connections_context() {
+        let limits = Limits {
+            max_connections: 1,
+            ..Limits::default()
+        };
+        let mut t = FlowTable::new(&limits);
+        for (i, vni) in (1..=50).enumerate() {
+            syn_in(
+                &mut t,
+                Some(vni),
+                "10.0.0.1:40000",
+                "10.0.0.2:443",
+                1,
+                i as u64 + 1,
+                &mut Null,
+            );
+            assert_eq!((t.len(), t.contexts.ids.len()), (1, 1));
+        }
+        assert_eq!(t.evicted, 49);
     }
 }

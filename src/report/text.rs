@@ -79,6 +79,13 @@ pub fn write(report: &Report, style: Style, out: &mut dyn io::Write) -> io::Resu
             String::new()
         }
     )?;
+    if p.encapsulated > 0 {
+        writeln!(
+            out,
+            "Tunnelled packets: {} (decoded inside VXLAN, GENEVE, GRE, ERSPAN, IP-in-IP, MPLS or PPPoE)",
+            p.encapsulated
+        )?;
+    }
     let t = &s.tls;
     if t.connections > 0 || t.keylog.entries > 0 {
         writeln!(
@@ -422,8 +429,19 @@ pub fn clean(s: &str) -> String {
 }
 
 fn connection_table(conns: &[ConnectionRecord], out: &mut dyn io::Write) -> io::Result<()> {
-    let rows: Vec<[String; 12]> = conns.iter().map(row).collect();
-    let header = [
+    // A TUNNEL column only when some connection was found inside one.
+    let tunnels = conns.iter().any(|c| !c.encapsulation.is_empty());
+    let rows: Vec<Vec<String>> = conns
+        .iter()
+        .map(|c| {
+            let mut r = row(c).to_vec();
+            if tunnels {
+                r.push(tunnel_cell(c));
+            }
+            r
+        })
+        .collect();
+    let mut header = vec![
         "ID",
         "CLIENT",
         "SERVER",
@@ -437,7 +455,10 @@ fn connection_table(conns: &[ConnectionRecord], out: &mut dyn io::Write) -> io::
         "SNI",
         "TLS",
     ];
-    let mut widths = header.map(|h| h.chars().count());
+    if tunnels {
+        header.push("TUNNEL");
+    }
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r) {
             *w = (*w).max(cell.chars().count());
@@ -445,7 +466,7 @@ fn connection_table(conns: &[ConnectionRecord], out: &mut dyn io::Write) -> io::
     }
     let line = |cells: &[&str], out: &mut dyn io::Write| -> io::Result<()> {
         let mut s = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+        for (i, (cell, &w)) in cells.iter().zip(&widths).enumerate() {
             let pad = w.saturating_sub(cell.chars().count());
             // Numbers right-aligned, words left-aligned.
             if matches!(i, 0 | 4 | 5 | 6 | 7) {
@@ -502,6 +523,18 @@ fn row(c: &ConnectionRecord) -> [String; 12] {
         },
         c.tls.as_deref().map_or_else(|| "-".to_string(), tls_cell),
     ]
+}
+
+/// The tunnels, outermost first: "vxlan 42 192.0.2.1→192.0.2.2 / mpls 16"; "-" for none.
+fn tunnel_cell(c: &ConnectionRecord) -> String {
+    if c.encapsulation.is_empty() {
+        return "-".to_string();
+    }
+    c.encapsulation
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" / ")
 }
 
 /// "1.3 h2 decrypted", "1.2 http/1.1 no keys", "1.3 ECH failed".

@@ -3,8 +3,11 @@
 //! `etherparse::defrag::IpDefragBuf` joins the fragments of one datagram (each is bounded by
 //! the 64 KiB IP length); its pool type is documented as not OOM-safe, so the pool is ours:
 //! at most `max_datagrams` in reassembly, the oldest dropped when a new one needs room, and
-//! any not completed within the timeout (capture time) dropped. Both are reported.
+//! any not completed within the timeout (capture time) dropped. Both are reported. Fragments
+//! found inside a tunnel belong to a datagram of that tunnel only: the tunnel context is part
+//! of the key, so two tenants' fragments with the same addresses and id never mix.
 
+use super::tunnel::KeyPart;
 use crate::anomaly::{Anomaly, AnomalyCounts};
 use crate::{Limits, Timestamp};
 use etherparse::defrag::IpDefragBuf;
@@ -12,17 +15,19 @@ use etherparse::{IpFragOffset, IpNumber};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-/// Identifies the fragments of one datagram (RFC 791 §3.2, RFC 8200 §4.5).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Identifies the fragments of one datagram (RFC 791 §3.2, RFC 8200 §4.5), within the tunnel
+/// context they were found in (empty, and not allocated, for fragments captured bare).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FragKey {
     pub src: IpAddr,
     pub dst: IpAddr,
     pub id: u32,
     pub protocol: u8,
+    pub tunnel: Box<[KeyPart]>,
 }
 
 /// One fragment as read from its IP header.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Fragment<'a> {
     pub key: FragKey,
     pub offset: IpFragOffset,
@@ -40,8 +45,7 @@ pub struct Defragmenter {
     max_datagrams: usize,
     timeout_ns: i64,
     last_sweep: Timestamp,
-    /// The last completed datagram's payload; borrowed by the caller until the next call.
-    completed: Vec<u8>,
+    /// Buffers of finished datagrams, given back for the next ones.
     spare: Vec<Vec<u8>>,
     pub reassembled: u64,
 }
@@ -53,40 +57,43 @@ impl Defragmenter {
             max_datagrams: limits.max_ip_fragment_datagrams.max(1),
             timeout_ns: limits.ip_fragment_timeout_ns,
             last_sweep: Timestamp::default(),
-            completed: Vec::new(),
             spare: Vec::new(),
             reassembled: 0,
         }
     }
 
     /// Adds a fragment; returns the whole datagram's payload once its last hole is filled.
+    /// The buffer is the caller's; [`Defragmenter::recycle`] gives it back when done.
     pub fn add(
         &mut self,
         frag: Fragment<'_>,
         ts: Timestamp,
         anomalies: &mut AnomalyCounts,
-    ) -> Option<&[u8]> {
+    ) -> Option<Vec<u8>> {
         self.expire(ts, anomalies);
         if !self.active.contains_key(&frag.key) && self.active.len() >= self.max_datagrams {
             let oldest = self
                 .active
                 .iter()
                 .min_by_key(|(_, v)| v.first_seen)
-                .map(|(k, _)| *k);
+                .map(|(k, _)| k.clone());
             if let Some(k) = oldest {
                 self.drop_datagram(&k);
                 anomalies.add(Anomaly::IpFragmentLimit);
             }
         }
         let spare = &mut self.spare;
-        let entry = self.active.entry(frag.key).or_insert_with(|| InFlight {
-            buf: IpDefragBuf::new(
-                IpNumber(frag.key.protocol),
-                spare.pop().unwrap_or_default(),
-                Vec::new(),
-            ),
-            first_seen: ts,
-        });
+        let entry = self
+            .active
+            .entry(frag.key.clone())
+            .or_insert_with(|| InFlight {
+                buf: IpDefragBuf::new(
+                    IpNumber(frag.key.protocol),
+                    spare.pop().unwrap_or_default(),
+                    Vec::new(),
+                ),
+                first_seen: ts,
+            });
         if entry.buf.add(frag.offset, frag.more, frag.payload).is_err() {
             anomalies.add(Anomaly::IpFragmentInvalid);
             self.drop_datagram(&frag.key);
@@ -97,12 +104,16 @@ impl Defragmenter {
         }
         let done = self.active.remove(&frag.key)?;
         let (data, _) = done.buf.take_bufs();
-        let old = std::mem::replace(&mut self.completed, data);
-        if self.spare.len() < 8 {
-            self.spare.push(old);
-        }
         self.reassembled += 1;
-        Some(&self.completed)
+        Some(data)
+    }
+
+    /// Takes back a buffer [`Defragmenter::add`] returned (a few are kept for reuse).
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if buf.capacity() > 0 && self.spare.len() < 8 {
+            buf.clear();
+            self.spare.push(buf);
+        }
     }
 
     /// Datagrams still incomplete (reported as timed out at the end of the capture).
@@ -130,9 +141,7 @@ impl Defragmenter {
     fn drop_datagram(&mut self, key: &FragKey) {
         if let Some(v) = self.active.remove(key) {
             let (data, _) = v.buf.take_bufs();
-            if self.spare.len() < 8 {
-                self.spare.push(data);
-            }
+            self.recycle(data);
         }
     }
 }

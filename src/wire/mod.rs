@@ -1,14 +1,19 @@
-//! Decoding: link layer → IPv4/IPv6 (fragments reassembled) → TCP or UDP.
+//! Decoding: link layer → tunnels → IPv4/IPv6 (fragments reassembled) → TCP or UDP.
 //!
-//! Contract: [`Decoder::decode`] turns one [`RawPacket`] into a [`Decoded`] view that borrows
-//! the packet (or, for a reassembled datagram, the decoder's buffer). It never fails: a packet
-//! that is not IP is counted, one that is malformed is counted as a named anomaly, and both
-//! yield `None`. A packet cut by the snap length is decoded as far as it goes; the TCP payload
-//! bytes that were on the wire but not captured are reported in [`TcpSegment::missing`] so
-//! reassembly can turn them into a gap instead of losing track of sequence numbers.
+//! Contract: [`Decoder::decode`] turns one [`RawPacket`] into a [`Decapsulated`] view: the
+//! innermost TCP or UDP packet ([`Decoded`], borrowing the packet or, for a reassembled
+//! datagram, the decoder's buffer) and the [`Tunnel`] it was found in. Encapsulations (VXLAN,
+//! GENEVE, GRE, ERSPAN, IP-in-IP, MPLS, PPPoE; `tunnel.rs`) are removed layer by layer, at
+//! most `Limits::max_encapsulation_depth` of them, so everything after this module sees the
+//! inner packet as if it had been captured bare. It never fails: a packet that is not IP is
+//! counted, one that is malformed is counted as a named anomaly, and both yield `None`. A
+//! packet cut by the snap length is decoded as far as it goes; the TCP payload bytes that were
+//! on the wire but not captured are reported in [`TcpSegment::missing`] so reassembly can
+//! turn them into a gap instead of losing track of sequence numbers.
 
 pub mod defrag;
 pub mod link;
+pub mod tunnel;
 
 use crate::anomaly::{Anomaly, AnomalyCounts};
 use crate::capture::RawPacket;
@@ -21,6 +26,7 @@ use etherparse::{
 use link::{LinkError, LinkPayload};
 use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
+use tunnel::{Inner, Layer, Malformed, Outer, Peeled, Tunnel};
 
 /// TCP header flags.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -50,6 +56,23 @@ pub enum Transport<'a> {
     Udp { payload: &'a [u8] },
 }
 
+impl<'a> Transport<'a> {
+    fn payload(&self) -> &'a [u8] {
+        match self {
+            Transport::Tcp(t) => t.payload,
+            Transport::Udp { payload } => payload,
+        }
+    }
+
+    fn with_payload<'b>(self, payload: &'b [u8]) -> Transport<'b> {
+        match self {
+            Transport::Tcp(t) => Transport::Tcp(TcpSegment { payload, ..t }),
+            Transport::Udp { .. } => Transport::Udp { payload },
+        }
+    }
+}
+
+/// A TCP or UDP packet with its endpoints (inside any tunnel: the inner packet's).
 #[derive(Clone, Copy, Debug)]
 pub struct Decoded<'a> {
     pub index: u64,
@@ -59,82 +82,284 @@ pub struct Decoded<'a> {
     pub transport: Transport<'a>,
 }
 
+/// What [`Decoder::decode`] returns: the innermost packet and the tunnels it was found in
+/// (none for a packet captured bare). It reads as its inner [`Decoded`] (`Deref`), so code
+/// that does not care about tunnels need not know about them.
+#[derive(Clone, Copy, Debug)]
+pub struct Decapsulated<'a> {
+    pub inner: Decoded<'a>,
+    pub tunnel: &'a Tunnel,
+}
+
+impl<'a> std::ops::Deref for Decapsulated<'a> {
+    type Target = Decoded<'a>;
+    fn deref(&self) -> &Decoded<'a> {
+        &self.inner
+    }
+}
+
 /// Counts of what the decoder saw, for the report.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct DecodeStats {
     pub packets: u64,
     /// Sum of captured lengths.
     pub captured_bytes: u64,
+    /// The counts below describe the innermost packet: a TCP segment inside VXLAN is a TCP
+    /// segment.
     pub tcp: u64,
     pub udp: u64,
-    /// IP packets of other protocols (ICMP, ...).
+    /// IP packets of other protocols (ICMP, ...), and tunnels whose payload is not decoded
+    /// (an unknown GRE protocol type, PPTP).
     pub other_ip: u64,
-    /// Packets that are not IP at all (ARP, LLDP, ...).
+    /// Packets that are not IP at all (ARP, LLDP, PPP control protocols, ...).
     pub not_ip: u64,
     pub ip_fragments: u64,
     pub ip_datagrams_reassembled: u64,
+    /// Packets found inside at least one tunnel (VXLAN, GENEVE, GRE, ERSPAN, IP-in-IP, MPLS,
+    /// PPPoE) and decoded from there.
+    pub encapsulated: u64,
+}
+
+/// What the decoder is configured with, besides the fragment limits.
+struct Config {
+    /// UDP destination ports taken for VXLAN (4789 and `Limits::vxlan_ports`).
+    vxlan_ports: Vec<u16>,
+    max_depth: usize,
 }
 
 pub struct Decoder {
     defrag: Defragmenter,
+    /// The reassembled datagram the last packet returned borrows from.
+    held: Vec<u8>,
+    /// The last packet's tunnel context.
+    tunnel: Tunnel,
+    config: Config,
     pub stats: DecodeStats,
     pub anomalies: AnomalyCounts,
 }
 
+/// What the bytes at hand start with.
+#[derive(Clone, Copy, Debug)]
+enum Next {
+    /// An Ethernet II frame (VLAN tags allowed).
+    Ethernet,
+    /// A network-layer packet of this EtherType (IPv4, IPv6, MPLS, PPPoE session, ...).
+    EtherType(u16),
+    /// The payload of an IP datagram reassembled from fragments.
+    Reassembled { ips: (IpAddr, IpAddr), protocol: u8 },
+}
+
+/// The outcome of decoding one layer.
+enum Step<'d> {
+    /// A header was removed: decode what follows.
+    Inner(Next, &'d [u8]),
+    /// An IP fragment: its datagram is reassembled before going on.
+    Fragment(Fragment<'d>),
+    /// The innermost packet.
+    Done(Decoded<'d>),
+    /// Nothing more to decode; already counted.
+    Stop,
+}
+
 impl Decoder {
     pub fn new(limits: &Limits) -> Self {
+        let mut vxlan_ports = vec![tunnel::VXLAN_PORT];
+        vxlan_ports.extend(&limits.vxlan_ports);
+        vxlan_ports.sort_unstable();
+        vxlan_ports.dedup();
         Decoder {
             defrag: Defragmenter::new(limits),
+            held: Vec::new(),
+            tunnel: Tunnel::default(),
+            config: Config {
+                vxlan_ports,
+                max_depth: limits.max_encapsulation_depth,
+            },
             stats: DecodeStats::default(),
             anomalies: AnomalyCounts::default(),
         }
     }
 
     /// Decodes one packet; `None` for anything that is not a TCP or UDP packet (counted).
-    pub fn decode<'a>(&'a mut self, pkt: &RawPacket<'a>) -> Option<Decoded<'a>> {
+    pub fn decode<'a>(&'a mut self, pkt: &RawPacket<'a>) -> Option<Decapsulated<'a>> {
         self.stats.packets += 1;
         self.stats.captured_bytes += pkt.data.len() as u64;
         if pkt.is_truncated() {
             self.anomalies.add(Anomaly::SnaplenTruncated);
         }
-        let sliced = match link::strip(pkt.link, pkt.data) {
-            Ok(LinkPayload::Ethernet(frame)) => match LaxSlicedPacket::from_ethernet(frame) {
-                Ok(s) => s,
-                Err(_) => return self.malformed(Anomaly::LinkHeaderInvalid),
-            },
-            Ok(LinkPayload::Network { ether_type, data }) => {
-                LaxSlicedPacket::from_ether_type(EtherType(ether_type), data)
+        self.tunnel.clear();
+        let (mut next, mut data) = match link::strip(pkt.link, pkt.data) {
+            Ok(LinkPayload::Ethernet(frame)) => (Next::Ethernet, frame),
+            Ok(LinkPayload::Network { ether_type, data }) => (Next::EtherType(ether_type), data),
+            Ok(LinkPayload::NotIp) => {
+                self.stats.not_ip += 1;
+                return None;
             }
-            Ok(LinkPayload::NotIp) => return self.not_ip(),
-            Err(LinkError::Truncated) => return self.malformed(Anomaly::LinkHeaderInvalid),
-            Err(LinkError::Unsupported) => return self.malformed(Anomaly::UnsupportedLinkType),
+            Err(LinkError::Truncated) => {
+                self.anomalies.add(Anomaly::LinkHeaderInvalid);
+                return None;
+            }
+            Err(LinkError::Unsupported) => {
+                self.anomalies.add(Anomaly::UnsupportedLinkType);
+                return None;
+            }
         };
-        let (src_ip, dst_ip, payload, frag) = match &sliced.net {
+        let Decoder {
+            defrag,
+            held,
+            tunnel,
+            config,
+            stats,
+            anomalies,
+        } = self;
+        let mut layers = Layers {
+            stats,
+            anomalies,
+            tunnel: &mut *tunnel,
+            config,
+            index: pkt.index,
+            ts: pkt.ts,
+        };
+        // Every step removes a header, and only encapsulations (bounded by the depth limit)
+        // lead back to a link or network layer; this bound is a second guard.
+        let max_steps = config.max_depth.saturating_add(2).saturating_mul(4);
+        // The packet's own bytes: what is decoded borrows the packet.
+        let cut = pkt.is_truncated();
+        let mut steps = 0;
+        let mut frag = loop {
+            steps += 1;
+            if steps > max_steps {
+                layers.anomalies.add(Anomaly::EncapsulationDepthLimit);
+                return None;
+            }
+            match layers.step(next, data, cut) {
+                Step::Inner(n, d) => (next, data) = (n, d),
+                Step::Done(inner) => return Some(Decapsulated { inner, tunnel }),
+                Step::Fragment(f) => break f,
+                Step::Stop => return None,
+            }
+        };
+        // A reassembled datagram, decoded from a buffer of ours; a fragment found inside it (a
+        // fragmented packet in a fragmented tunnel packet) is reassembled in turn.
+        let mut buf = Vec::new();
+        loop {
+            let ips = (frag.key.src, frag.key.dst);
+            let protocol = frag.key.protocol;
+            let whole = defrag.add(frag, pkt.ts, layers.anomalies)?;
+            defrag.recycle(std::mem::replace(&mut buf, whole));
+            layers.stats.ip_datagrams_reassembled += 1;
+            next = Next::Reassembled { ips, protocol };
+            frag = loop {
+                steps += 1;
+                if steps > max_steps {
+                    layers.anomalies.add(Anomaly::EncapsulationDepthLimit);
+                    return None;
+                }
+                match layers.step(next, &buf, false) {
+                    Step::Inner(n, d) => {
+                        let (start, len) = span_of(&buf, d)?;
+                        buf.truncate(start + len);
+                        buf.drain(..start);
+                        next = n;
+                    }
+                    Step::Done(inner) => {
+                        // Re-borrow the payload from where the buffer is kept.
+                        let (start, len) = span_of(&buf, inner.transport.payload())?;
+                        let Decoded {
+                            index,
+                            ts,
+                            src,
+                            dst,
+                            transport,
+                        } = inner;
+                        let transport = transport.with_payload(&[]);
+                        defrag.recycle(std::mem::replace(held, buf));
+                        let held: &'a Vec<u8> = held;
+                        let payload = held.get(start..start + len)?;
+                        return Some(Decapsulated {
+                            inner: Decoded {
+                                index,
+                                ts,
+                                src,
+                                dst,
+                                transport: transport.with_payload(payload),
+                            },
+                            tunnel,
+                        });
+                    }
+                    Step::Fragment(f) => break f,
+                    Step::Stop => return None,
+                }
+            };
+        }
+    }
+
+    /// Incomplete datagrams left at the end of the capture are counted as timed out.
+    pub fn finish(&mut self) {
+        let left = self.defrag.pending() as u64;
+        self.anomalies.add_n(Anomaly::IpFragmentTimeout, left);
+    }
+}
+
+/// Decodes the layers of one packet, counting what it finds.
+struct Layers<'c> {
+    stats: &'c mut DecodeStats,
+    anomalies: &'c mut AnomalyCounts,
+    tunnel: &'c mut Tunnel,
+    config: &'c Config,
+    index: u64,
+    ts: Timestamp,
+}
+
+impl Layers<'_> {
+    /// Decodes the header `data` starts with. `cut`: the bytes may end early because of the
+    /// snap length (a header cut there is not malformed, only truncated, already counted).
+    fn step<'d>(&mut self, next: Next, data: &'d [u8], cut: bool) -> Step<'d> {
+        match next {
+            Next::Ethernet => match LaxSlicedPacket::from_ethernet(data) {
+                Ok(sliced) => self.sliced(sliced, cut),
+                Err(_) => self.malformed(Anomaly::LinkHeaderInvalid),
+            },
+            Next::EtherType(tunnel::ETHERTYPE_MPLS | tunnel::ETHERTYPE_MPLS_MULTICAST) => {
+                self.peeled(tunnel::mpls(data), cut, Counted::NotIp)
+            }
+            Next::EtherType(tunnel::ETHERTYPE_PPPOE_SESSION) => {
+                self.peeled(tunnel::pppoe(data), cut, Counted::NotIp)
+            }
+            Next::EtherType(tunnel::ETHERTYPE_TEB) => Step::Inner(Next::Ethernet, data),
+            Next::EtherType(t) => {
+                self.sliced(LaxSlicedPacket::from_ether_type(EtherType(t), data), cut)
+            }
+            Next::Reassembled { ips, protocol } => self.ip_payload(ips, protocol, data, 0, false),
+        }
+    }
+
+    /// What `etherparse` made of a link-layer frame or network packet: IP (and TCP/UDP) it
+    /// parsed itself; MPLS and PPPoE behind Ethernet and VLAN tags are ours.
+    fn sliced<'d>(&mut self, sliced: LaxSlicedPacket<'d>, cut: bool) -> Step<'d> {
+        let tunnel_key = || self.tunnel.key().into();
+        let (ips, payload, frag) = match &sliced.net {
             Some(LaxNetSlice::Ipv4(v4)) => {
                 let h = v4.header();
-                let payload = v4.payload();
+                let payload = v4.payload().clone();
                 let frag = payload.fragmented.then(|| Fragment {
                     key: FragKey {
                         src: h.source_addr().into(),
                         dst: h.destination_addr().into(),
                         id: u32::from(h.identification()),
                         protocol: payload.ip_number.0,
+                        tunnel: tunnel_key(),
                     },
                     offset: h.fragments_offset(),
                     more: h.more_fragments(),
                     payload: payload.payload,
                 });
-                let src: IpAddr = h.source_addr().into();
-                (
-                    src,
-                    IpAddr::from(h.destination_addr()),
-                    payload.clone(),
-                    frag,
-                )
+                let ips = (h.source_addr().into(), h.destination_addr().into());
+                (ips, payload, frag)
             }
             Some(LaxNetSlice::Ipv6(v6)) => {
                 let h = v6.header();
-                let payload = v6.payload();
+                let payload = v6.payload().clone();
                 let frag = if payload.fragmented {
                     v6.extensions()
                         .clone()
@@ -146,6 +371,7 @@ impl Decoder {
                                     dst: h.destination_addr().into(),
                                     id: f.identification(),
                                     protocol: payload.ip_number.0,
+                                    tunnel: tunnel_key(),
                                 },
                                 offset: f.fragment_offset(),
                                 more: f.more_fragments(),
@@ -156,20 +382,26 @@ impl Decoder {
                 } else {
                     None
                 };
-                let src: IpAddr = h.source_addr().into();
-                (
-                    src,
-                    IpAddr::from(h.destination_addr()),
-                    payload.clone(),
-                    frag,
-                )
+                let ips = (h.source_addr().into(), h.destination_addr().into());
+                (ips, payload, frag)
             }
             Some(LaxNetSlice::Arp(_)) => return self.not_ip(),
+            None if sliced.stop_err.is_some() => return self.malformed(Anomaly::IpHeaderInvalid),
             None => {
-                return match sliced.stop_err {
-                    Some(_) => self.malformed(Anomaly::IpHeaderInvalid),
-                    None => self.not_ip(),
-                }
+                // Not IP: an MPLS or PPPoE frame is decoded further, anything else counted.
+                return match sliced.ether_payload() {
+                    Some(p)
+                        if matches!(
+                            p.ether_type.0,
+                            tunnel::ETHERTYPE_MPLS
+                                | tunnel::ETHERTYPE_MPLS_MULTICAST
+                                | tunnel::ETHERTYPE_PPPOE_SESSION
+                        ) =>
+                    {
+                        Step::Inner(Next::EtherType(p.ether_type.0), p.payload)
+                    }
+                    _ => self.not_ip(),
+                };
             }
         };
 
@@ -177,25 +409,14 @@ impl Decoder {
             self.stats.ip_fragments += 1;
             if payload.incomplete {
                 // A fragment cut by the snap length cannot complete its datagram.
-                return None;
+                return Step::Stop;
             }
-            let whole = self.defrag.add(frag, pkt.ts, &mut self.anomalies)?;
-            self.stats.ip_datagrams_reassembled += 1;
-            let ip_number = IpNumber(frag.key.protocol);
-            return decode_transport(
-                &mut self.stats,
-                &mut self.anomalies,
-                pkt,
-                (src_ip, dst_ip),
-                ip_number,
-                whole,
-                0,
-            );
+            return Step::Fragment(frag);
         }
 
         // Only the snap length can legitimately cut an IP payload short; a header claiming
         // more than was on the wire is lying (its payload is taken as captured).
-        let missing = if pkt.is_truncated() {
+        let missing = if cut {
             missing_ip_payload(&sliced, &payload)
         } else {
             if payload.incomplete {
@@ -206,44 +427,206 @@ impl Decoder {
         match &sliced.transport {
             Some(TransportSlice::Tcp(tcp)) => {
                 self.stats.tcp += 1;
-                Some(tcp_packet(pkt, (src_ip, dst_ip), tcp, missing))
+                Step::Done(self.tcp_packet(ips, tcp, missing))
             }
-            Some(TransportSlice::Udp(udp)) => {
-                self.stats.udp += 1;
-                Some(udp_packet(pkt, (src_ip, dst_ip), udp))
-            }
+            Some(TransportSlice::Udp(udp)) => self.udp(ips, udp, cut),
             Some(_) => {
                 self.stats.other_ip += 1;
-                None
+                Step::Stop
             }
-            None => match payload.ip_number {
-                IpNumber::TCP if !pkt.is_truncated() => self.malformed(Anomaly::TcpHeaderInvalid),
-                IpNumber::UDP if !pkt.is_truncated() => self.malformed(Anomaly::UdpHeaderInvalid),
-                // A transport header cut by the snap length was counted as snaplen_truncated.
-                IpNumber::TCP | IpNumber::UDP => None,
-                _ => {
-                    self.stats.other_ip += 1;
-                    None
-                }
-            },
+            None => self.ip_payload(ips, payload.ip_number.0, payload.payload, missing, cut),
         }
     }
 
-    /// Incomplete datagrams left at the end of the capture are counted as timed out.
-    pub fn finish(&mut self) {
-        let left = self.defrag.pending() as u64;
-        self.anomalies.add_n(Anomaly::IpFragmentTimeout, left);
+    /// An IP payload of protocol `protocol`, not yet parsed (etherparse stops at tunnels and
+    /// at transport headers it could not read; reassembled datagrams start here).
+    fn ip_payload<'d>(
+        &mut self,
+        ips: (IpAddr, IpAddr),
+        protocol: u8,
+        data: &'d [u8],
+        missing: u32,
+        cut: bool,
+    ) -> Step<'d> {
+        let outer = Outer {
+            src: ips.0,
+            dst: ips.1,
+        };
+        match IpNumber(protocol) {
+            IpNumber::TCP => match TcpSlice::from_slice(data) {
+                Ok(tcp) => {
+                    self.stats.tcp += 1;
+                    Step::Done(self.tcp_packet(ips, &tcp, missing))
+                }
+                // A transport header cut by the snap length was counted as snaplen_truncated.
+                Err(_) if cut => Step::Stop,
+                Err(_) => self.malformed(Anomaly::TcpHeaderInvalid),
+            },
+            IpNumber::UDP => match UdpSlice::from_slice_lax(data) {
+                Ok(udp) => self.udp(ips, &udp, cut),
+                Err(_) if cut => Step::Stop,
+                Err(_) => self.malformed(Anomaly::UdpHeaderInvalid),
+            },
+            IpNumber::IPV4 => self.encapsulated(
+                Layer::IpInIp { outer },
+                Next::EtherType(link::ETHERTYPE_IPV4),
+                data,
+            ),
+            IpNumber::IPV6 => self.encapsulated(
+                Layer::IpInIp { outer },
+                Next::EtherType(link::ETHERTYPE_IPV6),
+                data,
+            ),
+            IpNumber::GRE => self.peeled(tunnel::gre(data, outer), cut, Counted::OtherIp),
+            _ => {
+                self.stats.other_ip += 1;
+                Step::Stop
+            }
+        }
     }
 
-    fn malformed(&mut self, a: Anomaly) -> Option<Decoded<'static>> {
+    /// A UDP datagram: VXLAN or GENEVE by destination port (RFC 7348 §5 and RFC 8926 §3.3
+    /// fix it; the source port is a flow hash), else the innermost packet. A datagram to such
+    /// a port whose header does not parse is reported and kept as plain UDP.
+    fn udp<'d>(&mut self, ips: (IpAddr, IpAddr), udp: &UdpSlice<'d>, cut: bool) -> Step<'d> {
+        let outer = Outer {
+            src: ips.0,
+            dst: ips.1,
+        };
+        let port = udp.destination_port();
+        let parsed = if self.config.vxlan_ports.contains(&port) {
+            Some(tunnel::vxlan(udp.payload(), outer))
+        } else if port == tunnel::GENEVE_PORT {
+            Some(tunnel::geneve(udp.payload(), outer))
+        } else {
+            None
+        };
+        match parsed {
+            Some(Ok(Peeled {
+                layer,
+                inner: Inner::Ethernet,
+                data,
+            })) => return self.encapsulated(layer, Next::Ethernet, data),
+            Some(Ok(Peeled {
+                layer,
+                inner: Inner::EtherType(t),
+                data,
+            })) => return self.encapsulated(layer, Next::EtherType(t), data),
+            Some(Err(m)) if m.short && cut => return Step::Stop,
+            Some(Err(m)) => self.anomalies.add(m.anomaly),
+            Some(Ok(_)) | None => {}
+        }
+        self.stats.udp += 1;
+        Step::Done(Decoded {
+            index: self.index,
+            ts: self.ts,
+            src: SocketAddr::new(ips.0, udp.source_port()),
+            dst: SocketAddr::new(ips.1, port),
+            transport: Transport::Udp {
+                payload: udp.payload(),
+            },
+        })
+    }
+
+    /// An encapsulation header parsed by `tunnel.rs`: go inside, or count what is not decoded
+    /// as `other`, or report the header.
+    fn peeled<'d>(
+        &mut self,
+        parsed: Result<Peeled<'d>, Malformed>,
+        cut: bool,
+        other: Counted,
+    ) -> Step<'d> {
+        match parsed {
+            Ok(Peeled {
+                layer,
+                inner: Inner::Ethernet,
+                data,
+            }) => self.encapsulated(layer, Next::Ethernet, data),
+            Ok(Peeled {
+                layer,
+                inner: Inner::EtherType(t),
+                data,
+            }) => self.encapsulated(layer, Next::EtherType(t), data),
+            Ok(Peeled {
+                inner: Inner::Other,
+                ..
+            }) => {
+                match other {
+                    Counted::OtherIp => self.stats.other_ip += 1,
+                    Counted::NotIp => self.stats.not_ip += 1,
+                }
+                Step::Stop
+            }
+            Err(m) if m.short && cut => Step::Stop,
+            Err(m) => self.malformed(m.anomaly),
+        }
+    }
+
+    /// Goes inside one more tunnel, within the depth limit.
+    fn encapsulated<'d>(&mut self, layer: Layer, next: Next, data: &'d [u8]) -> Step<'d> {
+        if self.tunnel.depth() >= self.config.max_depth {
+            return self.malformed(Anomaly::EncapsulationDepthLimit);
+        }
+        if self.tunnel.is_empty() {
+            self.stats.encapsulated += 1;
+        }
+        self.tunnel.push(layer);
+        Step::Inner(next, data)
+    }
+
+    fn tcp_packet<'d>(
+        &self,
+        (src, dst): (IpAddr, IpAddr),
+        tcp: &TcpSlice<'d>,
+        missing: u32,
+    ) -> Decoded<'d> {
+        Decoded {
+            index: self.index,
+            ts: self.ts,
+            src: SocketAddr::new(src, tcp.source_port()),
+            dst: SocketAddr::new(dst, tcp.destination_port()),
+            transport: Transport::Tcp(TcpSegment {
+                seq: tcp.sequence_number(),
+                ack: tcp.acknowledgment_number(),
+                flags: TcpFlags {
+                    syn: tcp.syn(),
+                    ack: tcp.ack(),
+                    fin: tcp.fin(),
+                    rst: tcp.rst(),
+                },
+                window: tcp.window_size(),
+                payload: tcp.payload(),
+                missing,
+            }),
+        }
+    }
+
+    fn malformed(&mut self, a: Anomaly) -> Step<'static> {
         self.anomalies.add(a);
-        None
+        Step::Stop
     }
 
-    fn not_ip(&mut self) -> Option<Decoded<'static>> {
+    fn not_ip(&mut self) -> Step<'static> {
         self.stats.not_ip += 1;
-        None
+        Step::Stop
     }
+}
+
+/// Where a packet whose tunnel payload is not decoded is counted: as the carrier was before
+/// tunnels were decoded (GRE as other IP; MPLS and PPPoE frames as not IP).
+#[derive(Clone, Copy)]
+enum Counted {
+    OtherIp,
+    NotIp,
+}
+
+/// Where `part`, a sub-slice of `whole`, starts in it, and its length.
+fn span_of(whole: &[u8], part: &[u8]) -> Option<(usize, usize)> {
+    if part.is_empty() {
+        return Some((0, 0));
+    }
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    (start.checked_add(part.len())? <= whole.len()).then_some((start, part.len()))
 }
 
 /// Bytes of IP payload that the header declares but the capture does not hold.
@@ -262,86 +645,6 @@ fn missing_ip_payload(sliced: &LaxSlicedPacket<'_>, payload: &LaxIpPayloadSlice<
         _ => 0,
     };
     u32::try_from(declared.saturating_sub(payload.payload.len())).unwrap_or(0)
-}
-
-fn decode_transport<'a>(
-    stats: &mut DecodeStats,
-    anomalies: &mut AnomalyCounts,
-    pkt: &RawPacket<'_>,
-    ips: (IpAddr, IpAddr),
-    ip_number: IpNumber,
-    data: &'a [u8],
-    missing: u32,
-) -> Option<Decoded<'a>> {
-    match ip_number {
-        IpNumber::TCP => match TcpSlice::from_slice(data) {
-            Ok(tcp) => {
-                stats.tcp += 1;
-                Some(tcp_packet(pkt, ips, &tcp, missing))
-            }
-            Err(_) => {
-                anomalies.add(Anomaly::TcpHeaderInvalid);
-                None
-            }
-        },
-        IpNumber::UDP => match UdpSlice::from_slice(data) {
-            Ok(udp) => {
-                stats.udp += 1;
-                Some(udp_packet(pkt, ips, &udp))
-            }
-            Err(_) => {
-                anomalies.add(Anomaly::UdpHeaderInvalid);
-                None
-            }
-        },
-        _ => {
-            stats.other_ip += 1;
-            None
-        }
-    }
-}
-
-fn tcp_packet<'a>(
-    pkt: &RawPacket<'_>,
-    (src, dst): (IpAddr, IpAddr),
-    tcp: &TcpSlice<'a>,
-    missing: u32,
-) -> Decoded<'a> {
-    Decoded {
-        index: pkt.index,
-        ts: pkt.ts,
-        src: SocketAddr::new(src, tcp.source_port()),
-        dst: SocketAddr::new(dst, tcp.destination_port()),
-        transport: Transport::Tcp(TcpSegment {
-            seq: tcp.sequence_number(),
-            ack: tcp.acknowledgment_number(),
-            flags: TcpFlags {
-                syn: tcp.syn(),
-                ack: tcp.ack(),
-                fin: tcp.fin(),
-                rst: tcp.rst(),
-            },
-            window: tcp.window_size(),
-            payload: tcp.payload(),
-            missing,
-        }),
-    }
-}
-
-fn udp_packet<'a>(
-    pkt: &RawPacket<'_>,
-    (src, dst): (IpAddr, IpAddr),
-    udp: &UdpSlice<'a>,
-) -> Decoded<'a> {
-    Decoded {
-        index: pkt.index,
-        ts: pkt.ts,
-        src: SocketAddr::new(src, udp.source_port()),
-        dst: SocketAddr::new(dst, udp.destination_port()),
-        transport: Transport::Udp {
-            payload: udp.payload(),
-        },
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Test support: synthetic packets and captures, and a sink that records reassembled streams.
 #![allow(dead_code)]
 
+pub mod encap;
 pub mod tshark;
 
 use etherparse::{IpNumber, Ipv4Header, Ipv6FlowLabel, Ipv6Header, TcpHeader};
