@@ -126,6 +126,9 @@ pub struct Http1 {
     /// belong to requests never captured.
     mid_stream: bool,
     seen_request: bool,
+    /// A `Pending::Lost` is in `pending` (it never leaves: what follows it is paired at the
+    /// end).
+    lost: bool,
 }
 
 impl Http1 {
@@ -256,6 +259,7 @@ impl Http1 {
             // Responses may be missing: any pending request may have been answered.
             Direction::ServerToClient => self.pending.push_front(Pending::Lost),
         }
+        self.lost = true;
         let side = self.side(dir);
         if !matches!(side.state, State::Ignore | State::UntilClose) {
             side.state = State::Resync;
@@ -375,6 +379,14 @@ impl Http1 {
             .is_some_and(|u: &str| u.split(',').any(|t| t.trim().eq_ignore_ascii_case("h2c")));
         let exchange = log.push(e);
         self.seen_request = true;
+        if self.pending.len() >= log.limits.max_exchanges {
+            // That many requests unanswered: the server is not answering them in order, or
+            // its answers are not captured. Pairing is unknown from here (and memory stays
+            // bounded).
+            self.pending.clear();
+            self.pending.push_back(Pending::Lost);
+            self.lost = true;
+        }
         self.pending.push_back(Pending::Request {
             exchange,
             method: kind,
@@ -462,10 +474,11 @@ impl Http1 {
                 // Nothing to pair with yet: after a loss it is paired at the end; before the
                 // first request of a capture that started late it stands alone; otherwise its
                 // request is still on its way.
-                if self.pending.contains(&Pending::Lost) {
-                    self.after_loss.push(e);
-                } else if self.mid_stream && !self.seen_request {
+                let waiting = self.early.len() + self.after_loss.len();
+                if waiting >= log.limits.max_exchanges || (self.mid_stream && !self.seen_request) {
                     log.push(e);
+                } else if self.lost {
+                    self.after_loss.push(e);
                 } else {
                     self.early.push_back(e);
                 }

@@ -299,7 +299,10 @@ impl Http2 {
             version: Some(HttpVersion::Http2),
             ..Exchange::default()
         });
-        self.streams.insert(stream, i);
+        // Past the exchange limit nothing is remembered: the map stays bounded.
+        if i.is_some() {
+            self.streams.insert(stream, i);
+        }
         i
     }
 
