@@ -152,7 +152,8 @@ impl ConnProto {
                     }
                     tap(d, data);
                 };
-                if session.keys_now_available(keylog) {
+                // Only a growing key log (live capture) can bring keys after the handshake.
+                if keylog.hold_for_keys() > 0 && session.keys_now_available(keylog) {
                     session.keys_arrived(keylog, clock, &mut feed);
                 }
                 match ev {
