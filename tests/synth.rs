@@ -1,0 +1,86 @@
+//! The benchmark capture synthesizer (`examples/synth`): what it says it wrote is what
+//! misdirect finds, with and without the key log, with no anomaly; and it is deterministic.
+
+#[path = "../examples/synth/gen.rs"]
+mod gen;
+
+use misdirect::analysis::Report;
+use misdirect::capture::{Capture, FileSource, InputName};
+use misdirect::proto::tls::keylog::KeyLog;
+use misdirect::Limits;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn analyze(pcap: &Path, keys: Option<&[u8]>) -> Report {
+    let mut keylog = KeyLog::default();
+    if let Some(k) = keys {
+        keylog.add(k);
+    }
+    let src = FileSource::open(&InputName::Path(pcap.to_path_buf()), 1 << 24).unwrap();
+    let cap = Capture::from_sources(vec![src]).unwrap();
+    misdirect::pipeline::analyze(cap, &Limits::default(), keylog, &mut |_| {})
+}
+
+fn count_421(r: &Report) -> usize {
+    r.connections
+        .iter()
+        .flat_map(|c| &c.requests)
+        .filter(|e| e.status == Some(421))
+        .count()
+}
+
+#[test]
+fn synthesized_capture_is_found_as_described() {
+    let dir = std::env::temp_dir().join(format!("misdirect-synth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (pcap, keys) = (dir.join("s.pcap"), dir.join("s.keys"));
+    let cfg = gen::Config::new(3 << 20, 7);
+    let expect = gen::synthesize(
+        &cfg,
+        std::fs::File::create(&pcap).unwrap(),
+        std::fs::File::create(&keys).unwrap(),
+    )
+    .unwrap();
+    assert!(expect.http_421 > 0 && expect.h2c_connections > 0 && expect.http1_connections > 0);
+    assert!(expect.out_of_order_segments > 0 && expect.retransmitted_segments > 0);
+    assert_eq!(std::fs::metadata(&pcap).unwrap().len(), expect.bytes);
+
+    // Deterministic: the same seed gives the same bytes.
+    let mut again = Vec::new();
+    let mut again_keys = Vec::new();
+    gen::synthesize(&cfg, &mut again, &mut again_keys).unwrap();
+    assert_eq!(again, std::fs::read(&pcap).unwrap());
+    assert_eq!(again_keys, std::fs::read(&keys).unwrap());
+
+    let key_text = std::fs::read(&keys).unwrap();
+    let r = analyze(&pcap, Some(&key_text));
+    let s = &r.summary;
+    assert!(r.anomalies.is_empty(), "{:?}", r.anomalies);
+    assert!(r.connections.iter().all(|c| c.anomalies.is_empty()));
+    assert_eq!(s.packets.tcp, expect.packets);
+    assert_eq!(s.tcp_connections, expect.connections);
+    assert_eq!(s.tls.connections, expect.tls_connections);
+    assert_eq!(s.tls.decrypted, expect.tls_connections);
+    let mut snis = BTreeMap::new();
+    for c in &r.connections {
+        if let Some(sni) = c.tls.as_ref().and_then(|t| t.sni.clone()) {
+            *snis.entry(sni).or_insert(0u64) += 1;
+        }
+    }
+    assert_eq!(snis, expect.snis);
+    let requests: usize = r.connections.iter().map(|c| c.requests.len()).sum();
+    assert_eq!(requests as u64, expect.requests);
+    assert_eq!(count_421(&r) as u64, expect.http_421);
+    assert_eq!(r.findings.len() as u64, expect.http_421);
+    assert!(r.findings.iter().all(|f| f.retry.is_some()));
+
+    // Without keys: the same connections and SNIs, the cleartext requests only.
+    let r = analyze(&pcap, None);
+    assert!(r.anomalies.is_empty(), "{:?}", r.anomalies);
+    assert_eq!(r.summary.tcp_connections, expect.connections);
+    assert_eq!(r.summary.tls.decrypted, 0);
+    let requests: usize = r.connections.iter().map(|c| c.requests.len()).sum();
+    assert_eq!(requests as u64, expect.requests_cleartext);
+    assert_eq!(count_421(&r), 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
