@@ -235,10 +235,6 @@ impl LiveSource {
         }
     }
 
-    pub fn link(&self) -> LinkType {
-        self.link
-    }
-
     pub fn packets(&self) -> u64 {
         self.index
     }
