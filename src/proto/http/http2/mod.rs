@@ -21,7 +21,7 @@ use crate::anomaly::Anomaly;
 use crate::flow::Direction;
 use crate::proto::codec::Reader;
 use crate::Timestamp;
-use frame::{flag, kind, Frame, FrameHeader, FrameReader};
+use frame::{flag, kind, Frame, FrameReader};
 use std::collections::BTreeMap;
 
 /// Bytes of GOAWAY debug data kept.
@@ -82,32 +82,35 @@ impl Http2 {
     }
 
     pub fn data(&mut self, dir: Direction, data: &[u8], at: Timestamp, log: &mut ExchangeLog) {
-        let mut frames = Vec::new();
-        let side = self.side(dir);
-        let had_error = side.reader.error().is_some();
-        // Frames are collected first: the handlers need `self` while the reader is borrowed.
-        side.reader
-            .push(data, &mut |f| frames.push(OwnedFrame::from(f)));
-        if !had_error && side.reader.error().is_some() {
-            log.anomalies.add(Anomaly::Http2PrefaceInvalid);
-        }
-        for f in frames {
-            self.frame(dir, f, at, log);
-        }
+        self.read(dir, at, log, Anomaly::Http2PrefaceInvalid, |r, out| {
+            r.push(data, out)
+        });
     }
 
     pub fn gap(&mut self, dir: Direction, len: u64, at: Timestamp, log: &mut ExchangeLog) {
-        let mut frames = Vec::new();
-        let side = self.side(dir);
-        let had_error = side.reader.error().is_some();
-        side.reader
-            .gap(len, &mut |f| frames.push(OwnedFrame::from(f)));
-        if !had_error && side.reader.error().is_some() {
-            log.anomalies.add(Anomaly::Http2FramingLost);
+        self.read(dir, at, log, Anomaly::Http2FramingLost, |r, out| {
+            r.gap(len, out)
+        });
+    }
+
+    /// Runs `step` on the direction's frame reader and handles each frame it yields as it
+    /// comes. The reader is taken out meanwhile (the handler needs all of `self`), so frame
+    /// payloads are handled where they lie, never copied.
+    fn read(
+        &mut self,
+        dir: Direction,
+        at: Timestamp,
+        log: &mut ExchangeLog,
+        broke: Anomaly,
+        step: impl FnOnce(&mut FrameReader, &mut dyn FnMut(Frame<'_>)),
+    ) {
+        let mut reader = std::mem::replace(&mut self.side(dir).reader, FrameReader::new(None, 0));
+        let had_error = reader.error().is_some();
+        step(&mut reader, &mut |f| self.frame(dir, f, at, log));
+        if !had_error && reader.error().is_some() {
+            log.anomalies.add(broke);
         }
-        for f in frames {
-            self.frame(dir, f, at, log);
-        }
+        self.side(dir).reader = reader;
     }
 
     pub fn finish(mut self) -> Http2Info {
@@ -122,8 +125,10 @@ impl Http2 {
         }
     }
 
-    fn frame(&mut self, dir: Direction, f: OwnedFrame, at: Timestamp, log: &mut ExchangeLog) {
-        let hdr = f.hdr;
+    fn frame(&mut self, dir: Direction, f: Frame<'_>, at: Timestamp, log: &mut ExchangeLog) {
+        let hdr = match f {
+            Frame::Full(h, _) | Frame::Skipped(h, _) | Frame::Lost(h) => h,
+        };
         // A header block must be continued by CONTINUATION frames of its stream only.
         let expecting = self.side(dir).block.as_ref().map(|b| b.stream);
         if let Some(stream) = expecting {
@@ -134,9 +139,9 @@ impl Http2 {
                 side.hpack.desynchronise();
             }
         }
-        let payload = match f.body {
-            Body::Full(p) => p,
-            Body::Skipped { oversized } => {
+        let payload = match f {
+            Frame::Full(_, p) => p,
+            Frame::Skipped(_, oversized) => {
                 if oversized {
                     log.anomalies.add(Anomaly::Http2FrameLimit);
                     if is_header_frame(hdr.kind) {
@@ -147,7 +152,7 @@ impl Http2 {
                 }
                 return;
             }
-            Body::Lost => {
+            Frame::Lost(_) => {
                 if is_header_frame(hdr.kind) {
                     let side = self.side(dir);
                     side.block = None;
@@ -158,7 +163,7 @@ impl Http2 {
         };
         match hdr.kind {
             kind::HEADERS | kind::PUSH_PROMISE => {
-                let Some((promised, fragment)) = frame::header_block(&hdr, &payload) else {
+                let Some((promised, fragment)) = frame::header_block(&hdr, payload) else {
                     log.anomalies.add(Anomaly::Http2FrameInvalid);
                     self.side(dir).hpack.desynchronise();
                     return;
@@ -190,14 +195,14 @@ impl Http2 {
                     block.overflow = true;
                     block.buf = Vec::new();
                 } else if !block.overflow {
-                    block.buf.extend_from_slice(&payload);
+                    block.buf.extend_from_slice(payload);
                 }
                 if hdr.has(flag::END_HEADERS) {
                     self.end_block(dir, log);
                 }
             }
             kind::RST_STREAM => {
-                let Ok(code) = <[u8; 4]>::try_from(payload.as_slice()) else {
+                let Ok(code) = <[u8; 4]>::try_from(payload) else {
                     log.anomalies.add(Anomaly::Http2FrameInvalid);
                     return;
                 };
@@ -217,7 +222,7 @@ impl Http2 {
                     log.anomalies.add(Anomaly::Http2FrameInvalid);
                     return;
                 }
-                let mut r = Reader::new(&payload);
+                let mut r = Reader::new(payload);
                 while let (Some(id), Some(value)) = (r.u16(), r.u32()) {
                     if id == 1 {
                         // The sender's decoder: the peer's encoder may use this much.
@@ -236,7 +241,7 @@ impl Http2 {
                 }
             }
             kind::GOAWAY => {
-                let mut r = Reader::new(&payload);
+                let mut r = Reader::new(payload);
                 let (Some(last), Some(code)) = (r.u32(), r.u32()) else {
                     log.anomalies.add(Anomaly::Http2FrameInvalid);
                     return;
@@ -255,7 +260,7 @@ impl Http2 {
             }
             kind::ORIGIN if dir == Direction::ServerToClient && hdr.stream == 0 => {
                 let set = self.info.origin_set.get_or_insert_with(Vec::new);
-                let mut r = Reader::new(&payload);
+                let mut r = Reader::new(payload);
                 while !r.is_empty() {
                     let Some(entry) = r.sub_u16() else {
                         log.anomalies.add(Anomaly::Http2FrameInvalid);
@@ -271,7 +276,7 @@ impl Http2 {
                 }
             }
             kind::ALTSVC if dir == Direction::ServerToClient => {
-                let mut r = Reader::new(&payload);
+                let mut r = Reader::new(payload);
                 let value = r.sub_u16().map(|_origin| r.rest());
                 match value {
                     Some(v) if self.info.alt_svc.len() < MAX_LISTED => {
@@ -436,37 +441,6 @@ impl Fields {
                     e.response_unknown_fields = self.unknown;
                 }
             }
-        }
-    }
-}
-
-/// A frame detached from the reader's buffer.
-struct OwnedFrame {
-    hdr: FrameHeader,
-    body: Body,
-}
-
-enum Body {
-    Full(Vec<u8>),
-    Skipped { oversized: bool },
-    Lost,
-}
-
-impl From<Frame<'_>> for OwnedFrame {
-    fn from(f: Frame<'_>) -> Self {
-        match f {
-            Frame::Full(hdr, p) => OwnedFrame {
-                hdr,
-                body: Body::Full(p.to_vec()),
-            },
-            Frame::Skipped(hdr, oversized) => OwnedFrame {
-                hdr,
-                body: Body::Skipped { oversized },
-            },
-            Frame::Lost(hdr) => OwnedFrame {
-                hdr,
-                body: Body::Lost,
-            },
         }
     }
 }
