@@ -1241,18 +1241,10 @@ fn vxlan_port_flag() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("vxlan-8472.pcap");
     std::fs::write(&path, bare.wrapped(&*c.wrap)).unwrap();
-    let run = |extra: &[&str]| -> serde_json::Value {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_misdirect"))
-            .args(["analyze", path.to_str().unwrap(), "-f", "json"])
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+    let run = |extra: &[&str]| {
+        let mut args = vec![path.to_str().unwrap()];
+        args.extend(extra);
+        common::analyze_cli(&args)
     };
     let with = run(&["--vxlan-port", "8472", "--vxlan-port", "9999"]);
     assert_eq!(with["connections"].as_array().unwrap().len(), 2);

@@ -4,6 +4,8 @@
 //! skipped unless `MISDIRECT_REQUIRE_LIVE` is set.
 #![cfg(feature = "live")]
 
+mod common;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -97,19 +99,12 @@ fn json(path: &Path) -> Value {
 }
 
 fn offline(file: &Path, keylog: &Path) -> Value {
-    let out = Command::new(bin())
-        .args(["analyze", "-f", "json"])
-        .arg(file)
-        .arg("--keylog")
-        .arg(keylog)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::analyze_cli(&[file.as_os_str(), "--keylog".as_ref(), keylog.as_os_str()])
+}
+
+/// Owned arguments for `start_live`.
+fn owned(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
 }
 
 /// The findings in the terms that do not depend on when the packets were captured.
@@ -156,7 +151,7 @@ fn live_reports_a_421_as_it_happens_and_its_report_equals_the_offline_one() {
     let keylog = dir.join("keys.log");
     let written = dir.join("capture.pcapng");
     let report = dir.join("live.json");
-    let args: Vec<String> = [
+    let args = owned(&[
         "-i",
         "lo",
         "--bpf",
@@ -171,10 +166,7 @@ fn live_reports_a_421_as_it_happens_and_its_report_equals_the_offline_one() {
         report.to_str().unwrap(),
         "--duration",
         "60s",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    ]);
     let (live, lines) = start_live(&[], &args);
     let url = |p: &str| format!("https://a.example.test:{port}{p}");
     let resolve = format!("a.example.test:{port}:127.0.0.1");
@@ -294,7 +286,7 @@ fn a_sample_replayed_onto_an_interface_gives_the_offline_findings() {
     let sample = repo().join("samples/chromium-coalesce-421.pcapng");
     let keys = repo().join("samples/chromium-coalesce-421.keys");
     let report = dir.join("live.json");
-    let args: Vec<String> = [
+    let args = owned(&[
         "-i",
         &inside,
         "--keylog",
@@ -305,10 +297,7 @@ fn a_sample_replayed_onto_an_interface_gives_the_offline_findings() {
         report.to_str().unwrap(),
         "--duration",
         "60s",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    ]);
     let (live, _lines) = start_live(&["ip", "netns", "exec", &ns.name], &args);
     let replay = Command::new("tcpreplay")
         .args(["-q", "-i", &ns.outside, "--topspeed"])

@@ -494,13 +494,11 @@ pub fn temp_pcap(name: &str, pkts: &[Packet]) -> std::path::PathBuf {
 }
 
 /// `samples/` of the repository.
-#[allow(dead_code)]
 pub fn samples_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
 }
 
 /// Every capture in `samples/`, sorted by name.
-#[allow(dead_code)]
 pub fn sample_captures() -> Vec<std::path::PathBuf> {
     let mut v: Vec<std::path::PathBuf> = std::fs::read_dir(samples_dir())
         .expect("samples/ directory")
@@ -519,7 +517,6 @@ pub fn sample_captures() -> Vec<std::path::PathBuf> {
 
 /// The full report of a capture file, decrypted with the key log beside it (`x.keys` for
 /// `x.pcap`) when there is one.
-#[allow(dead_code)]
 pub fn analyze_path(file: &std::path::Path) -> misdirect::analysis::Report {
     use misdirect::capture::{Capture, FileSource, InputName};
     let mut keylog = misdirect::proto::tls::keylog::KeyLog::default();
@@ -530,4 +527,21 @@ pub fn analyze_path(file: &std::path::Path) -> misdirect::analysis::Report {
     let src = FileSource::open(&InputName::Path(file.to_path_buf()), 1 << 24).unwrap();
     let cap = Capture::from_sources(vec![src]).unwrap();
     misdirect::pipeline::analyze(cap, &Limits::default(), keylog, &mut |_| {})
+}
+
+/// `misdirect analyze ARGS... -f json` through the binary: the report, after checking that it
+/// exited 0.
+pub fn analyze_cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_misdirect"))
+        .arg("analyze")
+        .args(args)
+        .args(["-f", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
