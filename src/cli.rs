@@ -25,14 +25,30 @@ pub enum Command {
     /// Capture on a network interface and report each 421 as it happens (needs the `live`
     /// build feature and capture privileges).
     Live(LiveArgs),
+    /// Print how `analyze` would group these inputs: one line per partition, a JSON array of
+    /// its files. For distributed jobs that run one `analyze` per partition.
+    Partitions(PartitionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PartitionsArgs {
+    /// Capture files and directories, as `analyze` takes them.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
-    /// Capture files (pcap or pcapng; "-" reads standard input). Several files are merged in
-    /// timestamp order, so rotated files of one link read as one capture.
-    #[arg(required = true, value_name = "FILE")]
+    /// Capture files (pcap or pcapng; "-" reads standard input) and directories. Files named
+    /// together are merged in timestamp order, so rotated files of one link read as one
+    /// capture. In a directory, each capture file is analysed on its own, and each
+    /// subdirectory as one capture (one link's rotated files); the reports are merged.
+    #[arg(required = true, value_name = "PATH")]
     pub files: Vec<String>,
+
+    /// Worker threads (default: one per core). The report is the same for any number.
+    #[arg(long, short = 'j', value_name = "N")]
+    pub threads: Option<usize>,
 
     #[command(flatten)]
     pub report: ReportArgs,
@@ -157,6 +173,7 @@ pub const FINDING_KINDS: &[&str] = &[
 #[derive(Clone, Debug)]
 pub struct AnalyzeConfig {
     pub inputs: Vec<InputName>,
+    pub threads: usize,
     pub report: ReportConfig,
 }
 
@@ -179,8 +196,14 @@ impl AnalyzeArgs {
         if inputs.iter().filter(|i| **i == InputName::Stdin).count() > 1 {
             return Err("standard input (\"-\") can be named only once".into());
         }
+        let threads = match self.threads {
+            Some(0) => return Err("--threads must be at least 1".into()),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
         Ok(AnalyzeConfig {
             inputs,
+            threads,
             report: self.report.validate()?,
         })
     }
@@ -201,7 +224,7 @@ impl ReportArgs {
                     return Err(format!(
                         "--fail-on: unknown finding kind {k:?} (use 421, any, or one of {})",
                         FINDING_KINDS.join(", ")
-                    ))
+                    ));
                 }
             }
         }

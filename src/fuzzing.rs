@@ -129,7 +129,10 @@ pub fn decode_packet(data: &[u8]) {
         count += 1;
         let pkt = RawPacket {
             index: count,
-            input: 0,
+            origin: crate::capture::Origin {
+                input: 0,
+                packet: count,
+            },
             ts,
             link,
             data: bytes,
@@ -379,6 +382,10 @@ pub fn tcp_streams(data: &[u8]) {
         };
         let decoded = Decoded {
             index,
+            origin: crate::capture::Origin {
+                input: 0,
+                packet: index,
+            },
             ts,
             src,
             dst,

@@ -199,8 +199,12 @@ pub fn run(config: &LiveConfig, style: Style) -> Result<Report, LiveError> {
     }
     let packets = source.packets();
     let run = pipeline.finish(&mut ledger);
+    let name = format!("live:{}", config.options.interface);
+    // The capture's start names it across runs.
+    let start = run.first_ts.unwrap_or_default().0.to_be_bytes();
     let input = InputSummary {
-        name: format!("live:{}", config.options.interface),
+        fingerprint: crate::capture::fingerprint(&name, &start),
+        name,
         format: "live",
         packets,
         bytes,

@@ -8,7 +8,7 @@
 use anyhow::Context;
 use clap::Parser;
 use misdirect::analysis::Report;
-use misdirect::capture::{Capture, InputName};
+use misdirect::capture::{partition, InputName};
 use misdirect::cli::{AnalyzeConfig, Cli, ColorChoice, Command, ReportConfig};
 use misdirect::proto::tls::keylog::KeyLog;
 use misdirect::report::Style;
@@ -23,6 +23,7 @@ fn main() -> ExitCode {
             Err(msg) => Err(anyhow::anyhow!(msg)),
         },
         Command::Live(args) => live(args),
+        Command::Partitions(args) => partitions(args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
@@ -49,17 +50,53 @@ fn analyze(config: AnalyzeConfig) -> anyhow::Result<Outcome> {
         keylog.add(&text);
     }
     let limits = &config.report.limits;
-    let capture = Capture::open(&config.inputs, limits)?;
-    let bar = progress_bar(&config);
-    let report = misdirect::pipeline::analyze(capture, limits, keylog, &mut |bytes| {
-        if let Some(bar) = &bar {
-            bar.set_position(bytes);
-        }
-    });
+    let groups = partition::partitions(&config.inputs)?;
+    let bar = progress_bar(&groups, config.report.quiet);
+    let (report, errors) = misdirect::pipeline::analyze_partitions(
+        &groups,
+        limits,
+        &keylog,
+        config.threads,
+        &mut |bytes| {
+            if let Some(bar) = &bar {
+                bar.set_position(bytes);
+            }
+        },
+    );
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    let Some(mut report) = report else {
+        // Nothing could be read: the (first) reason is the error.
+        return Err(errors.into_iter().next().map_or_else(
+            || anyhow::anyhow!("no capture to analyse"),
+            anyhow::Error::from,
+        ));
+    };
+    // Partitions that could not be read are named in the report and on standard error.
+    for e in errors {
+        eprintln!("misdirect: warning: skipped {e}");
+        report.inputs.push(misdirect::capture::InputSummary {
+            name: e.input(),
+            format: "unreadable",
+            warnings: vec![format!("{e}")],
+            ..Default::default()
+        });
+    }
     write_report(&report, &config.report)
+}
+
+fn partitions(args: misdirect::cli::PartitionsArgs) -> anyhow::Result<Outcome> {
+    let inputs: Vec<InputName> = args.paths.iter().map(|p| InputName::parse(p)).collect();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for group in partition::partitions(&inputs)? {
+        let names: Vec<String> = group.iter().map(InputName::display).collect();
+        serde_json::to_writer(&mut out, &names)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(Outcome::Clean)
 }
 
 #[cfg(feature = "live")]
@@ -134,12 +171,12 @@ fn write_report(report: &Report, config: &ReportConfig) -> anyhow::Result<Outcom
 }
 
 /// A bar on stderr for inputs of known size, only when stderr is a terminal.
-fn progress_bar(config: &AnalyzeConfig) -> Option<indicatif::ProgressBar> {
-    if config.report.quiet || !std::io::stderr().is_terminal() {
+fn progress_bar(groups: &[Vec<InputName>], quiet: bool) -> Option<indicatif::ProgressBar> {
+    if quiet || !std::io::stderr().is_terminal() {
         return None;
     }
     let mut total = 0u64;
-    for input in &config.inputs {
+    for input in groups.iter().flatten() {
         match input {
             InputName::Path(p) => total += std::fs::metadata(p).ok()?.len(),
             InputName::Stdin => return None,

@@ -153,8 +153,59 @@ fn unreadable_inputs_are_one_line_errors_with_exit_code_2() {
         "cut.pcap: file cut short inside a block at byte 24",
     );
     assert_error(&["analyze", "-", "-"], "standard input");
-    let dir = std::env::temp_dir();
-    assert_error(&["analyze", dir.to_str().unwrap()], "");
+    let dir = std::env::temp_dir().join(format!("misdirect-cli-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("notes.txt"), "not a capture").unwrap();
+    assert_error(
+        &["analyze", dir.to_str().unwrap()],
+        "no pcap or pcapng file in this directory",
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A directory: each capture file is a partition, each subdirectory one (its files merged by
+/// time); one that cannot be read is named in the report and on stderr, the rest analysed.
+#[test]
+fn directories_are_partitions_and_a_bad_one_is_skipped_with_a_warning() {
+    let dir = std::env::temp_dir().join(format!("misdirect-cli-dir-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("link")).unwrap();
+    std::fs::write(dir.join("a.pcap"), two_connections()).unwrap();
+    std::fs::write(dir.join("link/1.pcap"), two_connections()).unwrap();
+    std::fs::write(dir.join("b.pcap"), b"\x0a\x0d\x0d\x0a garbage").unwrap();
+    std::fs::write(dir.join("a.keys"), "# not a capture").unwrap();
+    let d = dir.to_str().unwrap();
+
+    let out = run(&["partitions", d]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let at = |p: &str| serde_json::json!([dir.join(p).to_str().unwrap()]);
+    assert_eq!(lines, [at("a.pcap"), at("b.pcap"), at("link/1.pcap")]);
+
+    let out = run(&["analyze", d, "-f", "json", "--threads", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning: skipped"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("b.pcap"), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let conns = v["connections"].as_array().unwrap();
+    // Two partitions of two connections, numbered on; each points at its own input.
+    let ids: Vec<_> = conns.iter().map(|c| c["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, [1, 2, 3, 4]);
+    let sources: Vec<_> = conns.iter().map(|c| c["source"]["input"].clone()).collect();
+    assert_eq!(sources, [0, 0, 1, 1]);
+    let inputs = v["inputs"].as_array().unwrap();
+    assert_eq!(inputs.len(), 3);
+    assert_eq!(inputs[2]["format"], "unreadable");
+    assert_eq!(v["summary"]["tcp_connections"], 4);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -1281,7 +1281,7 @@ fn throughput_vxlan_against_bare() {
             for (i, p) in pkts.iter().enumerate() {
                 let raw = RawPacket {
                     index: (r * pkts.len() + i) as u64,
-                    input: 0,
+                    origin: Default::default(),
                     ts: misdirect::Timestamp(0),
                     link: LinkType::Ethernet,
                     data: p,

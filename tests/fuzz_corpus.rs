@@ -599,6 +599,7 @@ mod checker {
             };
             let pkt = Decoded {
                 index: last.packet,
+                origin: Default::default(),
                 ts: last.ts,
                 src,
                 dst,

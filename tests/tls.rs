@@ -360,7 +360,7 @@ fn chromium_client_hello_out_of_order_still_yields_its_sni() {
             let p = &pkts[i];
             let raw = misdirect::capture::RawPacket {
                 index: i as u64 + 1,
-                input: 0,
+                origin: Default::default(),
                 ts: p.ts,
                 link: p.link,
                 data: &p.data,

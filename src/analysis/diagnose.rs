@@ -481,8 +481,12 @@ fn mismatch_finding(views: &[View<'_>], vi: usize, i: usize) -> Finding {
     let (v, e) = at(views, vi, i);
     let mut f = finding(Kind::SniAuthorityMismatch, v, i, e, causes, evidence);
     let covered = match f.evidence.certificate_covers_authority {
-        Some(true) => "its certificate covers that name, so this is connection coalescing that worked",
-        Some(false) => "its certificate does not cover that name: domain fronting, or a server that ignores SNI",
+        Some(true) => {
+            "its certificate covers that name, so this is connection coalescing that worked"
+        }
+        Some(false) => {
+            "its certificate does not cover that name: domain fronting, or a server that ignores SNI"
+        }
         None => "its certificate was not seen",
     };
     f.explanation = format!(
@@ -839,6 +843,7 @@ mod tests {
             last_seen: Timestamp(0),
             first_packet: 0,
             last_packet: 0,
+            source: Default::default(),
             close: Close::Fin,
             client_to_server: DirectionStats::default(),
             server_to_client: DirectionStats::default(),

@@ -8,6 +8,10 @@
 
 pub mod authority;
 pub mod diagnose;
+mod merge;
+pub mod totals;
+
+pub use merge::LedgerPart;
 
 use crate::anomaly::AnomalyCounts;
 use crate::capture::{DecryptionSecret, InputSummary};
@@ -60,6 +64,8 @@ pub struct Summary {
     /// Connections dropped from the full table (`flow_table_limit`).
     pub evicted_connections: u64,
     pub tls: TlsSummary,
+    /// The findings counted: by kind, and HTTP 421s by cause, server and authority.
+    pub findings: totals::FindingTotals,
     /// Live capture only: libpcap's counters; omitted for files.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capture: Option<CaptureCounters>,
@@ -106,6 +112,10 @@ pub struct ConnectionRecord {
     pub last_seen: Timestamp,
     pub first_packet: u64,
     pub last_packet: u64,
+    /// Where the first packet is: the input (an index into `inputs`) and its number in that
+    /// file. With `first_packet` (the number in the merged packet order) it names the
+    /// connection within this run; see `uid` in the NDJSON records for across runs.
+    pub source: crate::capture::Origin,
     pub close: Close,
     pub client_to_server: DirectionStats,
     pub server_to_client: DirectionStats,
@@ -144,6 +154,7 @@ impl ConnectionRecord {
             last_seen: c.last_ts,
             first_packet: c.first_packet,
             last_packet: c.last_packet,
+            source: c.origin,
             close: c.close,
             client_to_server: c.dir(Direction::ClientToServer).stats.clone(),
             server_to_client: c.dir(Direction::ServerToClient).stats.clone(),
@@ -376,41 +387,16 @@ impl Ledger {
         }
     }
 
-    pub fn into_report(mut self, inputs: Vec<InputSummary>, mut run: RunStats) -> Report {
-        self.connections.sort_unstable_by_key(|c| c.id);
-        settle_dialects(&mut self.connections);
-        diagnose::mark_first_party(&mut self.connections);
-        let findings = diagnose::diagnose(&self.connections);
-        run.anomalies.merge(&self.anomalies);
-        let mut tls = TlsSummary {
-            keylog: self.keylog.stats().clone(),
-            ..TlsSummary::default()
-        };
-        for t in self.connections.iter().filter_map(|c| c.tls.as_ref()) {
-            tls.connections += 1;
-            tls.with_keys +=
-                u64::from(t.decryption != "no_keys" && t.decryption != "not_applicable");
-            tls.decrypted += u64::from(t.decrypted);
-        }
-        Report {
-            schema_version: SCHEMA_VERSION,
-            tool: Tool {
-                name: env!("CARGO_PKG_NAME"),
-                version: env!("CARGO_PKG_VERSION"),
-            },
-            inputs,
-            summary: Summary {
-                first_seen: run.first_ts,
-                last_seen: run.last_ts,
-                packets: run.decode,
-                tcp_connections: run.connections,
-                evicted_connections: run.evicted,
-                tls,
-                capture: None,
-            },
-            anomalies: run.anomalies,
+    /// The connections and counts of this ledger, for [`Report::assemble`].
+    pub fn into_part(self) -> LedgerPart {
+        LedgerPart {
             connections: self.connections,
-            findings,
+            anomalies: self.anomalies,
+            keylog: self.keylog.stats().clone(),
         }
+    }
+
+    pub fn into_report(self, inputs: Vec<InputSummary>, run: RunStats) -> Report {
+        Report::assemble(inputs, vec![self.into_part()], run)
     }
 }

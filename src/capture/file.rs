@@ -1,9 +1,16 @@
-//! One pcap or pcapng input, read as a stream with a bounded buffer.
+//! One pcap or pcapng input: a file mapped into memory and parsed where its blocks lie, or a
+//! stream (standard input, or a file that cannot be mapped) read with a bounded buffer.
 //!
-//! `pcap-parser` does the block parsing; this file keeps the per-section interface table
-//! (link type, timestamp resolution and offset per interface), normalises timestamps, and
-//! turns the reader's error states into either "end of input with a warning" or, when nothing
-//! at all could be read, a [`CaptureError`].
+//! `pcap-parser` does the block parsing in both cases; this file keeps the per-section
+//! interface table (link type, timestamp resolution and offset per interface), normalises
+//! timestamps, and turns the parser's error states into either "end of input with a
+//! warning" or, when nothing at all could be read, a [`CaptureError`]. Both readers give the
+//! same packets and warnings for the same bytes (tested, and fuzzed side by side).
+//!
+//! Mapping saves two copies of every byte (out of the page cache into a buffer, and out of
+//! the buffer into the packet), which matter when several workers each read the capture
+//! (`crate::pipeline`). The risk is the usual one of maps: a file truncated by another
+//! process while it is read ends the process with SIGBUS.
 
 use super::{CaptureError, DecryptionSecret, InputSummary, LinkType};
 use crate::Timestamp;
@@ -12,7 +19,6 @@ use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{PcapBlockOwned, PcapError};
 use std::io::Read;
 use std::path::PathBuf;
-
 /// Where an input comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InputName {
@@ -38,12 +44,16 @@ impl InputName {
     }
 }
 
-/// A packet copied out of the reader's buffer, so that several inputs can be merged.
+/// A packet taken out of its input, so that several inputs can be merged: its bytes are
+/// either where they lie in a whole-file input (`at`) or copied (`data`).
 #[derive(Clone, Debug, Default)]
 pub struct OwnedPacket {
     pub ts: Timestamp,
     pub link: Option<LinkType>,
+    /// The bytes, when the input is a stream.
     pub data: Vec<u8>,
+    /// Where the bytes are in a whole-file input ([`FileSource::bytes`]).
+    pub at: Option<(usize, usize)>,
     pub orig_len: u32,
 }
 
@@ -65,13 +75,37 @@ struct State {
     last_ts: Timestamp,
     summary: InputSummary,
     secrets: Vec<DecryptionSecret>,
+    /// What [`touch_ahead`] read (kept so that the reads are not optimised away).
+    touched: u8,
 }
 
-/// A streaming reader over one capture file.
+/// The bytes of an input held whole in memory (a map of the file, or a buffer), shared with
+/// the threads that read packets out of it.
+pub type WholeInput = std::sync::Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+type FrameParser =
+    fn(
+        &[u8],
+    ) -> pcap_parser::nom::IResult<&[u8], pcap_parser::LegacyPcapBlock<'_>, PcapError<&[u8]>>;
+
+enum Reader {
+    Stream {
+        reader: Box<dyn PcapReaderIterator + Send>,
+        capacity: usize,
+    },
+    /// The whole input in memory (a map of the file).
+    Whole {
+        bytes: WholeInput,
+        pos: usize,
+        /// The record parser of a legacy pcap (by byte order and variant); `None` for pcapng.
+        frame: Option<FrameParser>,
+    },
+}
+
+/// One capture input.
 pub struct FileSource {
-    reader: Box<dyn PcapReaderIterator + Send>,
+    reader: Reader,
     state: State,
-    capacity: usize,
     max_block: usize,
     done: bool,
     damage: Option<(u64, String)>,
@@ -80,7 +114,7 @@ pub struct FileSource {
 const INITIAL_BUFFER: usize = 256 << 10;
 
 impl FileSource {
-    /// Opens a file (or standard input) and checks that it is a capture.
+    /// Opens a file (mapped when it can be) or standard input, and checks that it is a capture.
     pub fn open(name: &InputName, max_block: usize) -> Result<Self, CaptureError> {
         match name {
             InputName::Path(path) => {
@@ -88,12 +122,16 @@ impl FileSource {
                     path: path.clone(),
                     source,
                 })?;
-                Self::from_reader(name.display(), file, max_block)
+                match map(&file) {
+                    Some(m) => Self::from_bytes(name.display(), std::sync::Arc::new(m), max_block),
+                    None => Self::from_reader(name.display(), file, max_block),
+                }
             }
             InputName::Stdin => Self::from_reader(name.display(), std::io::stdin(), max_block),
         }
     }
 
+    /// An input read as a stream.
     pub fn from_reader<R: Read + Send + 'static>(
         name: String,
         reader: R,
@@ -106,11 +144,60 @@ impl FileSource {
                 return Err(CaptureError::Read {
                     name,
                     source: std::io::Error::other("read failed"),
-                })
+                });
             }
             Err(_) => return Err(CaptureError::NotACapture { name }),
         };
-        Ok(FileSource {
+        let fingerprint = super::fingerprint(&name, reader.data());
+        Ok(Self::with(
+            name,
+            fingerprint,
+            Reader::Stream {
+                reader,
+                capacity: INITIAL_BUFFER,
+            },
+            max_block.max(INITIAL_BUFFER),
+        ))
+    }
+
+    /// An input whose bytes are all in memory: parsed in place, packets not copied.
+    pub fn from_bytes(
+        name: String,
+        bytes: WholeInput,
+        max_block: usize,
+    ) -> Result<Self, CaptureError> {
+        let all = (*bytes).as_ref();
+        if all.is_empty() {
+            return Err(CaptureError::Empty { name });
+        }
+        // The same test, in the same order, as pcap-parser's `create_reader`.
+        let frame = if pcap_parser::pcapng::parse_sectionheaderblock(all).is_ok() {
+            None
+        } else {
+            match pcap_parser::pcap::parse_pcap_header(all) {
+                Ok((_, h)) if h.is_modified_format() => {
+                    Some(pcap_parser::pcap::parse_pcap_frame_modified as FrameParser)
+                }
+                Ok((_, h)) if h.is_bigendian() => Some(pcap_parser::pcap::parse_pcap_frame_be as _),
+                Ok(_) => Some(pcap_parser::pcap::parse_pcap_frame as _),
+                Err(_) => return Err(CaptureError::NotACapture { name }),
+            }
+        };
+        let fingerprint = super::fingerprint(&name, all);
+        Ok(Self::with(
+            name,
+            fingerprint,
+            Reader::Whole {
+                bytes,
+                pos: 0,
+                frame,
+            },
+            max_block.max(INITIAL_BUFFER),
+        ))
+    }
+
+    fn with(name: String, fingerprint: String, reader: Reader, max_block: usize) -> Self {
+        FileSource {
             reader,
             state: State {
                 big_endian: false,
@@ -118,15 +205,16 @@ impl FileSource {
                 last_ts: Timestamp::default(),
                 summary: InputSummary {
                     name,
+                    fingerprint,
                     ..InputSummary::default()
                 },
                 secrets: Vec::new(),
+                touched: 0,
             },
-            capacity: INITIAL_BUFFER,
-            max_block: max_block.max(INITIAL_BUFFER),
+            max_block,
             done: false,
             damage: None,
-        })
+        }
     }
 
     pub fn summary(&self) -> &InputSummary {
@@ -138,41 +226,47 @@ impl FileSource {
         std::mem::take(&mut self.state.secrets)
     }
 
+    /// The input's bytes, when they are all in memory.
+    pub fn whole(&self) -> Option<&WholeInput> {
+        match &self.reader {
+            Reader::Whole { bytes, .. } => Some(bytes),
+            Reader::Stream { .. } => None,
+        }
+    }
+
+    /// The bytes of a packet this source put `at` a place in its input.
+    pub fn bytes(&self, (start, end): (usize, usize)) -> &[u8] {
+        match &self.reader {
+            Reader::Whole { bytes, .. } => (**bytes).as_ref().get(start..end).unwrap_or_default(),
+            Reader::Stream { .. } => &[],
+        }
+    }
+
     /// Reads the next packet into `out`. Returns false at the end of the input (including an
     /// end forced by damage, which is then recorded as a warning in the summary).
     pub fn next_packet(&mut self, out: &mut OwnedPacket) -> bool {
         while !self.done {
-            if let Some(what) = self.state.bad_block_length(self.reader.data()) {
-                self.stop(what);
-                break;
-            }
-            match self.reader.next() {
-                Ok((len, block)) => {
-                    let produced = self.state.take_block(block, out);
-                    self.reader.consume(len);
-                    self.state.summary.bytes += len as u64;
-                    if produced {
-                        self.state.summary.packets += 1;
-                        return true;
-                    }
+            let step = match &mut self.reader {
+                Reader::Stream { reader, capacity } => {
+                    stream_step(reader, capacity, self.max_block, &mut self.state, out)
                 }
-                Err(PcapError::Eof) => self.done = true,
-                Err(PcapError::Incomplete(_)) => {
-                    if self.reader.refill().is_err() {
-                        self.stop("read error");
-                    }
+                Reader::Whole { bytes, pos, frame } => whole_step(
+                    (**bytes).as_ref(),
+                    pos,
+                    *frame,
+                    self.max_block,
+                    &mut self.state,
+                    out,
+                ),
+            };
+            match step {
+                Step::Packet => {
+                    self.state.summary.packets += 1;
+                    return true;
                 }
-                Err(PcapError::BufferTooSmall) => {
-                    let wanted = self.capacity.saturating_mul(2);
-                    if wanted <= self.max_block && self.reader.grow(wanted) {
-                        self.capacity = wanted;
-                    } else {
-                        let msg = format!("block larger than the {} byte limit", self.max_block);
-                        self.stop(&msg);
-                    }
-                }
-                Err(PcapError::UnexpectedEof) => self.stop("file cut short inside a block"),
-                Err(_) => self.stop("corrupt block"),
+                Step::Other => {}
+                Step::End => self.done = true,
+                Step::Damage(what) => self.stop(&what),
             }
         }
         false
@@ -191,6 +285,145 @@ impl FileSource {
     pub fn damage(&self) -> Option<&(u64, String)> {
         self.damage.as_ref()
     }
+}
+
+/// What reading one block gave.
+enum Step {
+    Packet,
+    /// A block that is not a packet, or more bytes read.
+    Other,
+    End,
+    Damage(String),
+}
+
+fn too_large(max_block: usize) -> Step {
+    Step::Damage(format!("block larger than the {max_block} byte limit"))
+}
+
+fn stream_step(
+    reader: &mut Box<dyn PcapReaderIterator + Send>,
+    capacity: &mut usize,
+    max_block: usize,
+    state: &mut State,
+    out: &mut OwnedPacket,
+) -> Step {
+    if let Some(what) = state.bad_block_length(reader.data()) {
+        return Step::Damage(what.into());
+    }
+    match reader.next() {
+        Ok((len, block)) => {
+            let produced = state.take_block(block, None, out);
+            reader.consume(len);
+            state.summary.bytes += len as u64;
+            if produced {
+                Step::Packet
+            } else {
+                Step::Other
+            }
+        }
+        Err(PcapError::Eof) => Step::End,
+        Err(PcapError::Incomplete(_)) => match reader.refill() {
+            Ok(()) => Step::Other,
+            Err(_) => Step::Damage("read error".into()),
+        },
+        Err(PcapError::BufferTooSmall) => {
+            let wanted = capacity.saturating_mul(2);
+            if wanted <= max_block && reader.grow(wanted) {
+                *capacity = wanted;
+                Step::Other
+            } else {
+                too_large(max_block)
+            }
+        }
+        Err(PcapError::UnexpectedEof) => Step::Damage(CUT_SHORT.into()),
+        Err(_) => Step::Damage("corrupt block".into()),
+    }
+}
+
+const CUT_SHORT: &str = "file cut short inside a block";
+
+fn whole_step(
+    all: &[u8],
+    pos: &mut usize,
+    frame: Option<FrameParser>,
+    max_block: usize,
+    state: &mut State,
+    out: &mut OwnedPacket,
+) -> Step {
+    let data = all.get(*pos..).unwrap_or_default();
+    if data.is_empty() {
+        return Step::End;
+    }
+    if let Some(what) = state.bad_block_length(data) {
+        return Step::Damage(what.into());
+    }
+    let parsed = match frame {
+        Some(_) if *pos == 0 => {
+            pcap_parser::pcap::parse_pcap_header(data).map(|(r, h)| (r, PcapBlockOwned::from(h)))
+        }
+        Some(f) => f(data).map(|(r, b)| (r, PcapBlockOwned::from(b))),
+        None if state.big_endian => {
+            pcap_parser::pcapng::parse_block_be(data).map(|(r, b)| (r, PcapBlockOwned::from(b)))
+        }
+        None => {
+            pcap_parser::pcapng::parse_block_le(data).map(|(r, b)| (r, PcapBlockOwned::from(b)))
+        }
+    };
+    match parsed {
+        Ok((rest, block)) => {
+            let len = data.len() - rest.len();
+            // The stream reader's buffer cannot grow past `max_block`: the same bound here.
+            if len > max_block {
+                return too_large(max_block);
+            }
+            let produced = state.take_block(block, Some(all), out);
+            touch_ahead(all, *pos + READ_AHEAD, len, &mut state.touched);
+            *pos += len;
+            state.summary.bytes += len as u64;
+            if produced {
+                Step::Packet
+            } else {
+                Step::Other
+            }
+        }
+        Err(pcap_parser::nom::Err::Incomplete(_)) => Step::Damage(CUT_SHORT.into()),
+        Err(_) => Step::Damage("corrupt block".into()),
+    }
+}
+
+/// How far ahead of the block being parsed the bytes of a whole input are touched.
+const READ_AHEAD: usize = 32 << 10;
+
+/// Reads one byte per cache line of `all[from..from + len]`, so that the memory behind is
+/// being loaded while the blocks before it are parsed: the parsers then find every block
+/// header in cache, instead of waiting for memory once per packet (a map's pages come
+/// from the page cache, far from the CPU). Safe code has no prefetch instruction; loads
+/// whose results are only summed do the same, as the CPU does not wait for them.
+fn touch_ahead(all: &[u8], from: usize, len: usize, sum: &mut u8) {
+    let end = from.saturating_add(len).min(all.len());
+    if let Some(ahead) = all.get(from..end) {
+        for b in ahead.iter().step_by(64) {
+            *sum = sum.wrapping_add(*b);
+        }
+    }
+}
+
+/// A read-only map of a regular, non-empty file; `None` when it cannot be mapped (then the
+/// file is read as a stream).
+#[allow(unsafe_code)]
+fn map(file: &std::fs::File) -> Option<memmap2::Mmap> {
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() == 0 {
+        return None;
+    }
+    // SAFETY: the map is only ever read, as plain bytes that every parser treats as hostile
+    // input. Another process changing the file meanwhile changes what is read (harmless
+    // here); truncating it raises SIGBUS, the known cost of reading files through maps
+    // (see the module documentation).
+    let map = unsafe { memmap2::MmapOptions::new().map(file) }.ok()?;
+    // Read front to back, once: let the kernel read ahead and drop pages behind.
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Some(map)
 }
 
 impl State {
@@ -215,8 +448,14 @@ impl State {
         (len < 12 || len % 4 != 0).then_some("block length below 12 or not a multiple of 4")
     }
 
-    /// Applies one block; returns true when it was a packet, copied into `out`.
-    fn take_block(&mut self, block: PcapBlockOwned<'_>, out: &mut OwnedPacket) -> bool {
+    /// Applies one block; returns true when it was a packet, put in `out`: where it lies in
+    /// `whole`, the input's bytes when they are all in memory, else copied.
+    fn take_block(
+        &mut self,
+        block: PcapBlockOwned<'_>,
+        whole: Option<&[u8]>,
+        out: &mut OwnedPacket,
+    ) -> bool {
         match block {
             PcapBlockOwned::LegacyHeader(hdr) => {
                 self.summary.format = "pcap";
@@ -241,13 +480,18 @@ impl State {
                     u64::from(rec.ts_usec),
                     iface.units,
                 );
-                self.emit(iface.link, ts, rec.data, rec.origlen, out)
+                self.emit(iface.link, ts, rec.data, rec.origlen, (whole, out))
             }
-            PcapBlockOwned::NG(block) => self.take_ng_block(block, out),
+            PcapBlockOwned::NG(block) => self.take_ng_block(block, whole, out),
         }
     }
 
-    fn take_ng_block(&mut self, block: Block<'_>, out: &mut OwnedPacket) -> bool {
+    fn take_ng_block(
+        &mut self,
+        block: Block<'_>,
+        whole: Option<&[u8]>,
+        out: &mut OwnedPacket,
+    ) -> bool {
         match block {
             Block::SectionHeader(shb) => {
                 self.summary.format = "pcapng";
@@ -281,7 +525,7 @@ impl State {
                 let ts = Timestamp::from_parts(secs, raw % units, units);
                 let caplen = (epb.caplen as usize).min(epb.data.len());
                 let data = epb.data.get(..caplen).unwrap_or(epb.data);
-                self.emit(iface.link, ts, data, epb.origlen, out)
+                self.emit(iface.link, ts, data, epb.origlen, (whole, out))
             }
             Block::SimplePacket(spb) => {
                 // No timestamp in an SPB (pcapng §4.4): keep the previous packet's time.
@@ -291,7 +535,7 @@ impl State {
                 };
                 let caplen = (spb.origlen as usize).min(spb.data.len());
                 let data = spb.data.get(..caplen).unwrap_or(spb.data);
-                self.emit(iface.link, self.last_ts, data, spb.origlen, out)
+                self.emit(iface.link, self.last_ts, data, spb.origlen, (whole, out))
             }
             Block::DecryptionSecrets(dsb) => {
                 let len = (dsb.secrets_len as usize).min(dsb.data.len());
@@ -311,7 +555,7 @@ impl State {
         ts: Timestamp,
         data: &[u8],
         orig_len: u32,
-        out: &mut OwnedPacket,
+        (whole, out): (Option<&[u8]>, &mut OwnedPacket),
     ) -> bool {
         self.last_ts = ts;
         if !self.summary.link_types.contains(&link) {
@@ -320,7 +564,10 @@ impl State {
         out.ts = ts;
         out.link = Some(link);
         out.data.clear();
-        out.data.extend_from_slice(data);
+        out.at = whole.and_then(|w| super::place(w, data));
+        if out.at.is_none() {
+            out.data.extend_from_slice(data);
+        }
         // A writer that records an original length below the captured one is wrong; trust the
         // bytes we have.
         out.orig_len = orig_len.max(u32::try_from(data.len()).unwrap_or(u32::MAX));

@@ -191,7 +191,10 @@ impl LiveSource {
                 }
                 Ok(Some(RawPacket {
                     index: self.index,
-                    input: 0,
+                    origin: super::Origin {
+                        input: 0,
+                        packet: self.index,
+                    },
                     ts: self.ts,
                     link: self.link,
                     data: &self.data,

@@ -7,7 +7,7 @@
 //! go backwards (a file's order is its truth; clocks step).
 
 use super::file::{FileSource, InputName, OwnedPacket};
-use super::{CaptureError, DecryptionSecret, InputSummary, RawPacket};
+use super::{CaptureError, DecryptionSecret, InputSummary, Origin, RawPacket};
 use crate::{Limits, Timestamp};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -21,6 +21,8 @@ pub struct Capture {
     refill: Option<usize>,
     /// (packet index, input) of the packet `advance` moved to.
     current: Option<(u64, usize)>,
+    /// Packets handed out so far, per input.
+    counts: Vec<u64>,
     next_index: u64,
     secrets: Vec<DecryptionSecret>,
 }
@@ -56,6 +58,7 @@ impl Capture {
             }
         }
         Ok(Capture {
+            counts: vec![0; sources.len()],
             sources,
             pending,
             heap,
@@ -81,6 +84,9 @@ impl Capture {
             return false;
         };
         self.refill = Some(input);
+        if let Some(n) = self.counts.get_mut(input) {
+            *n += 1;
+        }
         self.current = Some((self.next_index, input));
         self.next_index += 1;
         true
@@ -92,10 +98,16 @@ impl Capture {
         let pkt = self.pending.get(input)?;
         Some(RawPacket {
             index,
-            input,
+            origin: Origin {
+                input: u32::try_from(input).unwrap_or(u32::MAX),
+                packet: self.counts.get(input).copied().unwrap_or(0),
+            },
             ts: pkt.ts,
             link: pkt.link?,
-            data: &pkt.data,
+            data: match pkt.at {
+                Some(at) => self.sources.get(input)?.bytes(at),
+                None => &pkt.data,
+            },
             orig_len: pkt.orig_len,
         })
     }
@@ -113,6 +125,11 @@ impl Capture {
     /// `advance`, it includes every secret that precedes the current packet in its file.
     pub fn take_secrets(&mut self) -> Vec<DecryptionSecret> {
         std::mem::take(&mut self.secrets)
+    }
+
+    /// Each input's bytes, when they are all in memory (see [`FileSource::from_bytes`]).
+    pub fn whole_inputs(&self) -> Vec<Option<super::file::WholeInput>> {
+        self.sources.iter().map(|s| s.whole().cloned()).collect()
     }
 
     /// Bytes consumed so far over all inputs (for progress reporting).

@@ -14,9 +14,10 @@ mod file;
 #[cfg(feature = "live")]
 pub mod live;
 mod merge;
+pub mod partition;
 pub mod write;
 
-pub use file::{FileSource, InputName};
+pub use file::{FileSource, InputName, WholeInput};
 pub use merge::Capture;
 
 use crate::Timestamp;
@@ -83,8 +84,8 @@ impl LinkType {
 pub struct RawPacket<'a> {
     /// 1-based position in the merged packet order (Wireshark's frame number for one file).
     pub index: u64,
-    /// Index of the input it came from, in command-line order.
-    pub input: usize,
+    /// The input it came from and its number there.
+    pub origin: Origin,
     pub ts: Timestamp,
     pub link: LinkType,
     /// Captured bytes: at most `orig_len`, fewer when the snap length cut the packet.
@@ -98,6 +99,14 @@ impl RawPacket<'_> {
     pub fn is_truncated(&self) -> bool {
         (self.data.len() as u64) < u64::from(self.orig_len)
     }
+}
+
+/// Where a packet came from: its input (in command-line order) and its 1-based number in
+/// that input (Wireshark's frame number when the file is opened alone).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Origin {
+    pub input: u32,
+    pub packet: u64,
 }
 
 /// Key material embedded in a pcapng Decryption Secrets Block.
@@ -128,6 +137,8 @@ impl std::fmt::Debug for DecryptionSecret {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct InputSummary {
     pub name: String,
+    /// 16 hex digits naming the input across runs: a hash of its name and first bytes.
+    pub fingerprint: String,
     pub format: &'static str,
     pub packets: u64,
     /// Bytes of the file consumed (headers included).
@@ -136,6 +147,43 @@ pub struct InputSummary {
     pub link_types: Vec<LinkType>,
     /// Problems with the file itself (cut short, corrupt block): analysis covers what came before.
     pub warnings: Vec<String>,
+}
+
+/// 16 hex digits naming an input across runs: a hash (FNV-1a, stable across versions) of its
+/// name and its first 4 KiB, which hold its first packets' times.
+pub fn fingerprint(name: &str, start: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let bytes = name
+        .as_bytes()
+        .iter()
+        .chain(&[0u8])
+        .chain(start.iter().take(4096));
+    for &b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// Where `part` lies in `whole` (start and end offsets), when it is a slice of it: how a
+/// packet borrowed from an input held in memory is found again by another thread.
+pub fn place(whole: &[u8], part: &[u8]) -> Option<(usize, usize)> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    (end <= whole.len()).then_some((start, end))
+}
+
+impl CaptureError {
+    /// The input the error is about.
+    pub fn input(&self) -> String {
+        match self {
+            CaptureError::Open { path, .. } => path.display().to_string(),
+            CaptureError::Empty { name }
+            | CaptureError::NotACapture { name }
+            | CaptureError::Corrupt { name, .. }
+            | CaptureError::Read { name, .. } => name.clone(),
+        }
+    }
 }
 
 /// Why an input could not be used at all.

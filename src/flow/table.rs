@@ -60,6 +60,8 @@ pub struct Connection {
     pub last_ts: Timestamp,
     pub first_packet: u64,
     pub last_packet: u64,
+    /// The input and number there of the first packet.
+    pub origin: crate::capture::Origin,
     pub close: Close,
     /// The tunnels the connection was found in, outermost first, as its first packet showed
     /// them (outer addresses in that packet's direction); empty when captured bare.
@@ -408,6 +410,7 @@ impl FlowTable {
             last_ts: pkt.ts,
             first_packet: pkt.index,
             last_packet: pkt.index,
+            origin: pkt.origin,
             close: Close::Open,
             encapsulation: tunnel.layers().into(),
             tunnel_key: tunnel.key().into(),
@@ -544,6 +547,7 @@ mod tests {
             };
             let pkt = Decoded {
                 index: u64::from(i) + 1,
+                origin: Default::default(),
                 ts: Timestamp(i64::from(i)),
                 src,
                 dst,
@@ -595,6 +599,7 @@ mod tests {
         let pkt = Decapsulated {
             inner: Decoded {
                 index,
+                origin: Default::default(),
                 ts: Timestamp(index as i64),
                 src: src.parse().unwrap(),
                 dst: dst.parse().unwrap(),

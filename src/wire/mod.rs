@@ -76,10 +76,25 @@ impl<'a> Transport<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct Decoded<'a> {
     pub index: u64,
+    pub origin: crate::capture::Origin,
     pub ts: Timestamp,
     pub src: SocketAddr,
     pub dst: SocketAddr,
     pub transport: Transport<'a>,
+}
+
+impl DecodeStats {
+    pub fn add(&mut self, o: &DecodeStats) {
+        self.packets += o.packets;
+        self.captured_bytes += o.captured_bytes;
+        self.tcp += o.tcp;
+        self.udp += o.udp;
+        self.other_ip += o.other_ip;
+        self.not_ip += o.not_ip;
+        self.ip_fragments += o.ip_fragments;
+        self.ip_datagrams_reassembled += o.ip_datagrams_reassembled;
+        self.encapsulated += o.encapsulated;
+    }
 }
 
 /// What [`Decoder::decode`] returns: the innermost packet and the tunnels it was found in
@@ -218,6 +233,7 @@ impl Decoder {
             tunnel: &mut *tunnel,
             config,
             index: pkt.index,
+            origin: pkt.origin,
             ts: pkt.ts,
         };
         // Every step removes a header, and only encapsulations (bounded by the depth limit)
@@ -267,6 +283,7 @@ impl Decoder {
                         let (start, len) = span_of(&buf, inner.transport.payload())?;
                         let Decoded {
                             index,
+                            origin,
                             ts,
                             src,
                             dst,
@@ -279,6 +296,7 @@ impl Decoder {
                         return Some(Decapsulated {
                             inner: Decoded {
                                 index,
+                                origin,
                                 ts,
                                 src,
                                 dst,
@@ -308,6 +326,7 @@ struct Layers<'c> {
     tunnel: &'c mut Tunnel,
     config: &'c Config,
     index: u64,
+    origin: crate::capture::Origin,
     ts: Timestamp,
 }
 
@@ -519,6 +538,7 @@ impl Layers<'_> {
         self.stats.udp += 1;
         Step::Done(Decoded {
             index: self.index,
+            origin: self.origin,
             ts: self.ts,
             src: SocketAddr::new(ips.0, udp.source_port()),
             dst: SocketAddr::new(ips.1, port),
@@ -582,6 +602,7 @@ impl Layers<'_> {
     ) -> Decoded<'d> {
         Decoded {
             index: self.index,
+            origin: self.origin,
             ts: self.ts,
             src: SocketAddr::new(src, tcp.source_port()),
             dst: SocketAddr::new(dst, tcp.destination_port()),
@@ -656,7 +677,7 @@ mod tests {
     fn raw(link: LinkType, data: &[u8], orig_len: u32) -> RawPacket<'_> {
         RawPacket {
             index: 1,
-            input: 0,
+            origin: Default::default(),
             ts: Timestamp(5),
             link,
             data,

@@ -87,7 +87,7 @@ pub struct KeyLogStats {
 }
 
 /// The secrets of a key log, by client random.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct KeyLog {
     sessions: HashMap<[u8; 32], SessionSecrets>,
     stats: KeyLogStats,

@@ -1,0 +1,375 @@
+//! One capture on several threads: this thread reads and decodes every packet, and hands
+//! each TCP segment to the worker that owns its connection.
+//!
+//! Contract: the report is byte-identical to a one-thread run's, for any number of workers,
+//! unless a table-wide limit is reached (`max_connections` and `max_ooo_bytes_total` are
+//! divided between the workers, so which connection is evicted can differ; the report names
+//! the limit either way).
+//!
+//! Why this shape: on two cores, reading and decoding are half the work (one cache miss per
+//! packet header), so every worker reading the whole capture costs more than it saves. Here
+//! each packet is decoded once, with the one decoder a single thread would use (its counts,
+//! anomalies, IP reassembly and tunnels are the same), and a worker sees its connections'
+//! segments in capture order, which is all a connection's analysis depends on. A segment is
+//! handed over as its header fields and where its payload lies in the input's bytes (a map
+//! of the file): payloads are not copied, except those the decoder rebuilt (IP fragments,
+//! inner packets of some tunnels), which travel in the batch. Connections are numbered by
+//! their first packet when the workers' ledgers are assembled ([`Report::assemble`]).
+
+use super::RunStats;
+use crate::analysis::{Ledger, LedgerPart, Report};
+use crate::anomaly::AnomalyCounts;
+use crate::capture::{place, Capture, DecryptionSecret, Origin, WholeInput};
+use crate::flow::{EventMeta, FlowTable};
+use crate::proto::tls::keylog::KeyLog;
+use crate::wire::tunnel::{Tunnel, BARE};
+use crate::wire::{Decapsulated, Decoded, Decoder, TcpFlags, TcpSegment, Transport};
+use crate::{Limits, Timestamp};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::mpsc;
+
+/// Segments per batch: large enough that channel operations are rare, small enough that a
+/// batch stays in cache.
+const BATCH: usize = 512;
+/// Batches in flight per worker, which bounds the memory between the reader and a worker.
+const IN_FLIGHT: usize = 8;
+
+/// A decoded TCP segment on its way to a worker.
+struct Handed {
+    index: u64,
+    origin: Origin,
+    ts: Timestamp,
+    src: SocketAddr,
+    dst: SocketAddr,
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    window: u16,
+    missing: u32,
+    payload: Payload,
+    /// Index in the batch's tunnels; `None` for a segment captured bare.
+    tunnel: Option<usize>,
+}
+
+#[derive(Clone, Copy)]
+enum Payload {
+    /// `start..end` of input `input`'s bytes.
+    Input {
+        input: usize,
+        start: usize,
+        end: usize,
+    },
+    /// `start..end` of the batch's own bytes.
+    Batch { start: usize, end: usize },
+}
+
+#[derive(Default)]
+struct Batch {
+    segments: Vec<Handed>,
+    bytes: Vec<u8>,
+    tunnels: Vec<Tunnel>,
+}
+
+impl Batch {
+    fn clear(&mut self) {
+        self.segments.clear();
+        self.bytes.clear();
+        self.tunnels.clear();
+    }
+}
+
+enum Message {
+    Batch(Batch),
+    /// Key material met in the capture: every worker gets it before the packets after it.
+    Secret(DecryptionSecret),
+    /// The capture ended at this packet.
+    End(EventMeta),
+}
+
+/// What a worker kept.
+struct WorkerOutcome {
+    part: LedgerPart,
+    opened: u64,
+    evicted: u64,
+    anomalies: AnomalyCounts,
+}
+
+/// Analyses `capture` with `workers` worker threads besides this one, which reads.
+pub(super) fn analyze(
+    mut capture: Capture,
+    limits: &Limits,
+    keylog: &KeyLog,
+    workers: usize,
+    progress: &mut dyn FnMut(u64),
+) -> Report {
+    let workers = workers.max(1);
+    let inputs = capture.whole_inputs();
+    let mut table_limits = limits.clone();
+    table_limits.max_connections = limits.max_connections.div_ceil(workers);
+    table_limits.max_ooo_bytes_total = limits.max_ooo_bytes_total.div_ceil(workers);
+    std::thread::scope(|s| {
+        let mut lanes = Vec::with_capacity(workers);
+        let mut handles = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let (to_worker, from_reader) = mpsc::sync_channel::<Message>(IN_FLIGHT);
+            let (to_reader, returned) = mpsc::channel::<Batch>();
+            let (inputs, table_limits) = (&inputs, &table_limits);
+            let worker = std::thread::Builder::new()
+                .name(format!("misdirect-worker-{}", handles.len()))
+                .spawn_scoped(s, move || {
+                    work(from_reader, to_reader, inputs, table_limits, limits, keylog)
+                })
+                // What `std::thread::spawn` does when the system has no thread left for us.
+                .unwrap_or_else(|e| panic!("cannot start a worker thread: {e}"));
+            handles.push(worker);
+            lanes.push(Lane {
+                to_worker,
+                returned,
+                batch: Batch::default(),
+            });
+        }
+        let mut reader = Reader {
+            decoder: Decoder::new(limits),
+            lanes,
+            first_ts: None,
+            last: EventMeta {
+                ts: Timestamp::default(),
+                packet: 0,
+            },
+        };
+        reader.read(&mut capture, &inputs, progress);
+        let Reader {
+            mut decoder,
+            lanes,
+            first_ts,
+            last,
+        } = reader;
+        for lane in lanes {
+            let _ = lane.to_worker.send(Message::End(last));
+        }
+        decoder.finish();
+        let mut run = RunStats {
+            decode: decoder.stats,
+            anomalies: decoder.anomalies,
+            first_ts,
+            last_ts: first_ts.map(|_| last.ts),
+            ..RunStats::default()
+        };
+        let mut parts = Vec::with_capacity(workers);
+        for h in handles {
+            // A worker that panicked is a bug: let it surface as one.
+            let o = match h.join() {
+                Ok(o) => o,
+                Err(panic) => std::panic::resume_unwind(panic),
+            };
+            run.connections += o.opened;
+            run.evicted += o.evicted;
+            run.anomalies.merge(&o.anomalies);
+            parts.push(o.part);
+        }
+        Report::assemble(capture.summaries(), parts, run)
+    })
+}
+
+/// The reader's end of one worker's channels.
+struct Lane {
+    to_worker: mpsc::SyncSender<Message>,
+    /// Batches the worker is done with, to be filled again.
+    returned: mpsc::Receiver<Batch>,
+    batch: Batch,
+}
+
+impl Lane {
+    fn flush(&mut self) {
+        if self.batch.segments.is_empty() {
+            return;
+        }
+        let fresh = self.returned.try_recv().unwrap_or_default();
+        let full = std::mem::replace(&mut self.batch, fresh);
+        // A worker stops taking only when it is gone, and then its join reports why.
+        let _ = self.to_worker.send(Message::Batch(full));
+    }
+}
+
+struct Reader {
+    decoder: Decoder,
+    lanes: Vec<Lane>,
+    first_ts: Option<Timestamp>,
+    last: EventMeta,
+}
+
+impl Reader {
+    fn read(
+        &mut self,
+        capture: &mut Capture,
+        inputs: &[Option<WholeInput>],
+        progress: &mut dyn FnMut(u64),
+    ) {
+        let count = self.lanes.len() as u64;
+        while capture.advance() {
+            let secrets = capture.take_secrets();
+            if !secrets.is_empty() {
+                for lane in &mut self.lanes {
+                    lane.flush();
+                    for s in &secrets {
+                        let _ = lane.to_worker.send(Message::Secret(s.clone()));
+                    }
+                }
+            }
+            let Some(pkt) = capture.current() else { break };
+            self.first_ts.get_or_insert(pkt.ts);
+            self.last = EventMeta {
+                ts: self.last.ts.max(pkt.ts),
+                packet: pkt.index,
+            };
+            if pkt.index % 16_384 == 0 {
+                progress(capture.bytes_read());
+            }
+            let input = inputs
+                .get(pkt.origin.input as usize)
+                .and_then(Option::as_ref)
+                .map(|w| (pkt.origin.input as usize, (**w).as_ref()));
+            let Some(d) = self.decoder.decode(&pkt) else {
+                continue;
+            };
+            let Transport::Tcp(seg) = d.transport else {
+                continue;
+            };
+            let lane = (flow_hash(d.src, d.dst) % count) as usize;
+            let Some(lane) = self.lanes.get_mut(lane) else {
+                continue;
+            };
+            let b = &mut lane.batch;
+            let payload = match input.and_then(|(i, all)| place(all, seg.payload).map(|p| (i, p))) {
+                Some((input, (start, end))) => Payload::Input { input, start, end },
+                None => {
+                    let start = b.bytes.len();
+                    b.bytes.extend_from_slice(seg.payload);
+                    Payload::Batch {
+                        start,
+                        end: b.bytes.len(),
+                    }
+                }
+            };
+            let tunnel = (!d.tunnel.key().is_empty() || !d.tunnel.layers().is_empty()).then(|| {
+                b.tunnels.push(d.tunnel.clone());
+                b.tunnels.len() - 1
+            });
+            b.segments.push(Handed {
+                index: d.index,
+                origin: d.origin,
+                ts: d.ts,
+                src: d.src,
+                dst: d.dst,
+                seq: seg.seq,
+                ack: seg.ack,
+                flags: seg.flags,
+                window: seg.window,
+                missing: seg.missing,
+                payload,
+                tunnel,
+            });
+            if b.segments.len() >= BATCH {
+                lane.flush();
+            }
+        }
+        for lane in &mut self.lanes {
+            lane.flush();
+        }
+        progress(capture.bytes_read());
+    }
+}
+
+/// A worker: its connections' segments in capture order through its own flow table and
+/// ledger.
+fn work(
+    from_reader: mpsc::Receiver<Message>,
+    to_reader: mpsc::Sender<Batch>,
+    inputs: &[Option<WholeInput>],
+    table_limits: &Limits,
+    limits: &Limits,
+    keylog: &KeyLog,
+) -> WorkerOutcome {
+    let mut flows = FlowTable::new(table_limits);
+    let mut ledger = Ledger::new(keylog.clone(), limits);
+    for message in from_reader {
+        match message {
+            Message::Batch(mut batch) => {
+                for h in &batch.segments {
+                    let payload = match h.payload {
+                        Payload::Input { input, start, end } => inputs
+                            .get(input)
+                            .and_then(Option::as_ref)
+                            .and_then(|w| (**w).as_ref().get(start..end)),
+                        Payload::Batch { start, end } => batch.bytes.get(start..end),
+                    }
+                    .unwrap_or_default();
+                    let seg = TcpSegment {
+                        seq: h.seq,
+                        ack: h.ack,
+                        flags: h.flags,
+                        window: h.window,
+                        payload,
+                        missing: h.missing,
+                    };
+                    let pkt = Decapsulated {
+                        inner: Decoded {
+                            index: h.index,
+                            origin: h.origin,
+                            ts: h.ts,
+                            src: h.src,
+                            dst: h.dst,
+                            transport: Transport::Tcp(seg),
+                        },
+                        tunnel: h.tunnel.and_then(|t| batch.tunnels.get(t)).unwrap_or(&BARE),
+                    };
+                    flows.process(&pkt, &seg, &mut ledger);
+                }
+                batch.clear();
+                let _ = to_reader.send(batch);
+            }
+            Message::Secret(s) => crate::flow::StreamSink::key_material(&mut ledger, &s),
+            Message::End(last) => flows.finish(last, &mut ledger),
+        }
+    }
+    WorkerOutcome {
+        opened: flows.opened,
+        evicted: flows.evicted,
+        anomalies: std::mem::take(&mut flows.anomalies),
+        part: ledger.into_part(),
+    }
+}
+
+/// A hash of a connection's two endpoints that is the same in both directions. Not keyed:
+/// an attacker who steers every connection to one worker only costs the parallelism.
+fn flow_hash(a: SocketAddr, b: SocketAddr) -> u64 {
+    fn fold(s: SocketAddr) -> u64 {
+        let ip = match s.ip() {
+            IpAddr::V4(v4) => u64::from(u32::from(v4)),
+            IpAddr::V6(v6) => {
+                let v = u128::from(v6);
+                (v as u64) ^ ((v >> 64) as u64)
+            }
+        };
+        ip ^ (u64::from(s.port()) << 40)
+    }
+    // XOR makes it symmetric; splitmix64's finaliser spreads the bits.
+    let mut x = fold(a) ^ fold(b);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_directions_go_to_one_worker() {
+        let a: SocketAddr = "10.0.0.1:40000".parse().unwrap();
+        let b: SocketAddr = "[2001:db8::2]:443".parse().unwrap();
+        assert_eq!(flow_hash(a, b), flow_hash(b, a));
+        let c: SocketAddr = "10.0.0.1:40001".parse().unwrap();
+        assert_ne!(flow_hash(a, b), flow_hash(c, b));
+    }
+}

@@ -1,0 +1,248 @@
+//! The driver: capture → decode → flow table → a [`StreamSink`], one packet at a time; and
+//! whole analyses on several threads.
+//!
+//! Kept apart from the layers so each stays sans-IO and testable; the CLI, the tests and the
+//! benchmarks all run captures through here.
+//!
+//! - One capture on several threads: [`handoff`] (this thread reads and decodes, workers own
+//!   the connections). The report is the same for any number of threads.
+//! - Several independent captures ([`crate::capture::partition`]): [`analyze_partitions`]
+//!   analyses each on its own, several at a time, and merges the reports
+//!   ([`Report::merge`]).
+
+mod handoff;
+
+use crate::analysis::{Ledger, Report};
+use crate::anomaly::AnomalyCounts;
+use crate::capture::{Capture, CaptureError, InputName, RawPacket};
+use crate::flow::{EventMeta, FlowTable, StreamSink};
+use crate::proto::tls::keylog::KeyLog;
+use crate::wire::{DecodeStats, Decoder, Transport};
+use crate::{Limits, Timestamp};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Totals of one run, besides what the sink collected.
+#[derive(Clone, Debug, Default)]
+pub struct RunStats {
+    pub decode: DecodeStats,
+    pub anomalies: AnomalyCounts,
+    pub connections: u64,
+    pub evicted: u64,
+    pub first_ts: Option<Timestamp>,
+    pub last_ts: Option<Timestamp>,
+}
+
+/// Decoding and reassembly for one packet stream, whatever its source (files or an
+/// interface): feed it packets in order, then finish.
+pub struct Pipeline {
+    decoder: Decoder,
+    flows: FlowTable,
+    first_ts: Option<Timestamp>,
+    last: EventMeta,
+}
+
+impl Pipeline {
+    pub fn new(limits: &Limits) -> Self {
+        Pipeline {
+            decoder: Decoder::new(limits),
+            flows: FlowTable::new(limits),
+            first_ts: None,
+            last: EventMeta {
+                ts: Timestamp::default(),
+                packet: 0,
+            },
+        }
+    }
+
+    /// Takes the next packet of the stream.
+    pub fn packet(&mut self, pkt: &RawPacket<'_>, sink: &mut dyn StreamSink) {
+        self.first_ts.get_or_insert(pkt.ts);
+        self.last = EventMeta {
+            ts: self.last.ts.max(pkt.ts),
+            packet: pkt.index,
+        };
+        if let Some(decoded) = self.decoder.decode(pkt) {
+            if let Transport::Tcp(seg) = &decoded.transport {
+                self.flows.process(&decoded, seg, sink);
+            }
+        }
+    }
+
+    /// Ends the stream: open connections are closed in id order.
+    pub fn finish(mut self, sink: &mut dyn StreamSink) -> RunStats {
+        self.decoder.finish();
+        self.flows.finish(self.last, sink);
+        let mut anomalies = self.decoder.anomalies;
+        anomalies.merge(&self.flows.anomalies);
+        RunStats {
+            decode: self.decoder.stats,
+            anomalies,
+            connections: self.flows.opened,
+            evicted: self.flows.evicted,
+            first_ts: self.first_ts,
+            last_ts: self.first_ts.map(|_| self.last.ts),
+        }
+    }
+}
+
+/// Feeds every packet of `capture` through decoding and reassembly into `sink`.
+/// `progress` is called now and then with the input bytes consumed so far.
+pub fn run(
+    capture: &mut Capture,
+    limits: &Limits,
+    sink: &mut dyn StreamSink,
+    progress: &mut dyn FnMut(u64),
+) -> RunStats {
+    let mut pipeline = Pipeline::new(limits);
+    while capture.advance() {
+        for secret in capture.take_secrets() {
+            sink.key_material(&secret);
+        }
+        let Some(pkt) = capture.current() else { break };
+        let index = pkt.index;
+        pipeline.packet(&pkt, sink);
+        if index % 16_384 == 0 {
+            progress(capture.bytes_read());
+        }
+    }
+    progress(capture.bytes_read());
+    pipeline.finish(sink)
+}
+
+/// Runs a whole capture through the standard pipeline, on this thread, and returns its
+/// report.
+pub fn analyze(
+    mut capture: Capture,
+    limits: &Limits,
+    keylog: KeyLog,
+    progress: &mut dyn FnMut(u64),
+) -> Report {
+    let mut ledger = Ledger::new(keylog, limits);
+    let stats = run(&mut capture, limits, &mut ledger, progress);
+    ledger.into_report(capture.summaries(), stats)
+}
+
+/// Analyses one capture (its inputs merged by time) with `threads` workers. `progress` is
+/// called on this thread with the bytes read so far.
+pub fn analyze_inputs(
+    inputs: &[InputName],
+    limits: &Limits,
+    keylog: &KeyLog,
+    threads: usize,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Report, CaptureError> {
+    let capture = Capture::open(inputs, limits)?;
+    // Workers take packets out of the inputs' bytes: inputs read as streams (standard
+    // input) are read by one thread.
+    let whole = capture.whole_inputs().iter().all(Option::is_some);
+    Ok(if threads > 1 && whole {
+        handoff::analyze(capture, limits, keylog, threads, progress)
+    } else {
+        analyze(capture, limits, keylog.clone(), progress)
+    })
+}
+
+/// Analyses each partition on its own, up to `threads` at a time (each on one thread;
+/// a single partition gets them all), and merges the reports in partition order. A
+/// partition that cannot be read is left out and its error returned beside the report.
+pub fn analyze_partitions(
+    partitions: &[Vec<InputName>],
+    limits: &Limits,
+    keylog: &KeyLog,
+    threads: usize,
+    progress: &mut dyn FnMut(u64),
+) -> (Option<Report>, Vec<CaptureError>) {
+    if let [one] = partitions {
+        return match analyze_inputs(one, limits, keylog, threads, progress) {
+            Ok(r) => (Some(r), Vec::new()),
+            Err(e) => (None, vec![e]),
+        };
+    }
+    // Bytes of finished partitions, plus each running one's progress in its slot.
+    let done = AtomicU64::new(0);
+    let slots: Vec<AtomicU64> = (0..threads.max(1)).map(|_| AtomicU64::new(0)).collect();
+    let read = AtomicU64::new(0);
+    let outcomes = on_threads(
+        partitions.iter().collect(),
+        threads,
+        &read,
+        progress,
+        |inputs, slot| {
+            let outcome = Capture::open(inputs, limits).map(|capture| {
+                analyze(capture, limits, keylog.clone(), &mut |b| {
+                    if let Some(s) = slots.get(slot) {
+                        s.store(b, Ordering::Relaxed);
+                    }
+                    let running: u64 = slots.iter().map(|s| s.load(Ordering::Relaxed)).sum();
+                    read.store(done.load(Ordering::Relaxed) + running, Ordering::Relaxed);
+                })
+            });
+            if let Some(s) = slots.get(slot) {
+                let b = s.swap(0, Ordering::Relaxed);
+                done.fetch_add(b, Ordering::Relaxed);
+            }
+            outcome
+        },
+    );
+    let mut reports = Vec::new();
+    let mut errors = Vec::new();
+    for o in outcomes {
+        match o {
+            Ok(r) => reports.push(r),
+            Err(e) => errors.push(e),
+        }
+    }
+    (Report::merge(reports, keylog.stats()), errors)
+}
+
+/// Runs `job` on every item with up to `threads` threads (items taken in order as threads
+/// come free; each job is told its thread's number), calling `progress` on this thread with
+/// `read` every tenth of a second meanwhile, and returns the outcomes in item order.
+fn on_threads<I, O, F>(
+    items: Vec<I>,
+    threads: usize,
+    read: &AtomicU64,
+    progress: &mut dyn FnMut(u64),
+    job: F,
+) -> Vec<O>
+where
+    I: Send,
+    O: Send,
+    F: Fn(I, usize) -> O + Sync,
+{
+    let count = items.len();
+    let queue = std::sync::Mutex::new(items.into_iter().enumerate());
+    let (tx, rx) = mpsc::channel::<(usize, O)>();
+    let mut outcomes: Vec<Option<O>> = (0..count).map(|_| None).collect();
+    std::thread::scope(|s| {
+        for t in 0..threads.clamp(1, count.max(1)) {
+            let (tx, queue, job) = (tx.clone(), &queue, &job);
+            s.spawn(move || loop {
+                let item = queue.lock().map(|mut q| q.next()).unwrap_or(None);
+                let Some((i, item)) = item else { break };
+                if tx.send((i, job(item, t))).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        let mut received = 0;
+        while received < count {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok((i, o)) => {
+                    if let Some(slot) = outcomes.get_mut(i) {
+                        *slot = Some(o);
+                    }
+                    received += 1;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            progress(read.load(Ordering::Relaxed));
+        }
+    });
+    progress(read.load(Ordering::Relaxed));
+    outcomes.into_iter().flatten().collect()
+}
