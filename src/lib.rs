@@ -9,8 +9,7 @@
 //! Every layer below `capture` is sans-IO: bytes and capture time in, values out.
 //! Malformed traffic never produces an `Err`; it becomes a named [`Anomaly`] and analysis
 //! goes on. `Err` is kept for the tool's own input (an unreadable file, a bad flag).
-// One exception, reviewed: mapping capture files (`capture::file::map`).
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 // Captures are hostile input: no code path below may panic on what a packet says.
 #![cfg_attr(
     not(test),

@@ -334,3 +334,39 @@ fn fail_on_findings_exits_1() {
         stderr(&out)
     );
 }
+
+/// Partitions are diagnosed on their own, with ids that follow each other: what a finding
+/// says in words names the same connections as its fields.
+#[test]
+fn merged_partitions_explain_with_their_final_ids() {
+    let dir = std::env::temp_dir().join(format!("misdirect-cli-merge-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/chromium-coalesce-421");
+    for copy in ["a", "b"] {
+        std::fs::copy(format!("{sample}.pcapng"), dir.join(format!("{copy}.pcapng"))).unwrap();
+    }
+    let keys = format!("{sample}.keys");
+    let out = run(&["analyze", dir.to_str().unwrap(), "-f", "json", "--keylog", &keys]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let findings = v["findings"].as_array().unwrap();
+    let one = findings.len() / 2;
+    assert!(one > 0);
+    let per_copy = v["connections"].as_array().unwrap().len() as u64 / 2;
+    for (i, f) in findings.iter().enumerate() {
+        let id = f["connection"].as_u64().unwrap();
+        let text = f["explanation"].as_str().unwrap();
+        assert!(text.starts_with(&format!("Connection {id} ")), "{text}");
+        // The second copy's finding is the first one's, moved by one copy's connections.
+        if i >= one {
+            let first = &findings[i - one];
+            assert_eq!(id, first["connection"].as_u64().unwrap() + per_copy);
+            if let Some(r) = f["retry"]["connection"].as_u64() {
+                assert_eq!(r, first["retry"]["connection"].as_u64().unwrap() + per_copy);
+                assert!(text.contains(&format!("connection {r}")), "{text}");
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

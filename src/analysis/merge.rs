@@ -1,14 +1,16 @@
-//! One report from several pieces: the shards of one capture, or the partitions of many.
+//! One report from several pieces: the workers of one capture, or the partitions of many.
 //!
 //! Contract:
-//! - [`Report::assemble`] takes the ledgers of the workers that shared one capture (each kept
-//!   the connections its shard owns) and gives the report one worker would have written:
-//!   connections numbered in first-packet order, then diagnosed together.
-//! - [`Report::merge`] joins the reports of independent partitions (`docs/scale-out.md`) in
-//!   the order given: each partition is diagnosed on its own, its connection ids are moved
-//!   past the previous partitions', and counts add up.
+//! - A [`Partial`] is what the analysis of one capture kept, before its connections are
+//!   numbered: the ledgers of the workers that shared it (each kept the connections it
+//!   owns) and their run totals.
+//! - [`Report::assemble`] numbers a partial's connections in first-packet order from a given
+//!   id (the order one worker would have given them), then diagnoses them together.
+//! - [`Report::merge`] joins the reports of independent partitions (`docs/scale-out.md`),
+//!   assembled with ids that follow each other: each partition was diagnosed on its own,
+//!   and counts add up.
 
-use super::diagnose::{self, Finding};
+use super::diagnose;
 use super::totals::FindingTotals;
 use super::{settle_dialects, ConnectionRecord, Report, Summary, TlsSummary, Tool};
 use crate::anomaly::AnomalyCounts;
@@ -24,11 +26,30 @@ pub struct LedgerPart {
     pub(super) keylog: KeyLogStats,
 }
 
+/// One capture analysed, its connections not numbered yet.
+pub struct Partial {
+    pub inputs: Vec<InputSummary>,
+    pub parts: Vec<LedgerPart>,
+    /// The workers' run totals, added up.
+    pub run: RunStats,
+}
+
+impl Partial {
+    /// Connections the partial holds (the ids [`Report::assemble`] gives out).
+    pub fn connections(&self) -> u64 {
+        self.parts.iter().map(|p| p.connections.len() as u64).sum()
+    }
+}
+
 impl Report {
-    /// The report of one capture from the parts its workers kept. `run` holds the workers'
-    /// run totals added up; every part read the same key logs, so the first one's key-log
-    /// counts stand for all.
-    pub fn assemble(inputs: Vec<InputSummary>, parts: Vec<LedgerPart>, mut run: RunStats) -> Self {
+    /// The report of one capture, its connections numbered from `first_id`. Every part read
+    /// the same key logs, so the first one's key-log counts stand for all.
+    pub fn assemble(partial: Partial, first_id: u64) -> Self {
+        let Partial {
+            inputs,
+            parts,
+            mut run,
+        } = partial;
         let keylog = parts.first().map(|p| p.keylog.clone()).unwrap_or_default();
         let several = parts.len() > 1;
         let mut connections = Vec::new();
@@ -40,11 +61,11 @@ impl Report {
             // Each worker numbered its own connections; one worker numbers them in
             // first-packet order, and a packet opens at most one connection.
             connections.sort_unstable_by_key(|c| c.first_packet);
-            for (n, c) in (1..).zip(connections.iter_mut()) {
-                c.id = ConnId(n);
-            }
         } else {
             connections.sort_unstable_by_key(|c| c.id);
+        }
+        for (n, c) in (first_id..).zip(connections.iter_mut()) {
+            c.id = ConnId(n);
         }
         settle_dialects(&mut connections);
         diagnose::mark_first_party(&mut connections);
@@ -82,14 +103,13 @@ impl Report {
         }
     }
 
-    /// Joins partition reports, in order. `keylog` is what the key-log files alone count:
-    /// every partition read them, so they are counted once, plus what each partition's own
-    /// pcapng secrets added.
+    /// Joins partition reports, in order, assembled with ids that follow each other.
+    /// `keylog` is what the key-log files alone count: every partition read them, so they
+    /// are counted once, plus what each partition's own pcapng secrets added.
     pub fn merge(reports: Vec<Report>, keylog: &KeyLogStats) -> Option<Report> {
         let mut reports = reports.into_iter();
         let mut merged = reports.next()?;
         for r in reports {
-            let ids = merged.connections.len() as u64;
             let inputs = u32::try_from(merged.inputs.len()).unwrap_or(u32::MAX);
             merged.inputs.extend(r.inputs);
             let s = &mut merged.summary;
@@ -109,34 +129,14 @@ impl Report {
             merged
                 .connections
                 .extend(r.connections.into_iter().map(|mut c| {
-                    c.id = ConnId(c.id.0 + ids);
                     c.source.input = c.source.input.saturating_add(inputs);
                     c
                 }));
-            merged
-                .findings
-                .extend(r.findings.into_iter().map(|f| shift(f, ids)));
+            merged.findings.extend(r.findings);
         }
         merged.summary.findings = FindingTotals::count(&merged.connections, &merged.findings);
         Some(merged)
     }
-}
-
-/// `f` with every connection id it names moved up by `by`.
-fn shift(mut f: Finding, by: u64) -> Finding {
-    let up = |id: &mut ConnId| id.0 += by;
-    up(&mut f.connection);
-    f.evidence.same_server_connections.iter_mut().for_each(up);
-    if let Some(r) = &mut f.retry {
-        up(&mut r.connection);
-    }
-    if let Some(u) = &mut f.upstream {
-        up(&mut u.connection);
-    }
-    if let Some(d) = &mut f.downstream {
-        up(&mut d.connection);
-    }
-    f
 }
 
 /// Adds the key-log lines `part` read beyond `base` (the key-log files every part read) to

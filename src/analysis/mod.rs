@@ -11,7 +11,7 @@ pub mod diagnose;
 mod merge;
 pub mod totals;
 
-pub use merge::LedgerPart;
+pub use merge::{LedgerPart, Partial};
 
 use crate::anomaly::AnomalyCounts;
 use crate::capture::{DecryptionSecret, InputSummary};
@@ -32,7 +32,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 /// Version of the JSON report schema; bumped on any change (minor: additions).
-pub const SCHEMA_VERSION: &str = "0.4.0";
+pub const SCHEMA_VERSION: &str = "0.5.0";
 
 /// Everything misdirect says about a capture.
 #[derive(Clone, Debug, Serialize)]
@@ -397,6 +397,11 @@ impl Ledger {
     }
 
     pub fn into_report(self, inputs: Vec<InputSummary>, run: RunStats) -> Report {
-        Report::assemble(inputs, vec![self.into_part()], run)
+        let partial = Partial {
+            inputs,
+            parts: vec![self.into_part()],
+            run,
+        };
+        Report::assemble(partial, 1)
     }
 }

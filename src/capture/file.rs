@@ -1,24 +1,25 @@
-//! One pcap or pcapng input: a file mapped into memory and parsed where its blocks lie, or a
-//! stream (standard input, or a file that cannot be mapped) read with a bounded buffer.
+//! One pcap or pcapng input, read in chunks whose blocks are parsed where they lie.
 //!
-//! `pcap-parser` does the block parsing in both cases; this file keeps the per-section
-//! interface table (link type, timestamp resolution and offset per interface), normalises
-//! timestamps, and turns the parser's error states into either "end of input with a
-//! warning" or, when nothing at all could be read, a [`CaptureError`]. Both readers give the
-//! same packets and warnings for the same bytes (tested, and fuzzed side by side).
+//! `pcap-parser`'s slice parsers do the block parsing; this file reads the input in chunks
+//! of a few MiB (a block cut by a chunk's end moves, alone, to the start of the next), keeps
+//! the per-section interface table (link type, timestamp resolution and offset per
+//! interface), normalises timestamps, and turns the parser's error states into either "end
+//! of input with a warning" or, when nothing at all could be read, a [`CaptureError`].
 //!
-//! Mapping saves two copies of every byte (out of the page cache into a buffer, and out of
-//! the buffer into the packet), which matter when several workers each read the capture
-//! (`crate::pipeline`). The risk is the usual one of maps: a file truncated by another
-//! process while it is read ends the process with SIGBUS.
+//! Packets are not copied out of their chunk: a packet is a place in it, and chunks are
+//! shared (reference-counted) with the threads that analyse packets (`crate::pipeline`),
+//! and reused once they are done. Memory maps were measured and not kept: a map makes the
+//! parser wait for memory once per packet (the kernel's copy into a chunk streams), and its
+//! pages count in the process's resident memory, up to the size of the file
+//! (`docs/performance.md`).
 
 use super::{CaptureError, DecryptionSecret, InputSummary, LinkType};
 use crate::Timestamp;
 use pcap_parser::pcapng::Block;
-use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{PcapBlockOwned, PcapError};
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::Arc;
 /// Where an input comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InputName {
@@ -44,16 +45,14 @@ impl InputName {
     }
 }
 
-/// A packet taken out of its input, so that several inputs can be merged: its bytes are
-/// either where they lie in a whole-file input (`at`) or copied (`data`).
+/// A packet read from an input: its fields, and where its bytes lie in the input's current
+/// chunk ([`FileSource::chunk`]).
 #[derive(Clone, Debug, Default)]
 pub struct OwnedPacket {
     pub ts: Timestamp,
     pub link: Option<LinkType>,
-    /// The bytes, when the input is a stream.
-    pub data: Vec<u8>,
-    /// Where the bytes are in a whole-file input ([`FileSource::bytes`]).
-    pub at: Option<(usize, usize)>,
+    /// Start and end of the bytes in the chunk.
+    pub at: (usize, usize),
     pub orig_len: u32,
 }
 
@@ -75,46 +74,38 @@ struct State {
     last_ts: Timestamp,
     summary: InputSummary,
     secrets: Vec<DecryptionSecret>,
-    /// What [`touch_ahead`] read (kept so that the reads are not optimised away).
-    touched: u8,
 }
 
-/// The bytes of an input held whole in memory (a map of the file, or a buffer), shared with
-/// the threads that read packets out of it.
-pub type WholeInput = std::sync::Arc<dyn AsRef<[u8]> + Send + Sync>;
+/// A piece of an input's bytes, shared with the threads that take packets out of it.
+pub type Chunk = Arc<Vec<u8>>;
 
 type FrameParser =
-    fn(
-        &[u8],
-    ) -> pcap_parser::nom::IResult<&[u8], pcap_parser::LegacyPcapBlock<'_>, PcapError<&[u8]>>;
+    fn(&[u8]) -> pcap_parser::nom::IResult<&[u8], pcap_parser::LegacyPcapBlock<'_>, PcapError<&[u8]>>;
 
-enum Reader {
-    Stream {
-        reader: Box<dyn PcapReaderIterator + Send>,
-        capacity: usize,
-    },
-    /// The whole input in memory (a map of the file).
-    Whole {
-        bytes: WholeInput,
-        pos: usize,
-        /// The record parser of a legacy pcap (by byte order and variant); `None` for pcapng.
-        frame: Option<FrameParser>,
-    },
-}
+/// Bytes read per chunk. Blocks are parsed where they lie in a chunk and packets point into
+/// it, so a chunk is never copied, only its unparsed tail when the next one is read.
+const CHUNK: usize = 2 << 20;
 
 /// One capture input.
 pub struct FileSource {
-    reader: Reader,
+    input: Box<dyn Read + Send>,
+    /// The bytes being parsed; `chunk[pos..]` is not parsed yet.
+    chunk: Chunk,
+    pos: usize,
+    /// Chunks read before, reused once nobody else holds them.
+    spare: Vec<Chunk>,
+    eof: bool,
+    /// The record parser of a legacy pcap (by byte order and variant); `None` for pcapng.
+    frame: Option<FrameParser>,
     state: State,
     max_block: usize,
+    chunk_size: usize,
     done: bool,
     damage: Option<(u64, String)>,
 }
 
-const INITIAL_BUFFER: usize = 256 << 10;
-
 impl FileSource {
-    /// Opens a file (mapped when it can be) or standard input, and checks that it is a capture.
+    /// Opens a file or standard input, and checks that it is a capture.
     pub fn open(name: &InputName, max_block: usize) -> Result<Self, CaptureError> {
         match name {
             InputName::Path(path) => {
@@ -122,59 +113,43 @@ impl FileSource {
                     path: path.clone(),
                     source,
                 })?;
-                match map(&file) {
-                    Some(m) => Self::from_bytes(name.display(), std::sync::Arc::new(m), max_block),
-                    None => Self::from_reader(name.display(), file, max_block),
-                }
+                Self::from_reader(name.display(), file, max_block)
             }
             InputName::Stdin => Self::from_reader(name.display(), std::io::stdin(), max_block),
         }
     }
 
-    /// An input read as a stream.
     pub fn from_reader<R: Read + Send + 'static>(
         name: String,
         reader: R,
         max_block: usize,
     ) -> Result<Self, CaptureError> {
-        let reader = match pcap_parser::create_reader(INITIAL_BUFFER, reader) {
-            Ok(r) => r,
-            Err(PcapError::Eof) => return Err(CaptureError::Empty { name }),
-            Err(PcapError::ReadError) => {
-                return Err(CaptureError::Read {
-                    name,
-                    source: std::io::Error::other("read failed"),
-                });
-            }
-            Err(_) => return Err(CaptureError::NotACapture { name }),
-        };
-        let fingerprint = super::fingerprint(&name, reader.data());
-        Ok(Self::with(
-            name,
-            fingerprint,
-            Reader::Stream {
-                reader,
-                capacity: INITIAL_BUFFER,
-            },
-            max_block.max(INITIAL_BUFFER),
-        ))
+        Self::with_chunks(name, reader, max_block, CHUNK)
     }
 
-    /// An input whose bytes are all in memory: parsed in place, packets not copied.
-    pub fn from_bytes(
+    /// `from_reader`, reading `chunk_size` bytes at a time (tests cut blocks everywhere).
+    pub fn with_chunks<R: Read + Send + 'static>(
         name: String,
-        bytes: WholeInput,
+        reader: R,
         max_block: usize,
+        chunk_size: usize,
     ) -> Result<Self, CaptureError> {
-        let all = (*bytes).as_ref();
-        if all.is_empty() {
+        let chunk_size = chunk_size.max(1);
+        let mut input: Box<dyn Read + Send> = Box::new(reader);
+        let first_size = chunk_size.max(FIRST_READ);
+        let mut first = Vec::with_capacity(first_size);
+        let eof = fill(&mut input, &mut first, first_size).map_err(|source| CaptureError::Read {
+            name: name.clone(),
+            source,
+        })?;
+        if first.is_empty() {
             return Err(CaptureError::Empty { name });
         }
-        // The same test, in the same order, as pcap-parser's `create_reader`.
-        let frame = if pcap_parser::pcapng::parse_sectionheaderblock(all).is_ok() {
+        // The same test, on as many bytes, as pcap-parser's `create_reader`.
+        let frame = if pcap_parser::pcapng::parse_sectionheaderblock(&first).is_ok() {
             None
         } else {
-            match pcap_parser::pcap::parse_pcap_header(all) {
+            match pcap_parser::pcap::parse_pcap_header(&first) {
                 Ok((_, h)) if h.is_modified_format() => {
                     Some(pcap_parser::pcap::parse_pcap_frame_modified as FrameParser)
                 }
@@ -183,22 +158,14 @@ impl FileSource {
                 Err(_) => return Err(CaptureError::NotACapture { name }),
             }
         };
-        let fingerprint = super::fingerprint(&name, all);
-        Ok(Self::with(
-            name,
-            fingerprint,
-            Reader::Whole {
-                bytes,
-                pos: 0,
-                frame,
-            },
-            max_block.max(INITIAL_BUFFER),
-        ))
-    }
-
-    fn with(name: String, fingerprint: String, reader: Reader, max_block: usize) -> Self {
-        FileSource {
-            reader,
+        let fingerprint = super::fingerprint(&name, &first);
+        Ok(FileSource {
+            input,
+            chunk: Arc::new(first),
+            pos: 0,
+            spare: Vec::new(),
+            eof,
+            frame,
             state: State {
                 big_endian: false,
                 interfaces: Vec::new(),
@@ -209,12 +176,12 @@ impl FileSource {
                     ..InputSummary::default()
                 },
                 secrets: Vec::new(),
-                touched: 0,
             },
             max_block,
+            chunk_size,
             done: false,
             damage: None,
-        }
+        })
     }
 
     pub fn summary(&self) -> &InputSummary {
@@ -226,40 +193,16 @@ impl FileSource {
         std::mem::take(&mut self.state.secrets)
     }
 
-    /// The input's bytes, when they are all in memory.
-    pub fn whole(&self) -> Option<&WholeInput> {
-        match &self.reader {
-            Reader::Whole { bytes, .. } => Some(bytes),
-            Reader::Stream { .. } => None,
-        }
-    }
-
-    /// The bytes of a packet this source put `at` a place in its input.
-    pub fn bytes(&self, (start, end): (usize, usize)) -> &[u8] {
-        match &self.reader {
-            Reader::Whole { bytes, .. } => (**bytes).as_ref().get(start..end).unwrap_or_default(),
-            Reader::Stream { .. } => &[],
-        }
+    /// The chunk the last packet read lies in.
+    pub fn chunk(&self) -> &Chunk {
+        &self.chunk
     }
 
     /// Reads the next packet into `out`. Returns false at the end of the input (including an
     /// end forced by damage, which is then recorded as a warning in the summary).
     pub fn next_packet(&mut self, out: &mut OwnedPacket) -> bool {
         while !self.done {
-            let step = match &mut self.reader {
-                Reader::Stream { reader, capacity } => {
-                    stream_step(reader, capacity, self.max_block, &mut self.state, out)
-                }
-                Reader::Whole { bytes, pos, frame } => whole_step(
-                    (**bytes).as_ref(),
-                    pos,
-                    *frame,
-                    self.max_block,
-                    &mut self.state,
-                    out,
-                ),
-            };
-            match step {
+            match self.step(out) {
                 Step::Packet => {
                     self.state.summary.packets += 1;
                     return true;
@@ -270,6 +213,87 @@ impl FileSource {
             }
         }
         false
+    }
+
+    fn step(&mut self, out: &mut OwnedPacket) -> Step {
+        let chunk: &[u8] = &self.chunk;
+        let data = chunk.get(self.pos..).unwrap_or_default();
+        if data.is_empty() && self.eof {
+            return Step::End;
+        }
+        if let Some(what) = self.state.bad_block_length(data) {
+            return Step::Damage(what.into());
+        }
+        let parsed = match self.frame {
+            Some(_) if self.state.summary.bytes == 0 => pcap_parser::pcap::parse_pcap_header(data)
+                .map(|(r, h)| (r, PcapBlockOwned::from(h))),
+            Some(f) => f(data).map(|(r, b)| (r, PcapBlockOwned::from(b))),
+            None if self.state.big_endian => pcap_parser::pcapng::parse_block_be(data)
+                .map(|(r, b)| (r, PcapBlockOwned::from(b))),
+            None => pcap_parser::pcapng::parse_block_le(data)
+                .map(|(r, b)| (r, PcapBlockOwned::from(b))),
+        };
+        match parsed {
+            Ok((rest, block)) => {
+                let len = data.len() - rest.len();
+                if len > self.max_block {
+                    return too_large(self.max_block);
+                }
+                let produced = self.state.take_block(block, chunk, out);
+                self.pos += len;
+                self.state.summary.bytes += len as u64;
+                if produced {
+                    Step::Packet
+                } else {
+                    Step::Other
+                }
+            }
+            Err(pcap_parser::nom::Err::Incomplete(needed)) => {
+                let wanted = match needed {
+                    pcap_parser::nom::Needed::Size(n) => data.len().saturating_add(n.get()),
+                    pcap_parser::nom::Needed::Unknown => data.len() + 1,
+                };
+                if wanted > self.max_block {
+                    return too_large(self.max_block);
+                }
+                if self.eof {
+                    return Step::Damage("file cut short inside a block".into());
+                }
+                match self.next_chunk(wanted) {
+                    Ok(()) => Step::Other,
+                    Err(_) => Step::Damage("read error".into()),
+                }
+            }
+            Err(_) => Step::Damage("corrupt block".into()),
+        }
+    }
+
+    /// Moves the unparsed tail to a fresh (or recycled) chunk and reads on, so that the next
+    /// block, `wanted` bytes at least, has a chance to be whole.
+    fn next_chunk(&mut self, wanted: usize) -> std::io::Result<()> {
+        let size = self.chunk_size.max(wanted);
+        let reusable = self.spare.iter().position(|c| Arc::strong_count(c) == 1);
+        let mut next = match reusable.map(|i| self.spare.swap_remove(i)) {
+            Some(mut c) => {
+                if let Some(v) = Arc::get_mut(&mut c) {
+                    v.clear();
+                }
+                c
+            }
+            None => Arc::new(Vec::with_capacity(size)),
+        };
+        let Some(buf) = Arc::get_mut(&mut next) else {
+            return Err(std::io::Error::other("chunk still shared"));
+        };
+        buf.extend_from_slice(self.chunk.get(self.pos..).unwrap_or_default());
+        self.eof = fill(&mut self.input, buf, size)?;
+        let old = std::mem::replace(&mut self.chunk, next);
+        self.pos = 0;
+        // Chunks that others still hold (packets handed to workers) wait here until they are
+        // free again; the number in flight is bounded by the workers' queues.
+        self.spare.push(old);
+        self.spare.truncate(SPARE_CHUNKS);
+        Ok(())
     }
 
     fn stop(&mut self, what: &str) {
@@ -287,6 +311,25 @@ impl FileSource {
     }
 }
 
+/// Bytes read before the format is told (what pcap-parser's `create_reader` reads first).
+const FIRST_READ: usize = 256 << 10;
+
+/// Chunks kept for reuse; beyond them, a chunk still held elsewhere is left to its holders.
+const SPARE_CHUNKS: usize = 16;
+
+/// Reads into `buf` until it holds `size` bytes or the input ends; true at the end.
+/// (`read_to_end` fills the spare capacity without zeroing it first.)
+fn fill(input: &mut Box<dyn Read + Send>, buf: &mut Vec<u8>, size: usize) -> std::io::Result<bool> {
+    let want = size.saturating_sub(buf.len());
+    buf.reserve(want);
+    let got = input.by_ref().take(want as u64).read_to_end(buf)?;
+    Ok(got < want)
+}
+
+fn too_large(max_block: usize) -> Step {
+    Step::Damage(format!("block larger than the {max_block} byte limit"))
+}
+
 /// What reading one block gave.
 enum Step {
     Packet,
@@ -294,136 +337,6 @@ enum Step {
     Other,
     End,
     Damage(String),
-}
-
-fn too_large(max_block: usize) -> Step {
-    Step::Damage(format!("block larger than the {max_block} byte limit"))
-}
-
-fn stream_step(
-    reader: &mut Box<dyn PcapReaderIterator + Send>,
-    capacity: &mut usize,
-    max_block: usize,
-    state: &mut State,
-    out: &mut OwnedPacket,
-) -> Step {
-    if let Some(what) = state.bad_block_length(reader.data()) {
-        return Step::Damage(what.into());
-    }
-    match reader.next() {
-        Ok((len, block)) => {
-            let produced = state.take_block(block, None, out);
-            reader.consume(len);
-            state.summary.bytes += len as u64;
-            if produced {
-                Step::Packet
-            } else {
-                Step::Other
-            }
-        }
-        Err(PcapError::Eof) => Step::End,
-        Err(PcapError::Incomplete(_)) => match reader.refill() {
-            Ok(()) => Step::Other,
-            Err(_) => Step::Damage("read error".into()),
-        },
-        Err(PcapError::BufferTooSmall) => {
-            let wanted = capacity.saturating_mul(2);
-            if wanted <= max_block && reader.grow(wanted) {
-                *capacity = wanted;
-                Step::Other
-            } else {
-                too_large(max_block)
-            }
-        }
-        Err(PcapError::UnexpectedEof) => Step::Damage(CUT_SHORT.into()),
-        Err(_) => Step::Damage("corrupt block".into()),
-    }
-}
-
-const CUT_SHORT: &str = "file cut short inside a block";
-
-fn whole_step(
-    all: &[u8],
-    pos: &mut usize,
-    frame: Option<FrameParser>,
-    max_block: usize,
-    state: &mut State,
-    out: &mut OwnedPacket,
-) -> Step {
-    let data = all.get(*pos..).unwrap_or_default();
-    if data.is_empty() {
-        return Step::End;
-    }
-    if let Some(what) = state.bad_block_length(data) {
-        return Step::Damage(what.into());
-    }
-    let parsed = match frame {
-        Some(_) if *pos == 0 => {
-            pcap_parser::pcap::parse_pcap_header(data).map(|(r, h)| (r, PcapBlockOwned::from(h)))
-        }
-        Some(f) => f(data).map(|(r, b)| (r, PcapBlockOwned::from(b))),
-        None if state.big_endian => {
-            pcap_parser::pcapng::parse_block_be(data).map(|(r, b)| (r, PcapBlockOwned::from(b)))
-        }
-        None => {
-            pcap_parser::pcapng::parse_block_le(data).map(|(r, b)| (r, PcapBlockOwned::from(b)))
-        }
-    };
-    match parsed {
-        Ok((rest, block)) => {
-            let len = data.len() - rest.len();
-            // The stream reader's buffer cannot grow past `max_block`: the same bound here.
-            if len > max_block {
-                return too_large(max_block);
-            }
-            let produced = state.take_block(block, Some(all), out);
-            touch_ahead(all, *pos + READ_AHEAD, len, &mut state.touched);
-            *pos += len;
-            state.summary.bytes += len as u64;
-            if produced {
-                Step::Packet
-            } else {
-                Step::Other
-            }
-        }
-        Err(pcap_parser::nom::Err::Incomplete(_)) => Step::Damage(CUT_SHORT.into()),
-        Err(_) => Step::Damage("corrupt block".into()),
-    }
-}
-
-/// How far ahead of the block being parsed the bytes of a whole input are touched.
-const READ_AHEAD: usize = 32 << 10;
-
-/// Reads one byte per cache line of `all[from..from + len]`, so that the memory behind is
-/// being loaded while the blocks before it are parsed: the parsers then find every block
-/// header in cache, instead of waiting for memory once per packet (a map's pages come
-/// from the page cache, far from the CPU). Safe code has no prefetch instruction; loads
-/// whose results are only summed do the same, as the CPU does not wait for them.
-fn touch_ahead(all: &[u8], from: usize, len: usize, sum: &mut u8) {
-    let end = from.saturating_add(len).min(all.len());
-    if let Some(ahead) = all.get(from..end) {
-        for b in ahead.iter().step_by(64) {
-            *sum = sum.wrapping_add(*b);
-        }
-    }
-}
-
-/// A read-only map of a regular, non-empty file; `None` when it cannot be mapped (then the
-/// file is read as a stream).
-#[allow(unsafe_code)]
-fn map(file: &std::fs::File) -> Option<memmap2::Mmap> {
-    let meta = file.metadata().ok()?;
-    if !meta.is_file() || meta.len() == 0 {
-        return None;
-    }
-    // SAFETY: the map is only ever read, as plain bytes that every parser treats as hostile
-    // input. Another process changing the file meanwhile changes what is read (harmless
-    // here); truncating it raises SIGBUS, the known cost of reading files through maps
-    // (see the module documentation).
-    let map = unsafe { memmap2::MmapOptions::new().map(file) }.ok()?;
-    // Read front to back, once: let the kernel read ahead and drop pages behind.
-    let _ = map.advise(memmap2::Advice::Sequential);
-    Some(map)
 }
 
 impl State {
@@ -448,14 +361,8 @@ impl State {
         (len < 12 || len % 4 != 0).then_some("block length below 12 or not a multiple of 4")
     }
 
-    /// Applies one block; returns true when it was a packet, put in `out`: where it lies in
-    /// `whole`, the input's bytes when they are all in memory, else copied.
-    fn take_block(
-        &mut self,
-        block: PcapBlockOwned<'_>,
-        whole: Option<&[u8]>,
-        out: &mut OwnedPacket,
-    ) -> bool {
+    /// Applies one block, read from `chunk`; returns true when it was a packet, put in `out`.
+    fn take_block(&mut self, block: PcapBlockOwned<'_>, chunk: &[u8], out: &mut OwnedPacket) -> bool {
         match block {
             PcapBlockOwned::LegacyHeader(hdr) => {
                 self.summary.format = "pcap";
@@ -480,16 +387,16 @@ impl State {
                     u64::from(rec.ts_usec),
                     iface.units,
                 );
-                self.emit(iface.link, ts, rec.data, rec.origlen, (whole, out))
+                self.emit(iface.link, ts, rec.data, rec.origlen, (chunk, out))
             }
-            PcapBlockOwned::NG(block) => self.take_ng_block(block, whole, out),
+            PcapBlockOwned::NG(block) => self.take_ng_block(block, chunk, out),
         }
     }
 
     fn take_ng_block(
         &mut self,
         block: Block<'_>,
-        whole: Option<&[u8]>,
+        chunk: &[u8],
         out: &mut OwnedPacket,
     ) -> bool {
         match block {
@@ -525,7 +432,7 @@ impl State {
                 let ts = Timestamp::from_parts(secs, raw % units, units);
                 let caplen = (epb.caplen as usize).min(epb.data.len());
                 let data = epb.data.get(..caplen).unwrap_or(epb.data);
-                self.emit(iface.link, ts, data, epb.origlen, (whole, out))
+                self.emit(iface.link, ts, data, epb.origlen, (chunk, out))
             }
             Block::SimplePacket(spb) => {
                 // No timestamp in an SPB (pcapng §4.4): keep the previous packet's time.
@@ -535,7 +442,7 @@ impl State {
                 };
                 let caplen = (spb.origlen as usize).min(spb.data.len());
                 let data = spb.data.get(..caplen).unwrap_or(spb.data);
-                self.emit(iface.link, self.last_ts, data, spb.origlen, (whole, out))
+                self.emit(iface.link, self.last_ts, data, spb.origlen, (chunk, out))
             }
             Block::DecryptionSecrets(dsb) => {
                 let len = (dsb.secrets_len as usize).min(dsb.data.len());
@@ -555,7 +462,7 @@ impl State {
         ts: Timestamp,
         data: &[u8],
         orig_len: u32,
-        (whole, out): (Option<&[u8]>, &mut OwnedPacket),
+        (chunk, out): (&[u8], &mut OwnedPacket),
     ) -> bool {
         self.last_ts = ts;
         if !self.summary.link_types.contains(&link) {
@@ -563,11 +470,8 @@ impl State {
         }
         out.ts = ts;
         out.link = Some(link);
-        out.data.clear();
-        out.at = whole.and_then(|w| super::place(w, data));
-        if out.at.is_none() {
-            out.data.extend_from_slice(data);
-        }
+        // `data` is a slice of `chunk` by construction (the parsers borrow their input).
+        out.at = super::place(chunk, data).unwrap_or_default();
         // A writer that records an original length below the captured one is wrong; trust the
         // bytes we have.
         out.orig_len = orig_len.max(u32::try_from(data.len()).unwrap_or(u32::MAX));
@@ -598,13 +502,26 @@ fn units_per_second(tsresol: u8) -> Option<u64> {
 mod tests {
     use super::*;
 
-    fn read_all(bytes: Vec<u8>) -> (Vec<OwnedPacket>, FileSource) {
+    /// A packet as read, with its bytes.
+    struct Pkt {
+        ts: Timestamp,
+        link: Option<LinkType>,
+        data: Vec<u8>,
+        orig_len: u32,
+    }
+
+    fn read_all(bytes: Vec<u8>) -> (Vec<Pkt>, FileSource) {
         let mut src =
             FileSource::from_reader("t".into(), std::io::Cursor::new(bytes), 1 << 20).unwrap();
         let mut out = Vec::new();
         let mut p = OwnedPacket::default();
         while src.next_packet(&mut p) {
-            out.push(p.clone());
+            out.push(Pkt {
+                ts: p.ts,
+                link: p.link,
+                data: src.chunk()[p.at.0..p.at.1].to_vec(),
+                orig_len: p.orig_len,
+            });
         }
         (out, src)
     }
@@ -644,6 +561,55 @@ mod tests {
             b.push(0);
         }
         block(6, &b)
+    }
+
+    /// Blocks cut by a chunk's end anywhere read the same as whole ones, in pcap and pcapng.
+    #[test]
+    fn chunk_boundaries_anywhere() {
+        let mut pcap = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        pcap.extend_from_slice(&[0xff, 0xff, 0, 0, 1, 0, 0, 0]);
+        let mut ng = shb();
+        ng.extend(idb(1, &[]));
+        for i in 0..1500u32 {
+            let data: Vec<u8> = (0..(i % 1500) + 1).map(|b| (b ^ i) as u8).collect();
+            for (f, rec) in [
+                (&mut pcap, {
+                    let mut r = i.to_le_bytes().to_vec();
+                    r.extend_from_slice(&0u32.to_le_bytes());
+                    r.extend_from_slice(&(data.len() as u32).to_le_bytes());
+                    r.extend_from_slice(&(data.len() as u32).to_le_bytes());
+                    r.extend_from_slice(&data);
+                    r
+                }),
+                (&mut ng, epb(0, u64::from(i), &data)),
+            ] {
+                f.extend(rec);
+            }
+        }
+        for file in [pcap, ng] {
+            assert!(file.len() > 2 * FIRST_READ);
+            let read = |chunk: usize| {
+                let mut src = FileSource::with_chunks(
+                    "t".into(),
+                    std::io::Cursor::new(file.clone()),
+                    1 << 20,
+                    chunk,
+                )
+                .unwrap();
+                let mut p = OwnedPacket::default();
+                let mut out = Vec::new();
+                while src.next_packet(&mut p) {
+                    out.push((p.ts, src.chunk()[p.at.0..p.at.1].to_vec()));
+                }
+                assert!(src.summary().warnings.is_empty(), "{:?}", src.summary());
+                out
+            };
+            let whole = read(file.len());
+            assert_eq!(whole.len(), 1500);
+            for chunk in [1, 7, 64, 1499, 4096, 65536] {
+                assert!(read(chunk) == whole, "chunk {chunk}");
+            }
+        }
     }
 
     #[test]

@@ -104,10 +104,7 @@ impl Capture {
             },
             ts: pkt.ts,
             link: pkt.link?,
-            data: match pkt.at {
-                Some(at) => self.sources.get(input)?.bytes(at),
-                None => &pkt.data,
-            },
+            data: self.sources.get(input)?.chunk().get(pkt.at.0..pkt.at.1)?,
             orig_len: pkt.orig_len,
         })
     }
@@ -127,9 +124,10 @@ impl Capture {
         std::mem::take(&mut self.secrets)
     }
 
-    /// Each input's bytes, when they are all in memory (see [`FileSource::from_bytes`]).
-    pub fn whole_inputs(&self) -> Vec<Option<super::file::WholeInput>> {
-        self.sources.iter().map(|s| s.whole().cloned()).collect()
+    /// The chunk of its input the current packet lies in (see [`FileSource::chunk`]).
+    pub fn current_chunk(&self) -> Option<&super::file::Chunk> {
+        let (_, input) = self.current?;
+        self.sources.get(input).map(FileSource::chunk)
     }
 
     /// Bytes consumed so far over all inputs (for progress reporting).

@@ -17,7 +17,7 @@ mod merge;
 pub mod partition;
 pub mod write;
 
-pub use file::{FileSource, InputName, WholeInput};
+pub use file::{Chunk, FileSource, InputName};
 pub use merge::Capture;
 
 use crate::Timestamp;

@@ -11,15 +11,16 @@
 //! each packet is decoded once, with the one decoder a single thread would use (its counts,
 //! anomalies, IP reassembly and tunnels are the same), and a worker sees its connections'
 //! segments in capture order, which is all a connection's analysis depends on. A segment is
-//! handed over as its header fields and where its payload lies in the input's bytes (a map
-//! of the file): payloads are not copied, except those the decoder rebuilt (IP fragments,
-//! inner packets of some tunnels), which travel in the batch. Connections are numbered by
-//! their first packet when the workers' ledgers are assembled ([`Report::assemble`]).
+//! handed over as its header fields and where its payload lies in the chunk of input it was
+//! read into (chunks are shared, [`crate::capture::Chunk`]): payloads are not copied, except
+//! those the decoder rebuilt (IP fragments, inner packets of some tunnels), which travel in
+//! the batch. Connections are numbered by their first packet when the workers' ledgers are
+//! assembled ([`crate::analysis::Report::assemble`]).
 
 use super::RunStats;
-use crate::analysis::{Ledger, LedgerPart, Report};
+use crate::analysis::{Ledger, LedgerPart, Partial};
 use crate::anomaly::AnomalyCounts;
-use crate::capture::{place, Capture, DecryptionSecret, Origin, WholeInput};
+use crate::capture::{place, Capture, Chunk, DecryptionSecret, Origin};
 use crate::flow::{EventMeta, FlowTable};
 use crate::proto::tls::keylog::KeyLog;
 use crate::wire::tunnel::{Tunnel, BARE};
@@ -53,9 +54,9 @@ struct Handed {
 
 #[derive(Clone, Copy)]
 enum Payload {
-    /// `start..end` of input `input`'s bytes.
-    Input {
-        input: usize,
+    /// `start..end` of the batch's chunk number `chunk`.
+    Chunk {
+        chunk: usize,
         start: usize,
         end: usize,
     },
@@ -66,6 +67,8 @@ enum Payload {
 #[derive(Default)]
 struct Batch {
     segments: Vec<Handed>,
+    /// The chunks the segments' payloads lie in (a batch spans one or two, usually).
+    chunks: Vec<Chunk>,
     bytes: Vec<u8>,
     tunnels: Vec<Tunnel>,
 }
@@ -73,8 +76,20 @@ struct Batch {
 impl Batch {
     fn clear(&mut self) {
         self.segments.clear();
+        self.chunks.clear();
         self.bytes.clear();
         self.tunnels.clear();
+    }
+
+    /// The number of `chunk` in this batch.
+    fn chunk(&mut self, chunk: &Chunk) -> usize {
+        match self.chunks.iter().rposition(|c| Chunk::ptr_eq(c, chunk)) {
+            Some(i) => i,
+            None => {
+                self.chunks.push(Chunk::clone(chunk));
+                self.chunks.len() - 1
+            }
+        }
     }
 }
 
@@ -101,9 +116,8 @@ pub(super) fn analyze(
     keylog: &KeyLog,
     workers: usize,
     progress: &mut dyn FnMut(u64),
-) -> Report {
+) -> Partial {
     let workers = workers.max(1);
-    let inputs = capture.whole_inputs();
     let mut table_limits = limits.clone();
     table_limits.max_connections = limits.max_connections.div_ceil(workers);
     table_limits.max_ooo_bytes_total = limits.max_ooo_bytes_total.div_ceil(workers);
@@ -113,11 +127,11 @@ pub(super) fn analyze(
         for _ in 0..workers {
             let (to_worker, from_reader) = mpsc::sync_channel::<Message>(IN_FLIGHT);
             let (to_reader, returned) = mpsc::channel::<Batch>();
-            let (inputs, table_limits) = (&inputs, &table_limits);
+            let table_limits = &table_limits;
             let worker = std::thread::Builder::new()
                 .name(format!("misdirect-worker-{}", handles.len()))
                 .spawn_scoped(s, move || {
-                    work(from_reader, to_reader, inputs, table_limits, limits, keylog)
+                    work(from_reader, to_reader, table_limits, limits, keylog)
                 })
                 // What `std::thread::spawn` does when the system has no thread left for us.
                 .unwrap_or_else(|e| panic!("cannot start a worker thread: {e}"));
@@ -137,7 +151,7 @@ pub(super) fn analyze(
                 packet: 0,
             },
         };
-        reader.read(&mut capture, &inputs, progress);
+        reader.read(&mut capture, progress);
         let Reader {
             mut decoder,
             lanes,
@@ -167,7 +181,11 @@ pub(super) fn analyze(
             run.anomalies.merge(&o.anomalies);
             parts.push(o.part);
         }
-        Report::assemble(capture.summaries(), parts, run)
+        Partial {
+            inputs: capture.summaries(),
+            parts,
+            run,
+        }
     })
 }
 
@@ -199,12 +217,7 @@ struct Reader {
 }
 
 impl Reader {
-    fn read(
-        &mut self,
-        capture: &mut Capture,
-        inputs: &[Option<WholeInput>],
-        progress: &mut dyn FnMut(u64),
-    ) {
+    fn read(&mut self, capture: &mut Capture, progress: &mut dyn FnMut(u64)) {
         let count = self.lanes.len() as u64;
         while capture.advance() {
             let secrets = capture.take_secrets();
@@ -225,10 +238,9 @@ impl Reader {
             if pkt.index % 16_384 == 0 {
                 progress(capture.bytes_read());
             }
-            let input = inputs
-                .get(pkt.origin.input as usize)
-                .and_then(Option::as_ref)
-                .map(|w| (pkt.origin.input as usize, (**w).as_ref()));
+            let Some(chunk) = capture.current_chunk() else {
+                continue;
+            };
             let Some(d) = self.decoder.decode(&pkt) else {
                 continue;
             };
@@ -240,8 +252,12 @@ impl Reader {
                 continue;
             };
             let b = &mut lane.batch;
-            let payload = match input.and_then(|(i, all)| place(all, seg.payload).map(|p| (i, p))) {
-                Some((input, (start, end))) => Payload::Input { input, start, end },
+            let payload = match place(chunk, seg.payload) {
+                Some((start, end)) => Payload::Chunk {
+                    chunk: b.chunk(chunk),
+                    start,
+                    end,
+                },
                 None => {
                     let start = b.bytes.len();
                     b.bytes.extend_from_slice(seg.payload);
@@ -285,7 +301,6 @@ impl Reader {
 fn work(
     from_reader: mpsc::Receiver<Message>,
     to_reader: mpsc::Sender<Batch>,
-    inputs: &[Option<WholeInput>],
     table_limits: &Limits,
     limits: &Limits,
     keylog: &KeyLog,
@@ -297,10 +312,9 @@ fn work(
             Message::Batch(mut batch) => {
                 for h in &batch.segments {
                     let payload = match h.payload {
-                        Payload::Input { input, start, end } => inputs
-                            .get(input)
-                            .and_then(Option::as_ref)
-                            .and_then(|w| (**w).as_ref().get(start..end)),
+                        Payload::Chunk { chunk, start, end } => {
+                            batch.chunks.get(chunk).and_then(|c| c.get(start..end))
+                        }
                         Payload::Batch { start, end } => batch.bytes.get(start..end),
                     }
                     .unwrap_or_default();

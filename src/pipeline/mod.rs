@@ -12,7 +12,7 @@
 
 mod handoff;
 
-use crate::analysis::{Ledger, Report};
+use crate::analysis::{Ledger, Partial, Report};
 use crate::anomaly::AnomalyCounts;
 use crate::capture::{Capture, CaptureError, InputName, RawPacket};
 use crate::flow::{EventMeta, FlowTable, StreamSink};
@@ -114,14 +114,28 @@ pub fn run(
 /// Runs a whole capture through the standard pipeline, on this thread, and returns its
 /// report.
 pub fn analyze(
-    mut capture: Capture,
+    capture: Capture,
     limits: &Limits,
     keylog: KeyLog,
     progress: &mut dyn FnMut(u64),
 ) -> Report {
+    Report::assemble(analyze_one(capture, limits, keylog, progress), 1)
+}
+
+/// [`analyze`], stopping short of numbering and diagnosing.
+fn analyze_one(
+    mut capture: Capture,
+    limits: &Limits,
+    keylog: KeyLog,
+    progress: &mut dyn FnMut(u64),
+) -> Partial {
     let mut ledger = Ledger::new(keylog, limits);
-    let stats = run(&mut capture, limits, &mut ledger, progress);
-    ledger.into_report(capture.summaries(), stats)
+    let run = run(&mut capture, limits, &mut ledger, progress);
+    Partial {
+        inputs: capture.summaries(),
+        parts: vec![ledger.into_part()],
+        run,
+    }
 }
 
 /// Analyses one capture (its inputs merged by time) with `threads` workers. `progress` is
@@ -134,19 +148,18 @@ pub fn analyze_inputs(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Report, CaptureError> {
     let capture = Capture::open(inputs, limits)?;
-    // Workers take packets out of the inputs' bytes: inputs read as streams (standard
-    // input) are read by one thread.
-    let whole = capture.whole_inputs().iter().all(Option::is_some);
-    Ok(if threads > 1 && whole {
+    let partial = if threads > 1 {
         handoff::analyze(capture, limits, keylog, threads, progress)
     } else {
-        analyze(capture, limits, keylog.clone(), progress)
-    })
+        analyze_one(capture, limits, keylog.clone(), progress)
+    };
+    Ok(Report::assemble(partial, 1))
 }
 
 /// Analyses each partition on its own, up to `threads` at a time (each on one thread;
-/// a single partition gets them all), and merges the reports in partition order. A
-/// partition that cannot be read is left out and its error returned beside the report.
+/// a single partition gets them all), and merges the reports in partition order, connection
+/// ids following each other. A partition that cannot be read is left out and its error
+/// returned beside the report.
 pub fn analyze_partitions(
     partitions: &[Vec<InputName>],
     limits: &Limits,
@@ -171,7 +184,7 @@ pub fn analyze_partitions(
         progress,
         |inputs, slot| {
             let outcome = Capture::open(inputs, limits).map(|capture| {
-                analyze(capture, limits, keylog.clone(), &mut |b| {
+                analyze_one(capture, limits, keylog.clone(), &mut |b| {
                     if let Some(s) = slots.get(slot) {
                         s.store(b, Ordering::Relaxed);
                     }
@@ -188,9 +201,14 @@ pub fn analyze_partitions(
     );
     let mut reports = Vec::new();
     let mut errors = Vec::new();
+    let mut next_id = 1;
     for o in outcomes {
         match o {
-            Ok(r) => reports.push(r),
+            Ok(partial) => {
+                let count = partial.connections();
+                reports.push(Report::assemble(partial, next_id));
+                next_id += count;
+            }
             Err(e) => errors.push(e),
         }
     }
