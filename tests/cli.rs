@@ -344,10 +344,21 @@ fn merged_partitions_explain_with_their_final_ids() {
     std::fs::create_dir_all(&dir).unwrap();
     let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/chromium-coalesce-421");
     for copy in ["a", "b"] {
-        std::fs::copy(format!("{sample}.pcapng"), dir.join(format!("{copy}.pcapng"))).unwrap();
+        std::fs::copy(
+            format!("{sample}.pcapng"),
+            dir.join(format!("{copy}.pcapng")),
+        )
+        .unwrap();
     }
     let keys = format!("{sample}.keys");
-    let out = run(&["analyze", dir.to_str().unwrap(), "-f", "json", "--keylog", &keys]);
+    let out = run(&[
+        "analyze",
+        dir.to_str().unwrap(),
+        "-f",
+        "json",
+        "--keylog",
+        &keys,
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let findings = v["findings"].as_array().unwrap();

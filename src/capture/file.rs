@@ -80,7 +80,9 @@ struct State {
 pub type Chunk = Arc<Vec<u8>>;
 
 type FrameParser =
-    fn(&[u8]) -> pcap_parser::nom::IResult<&[u8], pcap_parser::LegacyPcapBlock<'_>, PcapError<&[u8]>>;
+    fn(
+        &[u8],
+    ) -> pcap_parser::nom::IResult<&[u8], pcap_parser::LegacyPcapBlock<'_>, PcapError<&[u8]>>;
 
 /// Bytes read per chunk. Blocks are parsed where they lie in a chunk and packets point into
 /// it, so a chunk is never copied, only its unparsed tail when the next one is read.
@@ -138,10 +140,11 @@ impl FileSource {
         let mut input: Box<dyn Read + Send> = Box::new(reader);
         let first_size = chunk_size.max(FIRST_READ);
         let mut first = Vec::with_capacity(first_size);
-        let eof = fill(&mut input, &mut first, first_size).map_err(|source| CaptureError::Read {
-            name: name.clone(),
-            source,
-        })?;
+        let eof =
+            fill(&mut input, &mut first, first_size).map_err(|source| CaptureError::Read {
+                name: name.clone(),
+                source,
+            })?;
         if first.is_empty() {
             return Err(CaptureError::Empty { name });
         }
@@ -228,10 +231,12 @@ impl FileSource {
             Some(_) if self.state.summary.bytes == 0 => pcap_parser::pcap::parse_pcap_header(data)
                 .map(|(r, h)| (r, PcapBlockOwned::from(h))),
             Some(f) => f(data).map(|(r, b)| (r, PcapBlockOwned::from(b))),
-            None if self.state.big_endian => pcap_parser::pcapng::parse_block_be(data)
-                .map(|(r, b)| (r, PcapBlockOwned::from(b))),
-            None => pcap_parser::pcapng::parse_block_le(data)
-                .map(|(r, b)| (r, PcapBlockOwned::from(b))),
+            None if self.state.big_endian => {
+                pcap_parser::pcapng::parse_block_be(data).map(|(r, b)| (r, PcapBlockOwned::from(b)))
+            }
+            None => {
+                pcap_parser::pcapng::parse_block_le(data).map(|(r, b)| (r, PcapBlockOwned::from(b)))
+            }
         };
         match parsed {
             Ok((rest, block)) => {
@@ -362,7 +367,12 @@ impl State {
     }
 
     /// Applies one block, read from `chunk`; returns true when it was a packet, put in `out`.
-    fn take_block(&mut self, block: PcapBlockOwned<'_>, chunk: &[u8], out: &mut OwnedPacket) -> bool {
+    fn take_block(
+        &mut self,
+        block: PcapBlockOwned<'_>,
+        chunk: &[u8],
+        out: &mut OwnedPacket,
+    ) -> bool {
         match block {
             PcapBlockOwned::LegacyHeader(hdr) => {
                 self.summary.format = "pcap";
@@ -393,12 +403,7 @@ impl State {
         }
     }
 
-    fn take_ng_block(
-        &mut self,
-        block: Block<'_>,
-        chunk: &[u8],
-        out: &mut OwnedPacket,
-    ) -> bool {
+    fn take_ng_block(&mut self, block: Block<'_>, chunk: &[u8], out: &mut OwnedPacket) -> bool {
         match block {
             Block::SectionHeader(shb) => {
                 self.summary.format = "pcapng";
