@@ -6,6 +6,11 @@
 //! [`MAX_RECORD_LEN`]; a header claiming more, or an impossible content type or version,
 //! makes the stream unparseable: TLS has no markers to resynchronise on, so the reader stops
 //! for good and says why.
+//!
+//! Once told that application data cannot be decrypted ([`RecordReader::skip_application_data`]),
+//! the reader hands such records out as soon as their header is read, with an empty
+//! fragment, and passes over their bytes without keeping them: no copy, and no record-sized
+//! buffer per connection while a record is on its way.
 
 /// Largest fragment a legal record can carry: 2^14 bytes of plaintext plus up to 2048 bytes of
 /// TLS 1.2 expansion (RFC 5246 §6.2.3; TLS 1.3 allows only 256, RFC 8446 §5.2).
@@ -40,7 +45,10 @@ impl RecordError {
 pub struct Record<'a> {
     pub content_type: u8,
     pub version: u16,
+    /// Empty for a record passed over (see [`RecordReader::skip_application_data`]).
     pub fragment: &'a [u8],
+    /// The fragment's length as the header declares it.
+    pub length: usize,
 }
 
 /// Whether five bytes look like a TLS record header (content type 20-24, version 3.0-3.4,
@@ -60,6 +68,9 @@ pub fn is_record_header(h: &[u8]) -> bool {
 pub struct RecordReader {
     buf: Vec<u8>,
     failed: Option<RecordError>,
+    skip_application_data: bool,
+    /// Bytes of a passed-over record still to come.
+    skipping: usize,
 }
 
 impl RecordReader {
@@ -68,9 +79,18 @@ impl RecordReader {
         self.failed
     }
 
-    /// Bytes of an incomplete record held.
+    /// Bytes of an incomplete record held or still to pass over.
     pub fn pending(&self) -> usize {
-        self.buf.len()
+        self.buf.len() + self.skipping
+    }
+
+    /// From now on, application-data records are handed out with their header only.
+    pub fn skip_application_data(&mut self) {
+        self.skip_application_data = true;
+    }
+
+    fn skips(&self, header: &[u8]) -> bool {
+        self.skip_application_data && header.first() == Some(&APPLICATION_DATA)
     }
 
     /// Stops reading for good (e.g. after a gap, record boundaries are unknown).
@@ -88,6 +108,11 @@ impl RecordReader {
         if let Some(e) = self.failed {
             return Err(e);
         }
+        if self.skipping > 0 {
+            let n = self.skipping.min(data.len());
+            self.skipping -= n;
+            data = data.get(n..).unwrap_or_default();
+        }
         // Finish a record begun in an earlier piece.
         if !self.buf.is_empty() {
             let need = match record_len(&self.buf) {
@@ -104,6 +129,14 @@ impl RecordReader {
                 }
             };
             self.check_header()?;
+            if self.skips(&self.buf) {
+                let rest = need.saturating_sub(self.buf.len());
+                let n = rest.min(data.len());
+                self.skipping = rest - n;
+                data = data.get(n..).unwrap_or_default();
+                emit_header(&std::mem::take(&mut self.buf), need, on_record);
+                return self.feed(data, on_record);
+            }
             let take = need.saturating_sub(self.buf.len()).min(data.len());
             let (head, rest) = data.split_at(take);
             self.buf.extend_from_slice(head);
@@ -123,6 +156,11 @@ impl RecordReader {
                 return Err(e);
             }
             if data.len() < total {
+                if self.skips(data) {
+                    self.skipping = total - data.len();
+                    emit_header(data, total, on_record);
+                    return Ok(());
+                }
                 break;
             }
             let (rec, rest) = data.split_at(total);
@@ -178,6 +216,19 @@ fn emit(rec: &[u8], on_record: &mut dyn FnMut(Record<'_>)) {
             content_type: *t,
             version: u16::from_be_bytes([*v0, *v1]),
             fragment,
+            length: fragment.len(),
+        });
+    }
+}
+
+/// A passed-over record of `total` bytes (header included), from its header.
+fn emit_header(header: &[u8], total: usize, on_record: &mut dyn FnMut(Record<'_>)) {
+    if let [t, v0, v1, ..] = header {
+        on_record(Record {
+            content_type: *t,
+            version: u16::from_be_bytes([*v0, *v1]),
+            fragment: &[],
+            length: total.saturating_sub(5),
         });
     }
 }
@@ -218,6 +269,33 @@ mod tests {
                     vec![(22, vec![1, 2, 3]), (23, vec![]), (21, vec![9, 9])],
                     "cuts {cut1} {cut2}"
                 );
+            }
+        }
+    }
+
+    /// Passed over, application data keeps its place and length, cut anywhere, and other
+    /// records still come whole.
+    #[test]
+    fn skipped_application_data_cut_anywhere() {
+        let stream: Vec<u8> = [
+            &[23, 3, 3, 0, 4, 1, 2, 3, 4][..],
+            &[21, 3, 3, 0, 2, 9, 9],
+            &[23, 3, 3, 0, 3, 5, 6, 7],
+        ]
+        .concat();
+        for cut1 in 0..stream.len() {
+            for cut2 in cut1..stream.len() {
+                let mut r = RecordReader::default();
+                r.skip_application_data();
+                let mut out = Vec::new();
+                for p in [&stream[..cut1], &stream[cut1..cut2], &stream[cut2..]] {
+                    r.feed(p, &mut |rec| out.push((rec.content_type, rec.length)))
+                        .unwrap();
+                    // Of application data, never more than a header's bytes are kept.
+                    assert!(r.buf.len() < 5 || r.buf[0] != 23, "cuts {cut1} {cut2}");
+                }
+                assert_eq!(out, [(23, 4), (21, 2), (23, 3)], "cuts {cut1} {cut2}");
+                assert_eq!(r.pending(), 0);
             }
         }
     }

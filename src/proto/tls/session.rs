@@ -178,6 +178,11 @@ impl TlsSession {
     ) {
         let mut records = std::mem::take(&mut self.dir_mut(dir).records);
         let result = records.feed(data, &mut |rec| self.record(dir, rec, keylog, out));
+        // Nothing more of this direction will be decrypted (and no key is awaited): its
+        // application data need not be kept, only counted.
+        if self.dir_mut(dir).cannot_decrypt && keylog.hold_for_keys() == 0 {
+            records.skip_application_data();
+        }
         self.dir_mut(dir).records = records;
         if let Err(e) = result {
             self.stop(dir, e.reason(), Anomaly::TlsRecordInvalid, out);
@@ -349,7 +354,7 @@ impl TlsSession {
             return;
         }
         if rec.content_type == record::APPLICATION_DATA {
-            self.dir_mut(dir).info.application_bytes += rec.fragment.len() as u64;
+            self.dir_mut(dir).info.application_bytes += rec.length as u64;
         }
         if self.keys_state == KeysState::NoKeys
             && keylog.hold_for_keys() > 0
@@ -540,6 +545,7 @@ impl TlsSession {
                 content_type,
                 version,
                 fragment: &fragment,
+                length: fragment.len(),
             };
             clock.set(at);
             self.record(dir, rec, keylog, out);
@@ -848,6 +854,7 @@ impl TlsSession {
                             content_type: t,
                             version: v,
                             fragment: &fragment,
+                            length: fragment.len(),
                         };
                         self.record(Direction::ClientToServer, rec, keylog, out);
                     }
