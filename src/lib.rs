@@ -35,3 +35,17 @@ pub mod wire;
 pub use anomaly::Anomaly;
 pub use limits::Limits;
 pub use timestamp::Timestamp;
+/// Every open connection pays for these, so their sizes are watched: 100k concurrent
+/// connections are 100k of each (docs/performance.md, "Memory").
+#[cfg(test)]
+mod per_connection_state {
+    use std::mem::size_of;
+
+    #[test]
+    fn stays_small() {
+        assert!(size_of::<crate::flow::Connection>() <= 512);
+        assert!(size_of::<crate::proto::ConnProto>() <= 192);
+        assert!(size_of::<crate::proto::tls::session::TlsSession>() <= 1408);
+        assert!(size_of::<crate::proto::http::HttpConn>() <= 320);
+    }
+}

@@ -223,7 +223,8 @@ impl Contexts {
 /// The table of live connections.
 pub struct FlowTable {
     // Keys are chosen by whoever sends packets: a seeded hash keeps HashDoS away.
-    conns: HashMap<FlowKey, Connection, foldhash::fast::RandomState>,
+    /// Boxed: a table keeps up to twice its entries' room, and a connection is 500 bytes.
+    conns: HashMap<FlowKey, Box<Connection>, foldhash::fast::RandomState>,
     /// Eviction candidates by last-seen time; entries may be stale and are checked on pop.
     idle: BinaryHeap<Reverse<(Timestamp, ConnId, FlowKeyOrd)>>,
     next_id: u64,
@@ -304,7 +305,7 @@ impl FlowTable {
         let known = match key.and_then(|k| self.conns.get(&k).map(|c| (k, c))) {
             Some((k, c)) if c.is_reused_by(pkt.src, seg) => {
                 if let Some(old) = self.conns.remove(&k) {
-                    self.finish_conn(old, Close::Replaced, at, sink);
+                    self.finish_conn(*old, Close::Replaced, at, sink);
                 }
                 false
             }
@@ -320,7 +321,7 @@ impl FlowTable {
             let conn = self.new_conn(pkt, seg, tunnel);
             sink.open(&conn, at);
             self.push_idle(conn.last_ts, conn.id, k);
-            self.conns.insert(k, conn);
+            self.conns.insert(k, Box::new(conn));
             key = Some(k);
         }
         let Some(key) = key else {
@@ -388,11 +389,11 @@ impl FlowTable {
 
     /// Closes every connection still open, in id order, as the capture has ended.
     pub fn finish(&mut self, at: EventMeta, sink: &mut dyn StreamSink) {
-        let mut rest: Vec<Connection> = self.conns.drain().map(|(_, c)| c).collect();
+        let mut rest: Vec<Box<Connection>> = self.conns.drain().map(|(_, c)| c).collect();
         rest.sort_unstable_by_key(|c| c.id);
         self.idle.clear();
         for conn in rest {
-            self.finish_conn(conn, Close::Open, at, sink);
+            self.finish_conn(*conn, Close::Open, at, sink);
         }
     }
 
@@ -450,7 +451,7 @@ impl FlowTable {
             if let Some(conn) = self.conns.remove(&key) {
                 self.anomalies.add(Anomaly::FlowTableLimit);
                 self.evicted += 1;
-                self.finish_conn(conn, Close::Evicted, at, sink);
+                self.finish_conn(*conn, Close::Evicted, at, sink);
             }
             return;
         }

@@ -44,8 +44,9 @@ pub struct ConnProto {
     limits: HttpLimits,
     /// CONNECT tunnels around this connection (0 for a TCP connection).
     depth: u8,
-    /// The cleartext part of a connection that switched to TLS (STARTTLS).
-    before_tls: Option<AppSummary>,
+    /// The cleartext part of a connection that switched to TLS (STARTTLS). Boxed: rare, and
+    /// every connection would pay for it.
+    before_tls: Option<Box<AppSummary>>,
     /// Capture time of the plaintext being handed on: the event's, or a held record's when
     /// late keys decrypt it.
     clock: Cell<Timestamp>,
@@ -183,7 +184,7 @@ impl ConnProto {
                 if let Some(rest) = switch {
                     let tls = start(true, self.mid_stream, self.limits, self.depth);
                     if let State::Clear(app) = std::mem::replace(&mut self.state, tls) {
-                        self.before_tls = Some(app.finish());
+                        self.before_tls = Some(Box::new(app.finish()));
                     }
                     if !rest.is_empty() {
                         self.event(dir, StreamEvent::Data(rest), at, keylog, tap);
@@ -248,7 +249,7 @@ impl ConnProto {
             protocol,
             tls,
             app,
-            before_tls: self.before_tls,
+            before_tls: self.before_tls.map(|b| *b),
             anomalies,
         }
     }

@@ -193,6 +193,11 @@ impl ExchangeLog {
             self.dropped += 1;
             return None;
         }
+        // Grown one by one at first: most connections carry a request or two, and a
+        // `Vec`'s first growth would make room for four (1.6 kB) on every connection.
+        if self.exchanges.len() == self.exchanges.capacity() && self.exchanges.len() < 4 {
+            self.exchanges.reserve_exact(1);
+        }
         self.exchanges.push(e);
         Some(self.exchanges.len() - 1)
     }

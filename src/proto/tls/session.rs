@@ -93,7 +93,8 @@ pub struct DirectionInfo {
 struct Dir {
     records: RecordReader,
     handshake: HandshakeReader,
-    decrypter: Option<RecordDecrypter>,
+    /// Boxed: most sessions have none (no keys), and it is the largest part of a direction.
+    decrypter: Option<Box<RecordDecrypter>>,
     /// TLS 1.2: the key block waiting for this direction's ChangeCipherSpec.
     pending12: Option<keys::TrafficKeys>,
     /// TLS 1.3: the current traffic secret (for KeyUpdate) and the application secret to
@@ -112,8 +113,9 @@ struct Dir {
 pub struct TlsSession {
     c2s: Dir,
     s2c: Dir,
-    client_hello: Option<ClientHello>,
-    server_hello: Option<ServerHello>,
+    // Boxed, like the decrypters: a session is kept per connection, most of it idle.
+    client_hello: Option<Box<ClientHello>>,
+    server_hello: Option<Box<ServerHello>>,
     suite: Option<Suite>,
     keys_state: KeysState,
     certificate_seen: bool,
@@ -316,13 +318,13 @@ impl TlsSession {
                     if let Some(suite) = self.suite {
                         let etm = self.encrypt_then_mac();
                         let d = self.dir_mut(dir);
-                        d.decrypter = Some(RecordDecrypter::new(
+                        d.decrypter = Some(Box::new(RecordDecrypter::new(
                             suite,
                             k,
                             RecordProtocol::Tls12 {
                                 encrypt_then_mac: etm,
                             },
-                        ));
+                        )));
                     }
                 }
                 self.resumption_check(dir);
@@ -517,13 +519,13 @@ impl TlsSession {
                 let d = self.dir_mut(dir);
                 if d.ccs && d.decrypter.is_none() {
                     if let Some(k) = d.pending12.take() {
-                        d.decrypter = Some(RecordDecrypter::new(
+                        d.decrypter = Some(Box::new(RecordDecrypter::new(
                             suite,
                             k,
                             RecordProtocol::Tls12 {
                                 encrypt_then_mac: etm,
                             },
-                        ));
+                        )));
                     }
                 }
             }
@@ -691,7 +693,7 @@ impl TlsSession {
     ) {
         if self.client_hello.is_some() {
             // The second ClientHello after a HelloRetryRequest: same random (RFC 8446 §4.1.2).
-            self.client_hello = Some(ch);
+            self.client_hello = Some(Box::new(ch));
             return;
         }
         let i = &mut self.info;
@@ -711,7 +713,7 @@ impl TlsSession {
         i.resumption_offered = ch.psk_offered
             || ch.session_ticket
             || (ch.session_id_len > 0 && ch.supported_versions.is_empty());
-        self.client_hello = Some(ch);
+        self.client_hello = Some(Box::new(ch));
         self.setup_keys(keylog, out);
     }
 
@@ -738,7 +740,7 @@ impl TlsSession {
         if version == 0x0304 && sh.psk_accepted {
             self.info.resumed = true;
         }
-        self.server_hello = Some(sh);
+        self.server_hello = Some(Box::new(sh));
         self.setup_keys(keylog, out);
     }
 
@@ -830,11 +832,11 @@ impl TlsSession {
                     ),
                 ] {
                     let d = self.dir_mut(dir);
-                    d.decrypter = Some(RecordDecrypter::new(
+                    d.decrypter = Some(Box::new(RecordDecrypter::new(
                         suite,
                         keys::derive_traffic_keys(&suite, hs.bytes()),
                         RecordProtocol::Tls13,
-                    ));
+                    )));
                     d.secret13 = Some(hs);
                     d.app_secret13 = app;
                 }
