@@ -12,9 +12,11 @@
 # Checks, and exits 1 when one fails:
 #   - misdirect on the SIZE capture (with its key log) finds what the synthesizer says it
 #     wrote: connections, TLS connections and their SNIs, requests, 421s; no anomaly;
+#   - its report is byte-identical with one thread and with THREADS (default: all cores);
 #   - misdirect and tshark agree on the TSHARK_SIZE capture: connections, SNIs, 421s.
-# Then prints one row per run: seconds, MB/s (MB = 10^6 bytes), peak RSS, and misdirect's
-# throughput over tshark's in the same mode (without keys, with the key log).
+# Then prints one row per run: seconds, MB/s (MB = 10^6 bytes), peak RSS, misdirect's
+# throughput over tshark's in the same mode (without keys, with the key log), and THREADS
+# threads over one.
 #
 # Needs: cargo, tshark, jq, /usr/bin/time (GNU).
 set -euo pipefail
@@ -22,6 +24,7 @@ set -euo pipefail
 SIZE=${1:-1G}
 TSHARK_SIZE=${2:-$SIZE}
 SEED=${SEED:-1}
+THREADS=${THREADS:-$(nproc)}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH_DIR=${BENCH_DIR:-${TMPDIR:-/tmp}/misdirect-bench}
 mkdir -p "$BENCH_DIR"
@@ -98,6 +101,10 @@ check "SNIs" "$(jq -r '.snis | to_entries | map("\(.key)=\(.value)") | join(",")
 check "requests" "$(jq .requests "$exp")" "$reqs"
 check "421s" "$(jq .http_421 "$exp")" "$n421"
 check "anomalies" "{}" "$(jq -c .anomalies "$BENCH_DIR/keyed.$$.json")"
+"$MISDIRECT" analyze -q -f json -o "$BENCH_DIR/keyed1.$$.json" --threads 1 --keylog "$BIG.keys" "$BIG.pcap"
+"$MISDIRECT" analyze -q -f json -o "$BENCH_DIR/keyedN.$$.json" --threads "$THREADS" --keylog "$BIG.keys" "$BIG.pcap"
+check "report, 1 vs $THREADS threads" "identical" \
+    "$(cmp -s "$BENCH_DIR/keyed1.$$.json" "$BENCH_DIR/keyedN.$$.json" && echo identical || echo different)"
 
 echo "== checking misdirect against tshark on $(basename "$SMALL").pcap" >&2
 "$MISDIRECT" analyze -q -f json -o "$BENCH_DIR/small.$$.json" --keylog "$SMALL.keys" "$SMALL.pcap"
@@ -119,10 +126,12 @@ check "SNIs (tshark)" "$t_snis" "$m_snis"
 check "421s (tshark, with keys)" "$t_421" "$m_421"
 
 # The timed runs: misdirect on SIZE, tshark on TSHARK_SIZE, each without and with keys.
-timed "misdirect" "$BIG.pcap" \
-    "$MISDIRECT" analyze -q -f json -o /dev/null "$BIG.pcap"
-timed "misdirect+keys" "$BIG.pcap" \
-    "$MISDIRECT" analyze -q -f json -o /dev/null --keylog "$BIG.keys" "$BIG.pcap"
+for t in 1 "$THREADS"; do
+    timed "misdirect/$t" "$BIG.pcap" \
+        "$MISDIRECT" analyze -q -f json -o /dev/null --threads "$t" "$BIG.pcap"
+    timed "misdirect+keys/$t" "$BIG.pcap" \
+        "$MISDIRECT" analyze -q -f json -o /dev/null --threads "$t" --keylog "$BIG.keys" "$BIG.pcap"
+done
 timed "tshark" "$SMALL.pcap" \
     sh -c 'tshark -r "$0" "${@}" >/dev/null 2>&1' "$SMALL.pcap" "${TSHARK_ARGS[@]}"
 timed "tshark+keys" "$SMALL.pcap" \
@@ -131,15 +140,18 @@ timed "tshark+keys" "$SMALL.pcap" \
 echo
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
 echo "misdirect: $(basename "$BIG").pcap; tshark: $(basename "$SMALL").pcap (MB = 10^6 bytes)"
+echo "misdirect/N: N threads"
 awk '
     { name[NR] = $1; bytes[NR] = $2; secs[NR] = $3; rss[NR] = $4
       mbs[$1] = ($3 > 0) ? $2 / 1e6 / $3 : 0 }
     END {
-        printf "%-16s %10s %9s %10s %13s %10s\n", "run", "file MB", "seconds", "MB/s", "peak RSS MB", "x tshark"
+        printf "%-18s %10s %9s %10s %13s %10s %10s\n", "run", "file MB", "seconds", "MB/s", "peak RSS MB", "x tshark", "x 1 thread"
         for (i = 1; i <= NR; i++) {
-            n = name[i]; base = n; sub(/^misdirect/, "tshark", base)
+            n = name[i]; base = n; sub(/^misdirect/, "tshark", base); sub(/\/.*$/, "", base)
+            one = n; sub(/\/.*$/, "/1", one)
             ratio = (n ~ /^misdirect/ && mbs[base] > 0) ? sprintf("%.1f", mbs[n] / mbs[base]) : "-"
-            printf "%-16s %10.1f %9.3f %10.1f %13.1f %10s\n", n, bytes[i] / 1e6, secs[i], mbs[n], rss[i] / 1024, ratio
+            speedup = (n ~ /^misdirect/ && mbs[one] > 0) ? sprintf("%.2f", mbs[n] / mbs[one]) : "-"
+            printf "%-18s %10.1f %9.3f %10.1f %13.1f %10s %10s\n", n, bytes[i] / 1e6, secs[i], mbs[n], rss[i] / 1024, ratio, speedup
         }
     }' "$ROWS"
 
