@@ -119,7 +119,8 @@ pub struct ReportArgs {
     #[arg(long, short = 'f', value_enum, default_value_t = Format::Text)]
     pub format: Format,
 
-    /// Write the report to this file instead of standard output.
+    /// Write the report to this file instead of standard output (for `parquet`: into this
+    /// directory, which it needs).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
 
@@ -214,6 +215,8 @@ impl ReportArgs {
         if self.max_connections == 0 {
             return Err("--max-connections must be at least 1".into());
         }
+        // Before any work: a report that cannot be written is known now.
+        crate::report::check_destination(self.format, self.output.as_deref())?;
         let mut fail_on = Vec::new();
         for k in &self.fail_on {
             match k.trim() {

@@ -244,7 +244,9 @@ fn streamer(
                 let mut out = std::io::stdout().lock();
                 writeln!(out, "{line}").and_then(|()| out.flush())
             }
-            Format::Json | Format::Html => writeln!(std::io::stderr(), "{line}"),
+            Format::Json | Format::Html | Format::Parquet => {
+                writeln!(std::io::stderr(), "{line}")
+            }
         };
         // A closed pipe ends nothing here: the capture and its final report go on.
         let _ = printed;

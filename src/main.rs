@@ -143,7 +143,12 @@ fn style(config: &ReportConfig) -> Style {
 /// Writes the report where the options say, and tells whether `--fail-on` findings are in it.
 fn write_report(report: &Report, config: &ReportConfig) -> anyhow::Result<Outcome> {
     let style = style(config);
+    // `ReportArgs::validate` checked that the format can go where the options say.
     match &config.output {
+        // Parquet: three files in the directory -o names.
+        Some(dir) if config.format == misdirect::report::Format::Parquet => {
+            misdirect::report::write_parquet(report, dir)?;
+        }
         Some(path) => {
             let file = std::fs::File::create(path)
                 .with_context(|| format!("cannot create {}", path.display()))?;

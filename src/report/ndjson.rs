@@ -14,6 +14,7 @@
 //! request's and a finding's add their place on the connection. Request and finding
 //! records name their connection's uid in `connection_uid`.
 
+use super::provenance::{self, Provenance};
 use crate::analysis::Report;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -31,12 +32,8 @@ pub fn write(report: &Report, out: &mut dyn io::Write) -> io::Result<()> {
             "anomalies": report.anomalies,
         }),
     )?;
-    let provenance: Vec<Provenance> = report
-        .connections
-        .iter()
-        .map(|c| Provenance::of(report, c))
-        .collect();
-    for (c, p) in report.connections.iter().zip(&provenance) {
+    let provenances = Provenance::all(report);
+    for (c, p) in report.connections.iter().zip(&provenances) {
         let mut v = tagged("connection", c)?;
         if let Some(o) = v.as_object_mut() {
             o.remove("requests");
@@ -44,52 +41,29 @@ pub fn write(report: &Report, out: &mut dyn io::Write) -> io::Result<()> {
                 t.remove("requests");
             }
             o.insert("uid".into(), json!(p.uid));
-            o.insert("source".into(), p.source.clone());
+            o.insert("source".into(), source(p));
         }
         line(out, v)?;
-        let tunnelled = c
-            .tunnel
-            .iter()
-            .flat_map(|t| t.requests.iter().map(|e| (true, e)));
-        let own = c.requests.iter().map(|e| (false, e));
-        let (mut own_index, mut tunnel_index) = (0usize, 0usize);
-        for (in_tunnel, e) in own.chain(tunnelled) {
-            let i = if in_tunnel {
-                &mut tunnel_index
-            } else {
-                &mut own_index
-            };
+        for (in_tunnel, i, e) in provenance::requests(c) {
             let mut v = tagged("request", e)?;
             if let Some(o) = v.as_object_mut() {
                 o.insert("connection".into(), json!(c.id));
-                o.insert("index".into(), json!(*i));
+                o.insert("index".into(), json!(i));
                 o.insert("in_tunnel".into(), json!(in_tunnel));
-                let place = if in_tunnel { "t" } else { "r" };
-                o.insert("uid".into(), json!(format!("{}/{place}{i}", p.uid)));
+                o.insert("uid".into(), json!(p.request_uid(in_tunnel, i)));
                 o.insert("connection_uid".into(), json!(p.uid));
-                o.insert("source".into(), p.source.clone());
+                o.insert("source".into(), source(p));
             }
-            *i += 1;
             line(out, v)?;
         }
     }
-    // Findings come in connection order: the n-th of a connection is `f<n>` on it.
-    let mut nth = (None, 0usize);
-    for f in &report.findings {
+    for (f, conn, rank) in provenance::findings(report) {
         let mut v = tagged("finding", f)?;
-        nth = match nth {
-            (Some(c), n) if c == f.connection => (Some(c), n + 1),
-            _ => (Some(f.connection), 0),
-        };
-        let conn = report
-            .connections
-            .binary_search_by_key(&f.connection, |c| c.id)
-            .ok();
         if let (Some(o), Some(i)) = (v.as_object_mut(), conn) {
-            if let (Some(c), Some(p)) = (report.connections.get(i), provenance.get(i)) {
-                o.insert("uid".into(), json!(format!("{}/f{}", p.uid, nth.1)));
+            if let (Some(c), Some(p)) = (report.connections.get(i), provenances.get(i)) {
+                o.insert("uid".into(), json!(p.finding_uid(rank)));
                 o.insert("connection_uid".into(), json!(p.uid));
-                o.insert("source".into(), p.source.clone());
+                o.insert("source".into(), source(p));
                 o.insert("client".into(), json!(c.client.to_string()));
                 o.insert("server".into(), json!(c.server.to_string()));
             }
@@ -99,24 +73,9 @@ pub fn write(report: &Report, out: &mut dyn io::Write) -> io::Result<()> {
     Ok(())
 }
 
-/// Where a connection comes from, named so that it stays unique across runs.
-struct Provenance {
-    uid: String,
-    source: Value,
-}
-
-impl Provenance {
-    fn of(report: &Report, c: &crate::analysis::ConnectionRecord) -> Self {
-        let input = report.inputs.get(c.source.input as usize);
-        let fingerprint = input.map_or("", |i| i.fingerprint.as_str());
-        Provenance {
-            uid: format!("{fingerprint}-{}", c.source.packet),
-            source: json!({
-                "file": input.map(|i| i.name.as_str()),
-                "packet": c.source.packet,
-            }),
-        }
-    }
+/// A record's `source`: the capture file of its connection's first packet and its number.
+fn source(p: &Provenance) -> Value {
+    json!({ "file": p.file, "packet": p.packet })
 }
 
 /// `value` as an object with a `record` member naming its type.
