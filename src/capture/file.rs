@@ -19,7 +19,7 @@ use pcap_parser::pcapng::Block;
 use pcap_parser::{PcapBlockOwned, PcapError};
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 /// Where an input comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum InputName {
@@ -90,7 +90,7 @@ const CHUNK: usize = 2 << 20;
 
 /// One capture input.
 pub struct FileSource {
-    input: Input,
+    input: Box<dyn Read + Send>,
     /// The bytes being parsed; `chunk[pos..]` is not parsed yet.
     chunk: Chunk,
     pos: usize,
@@ -163,7 +163,7 @@ impl FileSource {
         };
         let fingerprint = super::fingerprint(&name, &first);
         Ok(FileSource {
-            input: Input::Here(input),
+            input,
             chunk: Arc::new(first),
             pos: 0,
             spare: Vec::new(),
@@ -273,68 +273,30 @@ impl FileSource {
         }
     }
 
-    /// From now on, chunks are read by a thread of their own, ahead of the parsing: for runs
-    /// where parsing is the critical path (`crate::pipeline`'s reader), the kernel's copy of
-    /// the file happens beside it. Chunks then have room before their bytes for the tail of
-    /// the previous one, so nothing is copied but that tail.
-    pub fn read_ahead(&mut self) {
-        if let Input::Here(_) = self.input {
-            let Input::Here(input) = std::mem::replace(&mut self.input, Input::Gone) else {
-                return;
-            };
-            self.input = match ReadAhead::start(input, self.chunk_size) {
-                Ok(ahead) => Input::Ahead(ahead),
-                Err(input) => Input::Here(input),
-            };
-        }
-    }
-
     /// Moves the unparsed tail to a fresh (or recycled) chunk and reads on, so that the next
     /// block, `wanted` bytes at least, has a chance to be whole.
     fn next_chunk(&mut self, wanted: usize) -> std::io::Result<()> {
-        let tail = self.chunk.get(self.pos..).unwrap_or_default();
-        let (next, start) = match &mut self.input {
-            Input::Here(input) => {
-                let size = self.chunk_size.max(wanted);
-                let mut buf = take_spare(&mut self.spare, None).unwrap_or_default();
-                buf.clear();
-                buf.extend_from_slice(tail);
-                self.eof = fill(input, &mut buf, size)?;
-                (buf, 0)
-            }
-            Input::Ahead(ahead) if tail.len() <= HEADROOM && wanted <= HEADROOM + ahead.size => {
-                let (mut buf, eof) = ahead.next()?;
-                self.eof = eof;
-                let start = HEADROOM - tail.len();
-                if let Some(room) = buf.get_mut(start..HEADROOM) {
-                    room.copy_from_slice(tail);
+        let size = self.chunk_size.max(wanted);
+        let reusable = self.spare.iter().position(|c| Arc::strong_count(c) == 1);
+        let mut next = match reusable.map(|i| self.spare.swap_remove(i)) {
+            Some(mut c) => {
+                if let Some(v) = Arc::get_mut(&mut c) {
+                    v.clear();
                 }
-                (buf, start)
+                c
             }
-            Input::Ahead(ahead) => {
-                // A block larger than the room before a chunk: gathered in a buffer of its own.
-                let mut buf = Vec::with_capacity(wanted.max(tail.len() + ahead.size));
-                buf.extend_from_slice(tail);
-                while buf.len() < wanted && !self.eof {
-                    let (more, eof) = ahead.next()?;
-                    buf.extend_from_slice(more.get(HEADROOM..).unwrap_or_default());
-                    ahead.give_back(more);
-                    self.eof = eof;
-                }
-                (buf, 0)
-            }
-            Input::Gone => (Vec::new(), 0),
+            None => Arc::new(Vec::with_capacity(size)),
         };
-        let old = std::mem::replace(&mut self.chunk, Arc::new(next));
-        self.pos = start;
+        let Some(buf) = Arc::get_mut(&mut next) else {
+            return Err(std::io::Error::other("chunk still shared"));
+        };
+        buf.extend_from_slice(self.chunk.get(self.pos..).unwrap_or_default());
+        self.eof = fill(&mut self.input, buf, size)?;
+        let old = std::mem::replace(&mut self.chunk, next);
+        self.pos = 0;
         // Chunks that others still hold (packets handed to workers) wait here until they are
         // free again; the number in flight is bounded by the workers' queues.
         self.spare.push(old);
-        if let Input::Ahead(ahead) = &mut self.input {
-            while let Some(free) = take_spare(&mut self.spare, Some(HEADROOM + ahead.size)) {
-                ahead.give_back(free);
-            }
-        }
         self.spare.truncate(SPARE_CHUNKS);
         Ok(())
     }
@@ -359,98 +321,6 @@ const FIRST_READ: usize = 256 << 10;
 
 /// Chunks kept for reuse; beyond them, a chunk still held elsewhere is left to its holders.
 const SPARE_CHUNKS: usize = 16;
-
-/// Where a source's bytes come from.
-enum Input {
-    /// Read on this thread, when a chunk is needed.
-    Here(Box<dyn Read + Send>),
-    /// Read by a thread of its own, ahead.
-    Ahead(ReadAhead),
-    /// Only while switching from one to the other.
-    Gone,
-}
-
-/// Room kept before the bytes of a chunk read ahead, for the tail of the chunk before it
-/// (a block cut by the chunk's end): larger tails are gathered by copying.
-const HEADROOM: usize = 64 << 10;
-/// Chunks read ahead and not parsed yet.
-const AHEAD: usize = 2;
-
-/// A thread reading an input into chunks, ahead of the parser.
-struct ReadAhead {
-    full: mpsc::Receiver<std::io::Result<(Vec<u8>, bool)>>,
-    empty: mpsc::Sender<Vec<u8>>,
-    /// Bytes read per chunk (after the headroom).
-    size: usize,
-}
-
-impl ReadAhead {
-    /// Starts the thread; gives the input back when no thread can be started.
-    fn start(input: Box<dyn Read + Send>, size: usize) -> Result<Self, Box<dyn Read + Send>> {
-        let (to_parser, full) = mpsc::sync_channel(AHEAD);
-        let (empty, emptied) = mpsc::channel::<Vec<u8>>();
-        // The input travels in a slot the thread takes it from, so that it can be had back
-        // if the thread does not start.
-        let slot = Arc::new(std::sync::Mutex::new(Some(input)));
-        let theirs = Arc::clone(&slot);
-        let started = std::thread::Builder::new()
-            .name("misdirect-read".into())
-            .spawn(move || {
-                let Some(mut input) = theirs.lock().ok().and_then(|mut s| s.take()) else {
-                    return;
-                };
-                loop {
-                    let mut buf = emptied
-                        .try_recv()
-                        .unwrap_or_else(|_| Vec::with_capacity(HEADROOM + size));
-                    // The room is written only when a tail is put there: a reused buffer keeps
-                    // whatever it held (never read), a new one is zeroed once.
-                    if buf.len() >= HEADROOM {
-                        buf.truncate(HEADROOM);
-                    } else {
-                        buf.clear();
-                        buf.resize(HEADROOM, 0);
-                    }
-                    let read = fill(&mut input, &mut buf, HEADROOM + size);
-                    let go_on = matches!(read, Ok(false));
-                    // The parser is gone (done, or stopped early): so is the reading.
-                    if to_parser.send(read.map(|eof| (buf, eof))).is_err() || !go_on {
-                        return;
-                    }
-                }
-            });
-        match started {
-            Ok(_) => Ok(ReadAhead { full, empty, size }),
-            Err(_) => Err(slot
-                .lock()
-                .ok()
-                .and_then(|mut s| s.take())
-                .unwrap_or_else(|| Box::new(std::io::empty()))),
-        }
-    }
-
-    /// The next chunk: `HEADROOM` bytes of room, then the bytes read; true at the end.
-    fn next(&mut self) -> std::io::Result<(Vec<u8>, bool)> {
-        match self.full.recv() {
-            Ok(r) => r,
-            // The thread ended after the end of the input (or an error it reported).
-            Err(_) => Ok((vec![0; HEADROOM], true)),
-        }
-    }
-
-    fn give_back(&self, buf: Vec<u8>) {
-        let _ = self.empty.send(buf);
-    }
-}
-
-/// A chunk of `spare` nobody else holds, as a buffer to fill again (of `capacity` bytes,
-/// when given).
-fn take_spare(spare: &mut Vec<Chunk>, capacity: Option<usize>) -> Option<Vec<u8>> {
-    let i = spare
-        .iter()
-        .position(|c| Arc::strong_count(c) == 1 && capacity.is_none_or(|n| c.capacity() == n))?;
-    Arc::try_unwrap(spare.swap_remove(i)).ok()
-}
 
 /// Reads into `buf` until it holds `size` bytes or the input ends; true at the end.
 /// (`read_to_end` fills the spare capacity without zeroing it first.)
@@ -723,7 +593,7 @@ mod tests {
         }
         for file in [pcap, ng] {
             assert!(file.len() > 2 * FIRST_READ);
-            let read = |chunk: usize, ahead: bool| {
+            let read = |chunk: usize| {
                 let mut src = FileSource::with_chunks(
                     "t".into(),
                     std::io::Cursor::new(file.clone()),
@@ -731,9 +601,6 @@ mod tests {
                     chunk,
                 )
                 .unwrap();
-                if ahead {
-                    src.read_ahead();
-                }
                 let mut p = OwnedPacket::default();
                 let mut out = Vec::new();
                 while src.next_packet(&mut p) {
@@ -742,15 +609,10 @@ mod tests {
                 assert!(src.summary().warnings.is_empty(), "{:?}", src.summary());
                 out
             };
-            let whole = read(file.len(), false);
+            let whole = read(file.len());
             assert_eq!(whole.len(), 1500);
             for chunk in [1, 7, 64, 1499, 4096, 65536] {
-                assert!(read(chunk, false) == whole, "chunk {chunk}");
-            }
-            // Read ahead, chunks have 64 KiB of room before them: blocks cut by a chunk's
-            // end move there, or are gathered when longer than a chunk.
-            for chunk in [100, 1499, 4096, 65536] {
-                assert!(read(chunk, true) == whole, "chunk {chunk}, read ahead");
+                assert!(read(chunk) == whole, "chunk {chunk}");
             }
         }
     }

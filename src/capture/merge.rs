@@ -124,15 +124,6 @@ impl Capture {
         std::mem::take(&mut self.secrets)
     }
 
-    /// Has a single input read by a thread of its own, ahead of the parsing (see
-    /// [`FileSource::read_ahead`]). Several inputs are left as they are: each would hold its
-    /// chunks read ahead.
-    pub fn read_ahead(&mut self) {
-        if let [one] = self.sources.as_mut_slice() {
-            one.read_ahead();
-        }
-    }
-
     /// The chunk of its input the current packet lies in (see [`FileSource::chunk`]).
     pub fn current_chunk(&self) -> Option<&super::file::Chunk> {
         let (_, input) = self.current?;

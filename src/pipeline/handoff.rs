@@ -151,7 +151,6 @@ pub(super) fn analyze(
                 packet: 0,
             },
         };
-        capture.read_ahead();
         reader.read(&mut capture, progress);
         let Reader {
             mut decoder,
