@@ -46,6 +46,36 @@ pub fn capture_limits() -> Limits {
     }
 }
 
+/// The bytes as one capture file, analysed with one thread and with three workers: the
+/// reports must be the same (the contract of `pipeline::handoff`). The table-wide limits
+/// are left large, since the workers share them out.
+pub fn threads_agree(data: &[u8]) {
+    let limits = Limits {
+        max_ooo_bytes_per_direction: 4096,
+        max_ooo_segments_per_direction: 32,
+        max_ip_fragment_datagrams: 8,
+        ..Limits::default()
+    };
+    let report = |threads: usize| {
+        let src = FileSource::from_reader(
+            "fuzz".to_string(),
+            std::io::Cursor::new(data.to_vec()),
+            limits.max_capture_block,
+        )
+        .ok()?;
+        let capture = Capture::from_sources(vec![src]).ok()?;
+        let keylog = crate::proto::tls::keylog::KeyLog::default();
+        let r = pipeline::analyze_capture(capture, &limits, &keylog, threads, &mut |_| {});
+        serde_json::to_string(&r).ok()
+    };
+    let one = report(1);
+    let three = report(3);
+    assert!(
+        one == three,
+        "one thread and three workers report differently"
+    );
+}
+
 /// The bytes as one whole capture file (pcap or pcapng), through the whole pipeline.
 pub fn capture_file(data: &[u8]) {
     let limits = capture_limits();

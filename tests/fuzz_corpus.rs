@@ -61,6 +61,17 @@ fn capture_file_corpus() {
     replay("capture_file", misdirect::fuzzing::capture_file);
 }
 
+/// The capture corpus again, each file analysed with one thread and with three workers.
+#[test]
+fn capture_file_corpus_with_threads() {
+    replay("capture_file", misdirect::fuzzing::threads_agree);
+}
+
+#[test]
+fn threads_corpus() {
+    replay("threads", misdirect::fuzzing::threads_agree);
+}
+
 #[test]
 fn decode_packet_corpus() {
     replay("decode_packet", misdirect::fuzzing::decode_packet);

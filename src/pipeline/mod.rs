@@ -148,12 +148,23 @@ pub fn analyze_inputs(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Report, CaptureError> {
     let capture = Capture::open(inputs, limits)?;
+    Ok(analyze_capture(capture, limits, keylog, threads, progress))
+}
+
+/// Analyses an opened capture with `threads` workers (one: on this thread).
+pub fn analyze_capture(
+    capture: Capture,
+    limits: &Limits,
+    keylog: &KeyLog,
+    threads: usize,
+    progress: &mut dyn FnMut(u64),
+) -> Report {
     let partial = if threads > 1 {
         handoff::analyze(capture, limits, keylog, threads, progress)
     } else {
         analyze_one(capture, limits, keylog.clone(), progress)
     };
-    Ok(Report::assemble(partial, 1))
+    Report::assemble(partial, 1)
 }
 
 /// Analyses each partition on its own, up to `threads` at a time (each on one thread;
