@@ -806,6 +806,10 @@ pub fn http_limits(preset: u8) -> HttpLimits {
             max_hpack_table: 128,
             max_exchanges: 3,
             max_field_bytes: 16,
+            tls: crate::proto::tls::session::TlsLimits {
+                max_handshake_message: 4096,
+                max_early_data: 1024,
+            },
         },
         1 => HttpLimits {
             max_head_bytes: 2048,
@@ -813,6 +817,7 @@ pub fn http_limits(preset: u8) -> HttpLimits {
             max_hpack_table: 1024,
             max_exchanges: 16,
             max_field_bytes: 128,
+            tls: Default::default(),
         },
         2 => HttpLimits {
             max_head_bytes: 16 << 10,
@@ -820,6 +825,7 @@ pub fn http_limits(preset: u8) -> HttpLimits {
             max_hpack_table: 4096,
             max_exchanges: 64,
             max_field_bytes: 1024,
+            tls: Default::default(),
         },
         _ => Limits::default().http(),
     }

@@ -64,6 +64,15 @@ pub struct Limits {
     /// hold while waiting for their keys (each also within `--hold-for-keys`). A session
     /// that would pass it gives up waiting and stays undecrypted (its direction info says so).
     pub max_held_for_keys: usize,
+    /// Bytes of one TLS handshake message (a certificate chain is the largest, tens of KiB
+    /// in practice; the protocol allows 16 MiB). A longer one stops that direction's
+    /// handshake parsing. Anomaly: `tls_handshake_limit`.
+    pub max_tls_handshake_message: usize,
+    /// 0-RTT bytes a client may send before the ServerHello says which suite protects them
+    /// (a server's max_early_data_size is typically 16 KiB, RFC 8446 §4.6.1); they are held
+    /// until then. Beyond it, that direction stops being decrypted.
+    /// Anomaly: `tls_decrypt_failed`.
+    pub max_tls_early_data: usize,
 }
 
 impl Default for Limits {
@@ -85,6 +94,8 @@ impl Default for Limits {
             max_exchanges_per_connection: 100_000,
             max_field_bytes: 4096,
             max_held_for_keys: 64 << 20,
+            max_tls_handshake_message: 128 << 10,
+            max_tls_early_data: 64 << 10,
         }
     }
 }
@@ -98,6 +109,10 @@ impl Limits {
             max_hpack_table: self.max_hpack_table,
             max_exchanges: self.max_exchanges_per_connection,
             max_field_bytes: self.max_field_bytes,
+            tls: crate::proto::tls::session::TlsLimits {
+                max_handshake_message: self.max_tls_handshake_message,
+                max_early_data: self.max_tls_early_data,
+            },
         }
     }
 }

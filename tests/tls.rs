@@ -503,3 +503,30 @@ fn keys_that_arrive_late_decrypt_what_was_held() {
         assert_eq!(json(&late), json(&whole), "{name}");
     }
 }
+
+/// `Limits::max_tls_handshake_message` bounds what a session buffers: Chromium's 1.9 kB
+/// post-quantum ClientHello is longer than 512 bytes, so the client's handshake is not
+/// parsed (no SNI), with the limit's anomaly, and the analysis goes on.
+#[test]
+fn handshake_message_limit_is_named_and_honoured() {
+    let file = sample("chromium-coalesce-421.pcapng");
+    let limits = Limits {
+        max_tls_handshake_message: 512,
+        ..Limits::default()
+    };
+    let src = FileSource::open(
+        &misdirect::capture::InputName::Path(file),
+        limits.max_capture_block,
+    )
+    .unwrap();
+    let cap = Capture::from_sources(vec![src]).unwrap();
+    let report = misdirect::pipeline::analyze(cap, &limits, KeyLog::default(), &mut |_| {});
+    assert!(
+        report.anomalies.get(misdirect::Anomaly::TlsHandshakeLimit) > 0,
+        "{:?}",
+        report.anomalies
+    );
+    let tls = report.connections[0].tls.as_ref().unwrap();
+    assert_eq!(tls.sni, None);
+    assert_eq!(report.connections.len(), 3);
+}

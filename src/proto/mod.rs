@@ -280,7 +280,7 @@ fn start(tls: bool, mid_stream: bool, limits: HttpLimits, depth: u8) -> State {
     let app = App::new(mid_stream, limits, depth);
     if tls {
         State::Tls {
-            session: Box::default(),
+            session: Box::new(TlsSession::new(limits.tls)),
             app,
         }
     } else {

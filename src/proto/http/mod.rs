@@ -29,6 +29,8 @@ pub struct HttpLimits {
     pub max_exchanges: usize,
     /// Bytes kept of one header value or request target.
     pub max_field_bytes: usize,
+    /// The bounds of the connection's TLS session, when it has one.
+    pub tls: crate::proto::tls::session::TlsLimits,
 }
 
 /// HTTP version of an exchange, as sent.

@@ -2,12 +2,9 @@
 //! span several records, and several messages may share one).
 //!
 //! Contract: [`HandshakeReader::feed`] takes the plaintext of handshake records in order and
-//! yields each complete message as `(type, body)`. A message longer than the limit stops the
-//! reader (anomaly `tls_handshake_limit`): its remaining bytes could not be framed anyway.
-
-/// Largest handshake message accepted: certificate chains are the largest in practice (tens of
-/// KiB); the protocol allows 2^24 bytes, which a passive observer must not buffer.
-pub const MAX_HANDSHAKE_MESSAGE: usize = 1 << 17;
+//! yields each complete message as `(type, body)`. A message longer than the limit
+//! (`Limits::max_tls_handshake_message`) stops the reader (anomaly `tls_handshake_limit`): its
+//! remaining bytes could not be framed anyway.
 
 #[derive(Debug, Default)]
 pub struct HandshakeReader {
@@ -15,7 +12,7 @@ pub struct HandshakeReader {
     stopped: bool,
 }
 
-/// A handshake message longer than [`MAX_HANDSHAKE_MESSAGE`].
+/// A handshake message longer than the limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TooLong;
 
@@ -29,9 +26,11 @@ impl HandshakeReader {
         !self.buf.is_empty()
     }
 
+    /// Takes handshake bytes; `max` is the largest message accepted.
     pub fn feed(
         &mut self,
         data: &[u8],
+        max: usize,
         on_message: &mut dyn FnMut(u8, &[u8]),
     ) -> Result<(), TooLong> {
         if self.stopped {
@@ -41,7 +40,7 @@ impl HandshakeReader {
         if self.buf.is_empty() {
             // Fast path: whole messages straight from the record.
             while let Some((t, len)) = header(data) {
-                if len > MAX_HANDSHAKE_MESSAGE {
+                if len > max {
                     return self.stop();
                 }
                 let Some(body) = data.get(4..4 + len) else {
@@ -51,7 +50,7 @@ impl HandshakeReader {
                 data = data.get(4 + len..).unwrap_or(&[]);
             }
             self.buf.extend_from_slice(data);
-            return if header(&self.buf).is_some_and(|(_, len)| len > MAX_HANDSHAKE_MESSAGE) {
+            return if header(&self.buf).is_some_and(|(_, len)| len > max) {
                 self.stop()
             } else {
                 Ok(())
@@ -60,7 +59,7 @@ impl HandshakeReader {
         self.buf.extend_from_slice(data);
         let mut start = 0;
         while let Some((t, len)) = self.buf.get(start..).and_then(header) {
-            if len > MAX_HANDSHAKE_MESSAGE {
+            if len > max {
                 return self.stop();
             }
             let Some(body) = self.buf.get(start + 4..start + 4 + len) else {
@@ -107,7 +106,7 @@ mod tests {
             let mut r = HandshakeReader::default();
             let mut out = Vec::new();
             for piece in [&stream[..cut], &stream[cut..]] {
-                r.feed(piece, &mut |t, b| out.push((t, b.to_vec())))
+                r.feed(piece, 1 << 17, &mut |t, b| out.push((t, b.to_vec())))
                     .unwrap();
             }
             assert_eq!(
@@ -123,12 +122,12 @@ mod tests {
     fn oversized_message_stops() {
         let mut r = HandshakeReader::default();
         assert_eq!(
-            r.feed(&[11, 0xff, 0xff, 0xff], &mut |_, _| {}),
+            r.feed(&[11, 0xff, 0xff, 0xff], 1 << 17, &mut |_, _| {}),
             Err(TooLong)
         );
         assert!(r.is_stopped());
         let mut r = HandshakeReader::default();
-        assert_eq!(r.feed(&[11], &mut |_, _| {}), Ok(()));
-        assert_eq!(r.feed(&[0x10, 0, 0], &mut |_, _| {}), Err(TooLong));
+        assert_eq!(r.feed(&[11], 1 << 17, &mut |_, _| {}), Ok(()));
+        assert_eq!(r.feed(&[0x10, 0, 0], 1 << 17, &mut |_, _| {}), Err(TooLong));
     }
 }

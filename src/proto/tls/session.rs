@@ -135,6 +135,7 @@ pub struct TlsSession {
     /// The key log's shared budget the held bytes were reserved from (given back on drop).
     hold_budget: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
     info: TlsInfo,
+    limits: TlsLimits,
     pub anomalies: AnomalyCounts,
 }
 
@@ -144,9 +145,22 @@ impl Drop for TlsSession {
     }
 }
 
-/// Most 0-RTT bytes held while waiting for the ServerHello (a server's max_early_data_size is
-/// typically 16 KiB; RFC 8446 §4.6.1).
-const MAX_EARLY_STASH: usize = 64 << 10;
+/// The bounds of a session (`Limits::max_tls_handshake_message`, `max_tls_early_data`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsLimits {
+    pub max_handshake_message: usize,
+    pub max_early_data: usize,
+}
+
+impl Default for TlsLimits {
+    fn default() -> Self {
+        let l = crate::Limits::default();
+        TlsLimits {
+            max_handshake_message: l.max_tls_handshake_message,
+            max_early_data: l.max_tls_early_data,
+        }
+    }
+}
 
 #[derive(Default, Clone, PartialEq, Eq)]
 enum KeysState {
@@ -170,6 +184,13 @@ const MAX_ALERTS: usize = 16;
 const SCRATCH_KEEP: usize = 2048;
 
 impl TlsSession {
+    /// A session bounded by `limits`.
+    pub fn new(limits: TlsLimits) -> Self {
+        let mut session = TlsSession::default();
+        session.limits = limits;
+        session
+    }
+
     /// Takes bytes of one direction in order.
     pub fn data(
         &mut self,
@@ -337,7 +358,7 @@ impl TlsSession {
             && self.offers_early_data()
         {
             // 0-RTT data before the ServerHello: which suite protects it is not known yet.
-            if self.early_stash_bytes + rec.fragment.len() <= MAX_EARLY_STASH {
+            if self.early_stash_bytes + rec.fragment.len() <= self.limits.max_early_data {
                 self.early_stash_bytes += rec.fragment.len();
                 self.early_stash
                     .push((rec.content_type, rec.version, rec.fragment.to_vec()));
@@ -566,7 +587,10 @@ impl TlsSession {
         match content_type {
             record::HANDSHAKE => {
                 let mut hs = std::mem::take(&mut self.dir_mut(dir).handshake);
-                let r = hs.feed(data, &mut |t, body| self.message(dir, t, body, keylog, out));
+                let max = self.limits.max_handshake_message;
+                let r = hs.feed(data, max, &mut |t, body| {
+                    self.message(dir, t, body, keylog, out)
+                });
                 self.dir_mut(dir).handshake = hs;
                 if r.is_err() {
                     self.anomalies.add(Anomaly::TlsHandshakeLimit);
