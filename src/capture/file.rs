@@ -215,6 +215,10 @@ impl FileSource {
                 Step::Damage(what) => self.stop(&what),
             }
         }
+        // Done: the chunks go (a merge of many files keeps every source to the end).
+        self.spare = Vec::new();
+        self.chunk = Arc::default();
+        self.pos = 0;
         false
     }
 
