@@ -44,7 +44,7 @@ mod per_connection_state {
     #[test]
     fn stays_small() {
         assert!(size_of::<crate::flow::Connection>() <= 512);
-        assert!(size_of::<crate::proto::ConnProto>() <= 192);
+        assert!(size_of::<crate::proto::ConnProto>() <= 200);
         assert!(size_of::<crate::proto::tls::session::TlsSession>() <= 1408);
         assert!(size_of::<crate::proto::http::HttpConn>() <= 320);
     }
