@@ -1,6 +1,7 @@
 //! The real-traffic corpus against its manifest (`samples/expected.tsv`, written by
 //! `samples/generate.sh` from tshark's counts): every sample is listed, and misdirect finds
-//! the listed number of TCP connections on the listed link type. Runs without tshark.
+//! the listed number of TCP connections on the listed link type; and every sample reports
+//! the same with any number of threads. Runs without tshark.
 
 mod common;
 
@@ -79,4 +80,34 @@ fn decryption_secrets_block_is_collected() {
     assert_eq!(secrets[0].data, keys);
     // Secrets never show in debug output.
     assert!(!format!("{:?}", secrets[0]).contains("TRAFFIC_SECRET"));
+}
+
+/// Every sample, with its key log (or the secrets its pcapng carries), gives the same report
+/// with one thread and with two and three workers (`pipeline::handoff`).
+#[test]
+fn every_sample_reports_the_same_with_threads() {
+    use misdirect::capture::{Capture, FileSource, InputName};
+    for file in common::sample_captures() {
+        let mut keylog = misdirect::proto::tls::keylog::KeyLog::default();
+        let keys = file.with_extension("keys");
+        if keys.exists() {
+            keylog.add(&std::fs::read(keys).unwrap());
+        }
+        let report = |threads: usize| {
+            let src = FileSource::open(&InputName::Path(file.clone()), 1 << 24).unwrap();
+            let cap = Capture::from_sources(vec![src]).unwrap();
+            let limits = misdirect::Limits::default();
+            let r =
+                misdirect::pipeline::analyze_capture(cap, &limits, &keylog, threads, &mut |_| {});
+            serde_json::to_string(&r).unwrap()
+        };
+        let one = report(1);
+        for threads in [2, 3] {
+            assert!(
+                report(threads) == one,
+                "{}: {threads} threads",
+                file.display()
+            );
+        }
+    }
 }
