@@ -17,10 +17,10 @@
 //! the batch. Connections are numbered by their first packet when the workers' ledgers are
 //! assembled ([`crate::analysis::Report::assemble`]).
 
-use super::RunStats;
+use super::{walk, Item, RunStats, Span};
 use crate::analysis::{Ledger, LedgerPart, Partial};
 use crate::anomaly::AnomalyCounts;
-use crate::capture::{place, Capture, Chunk, DecryptionSecret, Origin};
+use crate::capture::{place, Capture, Chunk, DecryptionSecret, Origin, RawPacket};
 use crate::flow::{EventMeta, FlowTable};
 use crate::proto::tls::keylog::KeyLog;
 use crate::wire::tunnel::{Tunnel, BARE};
@@ -145,28 +145,23 @@ pub(super) fn analyze(
         let mut reader = Reader {
             decoder: Decoder::new(limits),
             lanes,
-            first_ts: None,
-            last: EventMeta {
-                ts: Timestamp::default(),
-                packet: 0,
-            },
+            span: Span::new(),
         };
         reader.read(&mut capture, progress);
         let Reader {
             mut decoder,
             lanes,
-            first_ts,
-            last,
+            span,
         } = reader;
         for lane in lanes {
-            let _ = lane.to_worker.send(Message::End(last));
+            let _ = lane.to_worker.send(Message::End(span.last));
         }
         decoder.finish();
         let mut run = RunStats {
             decode: decoder.stats,
             anomalies: decoder.anomalies,
-            first_ts,
-            last_ts: first_ts.map(|_| last.ts),
+            first_ts: span.first_ts,
+            last_ts: span.last_ts(),
             ..RunStats::default()
         };
         let mut parts = Vec::with_capacity(workers);
@@ -212,87 +207,80 @@ impl Lane {
 struct Reader {
     decoder: Decoder,
     lanes: Vec<Lane>,
-    first_ts: Option<Timestamp>,
-    last: EventMeta,
+    span: Span,
 }
 
 impl Reader {
     fn read(&mut self, capture: &mut Capture, progress: &mut dyn FnMut(u64)) {
-        let count = self.lanes.len() as u64;
-        while capture.advance() {
-            let secrets = capture.take_secrets();
-            if !secrets.is_empty() {
+        walk(capture, progress, &mut |item| match item {
+            Item::Secret(secret) => {
                 for lane in &mut self.lanes {
                     lane.flush();
-                    for s in &secrets {
-                        let _ = lane.to_worker.send(Message::Secret(s.clone()));
-                    }
+                    let _ = lane.to_worker.send(Message::Secret(secret.clone()));
                 }
             }
-            let Some(pkt) = capture.current() else { break };
-            self.first_ts.get_or_insert(pkt.ts);
-            self.last = EventMeta {
-                ts: self.last.ts.max(pkt.ts),
-                packet: pkt.index,
-            };
-            if pkt.index % 16_384 == 0 {
-                progress(capture.bytes_read());
-            }
-            let Some(chunk) = capture.current_chunk() else {
-                continue;
-            };
-            let Some(d) = self.decoder.decode(&pkt) else {
-                continue;
-            };
-            let Transport::Tcp(seg) = d.transport else {
-                continue;
-            };
-            let lane = (flow_hash(d.src, d.dst) % count) as usize;
-            let Some(lane) = self.lanes.get_mut(lane) else {
-                continue;
-            };
-            let b = &mut lane.batch;
-            let payload = match place(chunk, seg.payload) {
-                Some((start, end)) => Payload::Chunk {
-                    chunk: b.chunk(chunk),
-                    start,
-                    end,
-                },
-                None => {
-                    let start = b.bytes.len();
-                    b.bytes.extend_from_slice(seg.payload);
-                    Payload::Batch {
-                        start,
-                        end: b.bytes.len(),
-                    }
+            Item::Packet(pkt, chunk) => {
+                self.span.see(&pkt);
+                if let Some(chunk) = chunk {
+                    self.hand(&pkt, chunk);
                 }
-            };
-            let tunnel = (!d.tunnel.key().is_empty() || !d.tunnel.layers().is_empty()).then(|| {
-                b.tunnels.push(d.tunnel.clone());
-                b.tunnels.len() - 1
-            });
-            b.segments.push(Handed {
-                index: d.index,
-                origin: d.origin,
-                ts: d.ts,
-                src: d.src,
-                dst: d.dst,
-                seq: seg.seq,
-                ack: seg.ack,
-                flags: seg.flags,
-                window: seg.window,
-                missing: seg.missing,
-                payload,
-                tunnel,
-            });
-            if b.segments.len() >= BATCH {
-                lane.flush();
             }
-        }
+        });
         for lane in &mut self.lanes {
             lane.flush();
         }
-        progress(capture.bytes_read());
+    }
+
+    /// Decodes a packet and hands a TCP segment to the worker of its connection.
+    fn hand(&mut self, pkt: &RawPacket<'_>, chunk: &Chunk) {
+        let count = self.lanes.len() as u64;
+        let Some(d) = self.decoder.decode(pkt) else {
+            return;
+        };
+        let Transport::Tcp(seg) = d.transport else {
+            return;
+        };
+        let lane = (flow_hash(d.src, d.dst) % count) as usize;
+        let Some(lane) = self.lanes.get_mut(lane) else {
+            return;
+        };
+        let b = &mut lane.batch;
+        let payload = match place(chunk, seg.payload) {
+            Some((start, end)) => Payload::Chunk {
+                chunk: b.chunk(chunk),
+                start,
+                end,
+            },
+            None => {
+                let start = b.bytes.len();
+                b.bytes.extend_from_slice(seg.payload);
+                Payload::Batch {
+                    start,
+                    end: b.bytes.len(),
+                }
+            }
+        };
+        let tunnel = (!d.tunnel.key().is_empty() || !d.tunnel.layers().is_empty()).then(|| {
+            b.tunnels.push(d.tunnel.clone());
+            b.tunnels.len() - 1
+        });
+        b.segments.push(Handed {
+            index: d.index,
+            origin: d.origin,
+            ts: d.ts,
+            src: d.src,
+            dst: d.dst,
+            seq: seg.seq,
+            ack: seg.ack,
+            flags: seg.flags,
+            window: seg.window,
+            missing: seg.missing,
+            payload,
+            tunnel,
+        });
+        if b.segments.len() >= BATCH {
+            lane.flush();
+        }
     }
 }
 

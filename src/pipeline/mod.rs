@@ -14,7 +14,7 @@ mod handoff;
 
 use crate::analysis::{Ledger, Partial, Report};
 use crate::anomaly::AnomalyCounts;
-use crate::capture::{Capture, CaptureError, InputName, RawPacket};
+use crate::capture::{Capture, CaptureError, Chunk, DecryptionSecret, InputName, RawPacket};
 use crate::flow::{EventMeta, FlowTable, StreamSink};
 use crate::proto::tls::keylog::KeyLog;
 use crate::wire::{DecodeStats, Decoder, Transport};
@@ -34,20 +34,17 @@ pub struct RunStats {
     pub last_ts: Option<Timestamp>,
 }
 
-/// Decoding and reassembly for one packet stream, whatever its source (files or an
-/// interface): feed it packets in order, then finish.
-pub struct Pipeline {
-    decoder: Decoder,
-    flows: FlowTable,
+/// The packets a run has seen: the first time, and the latest time and packet (where the
+/// flow table's end happens).
+#[derive(Clone, Copy, Debug)]
+struct Span {
     first_ts: Option<Timestamp>,
     last: EventMeta,
 }
 
-impl Pipeline {
-    pub fn new(limits: &Limits) -> Self {
-        Pipeline {
-            decoder: Decoder::new(limits),
-            flows: FlowTable::new(limits),
+impl Span {
+    fn new() -> Self {
+        Span {
             first_ts: None,
             last: EventMeta {
                 ts: Timestamp::default(),
@@ -56,13 +53,62 @@ impl Pipeline {
         }
     }
 
-    /// Takes the next packet of the stream.
-    pub fn packet(&mut self, pkt: &RawPacket<'_>, sink: &mut dyn StreamSink) {
+    fn see(&mut self, pkt: &RawPacket<'_>) {
         self.first_ts.get_or_insert(pkt.ts);
         self.last = EventMeta {
             ts: self.last.ts.max(pkt.ts),
             packet: pkt.index,
         };
+    }
+
+    fn last_ts(&self) -> Option<Timestamp> {
+        self.first_ts.map(|_| self.last.ts)
+    }
+}
+
+/// What [`walk`] hands out, in capture order.
+enum Item<'a> {
+    /// Key material from the capture, before the packets that follow it.
+    Secret(DecryptionSecret),
+    /// A packet, and the chunk of input it lies in.
+    Packet(RawPacket<'a>, Option<&'a Chunk>),
+}
+
+/// Walks a capture, calling `progress` now and then with the input bytes read so far.
+fn walk(capture: &mut Capture, progress: &mut dyn FnMut(u64), each: &mut dyn FnMut(Item<'_>)) {
+    while capture.advance() {
+        for secret in capture.take_secrets() {
+            each(Item::Secret(secret));
+        }
+        let Some(pkt) = capture.current() else { break };
+        if pkt.index % 16_384 == 0 {
+            progress(capture.bytes_read());
+        }
+        each(Item::Packet(pkt, capture.current_chunk()));
+    }
+    progress(capture.bytes_read());
+}
+
+/// Decoding and reassembly for one packet stream, whatever its source (files or an
+/// interface): feed it packets in order, then finish.
+pub struct Pipeline {
+    decoder: Decoder,
+    flows: FlowTable,
+    span: Span,
+}
+
+impl Pipeline {
+    pub fn new(limits: &Limits) -> Self {
+        Pipeline {
+            decoder: Decoder::new(limits),
+            flows: FlowTable::new(limits),
+            span: Span::new(),
+        }
+    }
+
+    /// Takes the next packet of the stream.
+    pub fn packet(&mut self, pkt: &RawPacket<'_>, sink: &mut dyn StreamSink) {
+        self.span.see(pkt);
         if let Some(decoded) = self.decoder.decode(pkt) {
             if let Transport::Tcp(seg) = &decoded.transport {
                 self.flows.process(&decoded, seg, sink);
@@ -73,7 +119,7 @@ impl Pipeline {
     /// Ends the stream: open connections are closed in id order.
     pub fn finish(mut self, sink: &mut dyn StreamSink) -> RunStats {
         self.decoder.finish();
-        self.flows.finish(self.last, sink);
+        self.flows.finish(self.span.last, sink);
         let mut anomalies = self.decoder.anomalies;
         anomalies.merge(&self.flows.anomalies);
         RunStats {
@@ -81,8 +127,8 @@ impl Pipeline {
             anomalies,
             connections: self.flows.opened,
             evicted: self.flows.evicted,
-            first_ts: self.first_ts,
-            last_ts: self.first_ts.map(|_| self.last.ts),
+            first_ts: self.span.first_ts,
+            last_ts: self.span.last_ts(),
         }
     }
 }
@@ -96,18 +142,10 @@ pub fn run(
     progress: &mut dyn FnMut(u64),
 ) -> RunStats {
     let mut pipeline = Pipeline::new(limits);
-    while capture.advance() {
-        for secret in capture.take_secrets() {
-            sink.key_material(&secret);
-        }
-        let Some(pkt) = capture.current() else { break };
-        let index = pkt.index;
-        pipeline.packet(&pkt, sink);
-        if index % 16_384 == 0 {
-            progress(capture.bytes_read());
-        }
-    }
-    progress(capture.bytes_read());
+    walk(capture, progress, &mut |item| match item {
+        Item::Secret(secret) => sink.key_material(&secret),
+        Item::Packet(pkt, _) => pipeline.packet(&pkt, sink),
+    });
     pipeline.finish(sink)
 }
 

@@ -83,20 +83,6 @@ pub struct Decoded<'a> {
     pub transport: Transport<'a>,
 }
 
-impl DecodeStats {
-    pub fn add(&mut self, o: &DecodeStats) {
-        self.packets += o.packets;
-        self.captured_bytes += o.captured_bytes;
-        self.tcp += o.tcp;
-        self.udp += o.udp;
-        self.other_ip += o.other_ip;
-        self.not_ip += o.not_ip;
-        self.ip_fragments += o.ip_fragments;
-        self.ip_datagrams_reassembled += o.ip_datagrams_reassembled;
-        self.encapsulated += o.encapsulated;
-    }
-}
-
 /// What [`Decoder::decode`] returns: the innermost packet and the tunnels it was found in
 /// (none for a packet captured bare). It reads as its inner [`Decoded`] (`Deref`), so code
 /// that does not care about tunnels need not know about them.
@@ -133,6 +119,20 @@ pub struct DecodeStats {
     /// Packets found inside at least one tunnel (VXLAN, GENEVE, GRE, ERSPAN, IP-in-IP, MPLS,
     /// PPPoE) and decoded from there.
     pub encapsulated: u64,
+}
+
+impl DecodeStats {
+    pub fn add(&mut self, o: &DecodeStats) {
+        self.packets += o.packets;
+        self.captured_bytes += o.captured_bytes;
+        self.tcp += o.tcp;
+        self.udp += o.udp;
+        self.other_ip += o.other_ip;
+        self.not_ip += o.not_ip;
+        self.ip_fragments += o.ip_fragments;
+        self.ip_datagrams_reassembled += o.ip_datagrams_reassembled;
+        self.encapsulated += o.encapsulated;
+    }
 }
 
 /// What the decoder is configured with, besides the fragment limits.
