@@ -803,6 +803,8 @@ pub fn http_limits(preset: u8) -> HttpLimits {
         0 => HttpLimits {
             max_head_bytes: 256,
             max_header_block: 128,
+            max_continuations: 2,
+            max_header_list: 256,
             max_hpack_table: 128,
             max_exchanges: 3,
             max_field_bytes: 16,
@@ -814,6 +816,8 @@ pub fn http_limits(preset: u8) -> HttpLimits {
         1 => HttpLimits {
             max_head_bytes: 2048,
             max_header_block: 1024,
+            max_continuations: 8,
+            max_header_list: 2048,
             max_hpack_table: 1024,
             max_exchanges: 16,
             max_field_bytes: 128,
@@ -822,6 +826,8 @@ pub fn http_limits(preset: u8) -> HttpLimits {
         2 => HttpLimits {
             max_head_bytes: 16 << 10,
             max_header_block: 16 << 10,
+            max_continuations: 64,
+            max_header_list: 16 << 10,
             max_hpack_table: 4096,
             max_exchanges: 64,
             max_field_bytes: 1024,

@@ -14,6 +14,11 @@ pub struct Limits {
     /// TCP connections tracked at once. When full, the connection idle the longest (by capture
     /// time) is finished as `evicted` and its slot reused. Anomaly: `flow_table_limit`.
     pub max_connections: usize,
+    /// Connections that carried no payload byte (SYN floods, port scans, refused or
+    /// handshake-only connections) listed in the report. Past it they are counted in
+    /// `summary.unlisted_connections`, not listed, so a flood of a million SYNs does not
+    /// keep a million records. Anomaly: `connection_record_limit`.
+    pub max_empty_connection_records: usize,
     /// Out-of-order bytes buffered per direction of a connection, waiting for a hole to fill.
     /// When exceeded the hole is declared a gap and buffered data is delivered.
     /// Anomaly: `tcp_reassembly_limit`.
@@ -51,6 +56,16 @@ pub struct Limits {
     /// any other HTTP/2 frame payload kept. A larger block is skipped and that direction's
     /// HPACK table desynchronised. Anomalies: `http2_header_block_limit`, `http2_frame_limit`.
     pub max_http2_header_block: usize,
+    /// CONTINUATION frames in one header block. Empty ones cost nothing to hold but can be
+    /// sent forever (the 2024 "CONTINUATION flood"); past this the block is skipped as if
+    /// too large. Anomaly: `http2_continuation_limit`.
+    pub max_http2_continuations: usize,
+    /// Decoded size of one header list (RFC 9113's SETTINGS_MAX_HEADER_LIST_SIZE measure:
+    /// name and value lengths plus 32 per field). Fields are looked at as they are decoded,
+    /// never gathered, so an HPACK bomb (small blocks that reference one large entry
+    /// thousands of times) costs only time; past this the rest of the block is decoded for
+    /// the dynamic table only, its fields not read. Anomaly: `http2_header_list_limit`.
+    pub max_http2_header_list: usize,
     /// Bytes an HPACK dynamic table may hold here, whatever the peers allow. Entries pushed
     /// out by this cap become unknown when referenced (never guessed).
     pub max_hpack_table: usize,
@@ -80,6 +95,7 @@ impl Default for Limits {
         Limits {
             max_capture_block: 16 << 20,
             max_connections: 262_144,
+            max_empty_connection_records: 65_536,
             max_ooo_bytes_per_direction: 1 << 20,
             max_ooo_bytes_total: 64 << 20,
             max_ooo_segments_per_direction: 2048,
@@ -90,6 +106,8 @@ impl Default for Limits {
             vxlan_ports: Vec::new(),
             max_http_head_bytes: 64 << 10,
             max_http2_header_block: 256 << 10,
+            max_http2_continuations: 1024,
+            max_http2_header_list: 1 << 20,
             max_hpack_table: 64 << 10,
             max_exchanges_per_connection: 100_000,
             max_field_bytes: 4096,
@@ -106,6 +124,8 @@ impl Limits {
         crate::proto::http::HttpLimits {
             max_head_bytes: self.max_http_head_bytes,
             max_header_block: self.max_http2_header_block,
+            max_continuations: self.max_http2_continuations,
+            max_header_list: self.max_http2_header_list,
             max_hpack_table: self.max_hpack_table,
             max_exchanges: self.max_exchanges_per_connection,
             max_field_bytes: self.max_field_bytes,

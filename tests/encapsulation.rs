@@ -1164,7 +1164,7 @@ fn reports_show_the_encapsulation() {
     let enc = analyze_sample("vxlan-http1.pcap");
     let bare = analyze_sample("vxlan-http1-bare.pcap");
     let j = json(&enc);
-    assert_eq!(j["schema_version"], "0.5.0");
+    assert_eq!(j["schema_version"], "0.6.0");
     assert_eq!(
         j["connections"][0]["encapsulation"],
         serde_json::json!([{"kind": "vxlan", "vni": 42, "outer_src": "192.0.2.1", "outer_dst": "192.0.2.2"}])

@@ -22,6 +22,7 @@ use crate::proto::tls::keylog::KeyLogStats;
 /// What one worker's ledger kept of a capture.
 pub struct LedgerPart {
     pub(super) connections: Vec<ConnectionRecord>,
+    pub(super) unlisted: u64,
     pub(super) anomalies: AnomalyCounts,
     pub(super) keylog: KeyLogStats,
 }
@@ -53,8 +54,10 @@ impl Report {
         let keylog = parts.first().map(|p| p.keylog.clone()).unwrap_or_default();
         let several = parts.len() > 1;
         let mut connections = Vec::new();
+        let mut unlisted = 0;
         for p in parts {
             run.anomalies.merge(&p.anomalies);
+            unlisted += p.unlisted;
             connections.extend(p.connections);
         }
         if several {
@@ -93,6 +96,7 @@ impl Report {
                 packets: run.decode,
                 tcp_connections: run.connections,
                 evicted_connections: run.evicted,
+                unlisted_connections: unlisted,
                 tls,
                 findings: FindingTotals::count(&connections, &findings),
                 capture: None,
@@ -121,6 +125,7 @@ impl Report {
             s.packets.add(&r.summary.packets);
             s.tcp_connections += r.summary.tcp_connections;
             s.evicted_connections += r.summary.evicted_connections;
+            s.unlisted_connections += r.summary.unlisted_connections;
             s.tls.connections += r.summary.tls.connections;
             s.tls.with_keys += r.summary.tls.with_keys;
             s.tls.decrypted += r.summary.tls.decrypted;

@@ -32,7 +32,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 /// Version of the JSON report schema; bumped on any change (minor: additions).
-pub const SCHEMA_VERSION: &str = "0.5.0";
+pub const SCHEMA_VERSION: &str = "0.6.0";
 
 /// Everything misdirect says about a capture.
 #[derive(Clone, Debug, Serialize)]
@@ -63,6 +63,10 @@ pub struct Summary {
     pub tcp_connections: u64,
     /// Connections dropped from the full table (`flow_table_limit`).
     pub evicted_connections: u64,
+    /// Connections that carried no payload byte and were not listed, past
+    /// `Limits::max_empty_connection_records` (`connection_record_limit`); counted in
+    /// `tcp_connections`, without an id.
+    pub unlisted_connections: u64,
     pub tls: TlsSummary,
     /// The findings counted: by kind, and HTTP 421s by cause, server and authority.
     pub findings: totals::FindingTotals,
@@ -262,7 +266,16 @@ fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S:
 /// connection's protocol layer on the way.
 pub struct Ledger {
     connections: Vec<ConnectionRecord>,
-    live: HashMap<ConnId, ConnProto, foldhash::fast::RandomState>,
+    /// Records kept of connections without payload, against their limit, and those dropped.
+    empty_listed: usize,
+    max_empty_listed: usize,
+    unlisted: u64,
+    /// The protocol layer of each open connection, made at its first stream event: a
+    /// connection that never carries a byte (a SYN flood's) costs nothing here.
+    live: HashMap<ConnId, Box<ConnProto>, foldhash::fast::RandomState>,
+    /// Open connections whose start the capture did not see and that have no protocol layer
+    /// yet (see `live`).
+    mid_stream: std::collections::HashSet<ConnId, foldhash::fast::RandomState>,
     keylog: KeyLog,
     limits: HttpLimits,
     anomalies: AnomalyCounts,
@@ -286,20 +299,22 @@ impl StreamSink for Ledger {
             w.endpoints.insert(conn.id, (conn.client, conn.server));
         }
         // Without a SYN or SYN-ACK the capture started inside the connection.
-        let mid_stream = matches!(
+        if matches!(
             conn.orientation,
             Orientation::Ports | Orientation::FirstPacket
-        );
-        self.live
-            .insert(conn.id, ConnProto::new(mid_stream, self.limits));
+        ) {
+            self.mid_stream.insert(conn.id);
+        }
     }
 
     fn stream(&mut self, id: ConnId, dir: Direction, event: StreamEvent<'_>, at: EventMeta) {
-        if let Some(p) = self.live.get_mut(&id) {
-            p.event(dir, event, at.ts, &self.keylog, &mut |_, _| {});
-            if let Some(w) = &mut self.watch {
-                w.look(id, p);
-            }
+        let p = self.live.entry(id).or_insert_with(|| {
+            let mid_stream = self.mid_stream.remove(&id);
+            Box::new(ConnProto::new(mid_stream, self.limits))
+        });
+        p.event(dir, event, at.ts, &self.keylog, &mut |_, _| {});
+        if let Some(w) = &mut self.watch {
+            w.look(id, p);
         }
     }
 
@@ -308,10 +323,20 @@ impl StreamSink for Ledger {
             w.endpoints.remove(&conn.id);
             w.reported.retain(|(c, _)| *c != conn.id);
         }
+        self.mid_stream.remove(&conn.id);
+        let carried = conn.dirs.iter().any(|d| d.stats.payload_bytes > 0);
+        if !carried {
+            if self.empty_listed >= self.max_empty_listed {
+                self.live.remove(&conn.id);
+                self.unlisted += 1;
+                self.anomalies
+                    .add(crate::anomaly::Anomaly::ConnectionRecordLimit);
+                return;
+            }
+            self.empty_listed += 1;
+        }
         let mut record = ConnectionRecord::from_connection(&conn);
         if let Some(p) = self.live.remove(&conn.id) {
-            let carried =
-                record.client_to_server.payload_bytes + record.server_to_client.payload_bytes > 0;
             let summary = p.finish(carried);
             record.protocol = summary.protocol;
             record.tls = summary.tls.map(Box::new);
@@ -350,7 +375,11 @@ impl Ledger {
     pub fn new(keylog: KeyLog, limits: &crate::Limits) -> Self {
         Ledger {
             connections: Vec::new(),
+            empty_listed: 0,
+            max_empty_listed: limits.max_empty_connection_records,
+            unlisted: 0,
             live: HashMap::default(),
+            mid_stream: Default::default(),
             keylog,
             limits: limits.http(),
             anomalies: AnomalyCounts::default(),
@@ -391,6 +420,7 @@ impl Ledger {
     pub fn into_part(self) -> LedgerPart {
         LedgerPart {
             connections: self.connections,
+            unlisted: self.unlisted,
             anomalies: self.anomalies,
             keylog: self.keylog.stats().clone(),
         }

@@ -121,6 +121,8 @@ pub(super) fn analyze(
     let mut table_limits = limits.clone();
     table_limits.max_connections = limits.max_connections.div_ceil(workers);
     table_limits.max_ooo_bytes_total = limits.max_ooo_bytes_total.div_ceil(workers);
+    table_limits.max_empty_connection_records =
+        limits.max_empty_connection_records.div_ceil(workers);
     std::thread::scope(|s| {
         let mut lanes = Vec::with_capacity(workers);
         let mut handles = Vec::with_capacity(workers);
@@ -131,7 +133,7 @@ pub(super) fn analyze(
             let worker = std::thread::Builder::new()
                 .name(format!("misdirect-worker-{}", handles.len()))
                 .spawn_scoped(s, move || {
-                    work(from_reader, to_reader, table_limits, limits, keylog)
+                    work(from_reader, to_reader, table_limits, keylog)
                 })
                 // What `std::thread::spawn` does when the system has no thread left for us.
                 .unwrap_or_else(|e| panic!("cannot start a worker thread: {e}"));
@@ -289,11 +291,10 @@ impl Reader {
 fn work(
     from_reader: mpsc::Receiver<Message>,
     to_reader: mpsc::Sender<Batch>,
-    table_limits: &Limits,
     limits: &Limits,
     keylog: &KeyLog,
 ) -> WorkerOutcome {
-    let mut flows = FlowTable::new(table_limits);
+    let mut flows = FlowTable::new(limits);
     let mut ledger = Ledger::new(keylog.clone(), limits);
     for message in from_reader {
         match message {

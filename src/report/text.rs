@@ -61,11 +61,14 @@ pub fn write(report: &Report, style: Style, out: &mut dyn io::Write) -> io::Resu
         out,
         "TCP connections: {}{}; TCP segments {}, UDP datagrams {}, other IP {}, not IP {}{}",
         s.tcp_connections,
-        if s.evicted_connections > 0 {
-            format!(" ({} evicted: table full)", s.evicted_connections)
-        } else {
-            String::new()
-        },
+        [
+            (s.evicted_connections, "evicted: table full"),
+            (s.unlisted_connections, "without payload, not listed"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!(" ({n} {what})"))
+        .collect::<String>(),
         p.tcp,
         p.udp,
         p.other_ip,

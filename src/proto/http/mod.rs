@@ -23,6 +23,10 @@ pub struct HttpLimits {
     /// Bytes of an HTTP/2 header block (HEADERS plus CONTINUATIONs), and of any other HTTP/2
     /// frame payload kept.
     pub max_header_block: usize,
+    /// CONTINUATION frames of one HTTP/2 header block.
+    pub max_continuations: usize,
+    /// Decoded bytes of one HTTP/2 header list (names, values, 32 per field).
+    pub max_header_list: usize,
     /// Bytes an HPACK dynamic table may hold in this observer.
     pub max_hpack_table: usize,
     /// Exchanges listed per connection.

@@ -35,6 +35,8 @@ struct Block {
     promised: Option<u32>,
     buf: Vec<u8>,
     time: Timestamp,
+    /// CONTINUATION frames so far.
+    continuations: usize,
     /// Too large: its fragments are dropped and the table desynchronised when it ends.
     overflow: bool,
 }
@@ -53,6 +55,8 @@ pub struct Http2 {
     streams: BTreeMap<u32, Option<usize>>,
     info: Http2Info,
     max_block: usize,
+    max_continuations: usize,
+    max_list: usize,
 }
 
 impl Http2 {
@@ -71,6 +75,8 @@ impl Http2 {
             streams: BTreeMap::new(),
             info: Http2Info::default(),
             max_block: limits.max_header_block,
+            max_continuations: limits.max_continuations,
+            max_list: limits.max_header_list,
         }
     }
 
@@ -173,6 +179,7 @@ impl Http2 {
                     promised,
                     buf: fragment.to_vec(),
                     time: at,
+                    continuations: 0,
                     overflow: false,
                 };
                 self.side(dir).block = Some(block);
@@ -181,21 +188,29 @@ impl Http2 {
                 }
             }
             kind::CONTINUATION => {
-                let max = self.max_block;
+                let (max, max_continuations) = (self.max_block, self.max_continuations);
                 let side = self.side(dir);
                 let Some(block) = side.block.as_mut() else {
                     log.anomalies.add(Anomaly::Http2ContinuationMissing);
                     side.hpack.desynchronise();
                     return;
                 };
-                if block.buf.len() + payload.len() > max {
-                    if !block.overflow {
-                        log.anomalies.add(Anomaly::Http2HeaderBlockLimit);
+                block.continuations += 1;
+                let limit = if block.continuations > max_continuations {
+                    Some(Anomaly::Http2ContinuationLimit)
+                } else if block.buf.len() + payload.len() > max {
+                    Some(Anomaly::Http2HeaderBlockLimit)
+                } else {
+                    None
+                };
+                match limit {
+                    Some(anomaly) if !block.overflow => {
+                        log.anomalies.add(anomaly);
+                        block.overflow = true;
+                        block.buf = Vec::new();
                     }
-                    block.overflow = true;
-                    block.buf = Vec::new();
-                } else if !block.overflow {
-                    block.buf.extend_from_slice(payload);
+                    None if !block.overflow => block.buf.extend_from_slice(payload),
+                    _ => {}
                 }
                 if hdr.has(flag::END_HEADERS) {
                     self.end_block(dir, log);
@@ -312,6 +327,7 @@ impl Http2 {
     }
 
     fn end_block(&mut self, dir: Direction, log: &mut ExchangeLog) {
+        let max_list = self.max_list;
         let side = self.side(dir);
         let Some(block) = side.block.take() else {
             return;
@@ -322,12 +338,23 @@ impl Http2 {
         }
         let mut fields = Fields::default();
         let max = log.limits.max_field_bytes;
+        // Past the list limit the block is still decoded, for its table updates.
+        let mut list = 0usize;
         let result = side.hpack.decode(&block.buf, &mut |f| match f {
-            hpack::Field::Known { name, value } => fields.take(name, value, max),
+            _ if list > max_list => {}
+            hpack::Field::Known { name, value } => {
+                list = list.saturating_add(name.len() + value.len() + 32);
+                if list <= max_list {
+                    fields.take(name, value, max);
+                }
+            }
             hpack::Field::Unknown => fields.unknown += 1,
         });
         if result.is_err() {
             log.anomalies.add(Anomaly::HpackInvalid);
+        }
+        if list > max_list {
+            log.anomalies.add(Anomaly::Http2HeaderListLimit);
         }
         if fields.cut {
             log.anomalies.add(Anomaly::HttpFieldTruncated);
