@@ -50,6 +50,11 @@ pub struct AnalyzeArgs {
     #[arg(long, short = 'j', value_name = "N")]
     pub threads: Option<usize>,
 
+    /// At the end, print a line on standard error: capture bytes read, time, throughput and
+    /// peak memory (resident set, Linux).
+    #[arg(long)]
+    pub stats: bool,
+
     #[command(flatten)]
     pub report: ReportArgs,
 }
@@ -175,6 +180,7 @@ pub const FINDING_KINDS: &[&str] = &[
 pub struct AnalyzeConfig {
     pub inputs: Vec<InputName>,
     pub threads: usize,
+    pub stats: bool,
     pub report: ReportConfig,
 }
 
@@ -205,6 +211,7 @@ impl AnalyzeArgs {
         Ok(AnalyzeConfig {
             inputs,
             threads,
+            stats: self.stats,
             report: self.report.validate()?,
         })
     }

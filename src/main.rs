@@ -43,6 +43,7 @@ enum Outcome {
 }
 
 fn analyze(config: AnalyzeConfig) -> anyhow::Result<Outcome> {
+    let started = std::time::Instant::now();
     let mut keylog = KeyLog::default();
     for path in &config.report.keylogs {
         let text = std::fs::read(path)
@@ -83,7 +84,29 @@ fn analyze(config: AnalyzeConfig) -> anyhow::Result<Outcome> {
             ..Default::default()
         });
     }
-    write_report(&report, &config.report)
+    let outcome = write_report(&report, &config.report)?;
+    if config.stats {
+        let bytes: u64 = report.inputs.iter().map(|i| i.bytes).sum();
+        let seconds = started.elapsed().as_secs_f64();
+        let peak = peak_rss().map_or_else(String::new, |b| {
+            format!(", peak memory {:.1} MB", b as f64 / 1e6)
+        });
+        eprintln!(
+            "misdirect: {:.1} MB in {seconds:.3} s ({:.1} MB/s){peak}",
+            bytes as f64 / 1e6,
+            bytes as f64 / 1e6 / seconds.max(1e-9),
+        );
+    }
+    Ok(outcome)
+}
+
+/// This process's peak resident set in bytes (`VmHWM`), where /proc tells it. Unlike
+/// `getrusage`, it starts afresh at exec, so it is this program's own, not its parent's.
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 fn partitions(args: misdirect::cli::PartitionsArgs) -> anyhow::Result<Outcome> {
