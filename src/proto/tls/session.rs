@@ -113,9 +113,10 @@ struct Dir {
 pub struct TlsSession {
     c2s: Dir,
     s2c: Dir,
-    // Boxed, like the decrypters: a session is kept per connection, most of it idle.
-    client_hello: Option<Box<ClientHello>>,
-    server_hello: Option<Box<ServerHello>>,
+    // What the hellos said that is needed after them; the rest went into `info`. A whole
+    // ClientHello with its lists was about 0.7 kB per connection, kept for its lifetime.
+    client_hello: Option<ClientFacts>,
+    server_hello: Option<ServerFacts>,
     suite: Option<Suite>,
     keys_state: KeysState,
     certificate_seen: bool,
@@ -137,6 +138,34 @@ pub struct TlsSession {
     info: TlsInfo,
     limits: TlsLimits,
     pub anomalies: AnomalyCounts,
+}
+
+/// The ClientHello's facts the session needs once the hello is parsed.
+#[derive(Clone, Copy)]
+struct ClientFacts {
+    random: [u8; 32],
+    offers_early_data: bool,
+    encrypt_then_mac: bool,
+}
+
+impl ClientFacts {
+    fn of(ch: &ClientHello) -> Self {
+        ClientFacts {
+            random: ch.random,
+            offers_early_data: ch.extensions.contains(&hello::extension_type::EARLY_DATA),
+            encrypt_then_mac: ch.encrypt_then_mac,
+        }
+    }
+}
+
+/// The ServerHello's facts the session needs once the hello is parsed.
+#[derive(Clone, Copy)]
+struct ServerFacts {
+    random: [u8; 32],
+    /// The negotiated version (supported_versions, else the legacy field).
+    version: u16,
+    cipher_suite: u16,
+    encrypt_then_mac: bool,
 }
 
 impl Drop for TlsSession {
@@ -281,9 +310,7 @@ impl TlsSession {
 
     /// Whether the ServerHello negotiated TLS 1.3 (known with or without keys).
     fn tls13(&self) -> bool {
-        self.server_hello
-            .as_ref()
-            .is_some_and(|s| s.version() == 0x0304)
+        self.server_hello.is_some_and(|s| s.version == 0x0304)
     }
 
     fn stop(
@@ -328,10 +355,7 @@ impl TlsSession {
             // Only a ServerHello that negotiated TLS 1.2 makes a ChangeCipherSpec meaningful;
             // otherwise it is TLS 1.3's compatibility record (RFC 8446 §D.4), e.g. after a
             // HelloRetryRequest or after a 0-RTT ClientHello.
-            let tls12 = self
-                .server_hello
-                .as_ref()
-                .is_some_and(|s| s.version() < 0x0304);
+            let tls12 = self.server_hello.is_some_and(|s| s.version < 0x0304);
             if tls12 {
                 let d = self.dir_mut(dir);
                 d.ccs = true;
@@ -454,7 +478,7 @@ impl TlsSession {
         let Some(s) = keylog.get(&ch.random) else {
             return false;
         };
-        if sh.version() == 0x0304 {
+        if sh.version == 0x0304 {
             s.client_handshake.is_some()
                 && s.server_handshake.is_some()
                 && s.client_traffic_0.is_some()
@@ -717,7 +741,7 @@ impl TlsSession {
     ) {
         if self.client_hello.is_some() {
             // The second ClientHello after a HelloRetryRequest: same random (RFC 8446 §4.1.2).
-            self.client_hello = Some(Box::new(ch));
+            self.client_hello = Some(ClientFacts::of(&ch));
             return;
         }
         let i = &mut self.info;
@@ -737,7 +761,7 @@ impl TlsSession {
         i.resumption_offered = ch.psk_offered
             || ch.session_ticket
             || (ch.session_id_len > 0 && ch.supported_versions.is_empty());
-        self.client_hello = Some(Box::new(ch));
+        self.client_hello = Some(ClientFacts::of(&ch));
         self.setup_keys(keylog, out);
     }
 
@@ -764,7 +788,12 @@ impl TlsSession {
         if version == 0x0304 && sh.psk_accepted {
             self.info.resumed = true;
         }
-        self.server_hello = Some(Box::new(sh));
+        self.server_hello = Some(ServerFacts {
+            random: sh.random,
+            version,
+            cipher_suite: sh.cipher_suite,
+            encrypt_then_mac: sh.encrypt_then_mac,
+        });
         self.setup_keys(keylog, out);
     }
 
@@ -775,9 +804,7 @@ impl TlsSession {
     }
 
     fn offers_early_data(&self) -> bool {
-        self.client_hello
-            .as_ref()
-            .is_some_and(|c| c.extensions.contains(&hello::extension_type::EARLY_DATA))
+        self.client_hello.is_some_and(|c| c.offers_early_data)
     }
 
     /// Leaves the 0-RTT epoch: the client's records are protected with its handshake keys.
@@ -802,14 +829,8 @@ impl TlsSession {
 
     fn encrypt_then_mac(&self) -> bool {
         let cbc = self.suite.is_some_and(|s| s.mac.is_some());
-        cbc && self
-            .client_hello
-            .as_ref()
-            .is_some_and(|c| c.encrypt_then_mac)
-            && self
-                .server_hello
-                .as_ref()
-                .is_some_and(|s| s.encrypt_then_mac)
+        cbc && self.client_hello.is_some_and(|c| c.encrypt_then_mac)
+            && self.server_hello.is_some_and(|s| s.encrypt_then_mac)
     }
 
     /// Once both hellos are known: find the session's secrets and prepare decryption.
@@ -821,7 +842,7 @@ impl TlsSession {
             return;
         };
         let (client_random, server_random) = (ch.random, sh.random);
-        let (version, suite_id) = (sh.version(), sh.cipher_suite);
+        let (version, suite_id) = (sh.version, sh.cipher_suite);
         // A growing key log may have only some of this session's lines yet: wait for all.
         let incomplete = keylog.hold_for_keys() > 0 && !self.has_keys_now(keylog);
         let Some(secrets) = keylog.get(&client_random).filter(|_| !incomplete) else {
