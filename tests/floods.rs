@@ -470,6 +470,8 @@ fn client_hellos_with_thousands_of_extensions() {
     assert_eq!(anomaly(&run.report, "tls_handshake_list_capped"), 5000);
 }
 
+const MISDIRECTED: &[u8] = b"HTTP/1.1 421 Misdirected Request\r\nContent-Length: 0\r\n\r\n";
+
 #[test]
 fn http1_headers_without_end() {
     let mut w = Writer::new("http1-endless");
@@ -496,10 +498,7 @@ fn http1_headers_without_end() {
     }
     for c in &mut conns {
         c.client_sends(b"\r\nGET /after HTTP/1.1\r\nHost: after.test\r\n\r\n", 1448);
-        c.server_sends(
-            b"HTTP/1.1 421 Misdirected Request\r\nContent-Length: 0\r\n\r\n",
-            1448,
-        );
+        c.server_sends(MISDIRECTED, 1448);
         c.close();
         w.drain(c);
     }
@@ -537,10 +536,7 @@ fn chunk_sizes_that_overflow() {
         c.server_sends(size, 1448);
         // A second exchange after it, answered 421: read when the framing allows it.
         c.client_sends(request, 1448);
-        c.server_sends(
-            b"HTTP/1.1 421 Misdirected Request\r\nContent-Length: 0\r\n\r\n",
-            1448,
-        );
+        c.server_sends(MISDIRECTED, 1448);
         c.close();
         w.drain(c);
     }
