@@ -69,7 +69,7 @@ struct Run {
 /// Runs `misdirect analyze --stats -f json` on `capture`; the peak RSS is the one `--stats`
 /// reads from `/proc/self/status` (`VmHWM`). `wait4`'s `ru_maxrss` would not do: it keeps
 /// the high-water mark of the process before its exec, which was this test process.
-fn analyze(capture: &Path, extra: &[&str]) -> Run {
+fn analyze(capture: &Path) -> Run {
     let out = capture.with_extension("json");
     let err = capture.with_extension("stderr");
     let started = Instant::now();
@@ -77,7 +77,6 @@ fn analyze(capture: &Path, extra: &[&str]) -> Run {
         .arg("analyze")
         .args(["--stats", "-q", "-f", "json", "-o"])
         .arg(&out)
-        .args(extra)
         .arg(capture)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&err).unwrap())
@@ -117,7 +116,7 @@ fn anomaly(report: &Value, name: &str) -> u64 {
     report["anomalies"][name].as_u64().unwrap_or(0)
 }
 
-fn addr(s: String) -> SocketAddr {
+fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
@@ -136,9 +135,9 @@ fn assert_sane(run: &Run, bound: u64) {
 #[test]
 fn syn_flood_of_a_million_connections() {
     let mut w = Writer::new("syn-flood");
-    let server = addr("10.0.0.2:443".into());
+    let server = addr("10.0.0.2:443");
     let mut template = Link::Ethernet.frame(&tcp_packet(
-        addr("10.1.0.0:1024".into()),
+        addr("10.1.0.0:1024"),
         server,
         1,
         None,
@@ -158,7 +157,7 @@ fn syn_flood_of_a_million_connections() {
         template[34..36].copy_from_slice(&(1024 + (i % 16) as u16).to_be_bytes());
         w.frame(&template);
     }
-    let run = analyze(&w.finish(), &[]);
+    let run = analyze(&w.finish());
     // The table holds `max_connections` (262,144) connections that carried nothing, and
     // the report lists `max_empty_connection_records` (65,536) of them.
     assert_sane(&run, 300 * MB);
@@ -213,7 +212,7 @@ fn out_of_order_flood_that_never_fills_its_holes() {
         tiny.client_raw(seq, "PA", b"y");
         w.drain(&mut tiny);
     }
-    let run = analyze(&w.finish(), &[]);
+    let run = analyze(&w.finish());
     // 64 MiB of out-of-order data at most, over all connections.
     assert_sane(&run, 150 * MB);
     assert!(anomaly(&run.report, "tcp_reassembly_limit") > 0);
@@ -304,7 +303,7 @@ fn hpack_bomb() {
     c.client_sends(&out, 1448);
     c.close();
     w.drain(&mut c);
-    let run = analyze(&w.finish(), &[]);
+    let run = analyze(&w.finish());
     assert_sane(&run, 50 * MB);
     assert!(run.seconds < 60.0, "{} s", run.seconds);
     let requests = run.report["connections"][0]["requests"].as_array().unwrap();
@@ -358,7 +357,7 @@ fn continuation_flood() {
     c.close();
     w.drain(c);
 
-    let run = analyze(&w.finish(), &[]);
+    let run = analyze(&w.finish());
     assert_sane(&run, 50 * MB);
     assert_eq!(anomaly(&run.report, "http2_continuation_limit"), 1);
     assert_eq!(anomaly(&run.report, "http2_header_block_limit"), 1);
@@ -441,7 +440,7 @@ fn tls_records_that_lie_about_their_length() {
         c.client_sends(&bytes, 1448);
         w.drain(c);
     }
-    let run = analyze(&w.finish(), &[]);
+    let run = analyze(&w.finish());
     assert_sane(&run, 150 * MB);
     let conns = run.report["connections"].as_array().unwrap();
     assert_eq!(conns.len(), 30_000);
@@ -462,7 +461,7 @@ fn client_hellos_with_thousands_of_extensions() {
         c.close();
         w.drain(c);
     }
-    let run = analyze(&w.finish(), &[]);
+    let run = analyze(&w.finish());
     assert_sane(&run, 100 * MB);
     let conns = run.report["connections"].as_array().unwrap();
     assert_eq!(conns.len(), 5000);
@@ -502,7 +501,7 @@ fn http1_headers_without_end() {
         c.close();
         w.drain(c);
     }
-    let run = analyze(&w.finish(), &[]);
+    let run = analyze(&w.finish());
     assert_sane(&run, 100 * MB);
     assert_eq!(anomaly(&run.report, "http1_head_limit"), 50);
     for c in run.report["connections"].as_array().unwrap() {
@@ -540,7 +539,7 @@ fn chunk_sizes_that_overflow() {
         c.close();
         w.drain(c);
     }
-    let run = analyze(&w.finish(), &[]);
+    let run = analyze(&w.finish());
     assert_sane(&run, 50 * MB);
     assert_eq!(anomaly(&run.report, "http1_chunk_invalid"), 2);
     let conns = run.report["connections"].as_array().unwrap();
