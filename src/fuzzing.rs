@@ -1002,6 +1002,7 @@ fn check_exchanges(exchanges: &[Exchange], dropped: u64, limits: &HttpLimits) {
     let max_chars = limits.max_field_bytes + 1;
     let mut streams = std::collections::HashSet::new();
     for e in exchanges {
+        assert!(e.interim.len() <= Exchange::MAX_INTERIM, "{:?}", e.interim);
         let texts = [
             &e.method,
             &e.scheme,

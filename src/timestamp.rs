@@ -25,6 +25,12 @@ impl Timestamp {
         )
     }
 
+    /// Nanoseconds from `earlier` to this time, saturating: a hostile file can put its
+    /// timestamps at both ends of the range.
+    pub fn since(self, earlier: Timestamp) -> i64 {
+        self.0.saturating_sub(earlier.0)
+    }
+
     pub fn secs(self) -> i64 {
         self.0.div_euclid(Self::NANOS_PER_SEC)
     }
@@ -33,15 +39,38 @@ impl Timestamp {
         self.0.rem_euclid(Self::NANOS_PER_SEC) as u32
     }
 
-    /// RFC 3339 in UTC with nanoseconds, e.g. `2026-11-23T20:03:01.123456789Z`.
+    /// RFC 3339 in UTC with nanoseconds, e.g. `2026-11-23T20:03:01.123456789Z`. Written
+    /// here rather than by humantime, which panics on times before 1970: a pcapng
+    /// `if_tsoffset` can put a packet there.
     pub fn rfc3339(self) -> String {
-        let system = if self.0 >= 0 {
-            std::time::UNIX_EPOCH + std::time::Duration::from_nanos(self.0 as u64)
-        } else {
-            std::time::UNIX_EPOCH - std::time::Duration::from_nanos(self.0.unsigned_abs())
-        };
-        humantime::format_rfc3339_nanos(system).to_string()
+        let secs = self.secs();
+        let days = secs.div_euclid(86_400);
+        let of_day = secs.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z",
+            of_day / 3600,
+            of_day / 60 % 60,
+            of_day % 60,
+            self.subsec_nanos()
+        )
     }
+}
+
+/// The proleptic Gregorian date of a day counted from 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`). `i64` nanoseconds span only the years 1677 to 2262, so nothing here
+/// can overflow.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
 }
 
 impl fmt::Display for Timestamp {
@@ -79,6 +108,34 @@ mod tests {
         assert_eq!(
             Timestamp(1_700_000_000_123_456_789).rfc3339(),
             "2023-11-14T22:13:20.123456789Z"
+        );
+        assert_eq!(Timestamp(0).rfc3339(), "1970-01-01T00:00:00.000000000Z");
+        // Before 1970 (a pcapng if_tsoffset can put a packet there), and the extremes.
+        assert_eq!(Timestamp(-1).rfc3339(), "1969-12-31T23:59:59.999999999Z");
+        assert_eq!(
+            Timestamp(i64::MIN).rfc3339(),
+            "1677-09-21T00:12:43.145224192Z"
+        );
+        assert_eq!(
+            Timestamp(i64::MAX).rfc3339(),
+            "2262-04-11T23:47:16.854775807Z"
+        );
+        // The same as humantime wherever humantime can format.
+        let mut t: i64 = 1;
+        while t < i64::MAX / 3 {
+            let system = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(t as u64);
+            let expected = humantime::format_rfc3339_nanos(system).to_string();
+            assert_eq!(Timestamp(t).rfc3339(), expected);
+            t = t * 3 + 7;
+        }
+        // Leap days, and the end of a leap year.
+        assert_eq!(
+            Timestamp(951_782_400 * Timestamp::NANOS_PER_SEC).rfc3339(),
+            "2000-02-29T00:00:00.000000000Z"
+        );
+        assert_eq!(
+            Timestamp(1_735_603_199 * Timestamp::NANOS_PER_SEC).rfc3339(),
+            "2024-12-30T23:59:59.000000000Z"
         );
     }
 }

@@ -553,3 +553,87 @@ fn chunk_sizes_that_overflow() {
         conns[0]["requests"]
     );
 }
+
+#[test]
+fn one_busy_connection_beside_sparse_ones() {
+    // With two threads, the sparse connections' worker gets a segment now and then while
+    // the busy one's fills the input: its batch must not keep every input chunk those few
+    // segments came from alive until it has 512 segments.
+    let mut w = Writer::new("busy-beside-sparse");
+    let mut busy = connections(&mut w, 1, "10.0.0.2:80").pop().unwrap();
+    let mut sparse = connections(&mut w, 8, "10.0.0.3:80");
+    let block = vec![b'b'; 1 << 20];
+    for i in 0..200 {
+        busy.server_sends(&block, 1448);
+        w.drain(&mut busy);
+        let c = &mut sparse[i % 8];
+        c.client_sends(b"x", 1448);
+        w.drain(c);
+    }
+    let run = analyze(&w.finish());
+    // 220 MB of capture; before batches were flushed at two chunks, 141 MB (up to 1 GiB
+    // on longer captures).
+    assert_sane(&run, 50 * MB);
+    assert_eq!(run.report["connections"].as_array().unwrap().len(), 9);
+}
+
+#[test]
+fn interim_responses_without_end() {
+    let mut w = Writer::new("endless-1xx");
+    let mut c = connections(&mut w, 1, "10.0.0.2:80").pop().unwrap();
+    c.client_sends(b"GET / HTTP/1.1\r\nHost: interim.test\r\n\r\n", 1448);
+    let burst: Vec<u8> = b"HTTP/1.1 103 Early Hints\r\n\r\n"
+        .iter()
+        .copied()
+        .cycle()
+        .take(28 * 10_000)
+        .collect();
+    for _ in 0..20 {
+        c.server_sends(&burst, 1448);
+        w.drain(&mut c);
+    }
+    c.server_sends(MISDIRECTED, 1448);
+    c.close();
+    w.drain(&mut c);
+    let run = analyze(&w.finish());
+    assert_sane(&run, 50 * MB);
+    let request = &run.report["connections"][0]["requests"][0];
+    assert_eq!(request["status"], 421, "{request}");
+    assert_eq!(request["interim"].as_array().unwrap().len(), 16);
+}
+
+#[test]
+fn many_421s_from_one_server() {
+    // 20,000 connections to one server, each answered 421, and one connection with 20,000
+    // requests for two hosts in turn, each answered 421: every finding's evidence names the
+    // other connections to the server and the earlier authorities, which must stay lists
+    // of a few, not 20,000 each.
+    let mut w = Writer::new("many-421s");
+    let mut conns = connections(&mut w, 20_001, "10.0.0.2:80");
+    let mut busy = conns.pop().unwrap();
+    for c in &mut conns {
+        c.client_sends(b"GET / HTTP/1.1\r\nHost: one.test\r\n\r\n", 1448);
+        c.server_sends(MISDIRECTED, 1448);
+        c.close();
+        w.drain(c);
+    }
+    for i in 0..20_000 {
+        let host = if i % 2 == 0 { "a.test" } else { "b.test" };
+        let request = format!("GET /{i} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        busy.client_sends(request.as_bytes(), 1448);
+        busy.server_sends(MISDIRECTED, 1448);
+        w.drain(&mut busy);
+    }
+    let run = analyze(&w.finish());
+    assert_sane(&run, 300 * MB);
+    assert!(run.seconds < 60.0, "{} s", run.seconds);
+    let findings = run.report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 40_000);
+    for f in findings {
+        let e = &f["evidence"];
+        assert_eq!(e["same_server_connections"].as_array().unwrap().len(), 16);
+        assert!(e["earlier_authorities"].as_array().unwrap().len() <= 1);
+    }
+    let last = &findings[39_999]["evidence"];
+    assert_eq!(last["earlier_authorities"][0], "a.test", "{last}");
+}

@@ -15,6 +15,7 @@ use crate::proto::tls::session::TlsInfo;
 use crate::proto::AppProtocol;
 use crate::Timestamp;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 /// What a finding is about.
@@ -126,7 +127,8 @@ pub struct Evidence {
     pub alpn: Option<String>,
     /// The authority of the connection's first request.
     pub first_authority: Option<String>,
-    /// Earlier requests' authorities on this connection that differ from this one.
+    /// Earlier requests' authorities on this connection that differ from this one, the
+    /// first [`MAX_LISTED`].
     pub earlier_authorities: Vec<String>,
     /// The `host` header, when sent besides `:authority` or an absolute-form target.
     pub host_header: Option<String>,
@@ -139,9 +141,18 @@ pub struct Evidence {
     /// Whether the authority is in the ORIGIN set; null when there is none.
     pub in_origin_set: Option<bool>,
     pub server: Option<String>,
-    /// Other connections to the same server address and port.
+    /// Other connections to the same server address and port, the first [`MAX_LISTED`] in
+    /// id order.
     pub same_server_connections: Vec<ConnId>,
 }
+
+/// Connections and authorities listed in one finding's evidence. Every finding of a busy
+/// server would otherwise list every other connection to it (quadratic in the capture).
+pub const MAX_LISTED: usize = 16;
+
+/// Distinct authorities remembered per connection for `earlier_authorities`; a connection
+/// that names more (each request another host) is not followed past them.
+const MAX_DISTINCT_AUTHORITIES: usize = 64;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Retry {
@@ -197,9 +208,45 @@ struct View<'a> {
     tls: Option<&'a TlsInfo>,
     http2: Option<&'a Http2Info>,
     requests: &'a [Exchange],
+    /// Distinct request authorities in order of first appearance, with that request's index
+    /// (at most `MAX_DISTINCT_AUTHORITIES`): computed once, not per finding.
+    authorities: Vec<(usize, &'a str)>,
+    /// The first `MAX_LISTED + 1` connections to this server (this one among them).
+    same_server: Vec<ConnId>,
 }
 
-impl View<'_> {
+impl<'a> View<'a> {
+    fn new(
+        conn: Endpoints,
+        in_tunnel: bool,
+        tls: Option<&'a TlsInfo>,
+        http2: Option<&'a Http2Info>,
+        requests: &'a [Exchange],
+    ) -> Self {
+        let mut authorities: Vec<(usize, &str)> = Vec::new();
+        for (i, a) in requests
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| Some((i, r.authority.as_deref()?)))
+        {
+            if authorities.len() == MAX_DISTINCT_AUTHORITIES {
+                break;
+            }
+            if !authorities.iter().any(|(_, seen)| *seen == a) {
+                authorities.push((i, a));
+            }
+        }
+        View {
+            conn,
+            in_tunnel,
+            tls,
+            http2,
+            requests,
+            authorities,
+            same_server: Vec::new(),
+        }
+    }
+
     fn sni(&self) -> Option<&str> {
         self.tls.and_then(|t| t.sni.as_deref())
     }
@@ -210,26 +257,54 @@ impl View<'_> {
 }
 
 fn views(conns: &[ConnectionRecord]) -> Vec<View<'_>> {
+    let by_server = by_server(conns);
     let mut v = Vec::new();
     for c in conns {
-        v.push(View {
-            conn: Endpoints::of(c),
-            in_tunnel: false,
-            tls: c.tls.as_deref(),
-            http2: c.http2.as_deref(),
-            requests: &c.requests,
-        });
+        let same_server = by_server.get(&c.server).cloned().unwrap_or_default();
+        let mut outer = View::new(
+            Endpoints::of(c),
+            false,
+            c.tls.as_deref(),
+            c.http2.as_deref(),
+            &c.requests,
+        );
+        outer.same_server = same_server.clone();
+        v.push(outer);
         if let Some(t) = &c.tunnel {
-            v.push(View {
-                conn: Endpoints::of(c),
-                in_tunnel: true,
-                tls: t.tls.as_deref(),
-                http2: t.http2.as_deref(),
-                requests: &t.requests,
-            });
+            let mut inner = View::new(
+                Endpoints::of(c),
+                true,
+                t.tls.as_deref(),
+                t.http2.as_deref(),
+                &t.requests,
+            );
+            inner.same_server = same_server;
+            v.push(inner);
         }
     }
     v
+}
+
+/// The first `MAX_LISTED + 1` connections (in id order) to each server.
+fn by_server(conns: &[ConnectionRecord]) -> HashMap<SocketAddr, Vec<ConnId>> {
+    let mut map: HashMap<SocketAddr, Vec<ConnId>> = HashMap::new();
+    for c in conns {
+        let ids = map.entry(c.server).or_default();
+        if ids.len() <= MAX_LISTED {
+            ids.push(c.id);
+        }
+    }
+    map
+}
+
+/// Other connections to the server of `id`, from its `by_server` entry.
+fn others(same_server: &[ConnId], id: ConnId) -> Vec<ConnId> {
+    same_server
+        .iter()
+        .copied()
+        .filter(|&o| o != id)
+        .take(MAX_LISTED)
+        .collect()
 }
 
 /// A 421 as soon as it is seen on a connection still open (live capture): its causes from
@@ -244,13 +319,13 @@ pub fn preliminary(
     i: usize,
 ) -> Option<Finding> {
     requests.get(i)?;
-    let views = [View {
-        conn: Endpoints { id, client, server },
-        in_tunnel: false,
+    let views = [View::new(
+        Endpoints { id, client, server },
+        false,
         tls,
         http2,
         requests,
-    }];
+    )];
     let (mut causes, evidence) = assess(&views, 0, i);
     if causes.is_empty() {
         causes.push(Cause::Unexplained);
@@ -289,6 +364,7 @@ fn mark(requests: &mut [Exchange], sni: Option<&str>) {
 /// All findings of a capture, in connection then request order.
 pub fn diagnose(conns: &[ConnectionRecord]) -> Vec<Finding> {
     let views = views(conns);
+    let by_server = by_server(conns);
     let mut findings = Vec::new();
     for (vi, v) in views.iter().enumerate() {
         for (i, e) in v.requests.iter().enumerate() {
@@ -333,7 +409,10 @@ pub fn diagnose(conns: &[ConnectionRecord]) -> Vec<Finding> {
                 causes: Vec::new(),
                 evidence: Evidence {
                     server: Some(c.server.to_string()),
-                    same_server_connections: same_server(conns, c),
+                    same_server_connections: others(
+                        by_server.get(&c.server).map_or(&[], Vec::as_slice),
+                        c.id,
+                    ),
                     ..Evidence::default()
                 },
                 retry: None,
@@ -354,14 +433,6 @@ pub fn diagnose(conns: &[ConnectionRecord]) -> Vec<Finding> {
     findings
 }
 
-fn same_server(conns: &[ConnectionRecord], c: &ConnectionRecord) -> Vec<ConnId> {
-    conns
-        .iter()
-        .filter(|o| o.id != c.id && o.server == c.server)
-        .map(|o| o.id)
-        .collect()
-}
-
 /// The evidence and the causes that hold for request `i` of view `vi`.
 fn assess(views: &[View<'_>], vi: usize, i: usize) -> (Vec<Cause>, Evidence) {
     let Some(v) = views.get(vi) else {
@@ -380,16 +451,17 @@ fn assess(views: &[View<'_>], vi: usize, i: usize) -> (Vec<Cause>, Evidence) {
             _ => {}
         }
     }
-    let mut earlier = Vec::new();
-    if let Some(a) = &authority {
-        for prev in v.requests.get(..i).unwrap_or(&[]) {
-            if let Some(p) = &prev.authority {
-                if !Authority::parse(p).same_origin(a, port) && !earlier.contains(p) {
-                    earlier.push(p.clone());
-                }
-            }
-        }
-    }
+    let earlier: Vec<String> = match &authority {
+        Some(a) => v
+            .authorities
+            .iter()
+            .take_while(|(first, _)| *first < i)
+            .filter(|(_, p)| !Authority::parse(p).same_origin(a, port))
+            .map(|(_, p)| p.to_string())
+            .take(MAX_LISTED)
+            .collect(),
+        None => Vec::new(),
+    };
     if !earlier.is_empty() {
         causes.push(Cause::ConnectionReuse);
     }
@@ -420,7 +492,7 @@ fn assess(views: &[View<'_>], vi: usize, i: usize) -> (Vec<Cause>, Evidence) {
     let evidence = Evidence {
         tls: v.tls.is_some(),
         alpn: v.tls.and_then(|t| t.alpn.clone()),
-        first_authority: v.requests.iter().find_map(|r| r.authority.clone()),
+        first_authority: v.authorities.first().map(|(_, a)| a.to_string()),
         earlier_authorities: earlier,
         host_header,
         certificate_names: names,
@@ -428,11 +500,7 @@ fn assess(views: &[View<'_>], vi: usize, i: usize) -> (Vec<Cause>, Evidence) {
         origin_set,
         in_origin_set,
         server: Some(v.conn.server.to_string()),
-        same_server_connections: views
-            .iter()
-            .filter(|o| o.conn.id != v.conn.id && !o.in_tunnel && o.conn.server == v.conn.server)
-            .map(|o| o.conn.id)
-            .collect(),
+        same_server_connections: others(&v.same_server, v.conn.id),
     };
     (causes, evidence)
 }
@@ -601,7 +669,7 @@ fn retry_of(views: &[View<'_>], vi: usize, i: usize) -> Option<Retry> {
                     stream_id: r.stream_id,
                     status: r.status,
                     sni: o.sni().map(str::to_string),
-                    after_ms: (t.0 - after.0) as f64 / 1e6,
+                    after_ms: t.since(after) as f64 / 1e6,
                 },
             ));
         }
@@ -651,7 +719,7 @@ fn upstream_of(views: &[View<'_>], vi: usize, i: usize) -> Option<(usize, usize)
             let Some(t) = r.request_time.filter(|t| *t >= t0 && *t <= t1) else {
                 continue;
             };
-            let key = (r.status != Some(421), t.0 - t0.0);
+            let key = (r.status != Some(421), t.since(t0));
             if best.as_ref().is_none_or(|(k, _)| key < *k) {
                 best = Some((key, (ui, j)));
             }

@@ -299,7 +299,8 @@ impl FileSource {
         let old = std::mem::replace(&mut self.chunk, next);
         self.pos = 0;
         // Chunks that others still hold (packets handed to workers) wait here until they are
-        // free again; the number in flight is bounded by the workers' queues.
+        // free again; the number in flight is bounded by the workers' queues and by the
+        // chunks a batch may hold (`pipeline::handoff`).
         self.spare.push(old);
         self.spare.truncate(SPARE_CHUNKS);
         Ok(())

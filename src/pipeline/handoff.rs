@@ -34,6 +34,11 @@ use std::sync::mpsc;
 const BATCH: usize = 512;
 /// Batches in flight per worker, which bounds the memory between the reader and a worker.
 const IN_FLIGHT: usize = 8;
+/// Input chunks one batch may keep alive. A worker that gets a small share of the traffic
+/// (one idle connection beside a bulk one) would otherwise fill its batch slowly while it
+/// pinned every chunk its few segments came from: up to `BATCH` chunks of 2 MiB. With this,
+/// at most `workers × (IN_FLIGHT + 1) × BATCH_CHUNKS` chunks are held by batches.
+const BATCH_CHUNKS: usize = 2;
 
 /// A decoded TCP segment on its way to a worker.
 struct Handed {
@@ -247,7 +252,9 @@ impl Reader {
             return;
         };
         let b = &mut lane.batch;
-        let payload = match place(chunk, seg.payload) {
+        // An empty payload (a pure ACK) needs no chunk kept alive.
+        let in_chunk = place(chunk, seg.payload).filter(|_| !seg.payload.is_empty());
+        let payload = match in_chunk {
             Some((start, end)) => Payload::Chunk {
                 chunk: b.chunk(chunk),
                 start,
@@ -262,7 +269,7 @@ impl Reader {
                 }
             }
         };
-        let tunnel = (!d.tunnel.key().is_empty() || !d.tunnel.layers().is_empty()).then(|| {
+        let tunnel = (!d.tunnel.is_empty()).then(|| {
             b.tunnels.push(d.tunnel.clone());
             b.tunnels.len() - 1
         });
@@ -280,7 +287,7 @@ impl Reader {
             payload,
             tunnel,
         });
-        if b.segments.len() >= BATCH {
+        if b.segments.len() >= BATCH || b.chunks.len() > BATCH_CHUNKS {
             lane.flush();
         }
     }

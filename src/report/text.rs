@@ -52,7 +52,7 @@ pub fn write(report: &Report, style: Style, out: &mut dyn io::Write) -> io::Resu
                 ", {} to {} ({:.3} s)",
                 a.rfc3339(),
                 b.rfc3339(),
-                (b.0 - a.0) as f64 / 1e9
+                b.since(a) as f64 / 1e9
             ),
             _ => String::new(),
         }
@@ -344,7 +344,7 @@ fn conversation(c: &ConnectionRecord, out: &mut dyn io::Write) -> io::Result<()>
             .collect::<String>();
         status.push_str(&e.status.map_or("(no response)".into(), |s| s.to_string()));
         let took = match (e.request_time, e.response_time, e.status) {
-            (Some(a), Some(b), Some(_)) => format!(" in {:.1} ms", (b.0 - a.0) as f64 / 1e6),
+            (Some(a), Some(b), Some(_)) => format!(" in {:.1} ms", b.since(a) as f64 / 1e6),
             _ => String::new(),
         };
         let mut notes = Vec::new();
@@ -441,7 +441,9 @@ fn connection_table(conns: &[ConnectionRecord], out: &mut dyn io::Write) -> io::
             if tunnels {
                 r.push(tunnel_cell(c));
             }
-            r
+            // Several cells hold captured bytes (SNI, ALPN, tunnel names): all are cleaned
+            // here, so none can reach the terminal raw.
+            r.iter().map(|cell| clean(cell)).collect()
         })
         .collect();
     let mut header = vec![
@@ -510,7 +512,7 @@ fn row(c: &ConnectionRecord) -> [String; 12] {
         c.client.to_string(),
         c.server.to_string(),
         start,
-        format!("{:.3}s", (c.last_seen.0 - c.first_seen.0) as f64 / 1e9),
+        format!("{:.3}s", c.last_seen.since(c.first_seen) as f64 / 1e9),
         traffic(Direction::ClientToServer),
         traffic(Direction::ServerToClient),
         if gaps == 0 {
@@ -521,7 +523,7 @@ fn row(c: &ConnectionRecord) -> [String; 12] {
         close_word(c.close).to_string(),
         protocol_word(c.protocol).to_string(),
         match &c.tls {
-            Some(t) => t.sni.as_deref().map_or("(none)".to_string(), clean),
+            Some(t) => t.sni.clone().unwrap_or_else(|| "(none)".to_string()),
             None => "-".to_string(),
         },
         c.tls.as_deref().map_or_else(|| "-".to_string(), tls_cell),
@@ -578,5 +580,53 @@ fn plural(n: u64) -> &'static str {
         ""
     } else {
         "s"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::anomaly::AnomalyCounts;
+    use crate::flow::{Close, ConnId, DirectionStats, Orientation};
+    use crate::proto::tls::session::TlsInfo;
+    use crate::proto::AppProtocol;
+    use crate::Timestamp;
+
+    #[test]
+    fn every_captured_cell_of_the_connection_table_is_cleaned() {
+        let record = ConnectionRecord {
+            id: ConnId(1),
+            client: "10.0.0.1:40000".parse().unwrap(),
+            server: "10.0.0.2:443".parse().unwrap(),
+            encapsulation: Vec::new(),
+            orientation: Orientation::Syn,
+            mid_stream: false,
+            first_seen: Timestamp(0),
+            last_seen: Timestamp(0),
+            first_packet: 1,
+            last_packet: 1,
+            source: Default::default(),
+            close: Close::Fin,
+            client_to_server: DirectionStats::default(),
+            server_to_client: DirectionStats::default(),
+            protocol: AppProtocol::Unknown,
+            tls: Some(Box::new(TlsInfo {
+                sni: Some("evil\x1b[2J.test".into()),
+                alpn: Some("h2\x1b]0;owned\x07".into()),
+                ..TlsInfo::default()
+            })),
+            requests: Vec::new(),
+            requests_dropped: 0,
+            http2: None,
+            control: None,
+            tunnel: None,
+            anomalies: AnomalyCounts::default(),
+        };
+        let mut out = Vec::new();
+        connection_table(&[record], &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
+        assert!(text.contains("evil\\u{1b}[2J.test"), "{text}");
+        assert!(text.contains("h2\\u{1b}]0;owned\\u{7}"), "{text}");
     }
 }

@@ -447,7 +447,7 @@ impl Http1 {
         };
         if (100..200).contains(&status) && status != 101 {
             if let Some(x) = log.get_mut(exchange.flatten()) {
-                x.interim.push(status);
+                x.add_interim(status);
             }
             self.server.state = State::Head;
             return None;
@@ -500,7 +500,7 @@ impl Http1 {
         if let Some(x) = log.get_mut(target) {
             if h2c {
                 // The final response comes on HTTP/2 stream 1.
-                x.interim.push(101);
+                x.add_interim(101);
                 x.stream_id = Some(1);
             } else {
                 answer(x, e, Pairing::Exact);
@@ -556,7 +556,9 @@ fn answer(x: &mut Exchange, r: Exchange, pairing: Pairing) {
     x.response_time = r.response_time;
     x.server = r.server;
     x.content_length = r.content_length;
-    x.interim.extend(r.interim);
+    for s in r.interim {
+        x.add_interim(s);
+    }
     x.pairing = pairing;
 }
 

@@ -90,7 +90,7 @@ pub struct Exchange {
     pub status: Option<u16>,
     pub reason: Option<String>,
     pub response_time: Option<Timestamp>,
-    /// Interim (1xx) statuses before the final one.
+    /// Interim (1xx) statuses before the final one, the first [`Exchange::MAX_INTERIM`].
     pub interim: Vec<u16>,
     pub server: Option<String>,
     pub content_length: Option<u64>,
@@ -115,6 +115,16 @@ pub struct Reset {
 }
 
 impl Exchange {
+    /// Interim statuses kept per exchange: a server may send 1xx responses without end, a
+    /// few bytes each.
+    pub const MAX_INTERIM: usize = 16;
+
+    pub fn add_interim(&mut self, status: u16) {
+        if self.interim.len() < Self::MAX_INTERIM {
+            self.interim.push(status);
+        }
+    }
+
     /// Whether the request is only partly known.
     pub fn partial(&self) -> bool {
         !self.request_seen || self.unknown_fields > 0

@@ -453,7 +453,7 @@ impl Fields {
     fn fill_response(self, e: &mut Exchange, at: Timestamp) {
         let status = self.status.as_deref().and_then(|s| s.parse::<u16>().ok());
         match status {
-            Some(s) if (100..200).contains(&s) => e.interim.push(s),
+            Some(s) if (100..200).contains(&s) => e.add_interim(s),
             Some(s) if e.status.is_none() => {
                 e.status = Some(s);
                 e.response_time = Some(at);
