@@ -270,8 +270,8 @@ pub struct Ledger {
     empty_listed: usize,
     max_empty_listed: usize,
     unlisted: u64,
-    /// The protocol layer of each open connection, made at its first stream event: a
-    /// connection that never carries a byte (a SYN flood's) costs nothing here.
+    /// The protocol layer of each open connection, made at its first stream event (data,
+    /// gap, FIN or RST): a connection with none, a SYN flood's, costs nothing here.
     live: HashMap<ConnId, Box<ConnProto>, foldhash::fast::RandomState>,
     /// Open connections whose start the capture did not see and that have no protocol layer
     /// yet (see `live`).

@@ -63,12 +63,6 @@ pub fn partitions(args: &[InputName]) -> Result<Vec<Vec<InputName>>, PartitionEr
     Ok(groups)
 }
 
-/// True when an argument list names a directory (and so more than one capture, maybe).
-pub fn has_directory(args: &[InputName]) -> bool {
-    args.iter()
-        .any(|a| matches!(a, InputName::Path(p) if p.is_dir()))
-}
-
 /// Visible entries of `dir`, sorted by name.
 fn entries(dir: &Path) -> Result<Vec<PathBuf>, PartitionError> {
     let err = |source| PartitionError::Directory {
