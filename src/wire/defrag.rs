@@ -38,6 +38,9 @@ pub struct Fragment<'a> {
 struct InFlight {
     buf: IpDefragBuf,
     first_seen: Timestamp,
+    /// Which datagram came first among those first seen at the same time: the map's order is
+    /// random, and which one is dropped must not be.
+    arrival: u64,
 }
 
 pub struct Defragmenter {
@@ -47,6 +50,7 @@ pub struct Defragmenter {
     last_sweep: Timestamp,
     /// Buffers of finished datagrams, given back for the next ones.
     spare: Vec<Vec<u8>>,
+    arrivals: u64,
     pub reassembled: u64,
 }
 
@@ -58,6 +62,7 @@ impl Defragmenter {
             timeout_ns: limits.ip_fragment_timeout_ns,
             last_sweep: Timestamp::default(),
             spare: Vec::new(),
+            arrivals: 0,
             reassembled: 0,
         }
     }
@@ -75,7 +80,7 @@ impl Defragmenter {
             let oldest = self
                 .active
                 .iter()
-                .min_by_key(|(_, v)| v.first_seen)
+                .min_by_key(|(_, v)| (v.first_seen, v.arrival))
                 .map(|(k, _)| k.clone());
             if let Some(k) = oldest {
                 self.drop_datagram(&k);
@@ -83,6 +88,7 @@ impl Defragmenter {
             }
         }
         let spare = &mut self.spare;
+        let arrivals = &mut self.arrivals;
         let entry = self
             .active
             .entry(frag.key.clone())
@@ -93,6 +99,10 @@ impl Defragmenter {
                     Vec::new(),
                 ),
                 first_seen: ts,
+                arrival: {
+                    *arrivals += 1;
+                    *arrivals
+                },
             });
         if entry.buf.add(frag.offset, frag.more, frag.payload).is_err() {
             anomalies.add(Anomaly::IpFragmentInvalid);
@@ -142,6 +152,52 @@ impl Defragmenter {
         if let Some(v) = self.active.remove(key) {
             let (data, _) = v.buf.take_bufs();
             self.recycle(data);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fragment(id: u32, last: bool) -> Fragment<'static> {
+        Fragment {
+            key: FragKey {
+                src: [10, 0, 0, 1].into(),
+                dst: [10, 0, 0, 2].into(),
+                id,
+                protocol: 6,
+                tunnel: Box::new([]),
+            },
+            offset: IpFragOffset::try_new(if last { 1 } else { 0 }).unwrap(),
+            more: !last,
+            payload: &[7; 8],
+        }
+    }
+
+    /// With the table full of datagrams first seen at the same time, the one that came first
+    /// is dropped, whatever the map's order (a fresh random order in each decoder).
+    #[test]
+    fn drops_the_first_come_among_equals() {
+        let limits = Limits {
+            max_ip_fragment_datagrams: 2,
+            ..Limits::default()
+        };
+        for _ in 0..32 {
+            let mut d = Defragmenter::new(&limits);
+            let mut anomalies = AnomalyCounts::default();
+            let ts = Timestamp(0);
+            for id in 1..=3 {
+                assert!(d.add(fragment(id, false), ts, &mut anomalies).is_none());
+            }
+            assert_eq!(anomalies.get(Anomaly::IpFragmentLimit), 1);
+            assert!(d.add(fragment(1, true), ts, &mut anomalies).is_none());
+            assert_eq!(anomalies.get(Anomaly::IpFragmentLimit), 2);
+            assert_eq!(
+                d.add(fragment(3, true), ts, &mut anomalies)
+                    .map(|v| v.len()),
+                Some(16)
+            );
         }
     }
 }
