@@ -136,7 +136,8 @@ pub fn decode_limits() -> Limits {
     }
 }
 
-/// One or several packets of one link type through [`Decoder::decode`].
+/// One or several packets of one link type through [`Decoder::decode`], and through a
+/// decoder without its fast path, which must decode every packet the same.
 ///
 /// Byte 0: low nibble mod 9 selects the link type from [`DECODE_LINKS`]; flag
 /// [`DECODE_RECORDS`] selects the record mode, [`DECODE_TRUNCATED`] marks a single packet as
@@ -153,9 +154,10 @@ pub fn decode_packet(data: &[u8]) {
         .copied()
         .unwrap_or(LinkType::Ethernet);
     let mut decoder = Decoder::new(&decode_limits());
+    let mut general = Decoder::without_fast_path(&decode_limits());
     let mut ts = Timestamp(1_700_000_000 * Timestamp::NANOS_PER_SEC);
     let mut count = 0u64;
-    let mut decode_one = |decoder: &mut Decoder, ts: Timestamp, bytes: &[u8], cut: u32| {
+    let mut decode_one = |ts: Timestamp, bytes: &[u8], cut: u32| {
         count += 1;
         let pkt = RawPacket {
             index: count,
@@ -170,7 +172,8 @@ pub fn decode_packet(data: &[u8]) {
                 .unwrap_or(u32::MAX)
                 .saturating_add(cut),
         };
-        if let Some(d) = decoder.decode(&pkt) {
+        let fast = decoder.decode(&pkt);
+        if let Some(d) = &fast {
             assert_eq!(d.index, pkt.index, "decoded packet has another index");
             assert_eq!(d.ts, pkt.ts, "decoded packet has another time");
             if let Transport::Tcp(seg) = d.transport {
@@ -180,6 +183,17 @@ pub fn decode_packet(data: &[u8]) {
                 );
             }
         }
+        let fast = fast.map(|d| decoded_facts(&d));
+        let slow = general.decode(&pkt).map(|d| decoded_facts(&d));
+        assert_eq!(fast, slow, "the fast path decodes differently");
+        assert_eq!(
+            decoder.stats, general.stats,
+            "the fast path counts differently"
+        );
+        assert_eq!(
+            decoder.anomalies, general.anomalies,
+            "the fast path reports differently"
+        );
         assert_eq!(decoder.stats.packets, count, "decoder packet count");
     };
     if head & DECODE_RECORDS == 0 {
@@ -188,17 +202,22 @@ pub fn decode_packet(data: &[u8]) {
         } else {
             0
         };
-        decode_one(&mut decoder, ts, rest, cut);
+        decode_one(ts, rest, cut);
     } else {
         let mut r = Reader(rest);
         while let (Some(lo), Some(hi), Some(meta)) = (r.u8(), r.u8(), r.u8()) {
             let len = usize::from(u16::from_le_bytes([lo, hi]));
             let bytes = r.take(len);
             ts = Timestamp(ts.0 + i64::from(meta & 0x0f) * (Timestamp::NANOS_PER_SEC / 2));
-            decode_one(&mut decoder, ts, bytes, u32::from(meta >> 4) * 64);
+            decode_one(ts, bytes, u32::from(meta >> 4) * 64);
         }
     }
     decoder.finish();
+}
+
+/// Everything a decoded packet says, owned, to compare two decoders' views.
+fn decoded_facts(d: &crate::wire::Decapsulated<'_>) -> String {
+    format!("{:?} {:?}", d.inner, d.tunnel)
 }
 
 /// A connection of a [`tcp_streams`] script: endpoints by connection index.

@@ -12,6 +12,7 @@
 //! turn them into a gap instead of losing track of sequence numbers.
 
 pub mod defrag;
+mod fast;
 pub mod link;
 pub mod tunnel;
 
@@ -149,6 +150,8 @@ pub struct Decoder {
     /// The last packet's tunnel context.
     tunnel: Tunnel,
     config: Config,
+    /// Plain TCP packets are decoded by [`fast`] (off only to check it against the rest).
+    fast: bool,
     pub stats: DecodeStats,
     pub anomalies: AnomalyCounts,
 }
@@ -190,8 +193,18 @@ impl Decoder {
                 vxlan_ports,
                 max_depth: limits.max_encapsulation_depth,
             },
+            fast: true,
             stats: DecodeStats::default(),
             anomalies: AnomalyCounts::default(),
+        }
+    }
+
+    /// A decoder that decodes every packet the general way, to check [`fast`] against.
+    #[doc(hidden)]
+    pub fn without_fast_path(limits: &Limits) -> Self {
+        Decoder {
+            fast: false,
+            ..Decoder::new(limits)
         }
     }
 
@@ -203,7 +216,17 @@ impl Decoder {
             self.anomalies.add(Anomaly::SnaplenTruncated);
         }
         self.tunnel.clear();
-        let (mut next, mut data) = match link::strip(pkt.link, pkt.data) {
+        let link = link::strip(pkt.link, pkt.data);
+        if let (true, Ok(link)) = (self.fast, link) {
+            if let Some(inner) = fast::tcp(pkt, link) {
+                self.stats.tcp += 1;
+                return Some(Decapsulated {
+                    inner,
+                    tunnel: &self.tunnel,
+                });
+            }
+        }
+        let (mut next, mut data) = match link {
             Ok(LinkPayload::Ethernet(frame)) => (Next::Ethernet, frame),
             Ok(LinkPayload::Network { ether_type, data }) => (Next::EtherType(ether_type), data),
             Ok(LinkPayload::NotIp) => {
@@ -226,6 +249,7 @@ impl Decoder {
             config,
             stats,
             anomalies,
+            fast: _,
         } = self;
         let mut layers = Layers {
             stats,
