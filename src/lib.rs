@@ -52,3 +52,15 @@ mod per_connection_state {
         assert!(size_of::<crate::proto::http::HttpConn>() <= 336);
     }
 }
+#[cfg(test)]
+mod tmp_sizes {
+    #[test]
+    fn p() {
+        use std::mem::size_of;
+        eprintln!("TlsSession {} ConnProto {} HttpConn {} Connection {} TlsInfo {} Reassembler {} HttpLimits {} Exchange {} ExchangeLog {} Http1 {} DirStats {}",
+            size_of::<crate::proto::tls::session::TlsSession>(), size_of::<crate::proto::ConnProto>(), size_of::<crate::proto::http::HttpConn>(),
+            size_of::<crate::flow::Connection>(), size_of::<crate::proto::tls::session::TlsInfo>(), size_of::<crate::flow::Reassembler>(),
+            size_of::<crate::proto::http::HttpLimits>(), size_of::<crate::proto::http::Exchange>(), size_of::<crate::proto::http::ExchangeLog>(),
+            size_of::<crate::proto::http::http1::Http1>(), size_of::<crate::flow::DirectionStats>());
+    }
+}

@@ -63,7 +63,7 @@ pub struct TlsInfo {
     /// DNS names of the server's leaf certificate: SAN dNSNames, or the subject CN when there
     /// are none (RFC 6125 §6.4.4).
     pub server_names: Vec<String>,
-    pub certificate: Option<CertificateNames>,
+    pub certificate: Option<Box<CertificateNames>>,
     /// The server sent its certificate compressed (RFC 8879), so its names are not known.
     pub certificate_compressed: bool,
     /// `decrypted`, `no_keys`, `not_applicable` (no handshake seen), or `failed: <reason>`.
@@ -95,18 +95,42 @@ struct Dir {
     handshake: HandshakeReader,
     /// Boxed: most sessions have none (no keys), and it is the largest part of a direction.
     decrypter: Option<Box<RecordDecrypter>>,
+    /// Boxed for the same reason.
+    secrets: Option<Box<DirSecrets>>,
+    /// TLS 1.2: ChangeCipherSpec seen, so later records are protected.
+    ccs: bool,
+    /// A protected record could not be decrypted (no keys, or failure): nothing more is.
+    cannot_decrypt: bool,
+    plain: Vec<u8>,
+}
+
+/// A direction's key material besides its decrypter.
+#[derive(Default)]
+struct DirSecrets {
     /// TLS 1.2: the key block waiting for this direction's ChangeCipherSpec.
     pending12: Option<keys::TrafficKeys>,
     /// TLS 1.3: the current traffic secret (for KeyUpdate) and the application secret to
     /// switch to after this direction's Finished.
     secret13: Option<Secret>,
     app_secret13: Option<Secret>,
-    /// TLS 1.2: ChangeCipherSpec seen, so later records are protected.
-    ccs: bool,
-    /// A protected record could not be decrypted (no keys, or failure): nothing more is.
-    cannot_decrypt: bool,
-    info: DirectionInfo,
-    plain: Vec<u8>,
+}
+
+impl Dir {
+    fn secrets(&mut self) -> &mut DirSecrets {
+        self.secrets.get_or_insert_with(Box::default)
+    }
+
+    fn take_pending12(&mut self) -> Option<keys::TrafficKeys> {
+        self.secrets.as_mut()?.pending12.take()
+    }
+
+    fn take_app_secret13(&mut self) -> Option<Secret> {
+        self.secrets.as_mut()?.app_secret13.take()
+    }
+
+    fn take_secret13(&mut self) -> Option<Secret> {
+        self.secrets.as_mut()?.secret13.take()
+    }
 }
 
 #[derive(Default)]
@@ -261,23 +285,23 @@ impl TlsSession {
 
     /// The summary, once the connection is over.
     pub fn finish(mut self) -> (TlsInfo, AnomalyCounts) {
-        let applied = |d: &Dir| d.info.application_bytes > 0;
         let (c, s) = (&self.c2s, &self.s2c);
+        let (ci, si) = (&self.info.client_to_server, &self.info.server_to_client);
         self.info.decryption = match &self.keys_state {
             KeysState::Waiting => "not_applicable".to_string(),
             KeysState::NoKeys => "no_keys".to_string(),
             KeysState::Failed(why) => format!("failed: {why}"),
             KeysState::Ready => {
                 let failed: Vec<String> = [
-                    (Direction::ClientToServer, c),
-                    (Direction::ServerToClient, s),
+                    (Direction::ClientToServer, c, ci),
+                    (Direction::ServerToClient, s, si),
                 ]
                 .iter()
-                .filter(|(_, d)| d.cannot_decrypt)
-                .map(|(dir, d)| {
+                .filter(|(_, d, _)| d.cannot_decrypt)
+                .map(|(dir, _, info)| {
                     format!(
                         "{} ({})",
-                        d.info.stopped.as_deref().unwrap_or("not decrypted"),
+                        info.stopped.as_deref().unwrap_or("not decrypted"),
                         dir_name(*dir)
                     )
                 })
@@ -292,9 +316,7 @@ impl TlsSession {
         self.info.decrypted = self.keys_state == KeysState::Ready
             && !c.cannot_decrypt
             && !s.cannot_decrypt
-            && (applied(c) || applied(s));
-        self.info.client_to_server = self.c2s.info.clone();
-        self.info.server_to_client = self.s2c.info.clone();
+            && (ci.application_bytes > 0 || si.application_bytes > 0);
         (
             std::mem::take(&mut self.info),
             std::mem::take(&mut self.anomalies),
@@ -302,9 +324,14 @@ impl TlsSession {
     }
 
     fn dir_mut(&mut self, dir: Direction) -> &mut Dir {
+        self.side(dir).0
+    }
+
+    /// A direction's state and its counters (kept in `info`, where the report takes them).
+    fn side(&mut self, dir: Direction) -> (&mut Dir, &mut DirectionInfo) {
         match dir {
-            Direction::ClientToServer => &mut self.c2s,
-            Direction::ServerToClient => &mut self.s2c,
+            Direction::ClientToServer => (&mut self.c2s, &mut self.info.client_to_server),
+            Direction::ServerToClient => (&mut self.s2c, &mut self.info.server_to_client),
         }
     }
 
@@ -320,13 +347,13 @@ impl TlsSession {
         anomaly: Anomaly,
         out: &mut dyn FnMut(Direction, AppData<'_>),
     ) {
-        let d = self.dir_mut(dir);
-        if d.info.stopped.is_some() {
+        let (d, info) = self.side(dir);
+        if info.stopped.is_some() {
             return;
         }
-        d.info.stopped = Some(why.to_string());
+        info.stopped = Some(why.to_string());
         d.records.stop(RecordError::NotTls);
-        if d.decrypter.is_some() || d.pending12.is_some() {
+        if d.decrypter.is_some() || d.secrets.as_ref().is_some_and(|s| s.pending12.is_some()) {
             d.cannot_decrypt = true;
         }
         d.decrypter = None;
@@ -341,7 +368,7 @@ impl TlsSession {
         keylog: &KeyLog,
         out: &mut dyn FnMut(Direction, AppData<'_>),
     ) {
-        self.dir_mut(dir).info.records += 1;
+        self.side(dir).1.records += 1;
         let tls13 = self.tls13();
         let d = self.dir_mut(dir);
         let protected = if tls13 {
@@ -359,7 +386,7 @@ impl TlsSession {
             if tls12 {
                 let d = self.dir_mut(dir);
                 d.ccs = true;
-                if let Some(k) = d.pending12.take() {
+                if let Some(k) = d.take_pending12() {
                     if let Some(suite) = self.suite {
                         let etm = self.encrypt_then_mac();
                         let d = self.dir_mut(dir);
@@ -401,7 +428,7 @@ impl TlsSession {
             return;
         }
         if rec.content_type == record::APPLICATION_DATA {
-            self.dir_mut(dir).info.application_bytes += rec.length as u64;
+            self.side(dir).1.application_bytes += rec.length as u64;
         }
         if self.keys_state == KeysState::NoKeys
             && keylog.hold_for_keys() > 0
@@ -410,14 +437,13 @@ impl TlsSession {
             return;
         }
         let keys_ready = self.keys_state == KeysState::Ready;
-        let d = self.dir_mut(dir);
+        let (d, info) = self.side(dir);
         let Some(mut dec) = d.decrypter.take() else {
             if !d.cannot_decrypt {
                 d.cannot_decrypt = true;
                 if keys_ready {
                     // Keys were found for the session but not for this point of it.
-                    d.info
-                        .stopped
+                    info.stopped
                         .get_or_insert_with(|| "no keys for this direction".to_string());
                 }
                 out(dir, AppData::Lost);
@@ -448,9 +474,8 @@ impl TlsSession {
                     && inner != record::APPLICATION_DATA
                 {
                     // Handshake and alerts inside protected records are not application data.
-                    let d = self.dir_mut(dir);
-                    d.info.application_bytes = d
-                        .info
+                    let info = self.side(dir).1;
+                    info.application_bytes = info
                         .application_bytes
                         .saturating_sub(rec.fragment.len() as u64);
                 }
@@ -504,8 +529,11 @@ impl TlsSession {
             self.gave_up_waiting = true;
             self.release_hold();
             self.waiting = Vec::new();
-            for d in [&mut self.c2s, &mut self.s2c] {
-                d.info.stopped.get_or_insert_with(|| {
+            for info in [
+                &mut self.info.client_to_server,
+                &mut self.info.server_to_client,
+            ] {
+                info.stopped.get_or_insert_with(|| {
                     "its keys were not logged before the data held for them reached the limit"
                         .into()
                 });
@@ -563,7 +591,7 @@ impl TlsSession {
             for dir in [Direction::ClientToServer, Direction::ServerToClient] {
                 let d = self.dir_mut(dir);
                 if d.ccs && d.decrypter.is_none() {
-                    if let Some(k) = d.pending12.take() {
+                    if let Some(k) = d.take_pending12() {
                         d.decrypter = Some(Box::new(RecordDecrypter::new(
                             suite,
                             k,
@@ -579,7 +607,7 @@ impl TlsSession {
         self.release_hold();
         // They were counted when they came; `record` counts them again.
         for (dir, content_type, _, fragment, _) in &held {
-            let info = &mut self.dir_mut(*dir).info;
+            let info = self.side(*dir).1;
             info.records = info.records.saturating_sub(1);
             if *content_type == record::APPLICATION_DATA {
                 info.application_bytes =
@@ -621,13 +649,13 @@ impl TlsSession {
                 }
             }
             record::APPLICATION_DATA => {
-                let d = self.dir_mut(dir);
+                let (d, info) = self.side(dir);
                 if d.decrypter.is_some() {
-                    d.info.decrypted_bytes += data.len() as u64;
+                    info.decrypted_bytes += data.len() as u64;
                     out(dir, AppData::Data(data));
                 } else {
                     // Application data in clear before any key change: not a TLS peer's doing.
-                    d.info.application_bytes += data.len() as u64;
+                    info.application_bytes += data.len() as u64;
                 }
             }
             record::ALERT => {
@@ -694,7 +722,7 @@ impl TlsSession {
                         } else {
                             cert.san_dns.clone()
                         };
-                        self.info.certificate = Some(cert);
+                        self.info.certificate = Some(Box::new(cert));
                     }
                     Ok(None) => {}
                     Err(e) => self.anomalies.add(e.anomaly()),
@@ -710,23 +738,23 @@ impl TlsSession {
                 // RFC 8446 §7.2: after its Finished, a side protects with application keys.
                 let suite = self.suite;
                 let d = self.dir_mut(dir);
-                if let (Some(suite), Some(secret)) = (suite, d.app_secret13.take()) {
+                if let (Some(suite), Some(secret)) = (suite, d.take_app_secret13()) {
                     if let Some(dec) = d.decrypter.as_mut() {
                         dec.rekey(keys::derive_traffic_keys(&suite, secret.bytes()));
                     }
-                    d.secret13 = Some(secret);
+                    d.secrets().secret13 = Some(secret);
                 }
             }
             (_, ht::KEY_UPDATE) if self.tls13() => {
                 let suite = self.suite;
-                let d = self.dir_mut(dir);
-                d.info.key_updates += 1;
-                if let (Some(suite), Some(current)) = (suite, d.secret13.take()) {
+                let (d, info) = self.side(dir);
+                info.key_updates += 1;
+                if let (Some(suite), Some(current)) = (suite, d.take_secret13()) {
                     let next = keys::next_traffic_secret(suite.hash, current.bytes());
                     if let Some(dec) = d.decrypter.as_mut() {
                         dec.rekey(keys::derive_traffic_keys(&suite, next.bytes()));
                     }
-                    d.secret13 = Some(next);
+                    d.secrets().secret13 = Some(next);
                 }
             }
             _ => {}
@@ -810,7 +838,8 @@ impl TlsSession {
     /// Leaves the 0-RTT epoch: the client's records are protected with its handshake keys.
     fn end_early_data(&mut self, dec: &mut RecordDecrypter) {
         self.early_active = false;
-        if let (Some(suite), Some(hs)) = (self.suite, &self.c2s.secret13) {
+        let hs = self.c2s.secrets.as_ref().and_then(|s| s.secret13.as_ref());
+        if let (Some(suite), Some(hs)) = (self.suite, hs) {
             dec.rekey(keys::derive_traffic_keys(&suite, hs.bytes()));
         }
     }
@@ -882,8 +911,11 @@ impl TlsSession {
                         keys::derive_traffic_keys(&suite, hs.bytes()),
                         RecordProtocol::Tls13,
                     )));
-                    d.secret13 = Some(hs);
-                    d.app_secret13 = app;
+                    d.secrets = Some(Box::new(DirSecrets {
+                        pending12: None,
+                        secret13: Some(hs),
+                        app_secret13: app,
+                    }));
                 }
                 self.keys_state = KeysState::Ready;
                 // 0-RTT: the client's first protected records use the early traffic secret.
@@ -917,8 +949,8 @@ impl TlsSession {
                 };
                 let (client, server) =
                     keys::tls12_key_block(&suite, ms.bytes(), &client_random, &server_random);
-                self.c2s.pending12 = Some(client);
-                self.s2c.pending12 = Some(server);
+                self.c2s.secrets().pending12 = Some(client);
+                self.s2c.secrets().pending12 = Some(server);
                 self.keys_state = KeysState::Ready;
             }
             v => {
