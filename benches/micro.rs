@@ -688,9 +688,9 @@ fn http1_stream(n: usize, bodies: bool, seed: u64) -> (Vec<(Direction, Vec<u8>)>
 
 fn parse_http1(
     events: &[(Direction, Vec<u8>)],
-    limits: misdirect::proto::http::HttpLimits,
+    limits: &std::sync::Arc<misdirect::proto::http::HttpLimits>,
 ) -> usize {
-    let mut conn = HttpConn::new(Start::Http1, false, limits);
+    let mut conn = HttpConn::new(Start::Http1, false, limits.clone());
     let at = Timestamp(1_700_000_000 * Timestamp::NANOS_PER_SEC);
     for (dir, bytes) in events {
         let handover = conn.data(*dir, bytes, at);
@@ -711,7 +711,7 @@ fn bench_http1(c: &mut Criterion) {
     ] {
         let (events, statuses) = http1_stream(100, bodies, 7);
         // Checked once: every exchange parsed, paired, with its status.
-        let mut conn = HttpConn::new(Start::Http1, false, limits);
+        let mut conn = HttpConn::new(Start::Http1, false, limits.clone());
         for (dir, bytes) in &events {
             conn.data(*dir, bytes, Timestamp(0));
         }
@@ -731,7 +731,9 @@ fn bench_http1(c: &mut Criterion) {
             elements: statuses.len() as u64,
             bytes: events.iter().map(|(_, b)| b.len() as u64).sum(),
         });
-        g.bench_function(name, |b| b.iter(|| parse_http1(black_box(&events), limits)));
+        g.bench_function(name, |b| {
+            b.iter(|| parse_http1(black_box(&events), &limits))
+        });
     }
     g.finish();
 }

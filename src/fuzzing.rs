@@ -817,8 +817,8 @@ use crate::proto::http::{Exchange, Http2Info, HttpLimits};
 /// Limits presets of the application-layer targets, chosen by two bits of their first byte.
 /// Preset 0 is tiny (a 256-byte head, 3 exchanges, 16-byte fields), so short inputs reach
 /// every limit path; preset 3 is the defaults.
-pub fn http_limits(preset: u8) -> HttpLimits {
-    match preset & 3 {
+pub fn http_limits(preset: u8) -> std::sync::Arc<HttpLimits> {
+    let limits = match preset & 3 {
         0 => HttpLimits {
             max_head_bytes: 256,
             max_header_block: 128,
@@ -852,8 +852,9 @@ pub fn http_limits(preset: u8) -> HttpLimits {
             max_field_bytes: 1024,
             tls: Default::default(),
         },
-        _ => Limits::default().http(),
-    }
+        _ => return Limits::default().http(),
+    };
+    std::sync::Arc::new(limits)
 }
 
 /// Ops of an application-layer script (see [`app_events`]).
@@ -1195,7 +1196,7 @@ pub fn http1(data: &[u8]) {
     };
     let mid_stream = cfg & 1 != 0;
     let limits = http_limits(cfg >> 1);
-    let make = || HttpConn::new(Start::Http1, mid_stream, limits);
+    let make = || HttpConn::new(Start::Http1, mid_stream, limits.clone());
     let whole = run_http_conn(script, false, &make);
     check_http(&whole, &limits, true);
     let bytes = run_http_conn(script, true, &make);
@@ -1320,7 +1321,7 @@ pub fn http2_frames(data: &[u8]) {
     let run = |bytewise: bool| {
         let mut frames = FrameLogs::new(preface, limits.max_header_block);
         let mut h2 = Http2::new(preface, mid_stream, &limits);
-        let mut log = ExchangeLog::new(limits);
+        let mut log = ExchangeLog::new(limits.clone());
         replay(script, bytewise, |at, dir, ev| {
             frames.event(dir, ev);
             match ev {
@@ -1571,7 +1572,7 @@ pub fn app_stream(data: &[u8]) {
     let mut keylog = KeyLog::default();
     let klen = r.u16_be().unwrap_or(0);
     keylog.add(r.take(usize::from(klen)));
-    let mut proto = crate::proto::ConnProto::new(cfg & 1 != 0, limits);
+    let mut proto = crate::proto::ConnProto::new(cfg & 1 != 0, limits.clone());
     let mut lost = [false; 2];
     let mut carried = false;
     let mut tap = |d: Direction, a: AppData<'_>| {

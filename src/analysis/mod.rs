@@ -30,6 +30,7 @@ use crate::Timestamp;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Version of the JSON report schema; bumped on any change (minor: additions).
 pub const SCHEMA_VERSION: &str = "0.6.0";
@@ -277,7 +278,7 @@ pub struct Ledger {
     /// yet (see `live`).
     mid_stream: std::collections::HashSet<ConnId, foldhash::fast::RandomState>,
     keylog: KeyLog,
-    limits: HttpLimits,
+    limits: Arc<HttpLimits>,
     anomalies: AnomalyCounts,
     watch: Option<Watch>,
 }
@@ -310,7 +311,7 @@ impl StreamSink for Ledger {
     fn stream(&mut self, id: ConnId, dir: Direction, event: StreamEvent<'_>, at: EventMeta) {
         let p = self.live.entry(id).or_insert_with(|| {
             let mid_stream = self.mid_stream.remove(&id);
-            Box::new(ConnProto::new(mid_stream, self.limits))
+            Box::new(ConnProto::new(mid_stream, self.limits.clone()))
         });
         p.event(dir, event, at.ts, &self.keylog, &mut |_, _| {});
         if let Some(w) = &mut self.watch {

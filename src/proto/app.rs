@@ -15,6 +15,7 @@ use crate::anomaly::AnomalyCounts;
 use crate::flow::Direction;
 use crate::Timestamp;
 use serde::Serialize;
+use std::sync::Arc;
 
 /// Bytes held per direction while detecting; a first line longer than this is not HTTP/1,
 /// FTP or SMTP.
@@ -57,7 +58,7 @@ enum State {
 pub struct App {
     state: State,
     mid_stream: bool,
-    limits: HttpLimits,
+    limits: Arc<HttpLimits>,
     saw_bytes: bool,
     /// CONNECT tunnels around this stream.
     depth: u8,
@@ -87,7 +88,7 @@ pub enum Next {
 }
 
 impl App {
-    pub fn new(mid_stream: bool, limits: HttpLimits, depth: u8) -> Self {
+    pub fn new(mid_stream: bool, limits: Arc<HttpLimits>, depth: u8) -> Self {
         App {
             state: State::Detecting {
                 c2s: Vec::new(),
@@ -122,7 +123,7 @@ impl App {
             // `decide` always decides once a buffer is full, so `over` is never dropped: it
             // is fed after the replay below. (It was dropped: a first piece over MAX_DETECT
             // lost its tail, e.g. the rest of a 16 KiB TLS record.)
-            let Some(next) = decide(c2s, s2c, self.mid_stream, self.limits) else {
+            let Some(next) = decide(c2s, s2c, self.mid_stream, &self.limits) else {
                 return Next::Continue;
             };
             let (c2s, s2c) = (std::mem::take(c2s), std::mem::take(s2c));
@@ -196,11 +197,11 @@ impl App {
         if self.depth >= MAX_TUNNEL_DEPTH {
             self.state = State::Tunnel {
                 before,
-                inner: Box::new(ConnProto::nested(self.limits, u8::MAX)),
+                inner: Box::new(ConnProto::nested(self.limits.clone(), u8::MAX)),
             };
             return;
         }
-        let mut inner = Box::new(ConnProto::nested(self.limits, self.depth + 1));
+        let mut inner = Box::new(ConnProto::nested(self.limits.clone(), self.depth + 1));
         for (d, bytes) in [
             (Direction::ClientToServer, &hand.client_bytes),
             (Direction::ServerToClient, &hand.server_bytes),
@@ -311,7 +312,7 @@ fn finish_http(h: HttpConn) -> AppSummary {
 /// direction holds [`MAX_DETECT`] bytes: then that direction decides alone (as the other
 /// direction's few bytes said nothing yet), so that nothing is held beyond the limit, and so
 /// nothing is dropped. (Waiting on the other direction dropped the full one's bytes.)
-fn decide(c2s: &[u8], s2c: &[u8], mid_stream: bool, limits: HttpLimits) -> Option<State> {
+fn decide(c2s: &[u8], s2c: &[u8], mid_stream: bool, limits: &Arc<HttpLimits>) -> Option<State> {
     let d = decide_both(c2s, s2c, mid_stream, limits);
     if d.is_some() {
         return d;
@@ -326,10 +327,17 @@ fn decide(c2s: &[u8], s2c: &[u8], mid_stream: bool, limits: HttpLimits) -> Optio
     Some(alone.unwrap_or(State::Unknown))
 }
 
-fn decide_both(c2s: &[u8], s2c: &[u8], mid_stream: bool, limits: HttpLimits) -> Option<State> {
+fn decide_both(
+    c2s: &[u8],
+    s2c: &[u8],
+    mid_stream: bool,
+    limits: &Arc<HttpLimits>,
+) -> Option<State> {
     let http = |start| {
         Some(State::Http(Box::new(HttpConn::new(
-            start, mid_stream, limits,
+            start,
+            mid_stream,
+            Arc::clone(limits),
         ))))
     };
     let control = || Some(State::Control(Box::new(Control::new(limits.max_exchanges))));

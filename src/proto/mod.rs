@@ -25,6 +25,7 @@ use crate::Timestamp;
 use app::{App, Next};
 use http::{Exchange, HttpLimits};
 use std::cell::Cell;
+use std::sync::Arc;
 use tls::keylog::KeyLog;
 use tls::session::{AppData, TlsInfo, TlsSession};
 
@@ -41,7 +42,7 @@ enum State {
 pub struct ConnProto {
     state: State,
     mid_stream: bool,
-    limits: HttpLimits,
+    limits: Arc<HttpLimits>,
     /// CONNECT tunnels around this connection (0 for a TCP connection).
     depth: u8,
     /// The cleartext part of a connection that switched to TLS (STARTTLS). Boxed: rare, and
@@ -66,7 +67,7 @@ pub struct ProtoSummary {
 impl ConnProto {
     /// The protocol layer of a connection whose start the capture saw (`mid_stream` false)
     /// or not.
-    pub fn new(mid_stream: bool, limits: HttpLimits) -> Self {
+    pub fn new(mid_stream: bool, limits: Arc<HttpLimits>) -> Self {
         ConnProto {
             state: State::Detecting {
                 c2s: Vec::new(),
@@ -82,7 +83,7 @@ impl ConnProto {
 
     /// The connection inside a CONNECT tunnel, `depth` tunnels deep. Beyond the deepest
     /// followed (`u8::MAX`) it is never parsed.
-    pub fn nested(limits: HttpLimits, depth: u8) -> Self {
+    pub fn nested(limits: Arc<HttpLimits>, depth: u8) -> Self {
         ConnProto {
             depth,
             ..ConnProto::new(false, limits)
@@ -121,7 +122,7 @@ impl ConnProto {
             if self.depth == u8::MAX {
                 return;
             }
-            self.state = start(tls, self.mid_stream, self.limits, self.depth);
+            self.state = start(tls, self.mid_stream, &self.limits, self.depth);
             for (d, held) in [
                 (Direction::ClientToServer, c2s),
                 (Direction::ServerToClient, s2c),
@@ -182,7 +183,7 @@ impl ConnProto {
                     }
                 };
                 if let Some(rest) = switch {
-                    let tls = start(true, self.mid_stream, self.limits, self.depth);
+                    let tls = start(true, self.mid_stream, &self.limits, self.depth);
                     if let State::Clear(app) = std::mem::replace(&mut self.state, tls) {
                         self.before_tls = Some(Box::new(app.finish()));
                     }
@@ -276,8 +277,8 @@ fn decide(c2s: &[u8], s2c: &[u8], ended: bool) -> Option<bool> {
     None
 }
 
-fn start(tls: bool, mid_stream: bool, limits: HttpLimits, depth: u8) -> State {
-    let app = App::new(mid_stream, limits, depth);
+fn start(tls: bool, mid_stream: bool, limits: &Arc<HttpLimits>, depth: u8) -> State {
+    let app = App::new(mid_stream, Arc::clone(limits), depth);
     if tls {
         State::Tls {
             session: Box::new(TlsSession::new(limits.tls)),

@@ -14,6 +14,7 @@ use crate::anomaly::{Anomaly, AnomalyCounts};
 use crate::flow::Direction;
 use crate::Timestamp;
 use serde::Serialize;
+use std::sync::Arc;
 
 /// Bounds of the HTTP parsers (see [`crate::Limits`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,11 +188,11 @@ pub struct ExchangeLog {
     /// Exchanges past the limit: counted, not kept.
     pub dropped: u64,
     pub anomalies: AnomalyCounts,
-    pub limits: HttpLimits,
+    pub limits: Arc<HttpLimits>,
 }
 
 impl ExchangeLog {
-    pub fn new(limits: HttpLimits) -> Self {
+    pub fn new(limits: Arc<HttpLimits>) -> Self {
         ExchangeLog {
             exchanges: Vec::new(),
             dropped: 0,
@@ -260,7 +261,7 @@ pub enum Start {
 }
 
 impl HttpConn {
-    pub fn new(start: Start, mid_stream: bool, limits: HttpLimits) -> Self {
+    pub fn new(start: Start, mid_stream: bool, limits: Arc<HttpLimits>) -> Self {
         let mode = match start {
             Start::Http1 => Mode::Http1(http1::Http1::new(mid_stream)),
             Start::Http2Preface => Mode::Http2(Box::new(http2::Http2::new(true, false, &limits))),
