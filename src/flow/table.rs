@@ -226,7 +226,9 @@ pub struct FlowTable {
     /// Boxed: a table keeps up to twice its entries' room, and a connection is 500 bytes.
     conns: HashMap<FlowKey, Box<Connection>, foldhash::fast::RandomState>,
     /// Eviction candidates by last-seen time; entries may be stale and are checked on pop.
-    idle: BinaryHeap<Reverse<(Timestamp, ConnId, FlowKeyOrd)>>,
+    /// Built the first time the table is full, kept from then on: a table that never
+    /// fills (most captures) does not pay for it (88 bytes a connection, twice over).
+    idle: Option<BinaryHeap<Reverse<(Timestamp, ConnId, FlowKeyOrd)>>>,
     next_id: u64,
     contexts: Contexts,
     budget: BufferBudget,
@@ -255,7 +257,7 @@ impl FlowTable {
     pub fn new(limits: &Limits) -> Self {
         FlowTable {
             conns: HashMap::default(),
-            idle: BinaryHeap::new(),
+            idle: None,
             next_id: 1,
             contexts: Contexts::default(),
             budget: BufferBudget {
@@ -391,7 +393,7 @@ impl FlowTable {
     pub fn finish(&mut self, at: EventMeta, sink: &mut dyn StreamSink) {
         let mut rest: Vec<Box<Connection>> = self.conns.drain().map(|(_, c)| c).collect();
         rest.sort_unstable_by_key(|c| c.id);
-        self.idle.clear();
+        self.idle = None;
         for conn in rest {
             self.finish_conn(*conn, Close::Open, at, sink);
         }
@@ -424,19 +426,44 @@ impl FlowTable {
     /// in the heap until popped; when they outnumber the live ones, the heap is rebuilt so its
     /// size stays proportional to the table, not to the connections ever seen.
     fn push_idle(&mut self, ts: Timestamp, id: ConnId, key: FlowKey) {
-        self.idle.push(Reverse((ts, id, FlowKeyOrd(key))));
-        if self.idle.len() > 2 * self.conns.len() + 64 {
-            self.idle = self
-                .conns
-                .iter()
-                .map(|(k, c)| Reverse((c.last_ts, c.id, FlowKeyOrd(*k))))
-                .collect();
-            self.idle.push(Reverse((ts, id, FlowKeyOrd(key))));
+        let Some(idle) = &mut self.idle else {
+            return;
+        };
+        idle.push(Reverse((ts, id, FlowKeyOrd(key))));
+        if idle.len() > 2 * self.conns.len() + 64 {
+            let mut fresh = self.idle_of_table();
+            fresh.push(Reverse((ts, id, FlowKeyOrd(key))));
+            self.idle = Some(fresh);
         }
     }
 
+    /// Every connection of the table by its last-seen time.
+    fn idle_of_table(&self) -> BinaryHeap<Reverse<(Timestamp, ConnId, FlowKeyOrd)>> {
+        self.conns
+            .iter()
+            .map(|(k, c)| Reverse((c.last_ts, c.id, FlowKeyOrd(*k))))
+            .collect()
+    }
+
+    /// Evicts the connection seen longest ago (the same one whether the heap was kept all
+    /// along or built now: stale entries are requeued with their real time before one is
+    /// taken).
     fn evict_idlest(&mut self, at: EventMeta, sink: &mut dyn StreamSink) {
-        while let Some(Reverse((ts, id, FlowKeyOrd(key)))) = self.idle.pop() {
+        let mut idle = match self.idle.take() {
+            Some(idle) => idle,
+            None => self.idle_of_table(),
+        };
+        self.evict_from(&mut idle, at, sink);
+        self.idle = Some(idle);
+    }
+
+    fn evict_from(
+        &mut self,
+        idle: &mut BinaryHeap<Reverse<(Timestamp, ConnId, FlowKeyOrd)>>,
+        at: EventMeta,
+        sink: &mut dyn StreamSink,
+    ) {
+        while let Some(Reverse((ts, id, FlowKeyOrd(key)))) = idle.pop() {
             let Some(conn) = self.conns.get(&key) else {
                 continue;
             };
@@ -445,7 +472,7 @@ impl FlowTable {
             }
             if conn.last_ts > ts {
                 // Seen since this entry was pushed: requeue with its real idle time.
-                self.idle.push(Reverse((conn.last_ts, id, FlowKeyOrd(key))));
+                idle.push(Reverse((conn.last_ts, id, FlowKeyOrd(key))));
                 continue;
             }
             if let Some(conn) = self.conns.remove(&key) {
@@ -529,7 +556,32 @@ mod tests {
 
     #[test]
     fn idle_heap_stays_proportional_to_the_table_under_port_reuse() {
-        let mut table = FlowTable::new(&Limits::default());
+        let mut table = FlowTable::new(&Limits {
+            max_connections: 2,
+            ..Limits::default()
+        });
+        // Three connections in a table of two: the heap is made by the first eviction, which
+        // takes the one seen first.
+        for (i, src) in ["10.0.0.3:1", "10.0.0.4:1", "10.0.0.1:40000"]
+            .iter()
+            .enumerate()
+        {
+            syn_in(
+                &mut table,
+                None,
+                src,
+                "10.0.0.2:80",
+                1,
+                i as u64 + 1,
+                &mut Null,
+            );
+            assert_eq!(table.idle.is_some(), i == 2);
+        }
+        assert_eq!((table.len(), table.evicted), (2, 1));
+        assert!(table
+            .conns
+            .values()
+            .all(|c| c.client.to_string() != "10.0.0.3:1"));
         let (src, dst) = (
             "10.0.0.1:40000".parse().unwrap(),
             "10.0.0.2:80".parse().unwrap(),
@@ -547,22 +599,19 @@ mod tests {
                 missing: 0,
             };
             let pkt = Decoded {
-                index: u64::from(i) + 1,
+                index: u64::from(i) + 10,
                 origin: Default::default(),
-                ts: Timestamp(i64::from(i)),
+                ts: Timestamp(i64::from(i) + 10),
                 src,
                 dst,
                 transport: Transport::Tcp(seg),
             };
             table.process(&pkt, &seg, &mut Null);
         }
-        assert_eq!(table.opened, 10_000);
-        assert_eq!(table.len(), 1);
-        assert!(
-            table.idle.len() <= 2 * table.len() + 65,
-            "heap {}",
-            table.idle.len()
-        );
+        assert_eq!(table.opened, 10_003);
+        assert_eq!(table.len(), 2);
+        let heap = table.idle.as_ref().map_or(0, |h| h.len());
+        assert!(heap <= 2 * table.len() + 65, "heap {heap}");
     }
 
     /// A SYN with sequence number `seq` in VXLAN `vni` (`None`: bare), from `src`.
