@@ -262,6 +262,48 @@ fn sni_and_decrypted_bytes_agree_with_tshark() {
                 "{name} #{id}: SNI"
             );
         }
+        // TLS records per direction, as tshark frames them.
+        let fields = tshark::run(&[
+            "-r",
+            &f,
+            "-o",
+            "tcp.reassemble_out_of_order:TRUE",
+            "-Y",
+            "tls.record",
+            "-T",
+            "fields",
+            "-e",
+            "tcp.stream",
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "tls.record.length",
+        ]);
+        let mut their_records: BTreeMap<(usize, String), u64> = BTreeMap::new();
+        for line in fields.lines() {
+            let cols: Vec<&str> = line.split('\t').collect();
+            let stream: usize = cols[0].split(',').next().unwrap().parse().unwrap();
+            let records = cols[2].split(',').count() as u64;
+            *their_records
+                .entry((stream, cols[1].to_string()))
+                .or_default() += records;
+        }
+        for (i, (id, c)) in ours.conns.iter().enumerate() {
+            let Some(t) = &c.tls else { continue };
+            if TSHARK_MISSES_CLIENT_HELLO
+                .iter()
+                .any(|(f, s, _)| *f == name && *s == i)
+            {
+                continue;
+            }
+            let port = |addr: &str| addr.rsplit(':').next().unwrap().to_string();
+            let theirs = |addr: &str| their_records.get(&(i, port(addr))).copied().unwrap_or(0);
+            assert_eq!(
+                (t.client_to_server.records, t.server_to_client.records),
+                (theirs(&c.client), theirs(&c.server)),
+                "{name} #{id}: TLS records client→server, server→client"
+            );
+        }
         if !decrypts {
             continue;
         }

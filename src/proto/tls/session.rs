@@ -278,7 +278,8 @@ impl TlsSession {
         }
     }
 
-    /// What is known so far (handshake facts; decryption status only at the end).
+    /// What is known so far (handshake facts and record counters; decryption status only at
+    /// the end).
     pub fn info(&self) -> &TlsInfo {
         &self.info
     }
@@ -928,6 +929,9 @@ impl TlsSession {
                     }
                 }
                 if self.early_active {
+                    // They were counted when they came; `record` counts them again.
+                    let info = &mut self.info.client_to_server;
+                    info.records = info.records.saturating_sub(stash.len() as u64);
                     for (t, v, fragment) in stash {
                         let rec = Record {
                             content_type: t,
