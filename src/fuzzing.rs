@@ -213,6 +213,11 @@ pub fn decode_packet(data: &[u8]) {
         }
     }
     decoder.finish();
+    general.finish();
+    assert_eq!(
+        decoder.anomalies, general.anomalies,
+        "the fast path leaves other datagrams unfinished"
+    );
 }
 
 /// Everything a decoded packet says, owned, to compare two decoders' views.

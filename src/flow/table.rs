@@ -422,9 +422,10 @@ impl FlowTable {
         }
     }
 
-    /// Queues a connection for idle eviction. Entries of connections that were replaced stay
-    /// in the heap until popped; when they outnumber the live ones, the heap is rebuilt so its
-    /// size stays proportional to the table, not to the connections ever seen.
+    /// Queues a connection for idle eviction, once the table has been full (until then there
+    /// is no queue: [`FlowTable::evict_idlest`] builds it). Entries of connections that were
+    /// replaced stay in the heap until popped; when they outnumber the live ones, the heap is
+    /// rebuilt so its size stays proportional to the table, not to the connections ever seen.
     fn push_idle(&mut self, ts: Timestamp, id: ConnId, key: FlowKey) {
         let Some(idle) = &mut self.idle else {
             return;

@@ -200,8 +200,7 @@ impl Decoder {
     }
 
     /// A decoder that decodes every packet the general way, to check [`fast`] against.
-    #[doc(hidden)]
-    pub fn without_fast_path(limits: &Limits) -> Self {
+    pub(crate) fn without_fast_path(limits: &Limits) -> Self {
         Decoder {
             fast: false,
             ..Decoder::new(limits)
