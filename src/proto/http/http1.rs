@@ -251,13 +251,20 @@ impl Http1 {
         }
     }
 
-    /// Sync lost in `dir`: note where in the pairing, and resynchronise.
+    /// Sync lost in `dir`: note where in the pairing, and resynchronise. Two losses side by
+    /// side say no more than one, so a stream of broken heads or gaps adds one entry, not
+    /// one each (`max_exchanges` bounds only the requests).
     fn lose(&mut self, dir: Direction) {
         match dir {
             // Requests may be missing after those already pending.
-            Direction::ClientToServer => self.pending.push_back(Pending::Lost),
+            Direction::ClientToServer if self.pending.back() != Some(&Pending::Lost) => {
+                self.pending.push_back(Pending::Lost)
+            }
             // Responses may be missing: any pending request may have been answered.
-            Direction::ServerToClient => self.pending.push_front(Pending::Lost),
+            Direction::ServerToClient if self.pending.front() != Some(&Pending::Lost) => {
+                self.pending.push_front(Pending::Lost)
+            }
+            _ => {}
         }
         self.lost = true;
         let side = self.side(dir);
@@ -927,6 +934,29 @@ mod upgrade_tests {
         c.data(Direction::ClientToServer, request, Timestamp(0));
         c.data(Direction::ServerToClient, response, Timestamp(1));
         c.finish().0.exchanges
+    }
+
+    /// Broken heads without end, from both sides, keep one loss marker each, not one per head.
+    #[test]
+    fn losses_in_a_row_are_one() {
+        let mut h = Http1::new(false);
+        let mut log = ExchangeLog::new(crate::Limits::default().http());
+        for _ in 0..10_000 {
+            h.data(
+                Direction::ClientToServer,
+                b"GET / HTTP/1.1\r\nx\r\n\r\n",
+                Timestamp(0),
+                &mut log,
+            );
+            h.data(
+                Direction::ServerToClient,
+                b"HTTP/1.1 200 OK\r\nx\r\n\r\n",
+                Timestamp(1),
+                &mut log,
+            );
+        }
+        assert!(h.pending.len() <= 2, "{} pending", h.pending.len());
+        assert!(log.exchanges.is_empty());
     }
 
     /// The 101's Upgrade says what the connection switches to, not the request's.
