@@ -166,8 +166,12 @@ pub fn fingerprint(name: &str, start: &[u8]) -> String {
 }
 
 /// Where `part` lies in `whole` (start and end offsets), when it is a slice of it: how a
-/// packet borrowed from an input held in memory is found again by another thread.
+/// packet borrowed from an input held in memory is found again by another thread, and a
+/// decoded layer in a buffer the decoder keeps. An empty part lies anywhere: at 0.
 pub fn place(whole: &[u8], part: &[u8]) -> Option<(usize, usize)> {
+    if part.is_empty() {
+        return Some((0, 0));
+    }
     let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
     let end = start.checked_add(part.len())?;
     (end <= whole.len()).then_some((start, end))

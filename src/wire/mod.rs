@@ -17,7 +17,7 @@ pub mod link;
 pub mod tunnel;
 
 use crate::anomaly::{Anomaly, AnomalyCounts};
-use crate::capture::RawPacket;
+use crate::capture::{place, RawPacket};
 use crate::{Limits, Timestamp};
 use defrag::{Defragmenter, FragKey, Fragment};
 use etherparse::{
@@ -258,6 +258,9 @@ impl Decoder {
             index: pkt.index,
             origin: pkt.origin,
             ts: pkt.ts,
+            cut_bytes: pkt
+                .orig_len
+                .saturating_sub(u32::try_from(pkt.data.len()).unwrap_or(u32::MAX)),
         };
         // Every step removes a header, and only encapsulations (bounded by the depth limit)
         // lead back to a link or network layer; this bound is a second guard.
@@ -296,14 +299,14 @@ impl Decoder {
                 }
                 match layers.step(next, &buf, false) {
                     Step::Inner(n, d) => {
-                        let (start, len) = span_of(&buf, d)?;
-                        buf.truncate(start + len);
+                        let (start, end) = place(&buf, d)?;
+                        buf.truncate(end);
                         buf.drain(..start);
                         next = n;
                     }
                     Step::Done(inner) => {
                         // Re-borrow the payload from where the buffer is kept.
-                        let (start, len) = span_of(&buf, inner.transport.payload())?;
+                        let (start, end) = place(&buf, inner.transport.payload())?;
                         let Decoded {
                             index,
                             origin,
@@ -315,7 +318,7 @@ impl Decoder {
                         let transport = transport.with_payload(&[]);
                         defrag.recycle(std::mem::replace(held, buf));
                         let held: &'a Vec<u8> = held;
-                        let payload = held.get(start..start + len)?;
+                        let payload = held.get(start..end)?;
                         return Some(Decapsulated {
                             inner: Decoded {
                                 index,
@@ -351,6 +354,8 @@ struct Layers<'c> {
     index: u64,
     origin: crate::capture::Origin,
     ts: Timestamp,
+    /// Bytes the snap length cut off the packet: no header can have lost more.
+    cut_bytes: u32,
 }
 
 impl Layers<'_> {
@@ -459,7 +464,7 @@ impl Layers<'_> {
         // Only the snap length can legitimately cut an IP payload short; a header claiming
         // more than was on the wire is lying (its payload is taken as captured).
         let missing = if cut {
-            missing_ip_payload(&sliced, &payload)
+            missing_ip_payload(&sliced, &payload).min(self.cut_bytes)
         } else {
             if payload.incomplete {
                 self.anomalies.add(Anomaly::IpHeaderInvalid);
@@ -664,15 +669,6 @@ enum Counted {
     NotIp,
 }
 
-/// Where `part`, a sub-slice of `whole`, starts in it, and its length.
-fn span_of(whole: &[u8], part: &[u8]) -> Option<(usize, usize)> {
-    if part.is_empty() {
-        return Some((0, 0));
-    }
-    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
-    (start.checked_add(part.len())? <= whole.len()).then_some((start, part.len()))
-}
-
 /// Bytes of IP payload that the header declares but the capture does not hold.
 fn missing_ip_payload(sliced: &LaxSlicedPacket<'_>, payload: &LaxIpPayloadSlice<'_>) -> u32 {
     if !payload.incomplete {
@@ -820,6 +816,9 @@ mod tests {
         let (out, _) = decode_one(LinkType::Raw, &pkt[..60], pkt.len() as u32);
         let (_, _, _, len, missing) = out.unwrap();
         assert_eq!((len, missing), (20, 80));
+        // A header that declares more than the capture says was cut: only the cut is missing.
+        let (out, _) = decode_one(LinkType::Raw, &pkt[..60], 61);
+        assert_eq!(out.unwrap().4, 1);
     }
 
     #[test]
