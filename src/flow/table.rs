@@ -64,10 +64,9 @@ pub struct Connection {
     pub origin: crate::capture::Origin,
     pub close: Close,
     /// The tunnels the connection was found in, outermost first, as its first packet showed
-    /// them (outer addresses in that packet's direction); empty when captured bare.
+    /// them (outer addresses in that packet's direction); empty when captured bare. Its
+    /// tunnel context (see [`Tunnel::key`]) is made of these layers' key parts.
     pub encapsulation: Box<[Layer]>,
-    /// The tunnel context in the key (see [`Tunnel::key`]).
-    tunnel_key: Box<[KeyPart]>,
     /// The client's ISN as the SYN-ACK acknowledged it, when the SYN itself was not seen first.
     client_isn_from_synack: Option<u32>,
     /// `[client→server, server→client]`; use [`Connection::dir`].
@@ -300,93 +299,42 @@ impl FlowTable {
         };
         // One lookup on the common path (a known connection); the rare ones pay more. A
         // context no connection uses yet means a new connection.
-        let mut key = self
+        let key = self
             .contexts
             .find(tunnel.key())
             .map(|t| FlowKey::new(pkt.src, pkt.dst, t));
-        let known = match key.and_then(|k| self.conns.get(&k).map(|c| (k, c))) {
-            Some((k, c)) if c.is_reused_by(pkt.src, seg) => {
-                if let Some(old) = self.conns.remove(&k) {
-                    self.finish_conn(*old, Close::Replaced, at, sink);
-                }
-                false
-            }
-            Some(_) => true,
-            None => false,
-        };
-        if !known {
-            if self.conns.len() >= self.limits.max_connections.max(1) {
-                self.evict_idlest(at, sink);
-            }
-            // After eviction and replacement, which may have ended the context's last user.
-            let k = FlowKey::new(pkt.src, pkt.dst, self.contexts.acquire(tunnel.key()));
-            let conn = self.new_conn(pkt, seg, tunnel);
-            sink.open(&conn, at);
-            self.push_idle(conn.last_ts, conn.id, k);
-            self.conns.insert(k, Box::new(conn));
-            key = Some(k);
-        }
-        let Some(key) = key else {
-            return;
-        };
-        let Some(conn) = self.conns.get_mut(&key) else {
-            return;
-        };
-        conn.last_ts = conn.last_ts.max(pkt.ts);
-        conn.last_packet = pkt.index;
-        let dir = conn.direction_of(pkt.src);
-        let id = conn.id;
         let mut ctx = Ctx {
             now: pkt.ts,
             limits: &self.limits,
             budget: &mut self.budget,
             anomalies: &mut self.anomalies,
         };
-        let [c2s, s2c] = &mut conn.dirs;
-        let (this, peer) = match dir {
-            Direction::ClientToServer => (c2s, s2c),
-            Direction::ServerToClient => (s2c, c2s),
-        };
-        if seg.flags.syn {
-            if seg.flags.ack && dir == Direction::ServerToClient {
-                conn.client_isn_from_synack = Some(seg.ack.wrapping_sub(1));
+        let reused = match key.and_then(|k| self.conns.get_mut(&k)) {
+            Some(conn) if !conn.is_reused_by(pkt.src, seg) => {
+                return take_segment(conn, pkt, seg, &mut ctx, at, sink);
             }
-            this.syn(seg.seq);
-            if !seg.payload.is_empty() {
-                ctx.anomalies.add(Anomaly::TcpSynWithPayload);
-            }
-        }
-        if seg.flags.rst {
-            let mut out = |ev: StreamEvent<'_>| sink.stream(id, dir, ev, at);
-            this.reset(seg.seq, ctx.budget, &mut out);
-            conn.close = match dir {
-                Direction::ClientToServer => Close::ResetByClient,
-                Direction::ServerToClient => Close::ResetByServer,
-            };
-            return;
-        }
-        let data_seq = if seg.flags.syn {
-            seg.seq.wrapping_add(1)
-        } else {
-            seg.seq
+            Some(_) => key,
+            None => None,
         };
-        {
-            let mut out = |ev: StreamEvent<'_>| sink.stream(id, dir, ev, at);
-            this.segment(
-                Segment {
-                    seq: data_seq,
-                    payload: seg.payload,
-                    missing: seg.missing,
-                    fin: seg.flags.fin,
-                },
-                &mut ctx,
-                &mut out,
-            );
+        if let Some(old) = reused.and_then(|k| self.conns.remove(&k)) {
+            self.finish_conn(*old, Close::Replaced, at, sink);
         }
-        if seg.flags.ack {
-            let mut out = |ev: StreamEvent<'_>| sink.stream(id, dir.opposite(), ev, at);
-            peer.peer_ack(seg.ack, &mut ctx, &mut out);
+        if self.conns.len() >= self.limits.max_connections.max(1) {
+            self.evict_idlest(at, sink);
         }
+        // After eviction and replacement, which may have ended the context's last user.
+        let k = FlowKey::new(pkt.src, pkt.dst, self.contexts.acquire(tunnel.key()));
+        let mut conn = Box::new(self.new_conn(pkt, seg, tunnel));
+        sink.open(&conn, at);
+        self.push_idle(conn.last_ts, conn.id, k);
+        let mut ctx = Ctx {
+            now: pkt.ts,
+            limits: &self.limits,
+            budget: &mut self.budget,
+            anomalies: &mut self.anomalies,
+        };
+        take_segment(&mut conn, pkt, seg, &mut ctx, at, sink);
+        self.conns.insert(k, conn);
     }
 
     /// Closes every connection still open, in id order, as the capture has ended.
@@ -416,7 +364,6 @@ impl FlowTable {
             origin: pkt.origin,
             close: Close::Open,
             encapsulation: tunnel.layers().into(),
-            tunnel_key: tunnel.key().into(),
             client_isn_from_synack: None,
             dirs: Default::default(),
         }
@@ -494,7 +441,14 @@ impl FlowTable {
         sink: &mut dyn StreamSink,
     ) {
         let id = conn.id;
-        self.contexts.release(&conn.tunnel_key);
+        if !conn.encapsulation.is_empty() {
+            let key: Vec<KeyPart> = conn
+                .encapsulation
+                .iter()
+                .filter_map(Layer::key_part)
+                .collect();
+            self.contexts.release(&key);
+        }
         for dir in [Direction::ClientToServer, Direction::ServerToClient] {
             let mut out = |ev: StreamEvent<'_>| sink.stream(id, dir, ev, at);
             let r = conn.dir_mut(dir);
@@ -543,6 +497,66 @@ fn server_port_rank(port: u16) -> u8 {
     }
 }
 
+/// One segment of a connection: its direction's reassembly, and the peer's acknowledgement.
+fn take_segment(
+    conn: &mut Connection,
+    pkt: &Decoded<'_>,
+    seg: &TcpSegment<'_>,
+    ctx: &mut Ctx<'_>,
+    at: EventMeta,
+    sink: &mut dyn StreamSink,
+) {
+    conn.last_ts = conn.last_ts.max(pkt.ts);
+    conn.last_packet = pkt.index;
+    let dir = conn.direction_of(pkt.src);
+    let id = conn.id;
+    let [c2s, s2c] = &mut conn.dirs;
+    let (this, peer) = match dir {
+        Direction::ClientToServer => (c2s, s2c),
+        Direction::ServerToClient => (s2c, c2s),
+    };
+    if seg.flags.syn {
+        if seg.flags.ack && dir == Direction::ServerToClient {
+            conn.client_isn_from_synack = Some(seg.ack.wrapping_sub(1));
+        }
+        this.syn(seg.seq);
+        if !seg.payload.is_empty() {
+            ctx.anomalies.add(Anomaly::TcpSynWithPayload);
+        }
+    }
+    if seg.flags.rst {
+        let mut out = |ev: StreamEvent<'_>| sink.stream(id, dir, ev, at);
+        this.reset(seg.seq, ctx.budget, &mut out);
+        conn.close = match dir {
+            Direction::ClientToServer => Close::ResetByClient,
+            Direction::ServerToClient => Close::ResetByServer,
+        };
+        return;
+    }
+    let data_seq = if seg.flags.syn {
+        seg.seq.wrapping_add(1)
+    } else {
+        seg.seq
+    };
+    {
+        let mut out = |ev: StreamEvent<'_>| sink.stream(id, dir, ev, at);
+        this.segment(
+            Segment {
+                seq: data_seq,
+                payload: seg.payload,
+                missing: seg.missing,
+                fin: seg.flags.fin,
+            },
+            ctx,
+            &mut out,
+        );
+    }
+    if seg.flags.ack {
+        let mut out = |ev: StreamEvent<'_>| sink.stream(id, dir.opposite(), ev, at);
+        peer.peer_ack(seg.ack, ctx, &mut out);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -583,31 +597,17 @@ mod tests {
             .conns
             .values()
             .all(|c| c.client.to_string() != "10.0.0.3:1"));
-        let (src, dst) = (
-            "10.0.0.1:40000".parse().unwrap(),
-            "10.0.0.2:80".parse().unwrap(),
-        );
         for i in 0..10_000u32 {
-            let seg = TcpSegment {
-                seq: i.wrapping_mul(7919),
-                ack: 0,
-                flags: TcpFlags {
-                    syn: true,
-                    ..TcpFlags::default()
-                },
-                window: 0,
-                payload: &[],
-                missing: 0,
-            };
-            let pkt = Decoded {
-                index: u64::from(i) + 10,
-                origin: Default::default(),
-                ts: Timestamp(i64::from(i) + 10),
-                src,
-                dst,
-                transport: Transport::Tcp(seg),
-            };
-            table.process(&pkt, &seg, &mut Null);
+            let (seq, index) = (i.wrapping_mul(7919), u64::from(i) + 10);
+            syn_in(
+                &mut table,
+                None,
+                "10.0.0.1:40000",
+                "10.0.0.2:80",
+                seq,
+                index,
+                &mut Null,
+            );
         }
         assert_eq!(table.opened, 10_003);
         assert_eq!(table.len(), 2);
