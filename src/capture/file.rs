@@ -88,6 +88,18 @@ type FrameParser =
 /// it, so a chunk is never copied, only its unparsed tail when the next one is read.
 const CHUNK: usize = 2 << 20;
 
+/// The first four bytes, read little-endian, of the files [`FileSource`] opens (pcap-parser's
+/// tests): pcap in either byte order, with micro- or nanosecond times; the modified pcap of
+/// old Linux patches; pcapng.
+pub(crate) const MAGICS: [u32; 6] = [
+    0xa1b2_c3d4,
+    0xd4c3_b2a1,
+    0xa1b2_3c4d,
+    0x4d3c_b2a1,
+    0xa1b2_cd34,
+    0x0a0d_0d0a,
+];
+
 /// One capture input.
 pub struct FileSource {
     input: Box<dyn Read + Send>,

@@ -92,15 +92,11 @@ fn captures_below(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), PartitionErr
     Ok(())
 }
 
-/// Whether a file starts like a pcap (either byte order, micro- or nanosecond) or a pcapng.
+/// Whether a file starts like one [`super::file::FileSource`] opens.
 fn is_capture(path: &Path) -> bool {
     let mut magic = [0u8; 4];
     let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic));
-    read.is_ok()
-        && matches!(
-            u32::from_le_bytes(magic),
-            0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1 | 0x0a0d_0d0a
-        )
+    read.is_ok() && super::file::MAGICS.contains(&u32::from_le_bytes(magic))
 }
 
 #[cfg(test)]
@@ -114,8 +110,10 @@ mod tests {
         std::fs::create_dir_all(dir.join("link1/day2")).unwrap();
         let pcap = 0xa1b2_c3d4u32.to_le_bytes();
         let pcapng = 0x0a0d_0d0au32.to_le_bytes();
+        let modified = 0xa1b2_cd34u32.to_le_bytes();
         for (name, bytes) in [
             ("b.pcap", &pcap[..]),
+            ("c.pcap", &modified[..]),
             ("a.pcapng", &pcapng[..]),
             ("a.keys", b"CLIENT_RANDOM"),
             (".hidden.pcap", &pcap[..]),
@@ -147,6 +145,7 @@ mod tests {
                 vec!["one.pcap", "<stdin>"],
                 vec!["/a.pcapng"],
                 vec!["/b.pcap"],
+                vec!["/c.pcap"],
                 vec!["/link1/day2/x-3.pcap", "/link1/x-1.pcap", "/link1/x-2.pcap"],
             ]
         );
