@@ -1,5 +1,6 @@
 //! Command-line arguments, turned into a validated configuration.
 
+use crate::analysis::diagnose::Kind;
 use crate::capture::InputName;
 use crate::report::Format;
 use crate::Limits;
@@ -46,7 +47,8 @@ pub struct AnalyzeArgs {
     #[arg(required = true, value_name = "PATH")]
     pub files: Vec<String>,
 
-    /// Worker threads (default: one per core). The report is the same for any number.
+    /// Worker threads (default: one per core). The report is the same for any number, unless
+    /// a table-wide limit is reached (docs/limits.md).
     #[arg(long, short = 'j', value_name = "N")]
     pub threads: Option<usize>,
 
@@ -165,16 +167,6 @@ pub enum ColorChoice {
     Never,
 }
 
-/// Finding kinds `--fail-on` accepts besides `421` and `any`.
-pub const FINDING_KINDS: &[&str] = &[
-    "http_421",
-    "sni_authority_mismatch",
-    "authority_host_mismatch",
-    "ftp_421",
-    "smtp_421",
-    "ftp_or_smtp_421",
-];
-
 /// A validated `analyze` invocation.
 #[derive(Clone, Debug)]
 pub struct AnalyzeConfig {
@@ -194,7 +186,7 @@ pub struct ReportConfig {
     pub quiet: bool,
     pub color: ColorChoice,
     /// Finding kinds that make the exit status 1.
-    pub fail_on: Vec<String>,
+    pub fail_on: Vec<Kind>,
 }
 
 impl AnalyzeArgs {
@@ -227,15 +219,18 @@ impl ReportArgs {
         let mut fail_on = Vec::new();
         for k in &self.fail_on {
             match k.trim() {
-                "421" => fail_on.push("http_421".to_string()),
-                "any" => fail_on.extend(FINDING_KINDS.iter().map(|k| k.to_string())),
-                k if FINDING_KINDS.contains(&k) => fail_on.push(k.to_string()),
-                k => {
-                    return Err(format!(
-                        "--fail-on: unknown finding kind {k:?} (use 421, any, or one of {})",
-                        FINDING_KINDS.join(", ")
-                    ));
-                }
+                "421" => fail_on.push(Kind::Http421),
+                "any" => fail_on.extend(Kind::ALL),
+                k => match Kind::ALL.into_iter().find(|kind| kind.name() == k) {
+                    Some(kind) => fail_on.push(kind),
+                    None => {
+                        let names: Vec<&str> = Kind::ALL.map(Kind::name).to_vec();
+                        return Err(format!(
+                            "--fail-on: unknown finding kind {k:?} (use 421, any, or one of {})",
+                            names.join(", ")
+                        ));
+                    }
+                },
             }
         }
         let limits = Limits {

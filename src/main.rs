@@ -190,7 +190,7 @@ fn write_report(report: &Report, config: &ReportConfig) -> anyhow::Result<Outcom
     let failing = report
         .findings
         .iter()
-        .any(|f| config.fail_on.iter().any(|k| k == f.kind.name()));
+        .any(|f| config.fail_on.contains(&f.kind));
     Ok(if failing {
         Outcome::Findings
     } else {

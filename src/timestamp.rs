@@ -43,23 +43,26 @@ impl Timestamp {
     /// here rather than by humantime, which panics on times before 1970: a pcapng
     /// `if_tsoffset` can put a packet there.
     pub fn rfc3339(self) -> String {
-        let secs = self.secs();
-        let days = secs.div_euclid(86_400);
-        let of_day = secs.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        format!(
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z",
-            of_day / 3600,
-            of_day / 60 % 60,
-            of_day % 60,
-            self.subsec_nanos()
-        )
+        format!("{}.{:09}Z", utc_date_time(self.secs()), self.subsec_nanos())
     }
 }
 
-/// The proleptic Gregorian date of a day counted from 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`). `i64` nanoseconds span only the years 1677 to 2262, so nothing here
-/// can overflow.
+/// Unix seconds as `YYYY-MM-DDThh:mm:ss` in UTC (the proleptic Gregorian calendar), for
+/// any `i64`: no date crate, and no panic on times before 1970.
+pub fn utc_date_time(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let of_day = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        of_day / 3600,
+        of_day / 60 % 60,
+        of_day % 60
+    )
+}
+
+/// The date of a day counted from 1970-01-01 (Howard Hinnant's `civil_from_days`). Days
+/// from `i64` seconds are within ±1.1e14, far from overflowing any step.
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);

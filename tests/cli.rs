@@ -259,23 +259,16 @@ fn real_sample_runs_as_the_readme_says() {
 /// sequence (HPACK allows any byte) prints as text.
 #[test]
 fn text_report_lists_requests_and_escapes_captured_strings() {
-    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-        let mut v = (payload.len() as u32).to_be_bytes()[1..].to_vec();
-        v.extend([kind, flags]);
-        v.extend(stream.to_be_bytes());
-        v.extend(payload);
-        v
-    }
     let authority = b"evil\x1b[2J.example";
     // :method GET, :scheme http, :path /, then :authority as a literal without indexing.
     let mut block = vec![0x82, 0x86, 0x84, 0x01, authority.len() as u8];
     block.extend(authority);
     let mut client = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    client.extend(frame(4, 0, 0, &[]));
-    client.extend(frame(1, 0x5, 1, &block));
+    client.extend(h2_frame(4, 0, 0, &[]));
+    client.extend(h2_frame(1, 0x5, 1, &block));
     // :status 421 as a literal with the static name of :status.
-    let mut server = frame(4, 0, 0, &[]);
-    server.extend(frame(1, 0x5, 1, &[0x08, 3, b'4', b'2', b'1']));
+    let mut server = h2_frame(4, 0, 0, &[]);
+    server.extend(h2_frame(1, 0x5, 1, &[0x08, 3, b'4', b'2', b'1']));
     let mut c = Conversation::new("10.0.0.1:40000", "10.0.0.2:8080", Link::Ethernet, 1, 2);
     c.handshake();
     c.client_sends(&client, 1000);

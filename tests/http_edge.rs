@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Conversation, Link};
+use common::{h2_frame, Conversation, Link};
 use misdirect::analysis::{ConnectionRecord, Report};
 use misdirect::capture::{Capture, FileSource};
 use misdirect::proto::http::Pairing;
@@ -126,14 +126,6 @@ fn absolute_form_authority_wins_over_host() {
     assert_eq!(causes, ["authority_host_conflict"]);
 }
 
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let mut v = (payload.len() as u32).to_be_bytes()[1..].to_vec();
-    v.extend([kind, flags]);
-    v.extend(stream.to_be_bytes());
-    v.extend(payload);
-    v
-}
-
 /// HPACK literal without indexing, new name, no Huffman.
 fn lit(name: &str, value: &str) -> Vec<u8> {
     let mut v = vec![0x00, name.len() as u8];
@@ -154,7 +146,7 @@ fn request_block(path: &str) -> Vec<u8> {
 #[test]
 fn http2_frames_servers_rarely_send() {
     let mut client = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    client.extend(frame(4, 0, 0, &[]));
+    client.extend(h2_frame(4, 0, 0, &[]));
     // Stream 1: HEADERS padded, with priority, split over a CONTINUATION.
     let block = request_block("/index");
     let (first, rest) = block.split_at(5);
@@ -162,29 +154,29 @@ fn http2_frames_servers_rarely_send() {
     payload.extend([0, 0, 0, 0, 15]); // priority: dependency 0, weight 15
     payload.extend(first);
     payload.extend([0, 0, 0]);
-    client.extend(frame(1, 0x08 | 0x20 | 0x01, 1, &payload));
-    client.extend(frame(9, 0x04, 1, rest));
+    client.extend(h2_frame(1, 0x08 | 0x20 | 0x01, 1, &payload));
+    client.extend(h2_frame(9, 0x04, 1, rest));
     // Stream 3, then cancelled by the client.
-    client.extend(frame(1, 0x05, 3, &request_block("/slow")));
-    client.extend(frame(3, 0, 3, &8u32.to_be_bytes()));
+    client.extend(h2_frame(1, 0x05, 3, &request_block("/slow")));
+    client.extend(h2_frame(3, 0, 3, &8u32.to_be_bytes()));
 
-    let mut server = frame(4, 0, 0, &[]);
+    let mut server = h2_frame(4, 0, 0, &[]);
     let mut origin = Vec::new();
     for o in ["https://a.example.test", "https://b.example.test"] {
         origin.extend((o.len() as u16).to_be_bytes());
         origin.extend(o.as_bytes());
     }
-    server.extend(frame(0xc, 0, 0, &origin));
+    server.extend(h2_frame(0xc, 0, 0, &origin));
     let mut promise = 2u32.to_be_bytes().to_vec();
     promise.extend(request_block("/pushed"));
-    server.extend(frame(5, 0x04, 1, &promise));
-    server.extend(frame(1, 0x04, 1, &[0x88])); // :status 200
-    server.extend(frame(0, 0x01, 1, b"hello"));
-    server.extend(frame(1, 0x05, 2, &[0x88]));
+    server.extend(h2_frame(5, 0x04, 1, &promise));
+    server.extend(h2_frame(1, 0x04, 1, &[0x88])); // :status 200
+    server.extend(h2_frame(0, 0x01, 1, b"hello"));
+    server.extend(h2_frame(1, 0x05, 2, &[0x88]));
     let mut goaway = 3u32.to_be_bytes().to_vec();
     goaway.extend(0u32.to_be_bytes());
     goaway.extend(b"bye <now>");
-    server.extend(frame(7, 0, 0, &goaway));
+    server.extend(h2_frame(7, 0, 0, &goaway));
 
     let mut c = conn();
     c.client_sends(&client, 1400);

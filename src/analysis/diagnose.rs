@@ -18,30 +18,40 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-/// What a finding is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+/// What a finding is about. Serialised by [`Kind::name`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
     /// An HTTP response 421 Misdirected Request.
-    #[serde(rename = "http_421")]
     Http421,
     /// A request answered (not 421) although its authority differs from the TLS SNI:
     /// coalescing that worked, or domain fronting.
-    #[serde(rename = "sni_authority_mismatch")]
     SniAuthorityMismatch,
     /// A request answered (not 421) whose `host` header names another host than its
     /// `:authority` or absolute-form target: servers differ in which one they go by.
-    #[serde(rename = "authority_host_mismatch")]
     AuthorityHostMismatch,
-    #[serde(rename = "ftp_421")]
     Ftp421,
-    #[serde(rename = "smtp_421")]
     Smtp421,
     /// A 421 reply on an FTP or SMTP connection that nothing told apart.
-    #[serde(rename = "ftp_or_smtp_421")]
     FtpOrSmtp421,
 }
 
+impl Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
 impl Kind {
+    pub const ALL: [Kind; 6] = [
+        Kind::Http421,
+        Kind::SniAuthorityMismatch,
+        Kind::AuthorityHostMismatch,
+        Kind::Ftp421,
+        Kind::Smtp421,
+        Kind::FtpOrSmtp421,
+    ];
+
+    /// The name in reports and in `--fail-on`.
     pub fn name(self) -> &'static str {
         match self {
             Kind::Http421 => "http_421",
@@ -212,7 +222,7 @@ struct View<'a> {
     /// (at most `MAX_DISTINCT_AUTHORITIES`): computed once, not per finding.
     authorities: Vec<(usize, &'a str)>,
     /// The first `MAX_LISTED + 1` connections to this server (this one among them).
-    same_server: Vec<ConnId>,
+    same_server: &'a [ConnId],
 }
 
 impl<'a> View<'a> {
@@ -243,7 +253,7 @@ impl<'a> View<'a> {
             http2,
             requests,
             authorities,
-            same_server: Vec::new(),
+            same_server: &[],
         }
     }
 
@@ -256,30 +266,23 @@ impl<'a> View<'a> {
     }
 }
 
-fn views(conns: &[ConnectionRecord]) -> Vec<View<'_>> {
-    let by_server = by_server(conns);
+fn views<'a>(
+    conns: &'a [ConnectionRecord],
+    by_server: &'a HashMap<SocketAddr, Vec<ConnId>>,
+) -> Vec<View<'a>> {
     let mut v = Vec::new();
     for c in conns {
-        let same_server = by_server.get(&c.server).cloned().unwrap_or_default();
-        let mut outer = View::new(
-            Endpoints::of(c),
-            false,
-            c.tls.as_deref(),
-            c.http2.as_deref(),
-            &c.requests,
-        );
-        outer.same_server = same_server.clone();
-        v.push(outer);
-        if let Some(t) = &c.tunnel {
-            let mut inner = View::new(
-                Endpoints::of(c),
-                true,
-                t.tls.as_deref(),
-                t.http2.as_deref(),
-                &t.requests,
-            );
-            inner.same_server = same_server;
-            v.push(inner);
+        let same_server = by_server.get(&c.server).map_or(&[][..], Vec::as_slice);
+        // The connection, then what its CONNECT tunnel carried.
+        let outer = (false, c.tls.as_deref(), c.http2.as_deref(), &c.requests);
+        let inner = c
+            .tunnel
+            .as_deref()
+            .map(|t| (true, t.tls.as_deref(), t.http2.as_deref(), &t.requests));
+        for (tunnelled, tls, http2, requests) in std::iter::once(outer).chain(inner) {
+            let mut view = View::new(Endpoints::of(c), tunnelled, tls, http2, requests);
+            view.same_server = same_server;
+            v.push(view);
         }
     }
     v
@@ -363,8 +366,8 @@ fn mark(requests: &mut [Exchange], sni: Option<&str>) {
 
 /// All findings of a capture, in connection then request order.
 pub fn diagnose(conns: &[ConnectionRecord]) -> Vec<Finding> {
-    let views = views(conns);
     let by_server = by_server(conns);
+    let views = views(conns, &by_server);
     let mut findings = Vec::new();
     for (vi, v) in views.iter().enumerate() {
         for (i, e) in v.requests.iter().enumerate() {
@@ -500,7 +503,7 @@ fn assess(views: &[View<'_>], vi: usize, i: usize) -> (Vec<Cause>, Evidence) {
         origin_set,
         in_origin_set,
         server: Some(v.conn.server.to_string()),
-        same_server_connections: others(&v.same_server, v.conn.id),
+        same_server_connections: others(v.same_server, v.conn.id),
     };
     (causes, evidence)
 }

@@ -52,7 +52,6 @@ impl Report {
             mut run,
         } = partial;
         let keylog = parts.first().map(|p| p.keylog.clone()).unwrap_or_default();
-        let several = parts.len() > 1;
         let mut connections = Vec::new();
         let mut unlisted = 0;
         for p in parts {
@@ -60,13 +59,9 @@ impl Report {
             unlisted += p.unlisted;
             connections.extend(p.connections);
         }
-        if several {
-            // Each worker numbered its own connections; one worker numbers them in
-            // first-packet order, and a packet opens at most one connection.
-            connections.sort_unstable_by_key(|c| c.first_packet);
-        } else {
-            connections.sort_unstable_by_key(|c| c.id);
-        }
+        // Each part (worker) numbered its own connections, in first-packet order: one thread
+        // numbers them so, and a packet opens at most one connection.
+        connections.sort_unstable_by_key(|c| c.first_packet);
         for (n, c) in (first_id..).zip(connections.iter_mut()) {
             c.id = ConnId(n);
         }

@@ -277,7 +277,7 @@ pub struct Ledger {
     /// Open connections whose start the capture did not see and that have no protocol layer
     /// yet (see `live`).
     mid_stream: std::collections::HashSet<ConnId, foldhash::fast::RandomState>,
-    keylog: KeyLog,
+    keylog: Arc<KeyLog>,
     limits: Arc<HttpLimits>,
     anomalies: AnomalyCounts,
     watch: Option<Watch>,
@@ -366,14 +366,15 @@ impl StreamSink for Ledger {
 
     fn key_material(&mut self, secret: &DecryptionSecret) {
         if secret.secrets_type == DecryptionSecret::TLS_KEY_LOG {
-            self.keylog.add(&secret.data);
+            Arc::make_mut(&mut self.keylog).add(&secret.data);
         }
     }
 }
 
 impl Ledger {
-    /// A ledger that decrypts with `keylog` (plus any secrets the capture carries).
-    pub fn new(keylog: KeyLog, limits: &crate::Limits) -> Self {
+    /// A ledger that decrypts with `keylog` (plus any secrets the capture carries). Workers
+    /// and partitions share one key log; a ledger copies it only to add to it.
+    pub fn new(keylog: impl Into<Arc<KeyLog>>, limits: &crate::Limits) -> Self {
         Ledger {
             connections: Vec::new(),
             empty_listed: 0,
@@ -381,7 +382,7 @@ impl Ledger {
             unlisted: 0,
             live: HashMap::default(),
             mid_stream: Default::default(),
-            keylog,
+            keylog: keylog.into(),
             limits: limits.http(),
             anomalies: AnomalyCounts::default(),
             watch: None,
@@ -402,13 +403,12 @@ impl Ledger {
     /// `per_session` bytes of encrypted records until theirs come, all together up to
     /// `Limits::max_held_for_keys`.
     pub fn follow_keylog(&mut self, per_session: usize, limits: &crate::Limits) {
-        self.keylog
-            .set_growing(per_session, limits.max_held_for_keys);
+        Arc::make_mut(&mut self.keylog).set_growing(per_session, limits.max_held_for_keys);
     }
 
     /// New key-log lines: sessions waiting for these keys decrypt what they held.
     pub fn add_keys(&mut self, text: &[u8], at: Timestamp) {
-        self.keylog.add(text);
+        Arc::make_mut(&mut self.keylog).add(text);
         for (id, p) in self.live.iter_mut() {
             p.keys_arrived(&self.keylog, at);
             if let Some(w) = &mut self.watch {

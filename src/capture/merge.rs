@@ -21,8 +21,6 @@ pub struct Capture {
     refill: Option<usize>,
     /// (packet index, input) of the packet `advance` moved to.
     current: Option<(u64, usize)>,
-    /// Packets handed out so far, per input.
-    counts: Vec<u64>,
     next_index: u64,
     secrets: Vec<DecryptionSecret>,
 }
@@ -58,7 +56,6 @@ impl Capture {
             }
         }
         Ok(Capture {
-            counts: vec![0; sources.len()],
             sources,
             pending,
             heap,
@@ -84,9 +81,6 @@ impl Capture {
             return false;
         };
         self.refill = Some(input);
-        if let Some(n) = self.counts.get_mut(input) {
-            *n += 1;
-        }
         self.current = Some((self.next_index, input));
         self.next_index += 1;
         true
@@ -96,15 +90,18 @@ impl Capture {
     pub fn current(&self) -> Option<RawPacket<'_>> {
         let (index, input) = self.current?;
         let pkt = self.pending.get(input)?;
+        let source = self.sources.get(input)?;
         Some(RawPacket {
             index,
             origin: Origin {
                 input: u32::try_from(input).unwrap_or(u32::MAX),
-                packet: self.counts.get(input).copied().unwrap_or(0),
+                // The input's packets read so far: its next one is read only at the next
+                // `advance`, so this is the current packet's number.
+                packet: source.summary().packets,
             },
             ts: pkt.ts,
             link: pkt.link?,
-            data: self.sources.get(input)?.chunk().get(pkt.at.0..pkt.at.1)?,
+            data: source.chunk().get(pkt.at.0..pkt.at.1)?,
             orig_len: pkt.orig_len,
         })
     }

@@ -2,9 +2,9 @@
 //! each TCP segment to the worker that owns its connection.
 //!
 //! Contract: the report is byte-identical to a one-thread run's, for any number of workers,
-//! unless a table-wide limit is reached (`max_connections` and `max_ooo_bytes_total` are
-//! divided between the workers, so which connection is evicted can differ; the report names
-//! the limit either way).
+//! unless a table-wide limit is reached (`max_connections`, `max_ooo_bytes_total` and
+//! `max_empty_connection_records` are divided between the workers, so which connection is
+//! evicted or left unlisted can differ; the report names the limit either way).
 //!
 //! Why this shape: on two cores, reading and decoding are half the work (one cache miss per
 //! packet header), so every worker reading the whole capture costs more than it saves. Here
@@ -27,7 +27,7 @@ use crate::wire::tunnel::{Tunnel, BARE};
 use crate::wire::{Decapsulated, Decoded, Decoder, TcpFlags, TcpSegment, Transport};
 use crate::{Limits, Timestamp};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
 /// Segments per batch: large enough that channel operations are rare, small enough that a
 /// batch stays in cache.
@@ -123,6 +123,8 @@ pub(super) fn analyze(
     progress: &mut dyn FnMut(u64),
 ) -> Partial {
     let workers = workers.max(1);
+    let keylog = Arc::new(keylog.clone());
+    let keylog = &keylog;
     let mut table_limits = limits.clone();
     table_limits.max_connections = limits.max_connections.div_ceil(workers);
     table_limits.max_ooo_bytes_total = limits.max_ooo_bytes_total.div_ceil(workers);
@@ -228,9 +230,7 @@ impl Reader {
             }
             Item::Packet(pkt, chunk) => {
                 self.span.see(&pkt);
-                if let Some(chunk) = chunk {
-                    self.hand(&pkt, chunk);
-                }
+                self.hand(&pkt, chunk);
             }
         });
         for lane in &mut self.lanes {
@@ -268,9 +268,13 @@ impl Reader {
                 }
             }
         };
-        let tunnel = (!d.tunnel.is_empty()).then(|| {
-            b.tunnels.push(d.tunnel.clone());
-            b.tunnels.len() - 1
+        // Packets of one tunnel come in runs: a run shares the copy of its context.
+        let tunnel = (!d.tunnel.is_empty()).then(|| match b.tunnels.last() {
+            Some(last) if last == d.tunnel => b.tunnels.len() - 1,
+            _ => {
+                b.tunnels.push(d.tunnel.clone());
+                b.tunnels.len() - 1
+            }
         });
         b.segments.push(Handed {
             index: d.index,
@@ -298,10 +302,10 @@ fn work(
     from_reader: mpsc::Receiver<Message>,
     to_reader: mpsc::Sender<Batch>,
     limits: &Limits,
-    keylog: &KeyLog,
+    keylog: &Arc<KeyLog>,
 ) -> WorkerOutcome {
     let mut flows = FlowTable::new(limits);
-    let mut ledger = Ledger::new(keylog.clone(), limits);
+    let mut ledger = Ledger::new(Arc::clone(keylog), limits);
     for message in from_reader {
         match message {
             Message::Batch(mut batch) => {

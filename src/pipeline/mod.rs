@@ -20,7 +20,7 @@ use crate::proto::tls::keylog::KeyLog;
 use crate::wire::{DecodeStats, Decoder, Transport};
 use crate::{Limits, Timestamp};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 /// Totals of one run, besides what the sink collected.
@@ -71,7 +71,7 @@ enum Item<'a> {
     /// Key material from the capture, before the packets that follow it.
     Secret(DecryptionSecret),
     /// A packet, and the chunk of input it lies in.
-    Packet(RawPacket<'a>, Option<&'a Chunk>),
+    Packet(RawPacket<'a>, &'a Chunk),
 }
 
 /// Walks a capture, calling `progress` now and then with the input bytes read so far.
@@ -80,11 +80,13 @@ fn walk(capture: &mut Capture, progress: &mut dyn FnMut(u64), each: &mut dyn FnM
         for secret in capture.take_secrets() {
             each(Item::Secret(secret));
         }
-        let Some(pkt) = capture.current() else { break };
+        let (Some(pkt), Some(chunk)) = (capture.current(), capture.current_chunk()) else {
+            break;
+        };
         if pkt.index % 16_384 == 0 {
             progress(capture.bytes_read());
         }
-        each(Item::Packet(pkt, capture.current_chunk()));
+        each(Item::Packet(pkt, chunk));
     }
     progress(capture.bytes_read());
 }
@@ -164,7 +166,7 @@ pub fn analyze(
 fn analyze_one(
     mut capture: Capture,
     limits: &Limits,
-    keylog: KeyLog,
+    keylog: impl Into<Arc<KeyLog>>,
     progress: &mut dyn FnMut(u64),
 ) -> Partial {
     let mut ledger = Ledger::new(keylog, limits);
@@ -222,6 +224,7 @@ pub fn analyze_partitions(
             Err(e) => (None, vec![e]),
         };
     }
+    let keylog = Arc::new(keylog.clone());
     // Bytes of finished partitions, plus each running one's progress in its slot.
     let done = AtomicU64::new(0);
     let slots: Vec<AtomicU64> = (0..threads.max(1)).map(|_| AtomicU64::new(0)).collect();
@@ -233,7 +236,7 @@ pub fn analyze_partitions(
         progress,
         |inputs, slot| {
             let outcome = Capture::open(inputs, limits).map(|capture| {
-                analyze_one(capture, limits, keylog.clone(), &mut |b| {
+                analyze_one(capture, limits, Arc::clone(&keylog), &mut |b| {
                     if let Some(s) = slots.get(slot) {
                         s.store(b, Ordering::Relaxed);
                     }

@@ -108,8 +108,11 @@ mod tests {
             }
         }
         // Never to a stream.
-        let report = crate::analysis::Ledger::new(Default::default(), &Default::default())
-            .into_report(Vec::new(), Default::default());
+        let report = crate::analysis::Ledger::new(
+            crate::proto::tls::keylog::KeyLog::default(),
+            &Default::default(),
+        )
+        .into_report(Vec::new(), Default::default());
         let written = write(
             &report,
             Format::Parquet,

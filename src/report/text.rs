@@ -4,6 +4,7 @@
 //! Every string taken from the capture goes through [`clean`]: a Host header or SNI may
 //! carry terminal escape sequences, which must print as text, not act on the terminal.
 
+use super::provenance;
 use crate::analysis::{ConnectionRecord, Report};
 use crate::flow::{Close, Direction};
 use crate::proto::http::Exchange;
@@ -108,11 +109,7 @@ pub fn write(report: &Report, style: Style, out: &mut dyn io::Write) -> io::Resu
     let http: Vec<&Exchange> = report
         .connections
         .iter()
-        .flat_map(|c| {
-            c.requests
-                .iter()
-                .chain(c.tunnel.iter().flat_map(|t| &t.requests))
-        })
+        .flat_map(|c| provenance::requests(c).map(|(_, _, e)| e))
         .collect();
     if !http.is_empty() {
         let conns = report
@@ -314,8 +311,7 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
 
 /// A connection's requests, or its FTP/SMTP replies, one per line.
 fn conversation(c: &ConnectionRecord, out: &mut dyn io::Write) -> io::Result<()> {
-    let tunnelled = c.tunnel.iter().flat_map(|t| &t.requests);
-    let requests: Vec<&Exchange> = c.requests.iter().chain(tunnelled).collect();
+    let requests: Vec<&Exchange> = provenance::requests(c).map(|(_, _, e)| e).collect();
     if requests.is_empty() && c.control.is_none() {
         return Ok(());
     }

@@ -1152,26 +1152,9 @@ fn escape_rfc4514(s: &str) -> String {
     out
 }
 
-/// Unix seconds as RFC 3339 UTC (`YYYY-MM-DDThh:mm:ssZ`), by the civil-from-days algorithm
-/// (H. Hinnant), so no date crate is needed. X.509 times are years 0000-9999, far inside i64.
+/// Unix seconds as RFC 3339 UTC (`YYYY-MM-DDThh:mm:ssZ`).
 fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
+    format!("{}Z", crate::timestamp::utc_date_time(secs))
 }
 
 #[cfg(test)]
