@@ -70,10 +70,7 @@ pub fn threads_agree(data: &[u8]) {
     };
     let one = report(1);
     let three = report(3);
-    assert!(
-        one == three,
-        "one thread and three workers report differently"
-    );
+    assert!(one == three, "one thread and three report differently");
 }
 
 /// The bytes as one whole capture file (pcap or pcapng), through the whole pipeline.

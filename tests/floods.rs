@@ -70,11 +70,17 @@ struct Run {
 /// reads from `/proc/self/status` (`VmHWM`). `wait4`'s `ru_maxrss` would not do: it keeps
 /// the high-water mark of the process before its exec, which was this test process.
 fn analyze(capture: &Path) -> Run {
+    analyze_with(capture, &[])
+}
+
+/// [`analyze`] with more arguments.
+fn analyze_with(capture: &Path, args: &[&str]) -> Run {
     let out = capture.with_extension("json");
     let err = capture.with_extension("stderr");
     let started = Instant::now();
     let status = Command::new(env!("CARGO_BIN_EXE_misdirect"))
         .arg("analyze")
+        .args(args)
         .args(["--stats", "-q", "-f", "json", "-o"])
         .arg(&out)
         .arg(capture)
@@ -548,9 +554,9 @@ fn chunk_sizes_that_overflow() {
 
 #[test]
 fn one_busy_connection_beside_sparse_ones() {
-    // With two threads, the sparse connections' worker gets a segment now and then while
-    // the busy one's fills the input: its batch must not keep every input chunk those few
-    // segments came from alive until it has 512 segments.
+    // With two workers (three threads, whatever the cores), the sparse connections' worker
+    // gets a segment now and then while the busy one's fills the input: its batch must not
+    // keep every input chunk those few segments came from alive until it has 512 segments.
     let mut w = Writer::new("busy-beside-sparse");
     let mut busy = connections(&mut w, 1, "10.0.0.2:80").pop().unwrap();
     let mut sparse = connections(&mut w, 8, "10.0.0.3:80");
@@ -562,7 +568,7 @@ fn one_busy_connection_beside_sparse_ones() {
         c.client_sends(b"x", 1448);
         w.drain(c);
     }
-    let run = analyze(&w.finish());
+    let run = analyze_with(&w.finish(), &["--threads", "3"]);
     // 220 MB of capture; before batches were flushed at two chunks, 141 MB (up to 1 GiB
     // on longer captures).
     assert_sane(&run, 50 * MB);

@@ -1,21 +1,24 @@
-//! One capture on several threads: this thread reads and decodes every packet, and hands
-//! each TCP segment to the worker that owns its connection.
+//! One capture on several threads: this thread reads and decodes every packet, analyses a
+//! share of the connections itself, and hands each TCP segment of the others to the worker
+//! that owns its connection.
 //!
-//! Contract: the report is byte-identical to a one-thread run's, for any number of workers,
+//! Contract: the report is byte-identical to a one-thread run's, for any number of threads,
 //! unless a table-wide limit is reached (`max_connections`, `max_ooo_bytes_total` and
-//! `max_empty_connection_records` are divided between the workers, so which connection is
+//! `max_empty_connection_records` are divided between the threads, so which connection is
 //! evicted or left unlisted can differ; the report names the limit either way).
 //!
 //! Why this shape: on two cores, reading and decoding are half the work (one cache miss per
 //! packet header), so every worker reading the whole capture costs more than it saves. Here
 //! each packet is decoded once, with the one decoder a single thread would use (its counts,
-//! anomalies, IP reassembly and tunnels are the same), and a worker sees its connections'
-//! segments in capture order, which is all a connection's analysis depends on. A segment is
-//! handed over as its header fields and where its payload lies in the chunk of input it was
-//! read into (chunks are shared, [`crate::capture::Chunk`]): payloads are not copied, except
-//! those the decoder rebuilt (IP fragments, inner packets of some tunnels), which travel in
-//! the batch. Connections are numbered by their first packet when the workers' ledgers are
-//! assembled ([`crate::analysis::Report::assemble`]).
+//! anomalies, IP reassembly and tunnels are the same), and an owner sees its connections'
+//! segments in capture order, which is all a connection's analysis depends on. Connections
+//! are owned by a hash of their endpoints ([`Shares`]); the reading thread keeps a small
+//! share, whose bytes stay in the cache of the core that read them and need no handing over.
+//! A segment is handed over as its header fields and where its payload lies in the chunk of
+//! input it was read into (chunks are shared, [`crate::capture::Chunk`]): payloads are not
+//! copied, except those the decoder rebuilt (IP fragments, inner packets of some tunnels),
+//! which travel in the batch. Connections are numbered by their first packet when the
+//! owners' ledgers are assembled ([`crate::analysis::Report::assemble`]).
 
 use super::{walk, Item, RunStats, Span};
 use crate::analysis::{Ledger, LedgerPart, Partial};
@@ -114,22 +117,25 @@ struct WorkerOutcome {
     anomalies: AnomalyCounts,
 }
 
-/// Analyses `capture` with `workers` worker threads besides this one, which reads.
+/// Analyses `capture` on `threads` threads: this one, which reads and owns a share of the
+/// connections, and `threads - 1` workers.
 pub(super) fn analyze(
     mut capture: Capture,
     limits: &Limits,
     keylog: &KeyLog,
-    workers: usize,
+    threads: usize,
     progress: &mut dyn FnMut(u64),
 ) -> Partial {
-    let workers = workers.max(1);
+    let workers = threads.saturating_sub(1).max(1);
     let keylog = Arc::new(keylog.clone());
     let keylog = &keylog;
+    // The table-wide limits are divided between the owners of connections, this thread too.
+    let owners = workers + 1;
     let mut table_limits = limits.clone();
-    table_limits.max_connections = limits.max_connections.div_ceil(workers);
-    table_limits.max_ooo_bytes_total = limits.max_ooo_bytes_total.div_ceil(workers);
+    table_limits.max_connections = limits.max_connections.div_ceil(owners);
+    table_limits.max_ooo_bytes_total = limits.max_ooo_bytes_total.div_ceil(owners);
     table_limits.max_empty_connection_records =
-        limits.max_empty_connection_records.div_ceil(workers);
+        limits.max_empty_connection_records.div_ceil(owners);
     std::thread::scope(|s| {
         let mut lanes = Vec::with_capacity(workers);
         let mut handles = Vec::with_capacity(workers);
@@ -153,14 +159,18 @@ pub(super) fn analyze(
         }
         let mut reader = Reader {
             decoder: Decoder::new(limits),
+            own: Owned::new(&table_limits, keylog),
+            shares: Shares::new(workers),
             lanes,
             span: Span::new(),
         };
         reader.read(&mut capture, progress);
         let Reader {
             mut decoder,
+            own,
             lanes,
             span,
+            ..
         } = reader;
         for lane in lanes {
             let _ = lane.to_worker.send(Message::End(span.last));
@@ -173,13 +183,16 @@ pub(super) fn analyze(
             last_ts: span.last_ts(),
             ..RunStats::default()
         };
-        let mut parts = Vec::with_capacity(workers);
+        let mut outcomes = vec![own.finish(span.last)];
         for h in handles {
             // A worker that panicked is a bug: let it surface as one.
-            let o = match h.join() {
+            outcomes.push(match h.join() {
                 Ok(o) => o,
                 Err(panic) => std::panic::resume_unwind(panic),
-            };
+            });
+        }
+        let mut parts = Vec::with_capacity(owners);
+        for o in outcomes {
             run.connections += o.opened;
             run.evicted += o.evicted;
             run.anomalies.merge(&o.anomalies);
@@ -213,8 +226,37 @@ impl Lane {
     }
 }
 
+/// Connections and what was made of them, owned by one thread.
+struct Owned {
+    flows: FlowTable,
+    ledger: Ledger,
+}
+
+impl Owned {
+    fn new(limits: &Limits, keylog: &Arc<KeyLog>) -> Self {
+        Owned {
+            flows: FlowTable::new(limits),
+            ledger: Ledger::new(Arc::clone(keylog), limits),
+        }
+    }
+
+    fn finish(mut self, last: EventMeta) -> WorkerOutcome {
+        self.flows.finish(last, &mut self.ledger);
+        WorkerOutcome {
+            opened: self.flows.opened,
+            evicted: self.flows.evicted,
+            anomalies: std::mem::take(&mut self.flows.anomalies),
+            part: self.ledger.into_part(),
+        }
+    }
+}
+
 struct Reader {
     decoder: Decoder,
+    /// The connections this thread analyses itself: their segments stay on the core that
+    /// read them, and are not described, queued and woken for.
+    own: Owned,
+    shares: Shares,
     lanes: Vec<Lane>,
     span: Span,
 }
@@ -223,6 +265,7 @@ impl Reader {
     fn read(&mut self, capture: &mut Capture, progress: &mut dyn FnMut(u64)) {
         walk(capture, progress, &mut |item| match item {
             Item::Secret(secret) => {
+                crate::flow::StreamSink::key_material(&mut self.own.ledger, &secret);
                 for lane in &mut self.lanes {
                     lane.flush();
                     let _ = lane.to_worker.send(Message::Secret(secret.clone()));
@@ -246,7 +289,10 @@ impl Reader {
         let Transport::Tcp(seg) = d.transport else {
             return;
         };
-        let lane = lane_of(flow_hash(d.src, d.dst), self.lanes.len());
+        let Some(lane) = self.shares.lane(flow_hash(d.src, d.dst)) else {
+            self.own.flows.process(&d, &seg, &mut self.own.ledger);
+            return;
+        };
         let Some(lane) = self.lanes.get_mut(lane) else {
             return;
         };
@@ -304,8 +350,8 @@ fn work(
     limits: &Limits,
     keylog: &Arc<KeyLog>,
 ) -> WorkerOutcome {
-    let mut flows = FlowTable::new(limits);
-    let mut ledger = Ledger::new(Arc::clone(keylog), limits);
+    let mut own = Owned::new(limits, keylog);
+    let mut last = Span::new().last;
     for message in from_reader {
         match message {
             Message::Batch(mut batch) => {
@@ -336,28 +382,55 @@ fn work(
                         },
                         tunnel: h.tunnel.and_then(|t| batch.tunnels.get(t)).unwrap_or(&BARE),
                     };
-                    flows.process(&pkt, &seg, &mut ledger);
+                    own.flows.process(&pkt, &seg, &mut own.ledger);
                 }
                 batch.clear();
                 let _ = to_reader.send(batch);
             }
-            Message::Secret(s) => crate::flow::StreamSink::key_material(&mut ledger, &s),
-            Message::End(last) => flows.finish(last, &mut ledger),
+            Message::Secret(s) => crate::flow::StreamSink::key_material(&mut own.ledger, &s),
+            Message::End(at) => last = at,
         }
     }
-    WorkerOutcome {
-        opened: flows.opened,
-        evicted: flows.evicted,
-        anomalies: std::mem::take(&mut flows.anomalies),
-        part: ledger.into_part(),
+    own.finish(last)
+}
+
+/// Who owns which connections: the hash space (see [`flow_hash`]) cut into the reading
+/// thread's share and equal shares for the workers.
+#[derive(Clone, Copy)]
+struct Shares {
+    /// Hashes below this are the reading thread's.
+    own: u64,
+    /// `workers × 2^96 / (the rest of the hash space)`, so that a multiplication finds a
+    /// worker without a division per packet (of the high 32 bits of the hash past `own`,
+    /// which keeps the product within 128 bits; the shares are equal to within one in 2^32).
+    scale: u128,
+}
+
+impl Shares {
+    /// The reading thread takes [`READER_WEIGHT`] times a worker's share.
+    fn new(workers: usize) -> Self {
+        let w = READER_WEIGHT;
+        let own = (u64::MAX as f64 * (w / (w + workers as f64))) as u64;
+        let rest = u128::from(u64::MAX - own) + 1;
+        Shares {
+            own,
+            scale: ((workers as u128) << 96) / rest,
+        }
+    }
+
+    /// The worker lane of `hash`, or `None` when it is the reading thread's.
+    fn lane(self, hash: u64) -> Option<usize> {
+        let past = hash.checked_sub(self.own)? >> 32;
+        Some(((u128::from(past) * self.scale) >> 64) as usize)
     }
 }
 
-/// The lane of `hash` among `count`: the high half of their product, which spreads the hash
-/// as evenly as a remainder would, without a division per packet.
-fn lane_of(hash: u64, count: usize) -> usize {
-    ((u128::from(hash) * count as u128) >> 64) as usize
-}
+/// The reading thread's share of the connections, in workers' shares. Reading and
+/// decoding every packet keeps it busier than a worker; how much busier depends on what the
+/// connections cost. Measured on the 1 GB mix with one worker (`docs/performance.md`): 0.05
+/// to 0.35 made no difference beyond noise without keys (the reading thread is the bound
+/// there), and 0.25 was about 8% faster than 0.05 with every TLS connection decrypted.
+const READER_WEIGHT: f64 = 0.2;
 
 /// A hash of a connection's two endpoints that is the same in both directions. Not keyed:
 /// an attacker who steers every connection to one worker only costs the parallelism.
@@ -382,6 +455,26 @@ fn flow_hash(a: SocketAddr, b: SocketAddr) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shares_cover_the_hash_space() {
+        for workers in 1..=8 {
+            let shares = Shares::new(workers);
+            assert_eq!(shares.lane(0), None);
+            assert_eq!(shares.lane(shares.own.saturating_sub(1)), None);
+            assert_eq!(shares.lane(shares.own), Some(0));
+            assert_eq!(shares.lane(u64::MAX), Some(workers - 1));
+            // The workers' shares are equal: 4096 evenly spaced hashes split evenly, give or
+            // take the ones at the borders.
+            let mut counts = vec![0u64; workers];
+            let step = (u64::MAX - shares.own) / 4096;
+            for i in 0..4096 {
+                counts[shares.lane(shares.own + i * step).unwrap()] += 1;
+            }
+            let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+            assert!(max - min <= 2, "{workers} workers: {counts:?}");
+        }
+    }
 
     #[test]
     fn both_directions_go_to_one_worker() {
