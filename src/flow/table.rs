@@ -13,7 +13,9 @@ use crate::wire::{Decapsulated, Decoded, TcpSegment};
 use crate::{Limits, Timestamp};
 use serde::Serialize;
 use std::cmp::Reverse;
+use hashbrown::HashTable;
 use std::collections::{BinaryHeap, HashMap};
+use std::hash::BuildHasher;
 use std::net::SocketAddr;
 
 /// How the client was told from the server.
@@ -69,6 +71,9 @@ pub struct Connection {
     pub encapsulation: Box<[Layer]>,
     /// The client's ISN as the SYN-ACK acknowledged it, when the SYN itself was not seen first.
     client_isn_from_synack: Option<u32>,
+    /// The number of its tunnel context in the table (see [`Contexts`]); with the addresses,
+    /// its key there.
+    context: u64,
     /// `[client→server, server→client]`; use [`Connection::dir`].
     pub dirs: [Reassembler; 2],
 }
@@ -96,6 +101,10 @@ impl Connection {
         } else {
             Direction::ServerToClient
         }
+    }
+
+    fn key(&self) -> FlowKey {
+        FlowKey::new(self.client, self.server, self.context)
     }
 
     fn has_payload(&self) -> bool {
@@ -221,9 +230,13 @@ impl Contexts {
 
 /// The table of live connections.
 pub struct FlowTable {
+    /// Each connection is its own key ([`Connection::key`]), so a slot is a pointer: a table
+    /// keeps up to twice its entries' room, and while it grows, the old and the new table
+    /// are both alive (with 72-byte keys beside the pointers, that was 32 MB at 117k
+    /// connections, now 3.5 MB).
+    conns: HashTable<Box<Connection>>,
     // Keys are chosen by whoever sends packets: a seeded hash keeps HashDoS away.
-    /// Boxed: a table keeps up to twice its entries' room, and a connection is 500 bytes.
-    conns: HashMap<FlowKey, Box<Connection>, foldhash::fast::RandomState>,
+    hasher: foldhash::fast::RandomState,
     /// Eviction candidates by last-seen time; entries may be stale and are checked on pop.
     /// Built the first time the table is full, kept from then on: a table that never
     /// fills (most captures) does not pay for it (88 bytes a connection, twice over).
@@ -255,7 +268,8 @@ impl Ord for FlowKeyOrd {
 impl FlowTable {
     pub fn new(limits: &Limits) -> Self {
         FlowTable {
-            conns: HashMap::default(),
+            conns: HashTable::new(),
+            hasher: Default::default(),
             idle: None,
             next_id: 1,
             contexts: Contexts::default(),
@@ -309,24 +323,28 @@ impl FlowTable {
             budget: &mut self.budget,
             anomalies: &mut self.anomalies,
         };
-        let reused = match key.and_then(|k| self.conns.get_mut(&k)) {
+        let found = key.and_then(|k| {
+            let hash = self.hasher.hash_one(k);
+            self.conns.find_mut(hash, |c| c.key() == k)
+        });
+        let reused = match found {
             Some(conn) if !conn.is_reused_by(pkt.src, seg) => {
                 return take_segment(conn, pkt, seg, &mut ctx, at, sink);
             }
             Some(_) => key,
             None => None,
         };
-        if let Some(old) = reused.and_then(|k| self.conns.remove(&k)) {
+        if let Some(old) = reused.and_then(|k| self.remove(k)) {
             self.finish_conn(*old, Close::Replaced, at, sink);
         }
         if self.conns.len() >= self.limits.max_connections.max(1) {
             self.evict_idlest(at, sink);
         }
         // After eviction and replacement, which may have ended the context's last user.
-        let k = FlowKey::new(pkt.src, pkt.dst, self.contexts.acquire(tunnel.key()));
-        let mut conn = Box::new(self.new_conn(pkt, seg, tunnel));
+        let context = self.contexts.acquire(tunnel.key());
+        let mut conn = Box::new(self.new_conn(pkt, seg, tunnel, context));
         sink.open(&conn, at);
-        self.push_idle(conn.last_ts, conn.id, k);
+        self.push_idle(conn.last_ts, conn.id, conn.key());
         let mut ctx = Ctx {
             now: pkt.ts,
             limits: &self.limits,
@@ -334,12 +352,21 @@ impl FlowTable {
             anomalies: &mut self.anomalies,
         };
         take_segment(&mut conn, pkt, seg, &mut ctx, at, sink);
-        self.conns.insert(k, conn);
+        let hasher = &self.hasher;
+        self.conns
+            .insert_unique(hasher.hash_one(conn.key()), conn, |c| hasher.hash_one(c.key()));
+    }
+
+    /// Takes the connection of `key` out of the table.
+    fn remove(&mut self, key: FlowKey) -> Option<Box<Connection>> {
+        let hash = self.hasher.hash_one(key);
+        let entry = self.conns.find_entry(hash, |c| c.key() == key).ok()?;
+        Some(entry.remove().0)
     }
 
     /// Closes every connection still open, in id order, as the capture has ended.
     pub fn finish(&mut self, at: EventMeta, sink: &mut dyn StreamSink) {
-        let mut rest: Vec<Box<Connection>> = self.conns.drain().map(|(_, c)| c).collect();
+        let mut rest: Vec<Box<Connection>> = self.conns.drain().collect();
         rest.sort_unstable_by_key(|c| c.id);
         self.idle = None;
         for conn in rest {
@@ -347,7 +374,13 @@ impl FlowTable {
         }
     }
 
-    fn new_conn(&mut self, pkt: &Decoded<'_>, seg: &TcpSegment<'_>, tunnel: &Tunnel) -> Connection {
+    fn new_conn(
+        &mut self,
+        pkt: &Decoded<'_>,
+        seg: &TcpSegment<'_>,
+        tunnel: &Tunnel,
+        context: u64,
+    ) -> Connection {
         let (client, server, orientation) = orient(pkt.src, pkt.dst, seg);
         let id = ConnId(self.next_id);
         self.next_id += 1;
@@ -365,6 +398,7 @@ impl FlowTable {
             close: Close::Open,
             encapsulation: tunnel.layers().into(),
             client_isn_from_synack: None,
+            context,
             dirs: Default::default(),
         }
     }
@@ -389,7 +423,7 @@ impl FlowTable {
     fn idle_of_table(&self) -> BinaryHeap<Reverse<(Timestamp, ConnId, FlowKeyOrd)>> {
         self.conns
             .iter()
-            .map(|(k, c)| Reverse((c.last_ts, c.id, FlowKeyOrd(*k))))
+            .map(|c| Reverse((c.last_ts, c.id, FlowKeyOrd(c.key()))))
             .collect()
     }
 
@@ -412,7 +446,8 @@ impl FlowTable {
         sink: &mut dyn StreamSink,
     ) {
         while let Some(Reverse((ts, id, FlowKeyOrd(key)))) = idle.pop() {
-            let Some(conn) = self.conns.get(&key) else {
+            let hash = self.hasher.hash_one(key);
+            let Some(conn) = self.conns.find(hash, |c| c.key() == key) else {
                 continue;
             };
             if conn.id != id {
@@ -423,7 +458,7 @@ impl FlowTable {
                 idle.push(Reverse((conn.last_ts, id, FlowKeyOrd(key))));
                 continue;
             }
-            if let Some(conn) = self.conns.remove(&key) {
+            if let Some(conn) = self.remove(key) {
                 self.anomalies.add(Anomaly::FlowTableLimit);
                 self.evicted += 1;
                 self.finish_conn(*conn, Close::Evicted, at, sink);
@@ -595,7 +630,7 @@ mod tests {
         assert_eq!((table.len(), table.evicted), (2, 1));
         assert!(table
             .conns
-            .values()
+            .iter()
             .all(|c| c.client.to_string() != "10.0.0.3:1"));
         for i in 0..10_000u32 {
             let (seq, index) = (i.wrapping_mul(7919), u64::from(i) + 10);
