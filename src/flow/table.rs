@@ -11,9 +11,9 @@ use crate::anomaly::{Anomaly, AnomalyCounts};
 use crate::wire::tunnel::{KeyPart, Layer, Tunnel, BARE};
 use crate::wire::{Decapsulated, Decoded, TcpSegment};
 use crate::{Limits, Timestamp};
+use hashbrown::HashTable;
 use serde::Serialize;
 use std::cmp::Reverse;
-use hashbrown::HashTable;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
@@ -354,7 +354,9 @@ impl FlowTable {
         take_segment(&mut conn, pkt, seg, &mut ctx, at, sink);
         let hasher = &self.hasher;
         self.conns
-            .insert_unique(hasher.hash_one(conn.key()), conn, |c| hasher.hash_one(c.key()));
+            .insert_unique(hasher.hash_one(conn.key()), conn, |c| {
+                hasher.hash_one(c.key())
+            });
     }
 
     /// Takes the connection of `key` out of the table.
