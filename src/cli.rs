@@ -47,7 +47,7 @@ pub struct AnalyzeArgs {
     #[arg(required = true, value_name = "PATH")]
     pub files: Vec<String>,
 
-    /// Threads (default: one per core). On one capture, this one reads and decodes and
+    /// Threads (default: one per core). On one capture, one thread reads and decodes and
     /// analyses a share of the connections, the others analyse the rest. The report is the
     /// same for any number, unless a table-wide limit is reached (docs/limits.md).
     #[arg(long, short = 'j', value_name = "N")]

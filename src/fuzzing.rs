@@ -46,9 +46,9 @@ pub fn capture_limits() -> Limits {
     }
 }
 
-/// The bytes as one capture file, analysed with one thread and with three workers: the
-/// reports must be the same (the contract of `pipeline::handoff`). The table-wide limits
-/// are left large, since the workers share them out.
+/// The bytes as one capture file, analysed with one thread and with three: the reports
+/// must be the same (the contract of `pipeline::handoff`). The table-wide limits are left
+/// large, since the threads share them out.
 pub fn threads_agree(data: &[u8]) {
     let limits = Limits {
         max_ooo_bytes_per_direction: 4096,

@@ -61,7 +61,7 @@ fn capture_file_corpus() {
     replay("capture_file", misdirect::fuzzing::capture_file);
 }
 
-/// The capture corpus again, each file analysed with one thread and with three workers.
+/// The capture corpus again, each file analysed with one thread and with three.
 #[test]
 fn capture_file_corpus_with_threads() {
     replay("capture_file", misdirect::fuzzing::threads_agree);

@@ -1,11 +1,11 @@
-//! One report from several pieces: the workers of one capture, or the partitions of many.
+//! One report from several pieces: the threads of one capture, or the partitions of many.
 //!
 //! Contract:
 //! - A [`Partial`] is what the analysis of one capture kept, before its connections are
-//!   numbered: the ledgers of the workers that shared it (each kept the connections it
+//!   numbered: the ledgers of the threads that shared it (each kept the connections it
 //!   owns) and their run totals.
 //! - [`Report::assemble`] numbers a partial's connections in first-packet order from a given
-//!   id (the order one worker would have given them), then diagnoses them together.
+//!   id (the order one thread would have given them), then diagnoses them together.
 //! - [`Report::merge`] joins the reports of independent partitions (`docs/scale-out.md`),
 //!   assembled with ids that follow each other: each partition was diagnosed on its own,
 //!   and counts add up.
@@ -19,7 +19,7 @@ use crate::flow::ConnId;
 use crate::pipeline::RunStats;
 use crate::proto::tls::keylog::KeyLogStats;
 
-/// What one worker's ledger kept of a capture.
+/// What one thread's ledger kept of a capture.
 pub struct LedgerPart {
     pub(super) connections: Vec<ConnectionRecord>,
     pub(super) unlisted: u64,
@@ -31,7 +31,7 @@ pub struct LedgerPart {
 pub struct Partial {
     pub inputs: Vec<InputSummary>,
     pub parts: Vec<LedgerPart>,
-    /// The workers' run totals, added up.
+    /// The threads' run totals, added up.
     pub run: RunStats,
 }
 
@@ -75,8 +75,8 @@ impl Report {
                 connections.extend(p.connections);
             }
         }
-        // Each part (worker) numbered its own connections, in first-packet order: one thread
-        // numbers them so, and a packet opens at most one connection.
+        // First-packet order is the order one thread numbers connections in, and a packet
+        // opens at most one connection, so the order is total.
         connections.sort_unstable_by_key(|c| c.first_packet);
         for (n, c) in (first_id..).zip(connections.iter_mut()) {
             c.id = ConnId(n);

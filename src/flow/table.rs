@@ -233,7 +233,8 @@ pub struct FlowTable {
     /// Each connection is its own key ([`Connection::key`]), so a slot is a pointer: a table
     /// keeps up to twice its entries' room, and while it grows, the old and the new table
     /// are both alive (with 72-byte keys beside the pointers, that was 32 MB at 117k
-    /// connections, now 3.5 MB).
+    /// connections, now 3.5 MB). The price: growing rehashes every key through its box, a
+    /// cache miss per connection, a few times in a table's life.
     conns: HashTable<Box<Connection>>,
     // Keys are chosen by whoever sends packets: a seeded hash keeps HashDoS away.
     hasher: foldhash::fast::RandomState,

@@ -4,8 +4,9 @@
 //!
 //! Contract: the report is byte-identical to a one-thread run's, for any number of threads,
 //! unless a table-wide limit is reached (`max_connections`, `max_ooo_bytes_total` and
-//! `max_empty_connection_records` are divided between the threads, so which connection is
-//! evicted or left unlisted can differ; the report names the limit either way).
+//! `max_empty_connection_records` are divided between the threads in proportion to their
+//! shares of the connections, so which connection is evicted or left unlisted can differ;
+//! the report names the limit either way).
 //!
 //! Why this shape: on two cores, reading and decoding are half the work (one cache miss per
 //! packet header), so every worker reading the whole capture costs more than it saves. Here
@@ -109,7 +110,7 @@ enum Message {
     End(EventMeta),
 }
 
-/// What a worker kept.
+/// What an owner of connections (a worker or the reading thread) kept.
 struct WorkerOutcome {
     part: LedgerPart,
     opened: u64,
@@ -129,24 +130,19 @@ pub(super) fn analyze(
     let workers = threads.saturating_sub(1).max(1);
     let keylog = Arc::new(keylog.clone());
     let keylog = &keylog;
-    // The table-wide limits are divided between the owners of connections, this thread too.
-    let owners = workers + 1;
-    let mut table_limits = limits.clone();
-    table_limits.max_connections = limits.max_connections.div_ceil(owners);
-    table_limits.max_ooo_bytes_total = limits.max_ooo_bytes_total.div_ceil(owners);
-    table_limits.max_empty_connection_records =
-        limits.max_empty_connection_records.div_ceil(owners);
+    let shares = Shares::new(workers);
+    let (own_limits, worker_limits) = shares.table_limits(limits);
     std::thread::scope(|s| {
         let mut lanes = Vec::with_capacity(workers);
         let mut handles = Vec::with_capacity(workers);
-        for _ in 0..workers {
+        for worker_limits in worker_limits {
             let (to_worker, from_reader) = mpsc::sync_channel::<Message>(IN_FLIGHT);
             let (to_reader, returned) = mpsc::channel::<Batch>();
-            let table_limits = &table_limits;
+
             let worker = std::thread::Builder::new()
                 .name(format!("misdirect-worker-{}", handles.len()))
                 .spawn_scoped(s, move || {
-                    work(from_reader, to_reader, table_limits, keylog)
+                    work(from_reader, to_reader, &worker_limits, keylog)
                 })
                 // What `std::thread::spawn` does when the system has no thread left for us.
                 .unwrap_or_else(|e| panic!("cannot start a worker thread: {e}"));
@@ -159,8 +155,8 @@ pub(super) fn analyze(
         }
         let mut reader = Reader {
             decoder: Decoder::new(limits),
-            own: Owned::new(&table_limits, keylog),
-            shares: Shares::new(workers),
+            own: Owned::new(&own_limits, keylog),
+            shares,
             lanes,
             span: Span::new(),
         };
@@ -191,7 +187,7 @@ pub(super) fn analyze(
                 Err(panic) => std::panic::resume_unwind(panic),
             });
         }
-        let mut parts = Vec::with_capacity(owners);
+        let mut parts = Vec::with_capacity(outcomes.len());
         for o in outcomes {
             run.connections += o.opened;
             run.evicted += o.evicted;
@@ -281,7 +277,8 @@ impl Reader {
         }
     }
 
-    /// Decodes a packet and hands a TCP segment to the worker of its connection.
+    /// Decodes a packet and analyses its TCP segment, or hands it to the worker of its
+    /// connection.
     fn hand(&mut self, pkt: &RawPacket<'_>, chunk: &Chunk) {
         let Some(d) = self.decoder.decode(pkt) else {
             return;
@@ -398,6 +395,7 @@ fn work(
 /// thread's share and equal shares for the workers.
 #[derive(Clone, Copy)]
 struct Shares {
+    workers: usize,
     /// Hashes below this are the reading thread's.
     own: u64,
     /// `workers × 2^96 / (the rest of the hash space)`, so that a multiplication finds a
@@ -413,9 +411,38 @@ impl Shares {
         let own = (u64::MAX as f64 * (w / (w + workers as f64))) as u64;
         let rest = u128::from(u64::MAX - own) + 1;
         Shares {
+            workers,
             own,
             scale: ((workers as u128) << 96) / rest,
         }
+    }
+
+    /// The table-wide limits of the reading thread and of each worker: each limit divided
+    /// in proportion to the shares and adding up to the whole, so that the owners reach
+    /// theirs together, when one table would reach its own.
+    fn table_limits(self, limits: &Limits) -> (Limits, Vec<Limits>) {
+        let workers = self.workers.max(1);
+        let split = |limit: usize| {
+            let own = (limit as f64 * READER_WEIGHT / (READER_WEIGHT + workers as f64)) as usize;
+            let rest = limit.saturating_sub(own);
+            let each = |i: usize| (rest / workers + usize::from(i < rest % workers)).max(1);
+            (own.max(1), (0..workers).map(each).collect::<Vec<_>>())
+        };
+        let (own_conns, conns) = split(limits.max_connections);
+        let (own_ooo, ooo) = split(limits.max_ooo_bytes_total);
+        let (own_empty, empty) = split(limits.max_empty_connection_records);
+        let with = |max_connections, max_ooo_bytes_total, max_empty_connection_records| Limits {
+            max_connections,
+            max_ooo_bytes_total,
+            max_empty_connection_records,
+            ..limits.clone()
+        };
+        let own = with(own_conns, own_ooo, own_empty);
+        let each = (0..workers).map(|i| {
+            let at = |v: &[usize]| v.get(i).copied().unwrap_or(1);
+            with(at(&conns), at(&ooo), at(&empty))
+        });
+        (own, each.collect())
     }
 
     /// The worker lane of `hash`, or `None` when it is the reading thread's.
@@ -427,9 +454,10 @@ impl Shares {
 
 /// The reading thread's share of the connections, in workers' shares. Reading and
 /// decoding every packet keeps it busier than a worker; how much busier depends on what the
-/// connections cost. Measured on the 1 GB mix with one worker (`docs/performance.md`): 0.05
-/// to 0.35 made no difference beyond noise without keys (the reading thread is the bound
-/// there), and 0.25 was about 8% faster than 0.05 with every TLS connection decrypted.
+/// connections cost. Measured on the 1 GB mix with one worker (`docs/performance.md`):
+/// without keys, where the reading thread is the bound, every share costs a little (221 ms
+/// at 0.05, 228 ms at 0.25, 239 ms at 0.35); with every TLS connection decrypted, 0.25 was
+/// 8% faster than 0.05. At 0.2: 221 ms and 306 ms.
 const READER_WEIGHT: f64 = 0.2;
 
 /// A hash of a connection's two endpoints that is the same in both directions. Not keyed:
@@ -474,6 +502,30 @@ mod tests {
             let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
             assert!(max - min <= 2, "{workers} workers: {counts:?}");
         }
+    }
+
+    #[test]
+    fn table_limits_follow_the_shares() {
+        let limits = Limits::default();
+        for workers in 1..=4 {
+            let (own, each) = Shares::new(workers).table_limits(&limits);
+            assert_eq!(each.len(), workers);
+            let total = |f: fn(&Limits) -> usize| f(&own) + each.iter().map(f).sum::<usize>();
+            assert_eq!(total(|l| l.max_connections), limits.max_connections);
+            assert_eq!(total(|l| l.max_ooo_bytes_total), limits.max_ooo_bytes_total);
+            let empty = total(|l| l.max_empty_connection_records);
+            assert_eq!(empty, limits.max_empty_connection_records);
+            assert!(each.iter().all(|w| own.max_connections < w.max_connections));
+        }
+        // Every owner can hold a connection, whatever the limit.
+        let tiny = Limits {
+            max_connections: 1,
+            ..Limits::default()
+        };
+        let (own, each) = Shares::new(3).table_limits(&tiny);
+        assert!(std::iter::once(&own)
+            .chain(&each)
+            .all(|l| l.max_connections == 1));
     }
 
     #[test]

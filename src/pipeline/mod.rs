@@ -4,8 +4,9 @@
 //! Kept apart from the layers so each stays sans-IO and testable; the CLI, the tests and the
 //! benchmarks all run captures through here.
 //!
-//! - One capture on several threads: [`handoff`] (this thread reads and decodes, workers own
-//!   the connections). The report is the same for any number of threads.
+//! - One capture on several threads: [`handoff`] (this thread reads and decodes, and each
+//!   thread owns a share of the connections). The report is the same for any number of
+//!   threads.
 //! - Several independent captures ([`crate::capture::partition`]): [`analyze_partitions`]
 //!   analyses each on its own, several at a time, and merges the reports
 //!   ([`Report::merge`]).
@@ -178,7 +179,7 @@ fn analyze_one(
     }
 }
 
-/// Analyses one capture (its inputs merged by time) with `threads` workers. `progress` is
+/// Analyses one capture (its inputs merged by time) on `threads` threads. `progress` is
 /// called on this thread with the bytes read so far.
 pub fn analyze_inputs(
     inputs: &[InputName],
@@ -191,7 +192,7 @@ pub fn analyze_inputs(
     Ok(analyze_capture(capture, limits, keylog, threads, progress))
 }
 
-/// Analyses an opened capture with `threads` workers (one: on this thread).
+/// Analyses an opened capture on `threads` threads (one: this thread alone).
 pub fn analyze_capture(
     capture: Capture,
     limits: &Limits,
