@@ -16,6 +16,7 @@
 //! nothing else in the handshake is cryptographically real (key shares, signature and
 //! Finished are random bytes), which a passive analyser cannot tell.
 
+use loona_hpack::encoder::encode_integer_into;
 use misdirect::capture::write::PcapWriter;
 use misdirect::proto::tls::keys;
 use misdirect::Timestamp;
@@ -210,19 +211,10 @@ struct Hpack {
     table: Vec<(String, String)>,
 }
 
-fn hpack_int(out: &mut Vec<u8>, prefix_bits: u8, first: u8, mut v: usize) {
-    let max = (1usize << prefix_bits) - 1;
-    if v < max {
-        out.push(first | v as u8);
-    } else {
-        out.push(first | max as u8);
-        v -= max;
-        while v >= 128 {
-            out.push((v % 128) as u8 | 0x80);
-            v /= 128;
-        }
-        out.push(v as u8);
-    }
+/// An HPACK integer with a `prefix_bits`-bit prefix after the bits of `first` (RFC 7541
+/// §5.1), by loona-hpack's encoder.
+fn hpack_int(out: &mut Vec<u8>, prefix_bits: u8, first: u8, v: usize) {
+    encode_integer_into(v, prefix_bits, first, out).expect("a Vec takes every byte");
 }
 
 fn hpack_str(out: &mut Vec<u8>, s: &str) {
