@@ -893,8 +893,6 @@ fn explain_421(f: &Finding, v: &View<'_>, retry: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::anomaly::AnomalyCounts;
-    use crate::flow::{Close, DirectionStats, Orientation};
 
     fn record(
         id: u64,
@@ -904,20 +902,6 @@ mod tests {
         requests: Vec<Exchange>,
     ) -> ConnectionRecord {
         ConnectionRecord {
-            id: ConnId(id),
-            client: client.parse().unwrap(),
-            server: server.parse().unwrap(),
-            encapsulation: Vec::new(),
-            orientation: Orientation::Syn,
-            mid_stream: false,
-            first_seen: Timestamp(0),
-            last_seen: Timestamp(0),
-            first_packet: 0,
-            last_packet: 0,
-            source: Default::default(),
-            close: Close::Fin,
-            client_to_server: DirectionStats::default(),
-            server_to_client: DirectionStats::default(),
             protocol: AppProtocol::Http2,
             tls: Some(Box::new(TlsInfo {
                 sni: sni.map(str::to_string),
@@ -925,11 +909,7 @@ mod tests {
                 ..TlsInfo::default()
             })),
             requests,
-            requests_dropped: 0,
-            http2: None,
-            control: None,
-            tunnel: None,
-            anomalies: AnomalyCounts::default(),
+            ..ConnectionRecord::bare(id, client, server)
         }
     }
 

@@ -174,6 +174,35 @@ impl ConnectionRecord {
         }
     }
 
+    /// A record of a connection that carried nothing, for tests to fill in.
+    #[cfg(test)]
+    pub(crate) fn bare(id: u64, client: &str, server: &str) -> Self {
+        ConnectionRecord {
+            id: crate::flow::ConnId(id),
+            client: client.parse().unwrap(),
+            server: server.parse().unwrap(),
+            encapsulation: Vec::new(),
+            orientation: crate::flow::Orientation::Syn,
+            mid_stream: false,
+            first_seen: Timestamp(0),
+            last_seen: Timestamp(0),
+            first_packet: 0,
+            last_packet: 0,
+            source: Default::default(),
+            close: crate::flow::Close::Fin,
+            client_to_server: DirectionStats::default(),
+            server_to_client: DirectionStats::default(),
+            protocol: AppProtocol::None,
+            tls: None,
+            requests: Vec::new(),
+            requests_dropped: 0,
+            http2: None,
+            control: None,
+            tunnel: None,
+            anomalies: AnomalyCounts::default(),
+        }
+    }
+
     pub fn stats(&self, dir: Direction) -> &DirectionStats {
         match dir {
             Direction::ClientToServer => &self.client_to_server,

@@ -582,41 +582,21 @@ fn plural(n: u64) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::anomaly::AnomalyCounts;
-    use crate::flow::{Close, ConnId, DirectionStats, Orientation};
     use crate::proto::tls::session::TlsInfo;
     use crate::proto::AppProtocol;
-    use crate::Timestamp;
 
     #[test]
     fn every_captured_cell_of_the_connection_table_is_cleaned() {
         let record = ConnectionRecord {
-            id: ConnId(1),
-            client: "10.0.0.1:40000".parse().unwrap(),
-            server: "10.0.0.2:443".parse().unwrap(),
-            encapsulation: Vec::new(),
-            orientation: Orientation::Syn,
-            mid_stream: false,
-            first_seen: Timestamp(0),
-            last_seen: Timestamp(0),
             first_packet: 1,
             last_packet: 1,
-            source: Default::default(),
-            close: Close::Fin,
-            client_to_server: DirectionStats::default(),
-            server_to_client: DirectionStats::default(),
             protocol: AppProtocol::Unknown,
             tls: Some(Box::new(TlsInfo {
                 sni: Some("evil\x1b[2J.test".into()),
                 alpn: Some("h2\x1b]0;owned\x07".into()),
                 ..TlsInfo::default()
             })),
-            requests: Vec::new(),
-            requests_dropped: 0,
-            http2: None,
-            control: None,
-            tunnel: None,
-            anomalies: AnomalyCounts::default(),
+            ..ConnectionRecord::bare(1, "10.0.0.1:40000", "10.0.0.2:443")
         };
         let mut out = Vec::new();
         connection_table(&[record], &mut out).unwrap();
