@@ -142,11 +142,13 @@ pub struct Evidence {
     pub earlier_authorities: Vec<String>,
     /// The `host` header, when sent besides `:authority` or an absolute-form target.
     pub host_header: Option<String>,
-    /// DNS names of the server's certificate (empty when not seen).
+    /// DNS names of the server's certificate, the first [`MAX_LISTED`] (empty when not
+    /// seen; the connection's `tls.server_names` has them all).
     pub certificate_names: Vec<String>,
     /// Whether the certificate covers the request's host; null when no certificate was seen.
     pub certificate_covers_authority: Option<bool>,
-    /// The ORIGIN set the server declared (RFC 8336); null when it sent none.
+    /// The ORIGIN set the server declared (RFC 8336), the first [`MAX_LISTED`] origins
+    /// (the connection's `http2.origin_set` has them all); null when it sent none.
     pub origin_set: Option<Vec<String>>,
     /// Whether the authority is in the ORIGIN set; null when there is none.
     pub in_origin_set: Option<bool>,
@@ -156,8 +158,11 @@ pub struct Evidence {
     pub same_server_connections: Vec<ConnId>,
 }
 
-/// Connections and authorities listed in one finding's evidence. Every finding of a busy
-/// server would otherwise list every other connection to it (quadratic in the capture).
+/// Connections, authorities, certificate names and origins listed in one finding's
+/// evidence. Every finding of a busy server would otherwise list every other connection to
+/// it, and every 421 of a connection its certificate's thousand names or its server's
+/// hundred thousand origins (quadratic in the capture); the verdicts
+/// (`certificate_covers_authority`, `in_origin_set`) are made on the whole lists.
 pub const MAX_LISTED: usize = 16;
 
 /// Distinct authorities remembered per connection for `earlier_authorities`; a connection
@@ -479,13 +484,13 @@ fn assess(views: &[View<'_>], vi: usize, i: usize) -> (Vec<Cause>, Evidence) {
             causes.push(Cause::AuthorityHostConflict);
         }
     }
-    let names = v.tls.map(|t| t.server_names.clone()).unwrap_or_default();
+    let names: &[String] = v.tls.map_or(&[], |t| &t.server_names);
     let covers = match (&e.authority, names.is_empty()) {
-        (Some(a), false) => Some(certificate_covers(&names, a)),
+        (Some(a), false) => Some(certificate_covers(names, a)),
         _ => None,
     };
-    let origin_set = v.http2.and_then(|h| h.origin_set.clone());
-    let in_origin_set = match (&origin_set, &authority) {
+    let origin_set = v.http2.and_then(|h| h.origin_set.as_ref());
+    let in_origin_set = match (origin_set, &authority) {
         (Some(set), Some(a)) => Some(set.iter().any(|o| {
             let o = o.split_once("://").map_or(o.as_str(), |(_, rest)| rest);
             Authority::parse(o).same_origin(a, port)
@@ -498,9 +503,9 @@ fn assess(views: &[View<'_>], vi: usize, i: usize) -> (Vec<Cause>, Evidence) {
         first_authority: v.authorities.first().map(|(_, a)| a.to_string()),
         earlier_authorities: earlier,
         host_header,
-        certificate_names: names,
+        certificate_names: names.iter().take(MAX_LISTED).cloned().collect(),
         certificate_covers_authority: covers,
-        origin_set,
+        origin_set: origin_set.map(|set| set.iter().take(MAX_LISTED).cloned().collect()),
         in_origin_set,
         server: Some(v.conn.server.to_string()),
         same_server_connections: others(v.same_server, v.conn.id),
@@ -1020,5 +1025,32 @@ mod tests {
         assert_eq!(causes(&f[1]), ["sni_mismatch", "connection_reuse"]);
         assert_eq!(f[1].evidence.in_origin_set, Some(false));
         assert!(f[1].explanation.contains("ORIGIN frame did not list it"));
+    }
+
+    #[test]
+    fn evidence_lists_the_first_names_and_origins_and_judges_by_all() {
+        // A certificate of 1000 names and an ORIGIN set of 1000 origins, the request's
+        // host last in both: every 421 used to copy both lists whole.
+        let mut c = record(
+            1,
+            "10.0.0.1:1000",
+            "10.0.0.9:443",
+            Some("z.example.test"),
+            vec![get("z.example.test", None, 0, 421)],
+        );
+        let mut names: Vec<String> = (0..999).map(|i| format!("n{i}.test")).collect();
+        names.push("z.example.test".into());
+        let origins = names.iter().map(|n| format!("https://{n}")).collect();
+        c.tls.as_mut().unwrap().server_names = names;
+        c.http2 = Some(Box::new(Http2Info {
+            origin_set: Some(origins),
+            ..Http2Info::default()
+        }));
+        let f = diagnose(&[c]);
+        let e = &f[0].evidence;
+        assert_eq!(e.certificate_names.len(), MAX_LISTED);
+        assert_eq!(e.origin_set.as_ref().unwrap().len(), MAX_LISTED);
+        assert_eq!(e.certificate_covers_authority, Some(true));
+        assert_eq!(e.in_origin_set, Some(true));
     }
 }
