@@ -362,6 +362,8 @@ impl TlsSession {
         out(dir, AppData::Lost);
     }
 
+    /// A record as it arrives: counted here, once, whether it is handled now or held and
+    /// handled later ([`TlsSession::handle`]).
     fn record(
         &mut self,
         dir: Direction,
@@ -369,7 +371,21 @@ impl TlsSession {
         keylog: &KeyLog,
         out: &mut dyn FnMut(Direction, AppData<'_>),
     ) {
-        self.side(dir).1.records += 1;
+        let info = self.side(dir).1;
+        info.records += 1;
+        if rec.content_type == record::APPLICATION_DATA {
+            info.application_bytes += rec.length as u64;
+        }
+        self.handle(dir, rec, keylog, out);
+    }
+
+    fn handle(
+        &mut self,
+        dir: Direction,
+        rec: Record<'_>,
+        keylog: &KeyLog,
+        out: &mut dyn FnMut(Direction, AppData<'_>),
+    ) {
         let tls13 = self.tls13();
         let d = self.dir_mut(dir);
         let protected = if tls13 {
@@ -427,9 +443,6 @@ impl TlsSession {
         if !protected {
             self.plaintext(dir, rec.content_type, rec.fragment, keylog, out);
             return;
-        }
-        if rec.content_type == record::APPLICATION_DATA {
-            self.side(dir).1.application_bytes += rec.length as u64;
         }
         if self.keys_state == KeysState::NoKeys
             && keylog.hold_for_keys() > 0
@@ -606,15 +619,6 @@ impl TlsSession {
         }
         let held = std::mem::take(&mut self.waiting);
         self.release_hold();
-        // They were counted when they came; `record` counts them again.
-        for (dir, content_type, _, fragment, _) in &held {
-            let info = self.side(*dir).1;
-            info.records = info.records.saturating_sub(1);
-            if *content_type == record::APPLICATION_DATA {
-                info.application_bytes =
-                    info.application_bytes.saturating_sub(fragment.len() as u64);
-            }
-        }
         let now = clock.get();
         for (dir, content_type, version, fragment, at) in held {
             let rec = Record {
@@ -624,7 +628,7 @@ impl TlsSession {
                 length: fragment.len(),
             };
             clock.set(at);
-            self.record(dir, rec, keylog, out);
+            self.handle(dir, rec, keylog, out);
         }
         clock.set(now);
     }
@@ -651,12 +655,11 @@ impl TlsSession {
             }
             record::APPLICATION_DATA => {
                 let (d, info) = self.side(dir);
+                // Without a decrypter: application data in clear before any key change, not a
+                // TLS peer's doing (counted with the records as they came).
                 if d.decrypter.is_some() {
                     info.decrypted_bytes += data.len() as u64;
                     out(dir, AppData::Data(data));
-                } else {
-                    // Application data in clear before any key change: not a TLS peer's doing.
-                    info.application_bytes += data.len() as u64;
                 }
             }
             record::ALERT => {
@@ -929,9 +932,6 @@ impl TlsSession {
                     }
                 }
                 if self.early_active {
-                    // They were counted when they came; `record` counts them again.
-                    let info = &mut self.info.client_to_server;
-                    info.records = info.records.saturating_sub(stash.len() as u64);
                     for (t, v, fragment) in stash {
                         let rec = Record {
                             content_type: t,
@@ -939,7 +939,7 @@ impl TlsSession {
                             fragment: &fragment,
                             length: fragment.len(),
                         };
-                        self.record(Direction::ClientToServer, rec, keylog, out);
+                        self.handle(Direction::ClientToServer, rec, keylog, out);
                     }
                 } else if !stash.is_empty() {
                     self.info.early_data =
