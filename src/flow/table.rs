@@ -190,7 +190,9 @@ impl FlowPacket for Decapsulated<'_> {
 /// there are never more than connections, and numbers are never reused.
 #[derive(Default)]
 struct Contexts {
-    ids: HashMap<Box<[KeyPart]>, (u64, usize), foldhash::fast::RandomState>,
+    ids: HashMap<Box<[KeyPart]>, u64, foldhash::fast::RandomState>,
+    /// By number: the connections using it, and its key (to forget it by).
+    users: HashMap<u64, (usize, Box<[KeyPart]>), foldhash::fast::RandomState>,
     last: u64,
 }
 
@@ -200,7 +202,7 @@ impl Contexts {
         if key.is_empty() {
             return Some(0);
         }
-        self.ids.get(key).map(|&(id, _)| id)
+        self.ids.get(key).copied()
     }
 
     /// The number of a context, for one more connection.
@@ -208,21 +210,27 @@ impl Contexts {
         if key.is_empty() {
             return 0;
         }
-        if let Some((id, users)) = self.ids.get_mut(key) {
-            *users += 1;
-            return *id;
+        if let Some(&id) = self.ids.get(key) {
+            if let Some((users, _)) = self.users.get_mut(&id) {
+                *users += 1;
+            }
+            return id;
         }
         self.last += 1;
-        self.ids.insert(key.into(), (self.last, 1));
+        self.ids.insert(key.into(), self.last);
+        self.users.insert(self.last, (1, key.into()));
         self.last
     }
 
-    /// One connection fewer uses the context.
-    fn release(&mut self, key: &[KeyPart]) {
-        if let Some((_, users)) = self.ids.get_mut(key) {
-            *users = users.saturating_sub(1);
-            if *users == 0 {
-                self.ids.remove(key);
+    /// One connection fewer uses context `id`.
+    fn release(&mut self, id: u64) {
+        let Some((users, _)) = self.users.get_mut(&id) else {
+            return;
+        };
+        *users = users.saturating_sub(1);
+        if *users == 0 {
+            if let Some((_, key)) = self.users.remove(&id) {
+                self.ids.remove(&key);
             }
         }
     }
@@ -479,14 +487,7 @@ impl FlowTable {
         sink: &mut dyn StreamSink,
     ) {
         let id = conn.id;
-        if !conn.encapsulation.is_empty() {
-            let key: Vec<KeyPart> = conn
-                .encapsulation
-                .iter()
-                .filter_map(Layer::key_part)
-                .collect();
-            self.contexts.release(&key);
-        }
+        self.contexts.release(conn.context);
         for dir in [Direction::ClientToServer, Direction::ServerToClient] {
             let mut out = |ev: StreamEvent<'_>| sink.stream(id, dir, ev, at);
             let r = conn.dir_mut(dir);
@@ -721,7 +722,7 @@ mod tests {
             },
             &mut Null,
         );
-        assert!(t.contexts.ids.is_empty());
+        assert!(t.contexts.ids.is_empty() && t.contexts.users.is_empty());
     }
 
     #[test]
