@@ -54,9 +54,6 @@ pub struct Http2 {
     /// Stream id → exchange (`None` when the exchange list was full).
     streams: BTreeMap<u32, Option<usize>>,
     info: Http2Info,
-    max_block: usize,
-    max_continuations: usize,
-    max_list: usize,
 }
 
 impl Http2 {
@@ -74,9 +71,6 @@ impl Http2 {
             server: side(None),
             streams: BTreeMap::new(),
             info: Http2Info::default(),
-            max_block: limits.max_header_block,
-            max_continuations: limits.max_continuations,
-            max_list: limits.max_header_list,
         }
     }
 
@@ -188,7 +182,8 @@ impl Http2 {
                 }
             }
             kind::CONTINUATION => {
-                let (max, max_continuations) = (self.max_block, self.max_continuations);
+                let (max, max_continuations) =
+                    (log.limits.max_header_block, log.limits.max_continuations);
                 let side = self.side(dir);
                 let Some(block) = side.block.as_mut() else {
                     log.anomalies.add(Anomaly::Http2ContinuationMissing);
@@ -327,7 +322,7 @@ impl Http2 {
     }
 
     fn end_block(&mut self, dir: Direction, log: &mut ExchangeLog) {
-        let max_list = self.max_list;
+        let max_list = log.limits.max_header_list;
         let side = self.side(dir);
         let Some(block) = side.block.take() else {
             return;
