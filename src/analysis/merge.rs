@@ -13,7 +13,7 @@
 use super::diagnose;
 use super::totals::FindingTotals;
 use super::{settle_dialects, ConnectionRecord, Report, Summary, TlsSummary, Tool};
-use crate::anomaly::AnomalyCounts;
+use crate::anomaly::{Anomaly, AnomalyCounts};
 use crate::capture::InputSummary;
 use crate::flow::ConnId;
 use crate::pipeline::RunStats;
@@ -22,7 +22,6 @@ use crate::proto::tls::keylog::KeyLogStats;
 /// What one thread's ledger kept of a capture.
 pub struct LedgerPart {
     pub(super) connections: Vec<ConnectionRecord>,
-    pub(super) unlisted: u64,
     pub(super) anomalies: AnomalyCounts,
     pub(super) keylog: KeyLogStats,
 }
@@ -64,11 +63,9 @@ impl Report {
         }
         let total: usize = parts.iter().map(|p| p.connections.len()).sum();
         let mut connections = Vec::new();
-        let mut unlisted = 0;
-        for p in parts {
+        for (n, p) in parts.into_iter().enumerate() {
             run.anomalies.merge(&p.anomalies);
-            unlisted += p.unlisted;
-            if connections.is_empty() {
+            if n == 0 {
                 connections = p.connections;
                 connections.reserve_exact(total - connections.len());
             } else {
@@ -107,7 +104,8 @@ impl Report {
                 packets: run.decode,
                 tcp_connections: run.connections,
                 evicted_connections: run.evicted,
-                unlisted_connections: unlisted,
+                // Each connection left unlisted is one of these.
+                unlisted_connections: run.anomalies.get(Anomaly::ConnectionRecordLimit),
                 tls,
                 findings: FindingTotals::count(&connections, &findings),
                 capture: None,

@@ -296,10 +296,10 @@ fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S:
 /// connection's protocol layer on the way.
 pub struct Ledger {
     connections: Vec<ConnectionRecord>,
-    /// Records kept of connections without payload, against their limit, and those dropped.
+    /// Records kept of connections without payload, against their limit (those dropped are
+    /// counted as `connection_record_limit` anomalies).
     empty_listed: usize,
     max_empty_listed: usize,
-    unlisted: u64,
     /// The protocol layer of each open connection, made at its first stream event (data,
     /// gap, FIN or RST): a connection with none, a SYN flood's, costs nothing here.
     live: HashMap<ConnId, Box<ConnProto>, foldhash::fast::RandomState>,
@@ -358,7 +358,6 @@ impl StreamSink for Ledger {
         if !carried {
             if self.empty_listed >= self.max_empty_listed {
                 self.live.remove(&conn.id);
-                self.unlisted += 1;
                 self.anomalies
                     .add(crate::anomaly::Anomaly::ConnectionRecordLimit);
                 return;
@@ -408,7 +407,6 @@ impl Ledger {
             connections: Vec::new(),
             empty_listed: 0,
             max_empty_listed: limits.max_empty_connection_records,
-            unlisted: 0,
             live: HashMap::default(),
             mid_stream: Default::default(),
             keylog: keylog.into(),
@@ -450,7 +448,6 @@ impl Ledger {
     pub fn into_part(self) -> LedgerPart {
         LedgerPart {
             connections: self.connections,
-            unlisted: self.unlisted,
             anomalies: self.anomalies,
             keylog: self.keylog.stats().clone(),
         }
