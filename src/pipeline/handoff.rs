@@ -38,10 +38,12 @@ use std::sync::{mpsc, Arc};
 const BATCH: usize = 512;
 /// Batches in flight per worker, which bounds the memory between the reader and a worker.
 const IN_FLIGHT: usize = 8;
-/// Input chunks one batch may keep alive. A worker that gets a small share of the traffic
-/// (one idle connection beside a bulk one) would otherwise fill its batch slowly while it
-/// pinned every chunk its few segments came from: up to `BATCH` chunks of 2 MiB. With this,
-/// at most `workers × (IN_FLIGHT + 1) × BATCH_CHUNKS` chunks are held by batches.
+/// A batch is sent once it keeps more input chunks alive than this. A worker that gets a
+/// small share of the traffic (one idle connection beside a bulk one) would otherwise fill
+/// its batch slowly while it pinned every chunk its few segments came from: up to `BATCH`
+/// chunks of 2 MiB. With this, a batch keeps at most `BATCH_CHUNKS + 1` chunks, and a worker
+/// has at most `IN_FLIGHT + 3` batches with chunks (in its channel, the one it reads, the
+/// one a blocked send holds, the one being filled).
 const BATCH_CHUNKS: usize = 2;
 
 /// A decoded TCP segment on its way to a worker.
@@ -396,6 +398,8 @@ fn work(
 #[derive(Clone, Copy)]
 struct Shares {
     workers: usize,
+    /// The reading thread's part of the connections: [`READER_WEIGHT`] over the weights.
+    own_part: f64,
     /// Hashes below this are the reading thread's.
     own: u64,
     /// `workers × 2^96 / (the rest of the hash space)`, so that a multiplication finds a
@@ -405,44 +409,36 @@ struct Shares {
 }
 
 impl Shares {
-    /// The reading thread takes [`READER_WEIGHT`] times a worker's share.
     fn new(workers: usize) -> Self {
-        let w = READER_WEIGHT;
-        let own = (u64::MAX as f64 * (w / (w + workers as f64))) as u64;
+        let own_part = READER_WEIGHT / (READER_WEIGHT + workers as f64);
+        let own = (u64::MAX as f64 * own_part) as u64;
         let rest = u128::from(u64::MAX - own) + 1;
         Shares {
             workers,
+            own_part,
             own,
             scale: ((workers as u128) << 96) / rest,
         }
     }
 
     /// The table-wide limits of the reading thread and of each worker: each limit divided
-    /// in proportion to the shares and adding up to the whole, so that the owners reach
-    /// theirs together, when one table would reach its own.
+    /// in the shares' proportions and adding up to the whole, so that the owners reach
+    /// theirs together, when one table would reach its own. Every owner may hold one.
     fn table_limits(self, limits: &Limits) -> (Limits, Vec<Limits>) {
-        let workers = self.workers.max(1);
-        let split = |limit: usize| {
-            let own = (limit as f64 * READER_WEIGHT / (READER_WEIGHT + workers as f64)) as usize;
-            let rest = limit.saturating_sub(own);
-            let each = |i: usize| (rest / workers + usize::from(i < rest % workers)).max(1);
-            (own.max(1), (0..workers).map(each).collect::<Vec<_>>())
-        };
-        let (own_conns, conns) = split(limits.max_connections);
-        let (own_ooo, ooo) = split(limits.max_ooo_bytes_total);
-        let (own_empty, empty) = split(limits.max_empty_connection_records);
-        let with = |max_connections, max_ooo_bytes_total, max_empty_connection_records| Limits {
-            max_connections,
-            max_ooo_bytes_total,
-            max_empty_connection_records,
+        let with = |of: &dyn Fn(usize) -> usize| Limits {
+            max_connections: of(limits.max_connections).max(1),
+            max_ooo_bytes_total: of(limits.max_ooo_bytes_total).max(1),
+            max_empty_connection_records: of(limits.max_empty_connection_records).max(1),
             ..limits.clone()
         };
-        let own = with(own_conns, own_ooo, own_empty);
-        let each = (0..workers).map(|i| {
-            let at = |v: &[usize]| v.get(i).copied().unwrap_or(1);
-            with(at(&conns), at(&ooo), at(&empty))
-        });
-        (own, each.collect())
+        let own = |limit: usize| (limit as f64 * self.own_part) as usize;
+        let worker = |i: usize| {
+            with(&|limit| {
+                let rest = limit.saturating_sub(own(limit));
+                rest / self.workers + usize::from(i < rest % self.workers)
+            })
+        };
+        (with(&own), (0..self.workers).map(worker).collect())
     }
 
     /// The worker lane of `hash`, or `None` when it is the reading thread's.
