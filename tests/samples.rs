@@ -87,19 +87,9 @@ fn decryption_secrets_block_is_collected() {
 /// owns a share of the connections and one to three workers the rest).
 #[test]
 fn every_sample_reports_the_same_with_threads() {
-    use misdirect::capture::{Capture, FileSource, InputName};
     for file in common::sample_captures() {
-        let mut keylog = misdirect::proto::tls::keylog::KeyLog::default();
-        let keys = file.with_extension("keys");
-        if keys.exists() {
-            keylog.add(&std::fs::read(keys).unwrap());
-        }
         let report = |threads: usize| {
-            let src = FileSource::open(&InputName::Path(file.clone()), 1 << 24).unwrap();
-            let cap = Capture::from_sources(vec![src]).unwrap();
-            let limits = misdirect::Limits::default();
-            let r =
-                misdirect::pipeline::analyze_capture(cap, &limits, &keylog, threads, &mut |_| {});
+            let r = common::analyze_path_with(&file, &misdirect::Limits::default(), threads);
             serde_json::to_string(&r).unwrap()
         };
         let one = report(1);

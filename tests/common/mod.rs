@@ -518,6 +518,15 @@ pub fn sample_captures() -> Vec<std::path::PathBuf> {
 /// The full report of a capture file, decrypted with the key log beside it (`x.keys` for
 /// `x.pcap`) when there is one.
 pub fn analyze_path(file: &std::path::Path) -> misdirect::analysis::Report {
+    analyze_path_with(file, &Limits::default(), 1)
+}
+
+/// [`analyze_path`] with `limits`, on `threads` threads.
+pub fn analyze_path_with(
+    file: &std::path::Path,
+    limits: &Limits,
+    threads: usize,
+) -> misdirect::analysis::Report {
     use misdirect::capture::{Capture, FileSource, InputName};
     let mut keylog = misdirect::proto::tls::keylog::KeyLog::default();
     let keys = file.with_extension("keys");
@@ -526,7 +535,7 @@ pub fn analyze_path(file: &std::path::Path) -> misdirect::analysis::Report {
     }
     let src = FileSource::open(&InputName::Path(file.to_path_buf()), 1 << 24).unwrap();
     let cap = Capture::from_sources(vec![src]).unwrap();
-    misdirect::pipeline::analyze(cap, &Limits::default(), keylog, &mut |_| {})
+    misdirect::pipeline::analyze_capture(cap, limits, &keylog, threads, &mut |_| {})
 }
 
 /// `misdirect analyze ARGS... -f json` through the binary: the report, after checking that it
