@@ -64,9 +64,8 @@ impl Kind {
     }
 }
 
-/// Why a 421 happened (or why a request is worth a look).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// Why a 421 happened (or why a request is worth a look). Serialised by [`Cause::name`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Cause {
     /// The TLS SNI names another host than the request's authority.
     SniMismatch,
@@ -80,13 +79,19 @@ pub enum Cause {
     /// another host than the request's authority.
     UpstreamSniMismatch,
     /// A reverse proxy relayed the 421 its upstream answered.
-    #[serde(rename = "upstream_421")]
     Upstream421,
     /// Nothing visible explains it.
     Unexplained,
 }
 
+impl Serialize for Cause {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
 impl Cause {
+    /// The name in reports (JSON, NDJSON, Parquet, finding totals).
     pub fn name(self) -> &'static str {
         match self {
             Cause::SniMismatch => "sni_mismatch",
