@@ -43,22 +43,42 @@ impl Timestamp {
     /// here rather than by humantime, which panics on times before 1970: a pcapng
     /// `if_tsoffset` can put a packet there.
     pub fn rfc3339(self) -> String {
-        format!("{}.{:09}Z", utc_date_time(self.secs()), self.subsec_nanos())
+        Rfc3339(self).to_string()
+    }
+}
+
+/// [`Timestamp::rfc3339`] as it is written, without a string of its own (every time in a
+/// report is serialised through it).
+struct Rfc3339(Timestamp);
+
+impl fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.0;
+        write!(f, "{}.{:09}Z", utc_date_time(t.secs()), t.subsec_nanos())
     }
 }
 
 /// Unix seconds as `YYYY-MM-DDThh:mm:ss` in UTC (the proleptic Gregorian calendar), for
 /// any `i64`: no date crate, and no panic on times before 1970.
-pub fn utc_date_time(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let of_day = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        of_day / 3600,
-        of_day / 60 % 60,
-        of_day % 60
-    )
+pub fn utc_date_time(secs: i64) -> impl fmt::Display {
+    UtcDateTime(secs)
+}
+
+struct UtcDateTime(i64);
+
+impl fmt::Display for UtcDateTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let days = self.0.div_euclid(86_400);
+        let of_day = self.0.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+            of_day / 3600,
+            of_day / 60 % 60,
+            of_day % 60
+        )
+    }
 }
 
 /// The date of a day counted from 1970-01-01 (Howard Hinnant's `civil_from_days`). Days
@@ -84,7 +104,7 @@ impl fmt::Display for Timestamp {
 
 impl serde::Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.rfc3339())
+        s.collect_str(&Rfc3339(*self))
     }
 }
 
