@@ -437,3 +437,36 @@ fn parquet_needs_an_output_directory() {
     assert!(err.contains(dir.to_str().unwrap()), "{err}");
     let _ = std::fs::remove_file(&dir);
 }
+
+/// The three tables replace an earlier run's together: when one cannot be written, the
+/// directory keeps the earlier run's, and no hidden partial file stays behind.
+#[test]
+fn a_failed_write_leaves_the_earlier_tables() {
+    let dir = out_dir("replace");
+    let d = dir.to_str().unwrap();
+    let first = run(&["analyze", &sample("ftp-421.pcap"), "-f", "parquet", "-o", d]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let tables = ["connections", "requests", "findings"];
+    let before: Vec<Vec<u8>> = tables
+        .iter()
+        .map(|t| std::fs::read(dir.join(format!("{t}.parquet"))).unwrap())
+        .collect();
+    // The last table's hidden name taken by a directory: it cannot be written.
+    std::fs::create_dir(dir.join(".findings.parquet.partial")).unwrap();
+    let capture = sample("chromium-coalesce-421.pcapng");
+    let second = run(&["analyze", &capture, "-f", "parquet", "-o", d]);
+    assert_eq!(second.status.code(), Some(2));
+    assert!(
+        stderr(&second).contains("findings.parquet"),
+        "{}",
+        stderr(&second)
+    );
+    for (t, bytes) in tables.iter().zip(&before) {
+        let now = std::fs::read(dir.join(format!("{t}.parquet"))).unwrap();
+        assert!(now == *bytes, "{t}.parquet was replaced");
+    }
+    for t in ["connections", "requests"] {
+        assert!(!dir.join(format!(".{t}.parquet.partial")).exists(), "{t}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -50,6 +50,10 @@ pub fn check_destination(format: Format, output: Option<&Path>) -> Result<(), St
              requests.parquet, findings.parquet) into a directory: name it with -o DIR"
                 .into())
         }
+        (Format::Parquet, Some(dir)) if dir.is_file() => Err(format!(
+            "{} is a file: --format parquet writes a directory of three files",
+            dir.display()
+        )),
         _ => Ok(()),
     }
 }

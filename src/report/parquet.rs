@@ -30,6 +30,9 @@ use std::sync::Arc;
 /// Rows per row group: bounds the memory one column of a group takes while written.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 
+/// Writes the three tables into `dir`. They replace an earlier run's together, once all
+/// three are written: a failure leaves the directory as it was, never one run's
+/// connections beside another's findings (their uids would not join).
 pub fn write(report: &Report, dir: &Path) -> io::Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| {
         io::Error::new(
@@ -37,6 +40,31 @@ pub fn write(report: &Report, dir: &Path) -> io::Result<()> {
             format!("cannot create directory {}: {e}", dir.display()),
         )
     })?;
+    let mut tables = Tables {
+        dir,
+        written: Vec::new(),
+    };
+    if let Err(e) = write_tables(report, &mut tables) {
+        for (partial, _) in &tables.written {
+            let _ = std::fs::remove_file(partial);
+        }
+        return Err(e);
+    }
+    for (partial, path) in &tables.written {
+        std::fs::rename(partial, path).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()))
+        })?;
+    }
+    Ok(())
+}
+
+/// Where the tables go, and those written so far (under a hidden name, and their own).
+struct Tables<'a> {
+    dir: &'a Path,
+    written: Vec<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+fn write_tables(report: &Report, tables: &mut Tables<'_>) -> io::Result<()> {
     let provenances = Provenance::all(report);
     let uid_of = |id| {
         report
@@ -53,13 +81,7 @@ pub fn write(report: &Report, dir: &Path) -> io::Result<()> {
         .zip(&provenances)
         .map(|(c, p)| ConnRow { c, p })
         .collect();
-    write_table(
-        report,
-        dir,
-        "connections",
-        &connection_columns(),
-        &connections,
-    )?;
+    tables.write(report, "connections", &connection_columns(), &connections)?;
 
     let requests: Vec<RequestRow> = report
         .connections
@@ -75,7 +97,7 @@ pub fn write(report: &Report, dir: &Path) -> io::Result<()> {
             })
         })
         .collect();
-    write_table(report, dir, "requests", &request_columns(), &requests)?;
+    tables.write(report, "requests", &request_columns(), &requests)?;
 
     let findings: Vec<FindingRow> = provenance::findings(report)
         .into_iter()
@@ -94,7 +116,7 @@ pub fn write(report: &Report, dir: &Path) -> io::Result<()> {
             }
         })
         .collect();
-    write_table(report, dir, "findings", &finding_columns(), &findings)
+    tables.write(report, "findings", &finding_columns(), &findings)
 }
 
 /// A row of `connections`.
@@ -547,23 +569,29 @@ impl<R> Col<R> {
     }
 }
 
-/// Writes `rows` as the table `name` into `dir/<name>.parquet`: first under a hidden name,
-/// renamed when complete.
-fn write_table<R>(
-    report: &Report,
-    dir: &Path,
-    name: &str,
-    columns: &[Col<R>],
-    rows: &[R],
-) -> io::Result<()> {
-    let path = dir.join(format!("{name}.parquet"));
-    let partial = dir.join(format!(".{name}.parquet.partial"));
-    let written = write_file(report, &partial, name, columns, rows)
-        .and_then(|()| std::fs::rename(&partial, &path));
-    written.map_err(|e| {
-        let _ = std::fs::remove_file(&partial);
-        io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()))
-    })
+impl Tables<'_> {
+    /// Writes `rows` as the table `name`, under a hidden name until [`write`] renames it
+    /// to `dir/<name>.parquet`.
+    fn write<R>(
+        &mut self,
+        report: &Report,
+        name: &str,
+        columns: &[Col<R>],
+        rows: &[R],
+    ) -> io::Result<()> {
+        let path = self.dir.join(format!("{name}.parquet"));
+        let partial = self.dir.join(format!(".{name}.parquet.partial"));
+        let written = write_file(report, &partial, name, columns, rows);
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&partial);
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot write {}: {e}", path.display()),
+            ));
+        }
+        self.written.push((partial, path));
+        Ok(())
+    }
 }
 
 fn write_file<R>(
