@@ -97,7 +97,13 @@ pub struct RawPacket<'a> {
 impl RawPacket<'_> {
     /// True when the capture kept fewer bytes than were on the wire.
     pub fn is_truncated(&self) -> bool {
-        (self.data.len() as u64) < u64::from(self.orig_len)
+        self.cut_bytes() > 0
+    }
+
+    /// Bytes of the packet on the wire that the snap length cut off.
+    pub fn cut_bytes(&self) -> u32 {
+        let captured = u32::try_from(self.data.len()).unwrap_or(u32::MAX);
+        self.orig_len.saturating_sub(captured)
     }
 }
 

@@ -211,7 +211,8 @@ impl Decoder {
     pub fn decode<'a>(&'a mut self, pkt: &RawPacket<'a>) -> Option<Decapsulated<'a>> {
         self.stats.packets += 1;
         self.stats.captured_bytes += pkt.data.len() as u64;
-        if pkt.is_truncated() {
+        let cut_bytes = pkt.cut_bytes();
+        if cut_bytes > 0 {
             self.anomalies.add(Anomaly::SnaplenTruncated);
         }
         self.tunnel.clear();
@@ -258,15 +259,13 @@ impl Decoder {
             index: pkt.index,
             origin: pkt.origin,
             ts: pkt.ts,
-            cut_bytes: pkt
-                .orig_len
-                .saturating_sub(u32::try_from(pkt.data.len()).unwrap_or(u32::MAX)),
+            cut_bytes,
         };
         // Every step removes a header, and only encapsulations (bounded by the depth limit)
         // lead back to a link or network layer; this bound is a second guard.
         let max_steps = config.max_depth.saturating_add(2).saturating_mul(4);
         // The packet's own bytes: what is decoded borrows the packet.
-        let cut = pkt.is_truncated();
+        let cut = cut_bytes > 0;
         let mut steps = 0;
         let mut frag = loop {
             steps += 1;
