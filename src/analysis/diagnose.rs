@@ -919,7 +919,7 @@ mod tests {
                 ..TlsInfo::default()
             })),
             requests,
-            ..ConnectionRecord::bare(id, client, server)
+            ..ConnectionRecord::bare(ConnId(id), client.parse().unwrap(), server.parse().unwrap())
         }
     }
 

@@ -149,9 +149,6 @@ pub struct ConnectionRecord {
 impl ConnectionRecord {
     pub fn from_connection(c: &Connection) -> Self {
         ConnectionRecord {
-            id: c.id,
-            client: c.client,
-            server: c.server,
             encapsulation: c.encapsulation.to_vec(),
             orientation: c.orientation,
             mid_stream: c.dirs.iter().any(|d| d.mid_stream),
@@ -163,24 +160,17 @@ impl ConnectionRecord {
             close: c.close,
             client_to_server: c.dir(Direction::ClientToServer).stats.clone(),
             server_to_client: c.dir(Direction::ServerToClient).stats.clone(),
-            protocol: AppProtocol::None,
-            tls: None,
-            requests: Vec::new(),
-            requests_dropped: 0,
-            http2: None,
-            control: None,
-            tunnel: None,
-            anomalies: AnomalyCounts::default(),
+            ..Self::bare(c.id, c.client, c.server)
         }
     }
 
-    /// A record of a connection that carried nothing, for tests to fill in.
-    #[cfg(test)]
-    pub(crate) fn bare(id: u64, client: &str, server: &str) -> Self {
+    /// A record of a connection between two addresses that carried nothing and was seen
+    /// at no time (the start of [`Self::from_connection`], and of tests' records).
+    pub(crate) fn bare(id: ConnId, client: SocketAddr, server: SocketAddr) -> Self {
         ConnectionRecord {
-            id: crate::flow::ConnId(id),
-            client: client.parse().unwrap(),
-            server: server.parse().unwrap(),
+            id,
+            client,
+            server,
             encapsulation: Vec::new(),
             orientation: crate::flow::Orientation::Syn,
             mid_stream: false,

@@ -596,7 +596,11 @@ mod tests {
                 alpn: Some("h2\x1b]0;owned\x07".into()),
                 ..TlsInfo::default()
             })),
-            ..ConnectionRecord::bare(1, "10.0.0.1:40000", "10.0.0.2:443")
+            ..ConnectionRecord::bare(
+                crate::flow::ConnId(1),
+                "10.0.0.1:40000".parse().unwrap(),
+                "10.0.0.2:443".parse().unwrap(),
+            )
         };
         let mut out = Vec::new();
         connection_table(&[record], &mut out).unwrap();
