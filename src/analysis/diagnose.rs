@@ -277,7 +277,7 @@ impl<'a> View<'a> {
 }
 
 fn views<'a>(
-    conns: &'a [ConnectionRecord],
+    conns: &'a [Box<ConnectionRecord>],
     by_server: &'a HashMap<SocketAddr, Vec<ConnId>>,
 ) -> Vec<View<'a>> {
     let mut v = Vec::new();
@@ -299,7 +299,7 @@ fn views<'a>(
 }
 
 /// The first `MAX_LISTED + 1` connections (in id order) to each server.
-fn by_server(conns: &[ConnectionRecord]) -> HashMap<SocketAddr, Vec<ConnId>> {
+fn by_server(conns: &[Box<ConnectionRecord>]) -> HashMap<SocketAddr, Vec<ConnId>> {
     let mut map: HashMap<SocketAddr, Vec<ConnId>> = HashMap::new();
     for c in conns {
         let ids = map.entry(c.server).or_default();
@@ -351,7 +351,7 @@ pub fn preliminary(
 
 /// Marks each request first-party (its host is the SNI's, or on a connection without SNI,
 /// the first request's) or not.
-pub fn mark_first_party(conns: &mut [ConnectionRecord]) {
+pub fn mark_first_party(conns: &mut [Box<ConnectionRecord>]) {
     for c in conns.iter_mut() {
         let sni = c.tls.as_ref().and_then(|t| t.sni.clone());
         mark(&mut c.requests, sni.as_deref());
@@ -375,7 +375,7 @@ fn mark(requests: &mut [Exchange], sni: Option<&str>) {
 }
 
 /// All findings of a capture, in connection then request order.
-pub fn diagnose(conns: &[ConnectionRecord]) -> Vec<Finding> {
+pub fn diagnose(conns: &[Box<ConnectionRecord>]) -> Vec<Finding> {
     let by_server = by_server(conns);
     let views = views(conns, &by_server);
     let mut findings = Vec::new();
@@ -910,8 +910,8 @@ mod tests {
         server: &str,
         sni: Option<&str>,
         requests: Vec<Exchange>,
-    ) -> ConnectionRecord {
-        ConnectionRecord {
+    ) -> Box<ConnectionRecord> {
+        Box::new(ConnectionRecord {
             protocol: AppProtocol::Http2,
             tls: Some(Box::new(TlsInfo {
                 sni: sni.map(str::to_string),
@@ -920,7 +920,7 @@ mod tests {
             })),
             requests,
             ..ConnectionRecord::bare(ConnId(id), client.parse().unwrap(), server.parse().unwrap())
-        }
+        })
     }
 
     fn get(authority: &str, host: Option<&str>, t: i64, status: u16) -> Exchange {

@@ -12,7 +12,7 @@
 
 use super::diagnose;
 use super::totals::FindingTotals;
-use super::{settle_dialects, ConnectionRecord, Report, Summary, TlsSummary, Tool};
+use super::{settle_dialects, Records, Report, Summary, TlsSummary, Tool};
 use crate::anomaly::{Anomaly, AnomalyCounts};
 use crate::capture::InputSummary;
 use crate::flow::ConnId;
@@ -21,7 +21,7 @@ use crate::proto::tls::keylog::KeyLogStats;
 
 /// What one thread's ledger kept of a capture.
 pub struct LedgerPart {
-    pub(super) connections: Vec<ConnectionRecord>,
+    pub(super) connections: Records,
     pub(super) anomalies: AnomalyCounts,
     pub(super) keylog: KeyLogStats,
 }
@@ -47,30 +47,16 @@ impl Report {
     pub fn assemble(partial: Partial, first_id: u64) -> Self {
         let Partial {
             inputs,
-            mut parts,
+            parts,
             mut run,
         } = partial;
         let keylog = parts.first().map(|p| p.keylog.clone()).unwrap_or_default();
-        // The parts' records are joined in the largest part's list, grown once (they are
-        // sorted below): at 100k connections a list is 50 MB, and a new one grown by doubling
-        // beside them was most of the run's peak memory.
-        let largest = parts
-            .iter()
-            .enumerate()
-            .max_by_key(|(_, p)| p.connections.len());
-        if let Some((i, _)) = largest {
-            parts.swap(0, i);
-        }
+        // The records are boxed, so joining the lists moves pointers only.
         let total: usize = parts.iter().map(|p| p.connections.len()).sum();
-        let mut connections = Vec::new();
-        for (n, p) in parts.into_iter().enumerate() {
+        let mut connections = Records::with_capacity(total);
+        for p in parts {
             run.anomalies.merge(&p.anomalies);
-            if n == 0 {
-                connections = p.connections;
-                connections.reserve_exact(total - connections.len());
-            } else {
-                connections.extend(p.connections);
-            }
+            connections.extend(p.connections);
         }
         // First-packet order is the order one thread numbers connections in, and a packet
         // opens at most one connection, so the order is total.

@@ -35,6 +35,13 @@ use std::sync::Arc;
 /// Version of the JSON report schema; bumped on any change (minor: additions).
 pub const SCHEMA_VERSION: &str = "0.6.0";
 
+/// The connection records of a report. Each is boxed: records are made as connections close,
+/// most of them at the end of a run, and a box takes the place a closed connection freed,
+/// where one list of records would be a new block of 384 B each (50 MB at 100k
+/// connections) beside the freed pieces.
+#[allow(clippy::vec_box)]
+pub type Records = Vec<Box<ConnectionRecord>>;
+
 /// Everything misdirect says about a capture.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -44,7 +51,7 @@ pub struct Report {
     pub summary: Summary,
     /// Named anomalies over the whole capture, by name.
     pub anomalies: AnomalyCounts,
-    pub connections: Vec<ConnectionRecord>,
+    pub connections: Records,
     /// Every HTTP 421 with its causes, requests answered under another name than their SNI,
     /// and FTP/SMTP 421 replies: in connection, then request order.
     pub findings: Vec<diagnose::Finding>,
@@ -247,7 +254,7 @@ impl Watch {
 
 /// An FTP/SMTP connection that showed nothing telling the two apart (a lone 421 greeting,
 /// say) takes the dialect the other connections to the same server showed, when they agree.
-fn settle_dialects(connections: &mut [ConnectionRecord]) {
+fn settle_dialects(connections: &mut [Box<ConnectionRecord>]) {
     let mut by_server: HashMap<SocketAddr, Option<AppProtocol>> = HashMap::new();
     for c in connections.iter() {
         if matches!(c.protocol, AppProtocol::Ftp | AppProtocol::Smtp) {
@@ -285,7 +292,7 @@ fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S:
 /// Collects connection records as the flow table closes connections, running each
 /// connection's protocol layer on the way.
 pub struct Ledger {
-    connections: Vec<ConnectionRecord>,
+    connections: Records,
     /// Records kept of connections without payload, against their limit (those dropped are
     /// counted as `connection_record_limit` anomalies).
     empty_listed: usize,
@@ -379,7 +386,7 @@ impl StreamSink for Ledger {
             }
             record.control = control.map(Box::new);
         }
-        self.connections.push(record);
+        self.connections.push(Box::new(record));
     }
 
     fn key_material(&mut self, secret: &DecryptionSecret) {

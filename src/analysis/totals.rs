@@ -31,7 +31,7 @@ pub struct Http421Totals {
 
 impl FindingTotals {
     /// `connections` sorted by id, as in a report.
-    pub fn count(connections: &[ConnectionRecord], findings: &[Finding]) -> Self {
+    pub fn count(connections: &[Box<ConnectionRecord>], findings: &[Finding]) -> Self {
         let mut t = FindingTotals::default();
         for f in findings {
             t.total += 1;

@@ -69,7 +69,7 @@ fn write_tables(report: &Report, tables: &mut Tables<'_>) -> io::Result<()> {
     let uid_of = |id| {
         report
             .connections
-            .binary_search_by_key(&id, |c: &ConnectionRecord| c.id)
+            .binary_search_by_key(&id, |c| c.id)
             .ok()
             .and_then(|i| provenances.get(i))
             .map(|p| p.uid.as_str())
@@ -102,7 +102,7 @@ fn write_tables(report: &Report, tables: &mut Tables<'_>) -> io::Result<()> {
     let findings: Vec<FindingRow> = provenance::findings(report)
         .into_iter()
         .map(|(f, conn, rank)| {
-            let c = conn.and_then(|i| report.connections.get(i));
+            let c = conn.and_then(|i| report.connections.get(i)).map(|c| &**c);
             let p = conn.and_then(|i| provenances.get(i));
             FindingRow {
                 f,

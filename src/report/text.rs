@@ -427,7 +427,7 @@ pub fn clean(s: &str) -> String {
         .collect()
 }
 
-fn connection_table(conns: &[ConnectionRecord], out: &mut dyn io::Write) -> io::Result<()> {
+fn connection_table(conns: &[Box<ConnectionRecord>], out: &mut dyn io::Write) -> io::Result<()> {
     // A TUNNEL column only when some connection was found inside one.
     let tunnels = conns.iter().any(|c| !c.encapsulation.is_empty());
     let rows: Vec<Vec<String>> = conns
@@ -603,7 +603,7 @@ mod tests {
             )
         };
         let mut out = Vec::new();
-        connection_table(&[record], &mut out).unwrap();
+        connection_table(&[Box::new(record)], &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
         assert!(text.contains("evil\\u{1b}[2J.test"), "{text}");
