@@ -159,7 +159,7 @@ fn key_log_embedded_in_pcapng_decrypts_alone() {
     let t = c.conns[&1].tls.as_ref().unwrap();
     assert!(t.decrypted, "{}", t.decryption);
     assert_eq!(t.alpn.as_deref(), Some("h2"));
-    assert_eq!(t.version.as_deref(), Some("TLS 1.3"));
+    assert_eq!(t.version.map(|v| v.to_string()).as_deref(), Some("TLS 1.3"));
     // The HTTP/2 client preface opens the decrypted client stream.
     assert!(c.conns[&1]
         .c2s

@@ -139,7 +139,7 @@ pub struct Finding {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Evidence {
     pub tls: bool,
-    pub alpn: Option<String>,
+    pub alpn: Option<crate::proto::tls::ProtocolName>,
     /// The authority of the connection's first request.
     pub first_authority: Option<String>,
     /// Earlier requests' authorities on this connection that differ from this one, the

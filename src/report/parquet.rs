@@ -182,9 +182,15 @@ fn connection_columns<'a>() -> Vec<Col<ConnRow<'a>>> {
     cols.extend([
         req("tls", Bool(|r: &R| Some(r.c.tls.is_some()))),
         opt("sni", Str(|r: &R| r.tls()?.sni.clone())),
-        opt("alpn", Str(|r: &R| r.tls()?.alpn.clone())),
-        opt("tls_version", Str(|r: &R| r.tls()?.version.clone())),
-        opt("cipher", Str(|r: &R| r.tls()?.cipher.clone())),
+        opt(
+            "alpn",
+            Str(|r: &R| Some(r.tls()?.alpn.as_deref()?.to_string())),
+        ),
+        opt(
+            "tls_version",
+            Str(|r: &R| Some(r.tls()?.version?.to_string())),
+        ),
+        opt("cipher", Str(|r: &R| Some(r.tls()?.cipher?.to_string()))),
         opt("ech", Bool(|r: &R| Some(r.tls()?.ech))),
         opt("resumed", Bool(|r: &R| Some(r.tls()?.resumed))),
         list(
@@ -332,7 +338,10 @@ fn finding_columns<'a>() -> Vec<Col<FindingRow<'a>>> {
         opt("client", Str(|r: &R| Some(r.c?.client.to_string()))),
         opt("server", Str(|r: &R| Some(r.c?.server.to_string()))),
         req("tls", Bool(|r: &R| Some(r.f.evidence.tls))),
-        opt("alpn", Str(|r: &R| r.f.evidence.alpn.clone())),
+        opt(
+            "alpn",
+            Str(|r: &R| Some(r.f.evidence.alpn.as_deref()?.to_string())),
+        ),
         opt(
             "first_authority",
             Str(|r: &R| r.f.evidence.first_authority.clone()),

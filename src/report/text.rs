@@ -542,10 +542,10 @@ fn tunnel_cell(c: &ConnectionRecord) -> String {
 fn tls_cell(t: &crate::proto::tls::session::TlsInfo) -> String {
     let mut parts = Vec::new();
     if let Some(v) = &t.version {
-        parts.push(v.trim_start_matches("TLS ").to_string());
+        parts.push(v.to_string().trim_start_matches("TLS ").to_string());
     }
     if let Some(a) = &t.alpn {
-        parts.push(a.clone());
+        parts.push(a.to_string());
     }
     if t.ech {
         parts.push("ECH".to_string());

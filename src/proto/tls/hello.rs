@@ -22,6 +22,7 @@
 //! certificate list) are tolerated and reported as `trailing_data: true`, not as an error.
 //! GREASE values (RFC 8701) are dropped from every kept list and only set `grease`.
 
+use super::{protocol_name, ProtocolName};
 use crate::anomaly::Anomaly;
 use crate::proto::codec::Reader;
 
@@ -171,7 +172,7 @@ pub struct ClientHello {
     pub cipher_suites: Vec<u16>,
     pub sni: Sni,
     /// Offered ALPN protocol names (lossy UTF-8), in order, GREASE ids removed.
-    pub alpn: Vec<String>,
+    pub alpn: Vec<ProtocolName>,
     /// supported_versions, GREASE removed; empty when the extension is absent (TLS ≤ 1.2).
     pub supported_versions: Vec<u16>,
     /// Groups of the key_share entries, GREASE removed.
@@ -214,7 +215,7 @@ pub struct ServerHello {
     /// The random is [`HELLO_RETRY_REQUEST_RANDOM`]: the server asks for another ClientHello.
     pub hello_retry_request: bool,
     /// Selected ALPN protocol (TLS ≤ 1.2 only: TLS 1.3 sends it in EncryptedExtensions).
-    pub alpn: Option<String>,
+    pub alpn: Option<ProtocolName>,
     /// key_share group (in an HRR, the group the server asks the client to use).
     pub key_share_group: Option<u16>,
     pub encrypt_then_mac: bool,
@@ -244,7 +245,7 @@ impl ServerHello {
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct EncryptedExtensions {
     /// Selected ALPN protocol.
-    pub alpn: Option<String>,
+    pub alpn: Option<ProtocolName>,
     /// Empty server_name present: the server used the client's SNI (RFC 6066 §3).
     pub server_name_ack: bool,
     pub extensions: Vec<u16>,
@@ -583,7 +584,11 @@ fn exhausted(r: &Reader<'_>) -> Option<()> {
 
 /// RFC 7301 §3.1: `ProtocolName protocol_name_list<2..2^16-1>`, `opaque ProtocolName<1..2^8-1>`.
 /// GREASE ids (RFC 8701 §2: two equal bytes `0x?A`) are dropped and noted.
-fn alpn_list(mut data: Reader<'_>, grease: &mut bool, capped: &mut bool) -> Option<Vec<String>> {
+fn alpn_list(
+    mut data: Reader<'_>,
+    grease: &mut bool,
+    capped: &mut bool,
+) -> Option<Vec<ProtocolName>> {
     let mut list = data.sub_u16()?;
     exhausted(&data)?;
     if list.is_empty() {
@@ -601,18 +606,13 @@ fn alpn_list(mut data: Reader<'_>, grease: &mut bool, capped: &mut bool) -> Opti
                 continue;
             }
         }
-        push_capped(
-            &mut out,
-            String::from_utf8_lossy(name).into_owned(),
-            MAX_ALPN,
-            capped,
-        );
+        push_capped(&mut out, protocol_name(name), MAX_ALPN, capped);
     }
     Some(out)
 }
 
 /// The single protocol a server selects (RFC 7301 §3.1: "exactly one ProtocolName").
-fn alpn_selected(data: Reader<'_>) -> Option<String> {
+fn alpn_selected(data: Reader<'_>) -> Option<ProtocolName> {
     let mut ignored = false;
     let mut capped = false;
     let list = alpn_list(data, &mut ignored, &mut capped)?;
@@ -1415,7 +1415,11 @@ mod tests {
             e["tshark_label"] == "Handshake Protocol: Hello Retry Request"
         );
         let alpn = strings(&e["alpn"]);
-        assert_eq!(sh.alpn.as_ref(), alpn.first(), "{name}");
+        assert_eq!(
+            sh.alpn.as_deref(),
+            alpn.first().map(String::as_str),
+            "{name}"
+        );
         let group = ints(&e["key_share_groups"]);
         assert_eq!(sh.key_share_group.map(u64::from), group.first().copied());
         assert_eq!(sh.server_name_ack, has(0), "{name}");
@@ -1458,7 +1462,11 @@ mod tests {
                     let ee = parse_encrypted_extensions(&body).unwrap();
                     let types: Vec<u16> = extension_list(e).iter().map(|x| x.0).collect();
                     assert_eq!(ee.extensions, types, "{name}");
-                    assert_eq!(ee.alpn.as_ref(), strings(&e["alpn"]).first(), "{name}");
+                    assert_eq!(
+                        ee.alpn.as_deref(),
+                        strings(&e["alpn"]).first().map(String::as_str),
+                        "{name}"
+                    );
                     assert_eq!(ee.server_name_ack, types.contains(&0), "{name}");
                     assert!(ee.anomalies().is_empty(), "{name}");
                 }

@@ -24,6 +24,7 @@ use super::hello::{self, handshake_type as ht, CertificateNames, ClientHello, Se
 use super::keylog::{KeyLog, Secret};
 use super::keys::{self, Suite};
 use super::record::{self, Record, RecordError, RecordReader};
+use super::{CipherSuite, ProtocolName, TlsVersion};
 use crate::anomaly::{Anomaly, AnomalyCounts};
 use crate::flow::Direction;
 use crate::Timestamp;
@@ -37,20 +38,20 @@ pub struct TlsInfo {
     /// The whole server_name extension, for the unusual cases (several names, IP literal).
     pub sni_detail: hello::Sni,
     /// ALPN protocols offered by the client, in order.
-    pub alpn_offered: Vec<String>,
+    pub alpn_offered: Vec<ProtocolName>,
     /// ALPN protocol selected by the server (ServerHello in TLS 1.2, EncryptedExtensions in
     /// TLS 1.3, the latter only when decrypted).
-    pub alpn: Option<String>,
+    pub alpn: Option<ProtocolName>,
     /// Negotiated version, e.g. "TLS 1.3".
-    pub version: Option<String>,
+    pub version: Option<TlsVersion>,
     /// Negotiated cipher suite, by IANA name (or hex when unknown).
-    pub cipher: Option<String>,
+    pub cipher: Option<CipherSuite>,
     /// The ClientHello carried an encrypted_client_hello extension; `sni` is then the outer
     /// (public) name, not the name the client really wants.
     pub ech: bool,
     pub ech_detail: Option<hello::EchOffer>,
     /// Versions the client offered (supported_versions), e.g. ["TLS 1.3", "TLS 1.2"].
-    pub versions_offered: Vec<String>,
+    pub versions_offered: Vec<TlsVersion>,
     /// Key-share groups the client sent shares for (GREASE removed).
     pub key_share_groups: Vec<u16>,
     pub hello_retry_request: bool,
@@ -785,7 +786,7 @@ impl TlsSession {
         i.versions_offered = ch
             .supported_versions
             .iter()
-            .map(|&v| version_name(v))
+            .map(|&v| TlsVersion(v))
             .collect();
         i.key_share_groups = ch.key_share_groups.clone();
         // A TLS 1.3 client always sends a legacy session ID (RFC 8446 §4.1.2, middlebox
@@ -808,11 +809,8 @@ impl TlsSession {
             return;
         }
         let version = sh.version();
-        self.info.version = Some(version_name(version));
-        self.info.cipher = Some(
-            keys::suite_name(sh.cipher_suite)
-                .map_or_else(|| format!("0x{:04x}", sh.cipher_suite), str::to_string),
-        );
+        self.info.version = Some(TlsVersion(version));
+        self.info.cipher = Some(CipherSuite(sh.cipher_suite));
         if sh.alpn.is_some() {
             self.info.alpn = sh.alpn.clone();
         }
@@ -959,8 +957,7 @@ impl TlsSession {
             }
             v => {
                 self.anomalies.add(Anomaly::TlsUnsupported);
-                self.keys_state =
-                    KeysState::Failed(format!("{} is not supported", version_name(v)));
+                self.keys_state = KeysState::Failed(format!("{} is not supported", TlsVersion(v)));
             }
         }
     }
@@ -970,17 +967,5 @@ fn dir_name(d: Direction) -> &'static str {
     match d {
         Direction::ClientToServer => "client to server",
         Direction::ServerToClient => "server to client",
-    }
-}
-
-/// "TLS 1.3" for 0x0304 and so on; GREASE and unknown values in hex.
-pub fn version_name(v: u16) -> String {
-    match v {
-        0x0300 => "SSL 3.0".into(),
-        0x0301 => "TLS 1.0".into(),
-        0x0302 => "TLS 1.1".into(),
-        0x0303 => "TLS 1.2".into(),
-        0x0304 => "TLS 1.3".into(),
-        other => format!("0x{other:04x}"),
     }
 }
