@@ -49,7 +49,7 @@ pub struct TlsInfo {
     /// The ClientHello carried an encrypted_client_hello extension; `sni` is then the outer
     /// (public) name, not the name the client really wants.
     pub ech: bool,
-    pub ech_detail: Option<hello::EchOffer>,
+    pub ech_detail: Option<Box<hello::EchOffer>>,
     /// Versions the client offered (supported_versions), e.g. ["TLS 1.3", "TLS 1.2"].
     pub versions_offered: Vec<TlsVersion>,
     /// Key-share groups the client sent shares for (GREASE removed).
@@ -89,6 +89,27 @@ pub struct DirectionInfo {
     pub stopped: Option<String>,
 }
 
+/// Protected records a session holds until it can read them.
+#[derive(Default)]
+struct Held {
+    /// 0-RTT: protected client records seen before the ServerHello, held (bounded) until the
+    /// suite is known.
+    early: Vec<(u8, u16, Vec<u8>)>,
+    early_bytes: usize,
+    /// Protected records held while the key log may still bring this session's keys (live
+    /// capture), in arrival order over both directions.
+    waiting: Vec<(Direction, u8, u16, Vec<u8>, Timestamp)>,
+    waiting_bytes: usize,
+    /// The key log's shared budget the waiting bytes were reserved from (given back on drop).
+    budget: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
+}
+
+impl Held {
+    fn is_empty(&self) -> bool {
+        self.early.is_empty() && self.waiting.is_empty() && self.waiting_bytes == 0
+    }
+}
+
 /// Decryption state of one direction.
 #[derive(Default)]
 struct Dir {
@@ -102,7 +123,6 @@ struct Dir {
     ccs: bool,
     /// A protected record could not be decrypted (no keys, or failure): nothing more is.
     cannot_decrypt: bool,
-    plain: Vec<u8>,
 }
 
 /// A direction's key material besides its decrypter.
@@ -145,21 +165,16 @@ pub struct TlsSession {
     suite: Option<Suite>,
     keys_state: KeysState,
     certificate_seen: bool,
-    /// 0-RTT: protected client records seen before the ServerHello, held (bounded) until the
-    /// suite is known, and whether the client is still in its early-data epoch.
-    early_stash: Vec<(u8, u16, Vec<u8>)>,
-    early_stash_bytes: usize,
+    /// Scratch space for a decrypted record, one for both directions.
+    plain: Vec<u8>,
+    /// 0-RTT: whether the client is still in its early-data epoch.
     early_active: bool,
-    /// Protected records held while the key log may still bring this session's keys (live
-    /// capture), in arrival order over both directions.
-    waiting: Vec<(Direction, u8, u16, Vec<u8>, Timestamp)>,
-    waiting_bytes: usize,
+    /// Protected records held until they can be read; most sessions never hold any.
+    held: Option<Box<Held>>,
     /// Capture time of the bytes being read (see [`TlsSession::set_time`]).
     now: Timestamp,
     /// More was waiting than the hold allows: the session stays undecrypted.
     gave_up_waiting: bool,
-    /// The key log's shared budget the held bytes were reserved from (given back on drop).
-    hold_budget: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
     info: TlsInfo,
     limits: TlsLimits,
     pub anomalies: AnomalyCounts,
@@ -427,9 +442,11 @@ impl TlsSession {
             && self.offers_early_data()
         {
             // 0-RTT data before the ServerHello: which suite protects it is not known yet.
-            if self.early_stash_bytes + rec.fragment.len() <= self.limits.max_early_data {
-                self.early_stash_bytes += rec.fragment.len();
-                self.early_stash
+            let max = self.limits.max_early_data;
+            let held = self.held.get_or_insert_with(Box::default);
+            if held.early_bytes + rec.fragment.len() <= max {
+                held.early_bytes += rec.fragment.len();
+                held.early
                     .push((rec.content_type, rec.version, rec.fragment.to_vec()));
             } else {
                 self.stop(
@@ -465,7 +482,7 @@ impl TlsSession {
             }
             return;
         };
-        let mut plain = std::mem::take(&mut d.plain);
+        let mut plain = std::mem::take(&mut self.plain);
         plain.clear();
         let mut result = dec.decrypt(rec.content_type, rec.version, rec.fragment, &mut plain);
         if dir == Direction::ClientToServer
@@ -505,7 +522,7 @@ impl TlsSession {
         // Keep the scratch buffer only while it is small: thousands of idle connections must
         // not each hold a record-sized one.
         if plain.capacity() <= SCRATCH_KEEP {
-            self.dir_mut(dir).plain = plain;
+            self.plain = plain;
         }
     }
 
@@ -535,7 +552,8 @@ impl TlsSession {
             return false;
         }
         let n = rec.fragment.len();
-        let reserved = if self.waiting_bytes + n <= keylog.hold_for_keys() {
+        let waiting = self.held.as_ref().map_or(0, |h| h.waiting_bytes);
+        let reserved = if waiting + n <= keylog.hold_for_keys() {
             keylog.reserve_hold(n)
         } else {
             None
@@ -543,7 +561,10 @@ impl TlsSession {
         let Some(budget) = reserved else {
             self.gave_up_waiting = true;
             self.release_hold();
-            self.waiting = Vec::new();
+            if let Some(h) = &mut self.held {
+                h.waiting = Vec::new();
+            }
+            self.tidy_held();
             for info in [
                 &mut self.info.client_to_server,
                 &mut self.info.server_to_client,
@@ -555,24 +576,35 @@ impl TlsSession {
             }
             return false;
         };
-        self.hold_budget = Some(budget);
-        self.waiting_bytes += n;
-        self.waiting.push((
+        let now = self.now;
+        let held = self.held.get_or_insert_with(Box::default);
+        held.budget = Some(budget);
+        held.waiting_bytes += n;
+        held.waiting.push((
             dir,
             rec.content_type,
             rec.version,
             rec.fragment.to_vec(),
-            self.now,
+            now,
         ));
         true
     }
 
     /// Gives the held bytes back to the key log's budget.
     fn release_hold(&mut self) {
-        if let Some(b) = &self.hold_budget {
-            b.fetch_sub(self.waiting_bytes, std::sync::atomic::Ordering::Relaxed);
+        if let Some(h) = &mut self.held {
+            if let Some(b) = &h.budget {
+                b.fetch_sub(h.waiting_bytes, std::sync::atomic::Ordering::Relaxed);
+            }
+            h.waiting_bytes = 0;
         }
-        self.waiting_bytes = 0;
+    }
+
+    /// Frees the hold once it is empty.
+    fn tidy_held(&mut self) {
+        if self.held.as_ref().is_some_and(|h| h.is_empty()) {
+            self.held = None;
+        }
     }
 
     /// Capture time of the bytes the next calls read: held records keep it, so what they
@@ -618,8 +650,13 @@ impl TlsSession {
                 }
             }
         }
-        let held = std::mem::take(&mut self.waiting);
+        let held = self
+            .held
+            .as_mut()
+            .map(|h| std::mem::take(&mut h.waiting))
+            .unwrap_or_default();
         self.release_hold();
+        self.tidy_held();
         let now = clock.get();
         for (dir, content_type, version, fragment, at) in held {
             let rec = Record {
@@ -778,11 +815,13 @@ impl TlsSession {
             return;
         }
         let i = &mut self.info;
+        // Clones, not moves: the hello's lists were grown by pushing, their copies are
+        // exact-sized, and they stay for the connection's lifetime.
         i.sni = ch.sni.names.first().cloned();
         i.sni_detail = ch.sni.clone();
         i.alpn_offered = ch.alpn.clone();
         i.ech = ch.ech.as_ref().is_some_and(|e| e.outer);
-        i.ech_detail = ch.ech.clone();
+        i.ech_detail = ch.ech.clone().map(Box::new);
         i.versions_offered = ch
             .supported_versions
             .iter()
@@ -921,8 +960,15 @@ impl TlsSession {
                 }
                 self.keys_state = KeysState::Ready;
                 // 0-RTT: the client's first protected records use the early traffic secret.
-                let stash = std::mem::take(&mut self.early_stash);
-                self.early_stash_bytes = 0;
+                let stash = self
+                    .held
+                    .as_mut()
+                    .map(|h| {
+                        h.early_bytes = 0;
+                        std::mem::take(&mut h.early)
+                    })
+                    .unwrap_or_default();
+                self.tidy_held();
                 if let (true, Some(early)) = (self.offers_early_data(), &secrets.client_early) {
                     if let Some(dec) = self.c2s.decrypter.as_mut() {
                         dec.rekey(keys::derive_traffic_keys(&suite, early.bytes()));
