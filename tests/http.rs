@@ -27,7 +27,7 @@ fn report(name: &str) -> Report {
 type Row = (Option<u32>, String, String, String, Option<u16>);
 
 fn rows(c: &ConnectionRecord) -> Vec<Row> {
-    let s = |v: &Option<String>| v.clone().unwrap_or_else(|| "?".into());
+    let s = |v: &Option<Box<str>>| v.as_deref().unwrap_or("?").to_string();
     c.requests
         .iter()
         .map(|e| {
@@ -101,7 +101,7 @@ fn keepalive_reuse_and_pipelining() {
     let hosts = |c: &ConnectionRecord| -> Vec<(String, Option<u16>)> {
         c.requests
             .iter()
-            .map(|e| (e.host.clone().unwrap(), e.status))
+            .map(|e| (e.host.as_deref().unwrap().to_string(), e.status))
             .collect()
     };
     let ok = |h: &str| (h.to_string(), Some(200));
@@ -153,8 +153,8 @@ fn framing_corner_cases_stay_in_step() {
         .flat_map(|c| &c.requests)
         .map(|e| {
             (
-                e.method.clone().unwrap(),
-                e.path.clone().unwrap(),
+                e.method.as_deref().unwrap().to_string(),
+                e.path.as_deref().unwrap().to_string(),
                 e.interim.clone(),
                 e.status,
             )
@@ -281,11 +281,11 @@ fn our_view(c: &ConnectionRecord) -> HttpView {
     for e in c.requests.iter().chain(tunnelled) {
         if e.version == Some(HttpVersion::Http2) {
             let entry = v.h2.entry(e.stream_id.unwrap()).or_default();
-            entry.0 = e.authority.clone();
+            entry.0 = e.authority.as_deref().map(str::to_string);
             entry.1.extend(e.interim.iter().copied().chain(e.status));
             continue;
         }
-        v.h1_hosts.push(e.host.clone());
+        v.h1_hosts.push(e.host.as_deref().map(str::to_string));
         v.h1_statuses.extend(&e.interim);
         if e.upgraded_to.as_deref() == Some("h2c") {
             // tshark shows the response on HTTP/2 stream 1, without a request there.

@@ -363,9 +363,11 @@ pub fn mark_first_party(conns: &mut [Box<ConnectionRecord>]) {
 }
 
 fn mark(requests: &mut [Exchange], sni: Option<&str>) {
-    let opened_for = sni
-        .map(str::to_string)
-        .or_else(|| requests.iter().find_map(|e| e.authority.clone()));
+    let opened_for = sni.map(str::to_string).or_else(|| {
+        requests
+            .iter()
+            .find_map(|e| e.authority.as_deref().map(str::to_string))
+    });
     for e in requests {
         e.first_party = match (&e.authority, &opened_for) {
             (Some(a), Some(o)) => Some(same_host(a, o)),
@@ -480,11 +482,11 @@ fn assess(views: &[View<'_>], vi: usize, i: usize) -> (Vec<Cause>, Evidence) {
     }
     // A host header that disagrees with the authority the server goes by.
     let host_header = match (e.version, &e.host, &e.authority) {
-        (Some(HttpVersion::Http2), Some(h), _) => Some(h.clone()),
-        (_, Some(h), Some(a)) if h != a => Some(h.clone()),
+        (Some(HttpVersion::Http2), Some(h), _) => Some(h.to_string()),
+        (_, Some(h), Some(a)) if h != a => Some(h.to_string()),
         _ => None,
     };
-    if let (Some(h), Some(a)) = (&host_header, &e.authority) {
+    if let (Some(h), Some(a)) = (host_header.as_deref(), e.authority.as_deref()) {
         if !same_host(h, a) {
             causes.push(Cause::AuthorityHostConflict);
         }
@@ -546,7 +548,7 @@ fn http_421(views: &[View<'_>], vi: usize, i: usize) -> Finding {
             connection: u.conn.id,
             request: ui,
             sni: u.sni().map(str::to_string),
-            authority: ue.authority.clone(),
+            authority: ue.authority.as_deref().map(str::to_string),
             status: ue.status,
         }
     });
@@ -636,10 +638,10 @@ fn finding(
         in_tunnel: v.in_tunnel,
         stream_id: e.stream_id,
         time: e.request_time.or(e.response_time),
-        method: e.method.clone(),
-        path: e.path.clone(),
+        method: e.method.as_deref().map(str::to_string),
+        path: e.path.as_deref().map(str::to_string),
         sni: v.sni().map(str::to_string),
-        authority: e.authority.clone(),
+        authority: e.authority.as_deref().map(str::to_string),
         status: e.status,
         causes,
         evidence,
@@ -932,7 +934,7 @@ mod tests {
             response_time: Some(Timestamp(t + 10)),
             method: Some("GET".into()),
             authority: Some(authority.into()),
-            host: host.map(str::to_string),
+            host: host.map(Into::into),
             path: Some("/".into()),
             status: Some(status),
             ..Exchange::default()

@@ -275,25 +275,43 @@ fn request_columns<'a>() -> Vec<Col<RequestRow<'a>>> {
         opt("version", Str(|r: &R| name(&r.e.version?))),
         req("request_seen", Bool(|r: &R| Some(r.e.request_seen))),
         opt("request_time_ns", Int(|r: &R| time(r.e.request_time))),
-        opt("method", Str(|r: &R| r.e.method.clone())),
-        opt("scheme", Str(|r: &R| r.e.scheme.clone())),
-        opt("authority", Str(|r: &R| r.e.authority.clone())),
-        opt("host", Str(|r: &R| r.e.host.clone())),
-        opt("path", Str(|r: &R| r.e.path.clone())),
-        opt("forwarded", Str(|r: &R| r.e.forwarded.clone())),
+        opt(
+            "method",
+            Str(|r: &R| r.e.method.as_deref().map(str::to_string)),
+        ),
+        opt(
+            "scheme",
+            Str(|r: &R| r.e.scheme.as_deref().map(str::to_string)),
+        ),
+        opt(
+            "authority",
+            Str(|r: &R| r.e.authority.as_deref().map(str::to_string)),
+        ),
+        opt("host", Str(|r: &R| r.e.host.as_deref().map(str::to_string))),
+        opt("path", Str(|r: &R| r.e.path.as_deref().map(str::to_string))),
+        opt(
+            "forwarded",
+            Str(|r: &R| r.e.forwarded.as_deref().map(str::to_string)),
+        ),
         opt(
             "x_forwarded_host",
-            Str(|r: &R| r.e.x_forwarded_host.clone()),
+            Str(|r: &R| r.e.x_forwarded_host.as_deref().map(str::to_string)),
         ),
-        opt("via", Str(|r: &R| r.e.via.clone())),
+        opt("via", Str(|r: &R| r.e.via.as_deref().map(str::to_string))),
         req(
             "unknown_fields",
             Int(|r: &R| Some(r.e.unknown_fields.into())),
         ),
         opt("status", Int(|r: &R| Some(r.e.status?.into()))),
-        opt("reason", Str(|r: &R| r.e.reason.clone())),
+        opt(
+            "reason",
+            Str(|r: &R| r.e.reason.as_deref().map(str::to_string)),
+        ),
         opt("response_time_ns", Int(|r: &R| time(r.e.response_time))),
-        opt("server", Str(|r: &R| r.e.server.clone())),
+        opt(
+            "server",
+            Str(|r: &R| r.e.server.as_deref().map(str::to_string)),
+        ),
         opt("content_length", Int(|r: &R| int(r.e.content_length?))),
         req(
             "response_unknown_fields",
@@ -305,7 +323,10 @@ fn request_columns<'a>() -> Vec<Col<RequestRow<'a>>> {
             "reset_error",
             Str(|r: &R| Some(r.e.reset.as_ref()?.error.clone())),
         ),
-        opt("upgraded_to", Str(|r: &R| r.e.upgraded_to.clone())),
+        opt(
+            "upgraded_to",
+            Str(|r: &R| r.e.upgraded_to.as_deref().map(str::to_string)),
+        ),
         req("pairing", Str(|r: &R| name(&r.e.pairing))),
         opt("first_party", Bool(|r: &R| r.e.first_party)),
     ]

@@ -71,29 +71,29 @@ pub struct Exchange {
     pub request_seen: bool,
     /// Time of the request's first byte (HTTP/1) or of its header block (HTTP/2).
     pub request_time: Option<Timestamp>,
-    pub method: Option<String>,
+    pub method: Option<Box<str>>,
     /// HTTP/2 `:scheme`, or the scheme of an absolute-form HTTP/1 target.
-    pub scheme: Option<String>,
+    pub scheme: Option<Box<str>>,
     /// The authority the request names, as sent: HTTP/2 `:authority`, else the authority of
     /// an absolute-form target (which the server must use, RFC 9112 §3.2.2), else `Host`.
-    pub authority: Option<String>,
+    pub authority: Option<Box<str>>,
     /// The `Host` header as sent, when there was one.
-    pub host: Option<String>,
+    pub host: Option<Box<str>>,
     /// The target: HTTP/2 `:path`, the HTTP/1 request target as sent.
-    pub path: Option<String>,
-    pub forwarded: Option<String>,
-    pub x_forwarded_host: Option<String>,
-    pub via: Option<String>,
+    pub path: Option<Box<str>>,
+    pub forwarded: Option<Box<str>>,
+    pub x_forwarded_host: Option<Box<str>>,
+    pub via: Option<Box<str>>,
     /// Header fields of the request whose names could not be decoded (HPACK references to
     /// dynamic-table entries never seen): the request is only partly known.
     pub unknown_fields: u32,
     /// Final status; null when unanswered.
     pub status: Option<u16>,
-    pub reason: Option<String>,
+    pub reason: Option<Box<str>>,
     pub response_time: Option<Timestamp>,
     /// Interim (1xx) statuses before the final one, the first [`Exchange::MAX_INTERIM`].
     pub interim: Vec<u16>,
-    pub server: Option<String>,
+    pub server: Option<Box<str>>,
     pub content_length: Option<u64>,
     pub response_unknown_fields: u32,
     /// HTTP/2 server push: the request is the server's PUSH_PROMISE.
@@ -102,7 +102,7 @@ pub struct Exchange {
     pub reset: Option<Reset>,
     /// The protocol the connection switched to after this request (`101`, or a CONNECT
     /// tunnel): `h2c`, `websocket`, `tunnel`, or the Upgrade token.
-    pub upgraded_to: Option<String>,
+    pub upgraded_to: Option<Box<str>>,
     pub pairing: Pairing,
     /// Set by the analysis: the authority's host is the one the connection was opened for
     /// (its SNI, or without SNI its first request's); null when the authority is unknown.
@@ -224,20 +224,24 @@ impl ExchangeLog {
     }
 
     /// Bytes of a field as kept in the report: lossy UTF-8, cut at the field limit.
-    pub fn text(&mut self, bytes: &[u8]) -> String {
+    pub fn text(&mut self, bytes: &[u8]) -> Box<str> {
         text(bytes, self.limits.max_field_bytes, &mut self.anomalies)
     }
 }
 
-/// Bytes as text, cut at `max` bytes (on a character boundary) with the cut counted.
-pub fn text(bytes: &[u8], max: usize, anomalies: &mut AnomalyCounts) -> String {
-    let cut = bytes.len() > max;
-    let mut s = String::from_utf8_lossy(bytes.get(..max).unwrap_or(bytes)).into_owned();
-    if cut {
-        anomalies.add(Anomaly::HttpFieldTruncated);
-        s.push('…');
+/// Bytes as text, cut at `max` bytes (on a character boundary) with the cut counted. A box,
+/// not a `String`: exchanges keep a dozen of these for as long as their connection is open
+/// and then in the report, and a box is exact-sized and 8 bytes smaller.
+pub fn text(bytes: &[u8], max: usize, anomalies: &mut AnomalyCounts) -> Box<str> {
+    let kept = String::from_utf8_lossy(bytes.get(..max).unwrap_or(bytes));
+    if bytes.len() <= max {
+        return kept.into();
     }
-    s
+    anomalies.add(Anomaly::HttpFieldTruncated);
+    let mut s = String::with_capacity(kept.len() + '…'.len_utf8());
+    s.push_str(&kept);
+    s.push('…');
+    s.into_boxed_str()
 }
 
 enum Mode {

@@ -264,7 +264,7 @@ impl Http2 {
                         last_stream_id: last & 0x7fff_ffff,
                         error: h2_error_name(code),
                         debug: (!debug.is_empty())
-                            .then(|| super::text(debug, MAX_DEBUG, &mut log.anomalies)),
+                            .then(|| super::text(debug, MAX_DEBUG, &mut log.anomalies).into()),
                     });
                 }
             }
@@ -277,11 +277,14 @@ impl Http2 {
                         break;
                     };
                     if set.len() < log.limits.max_exchanges {
-                        set.push(super::text(
-                            entry.rest(),
-                            log.limits.max_field_bytes,
-                            &mut log.anomalies,
-                        ));
+                        set.push(
+                            super::text(
+                                entry.rest(),
+                                log.limits.max_field_bytes,
+                                &mut log.anomalies,
+                            )
+                            .into(),
+                        );
                     }
                 }
             }
@@ -291,7 +294,7 @@ impl Http2 {
                 match value {
                     Some(v) if self.info.alt_svc.len() < MAX_LISTED => {
                         let v = super::text(v, log.limits.max_field_bytes, &mut log.anomalies);
-                        self.info.alt_svc.push(v);
+                        self.info.alt_svc.push(v.into());
                     }
                     Some(_) => {}
                     None => log.anomalies.add(Anomaly::Http2FrameInvalid),
@@ -393,17 +396,17 @@ fn is_header_frame(k: u8) -> bool {
 /// The fields of a header block the report keeps.
 #[derive(Default)]
 struct Fields {
-    method: Option<String>,
-    scheme: Option<String>,
-    authority: Option<String>,
-    path: Option<String>,
-    status: Option<String>,
-    host: Option<String>,
-    forwarded: Option<String>,
-    x_forwarded_host: Option<String>,
-    via: Option<String>,
-    server: Option<String>,
-    content_length: Option<String>,
+    method: Option<Box<str>>,
+    scheme: Option<Box<str>>,
+    authority: Option<Box<str>>,
+    path: Option<Box<str>>,
+    status: Option<Box<str>>,
+    host: Option<Box<str>>,
+    forwarded: Option<Box<str>>,
+    x_forwarded_host: Option<Box<str>>,
+    via: Option<Box<str>>,
+    server: Option<Box<str>>,
+    content_length: Option<Box<str>>,
     unknown: u32,
     cut: bool,
 }
