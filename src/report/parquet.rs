@@ -275,43 +275,25 @@ fn request_columns<'a>() -> Vec<Col<RequestRow<'a>>> {
         opt("version", Str(|r: &R| name(&r.e.version?))),
         req("request_seen", Bool(|r: &R| Some(r.e.request_seen))),
         opt("request_time_ns", Int(|r: &R| time(r.e.request_time))),
-        opt(
-            "method",
-            Str(|r: &R| r.e.method.as_deref().map(str::to_string)),
-        ),
-        opt(
-            "scheme",
-            Str(|r: &R| r.e.scheme.as_deref().map(str::to_string)),
-        ),
-        opt(
-            "authority",
-            Str(|r: &R| r.e.authority.as_deref().map(str::to_string)),
-        ),
-        opt("host", Str(|r: &R| r.e.host.as_deref().map(str::to_string))),
-        opt("path", Str(|r: &R| r.e.path.as_deref().map(str::to_string))),
-        opt(
-            "forwarded",
-            Str(|r: &R| r.e.forwarded.as_deref().map(str::to_string)),
-        ),
+        opt("method", Str(|r: &R| owned(&r.e.method))),
+        opt("scheme", Str(|r: &R| owned(&r.e.scheme))),
+        opt("authority", Str(|r: &R| owned(&r.e.authority))),
+        opt("host", Str(|r: &R| owned(&r.e.host))),
+        opt("path", Str(|r: &R| owned(&r.e.path))),
+        opt("forwarded", Str(|r: &R| owned(&r.e.forwarded))),
         opt(
             "x_forwarded_host",
-            Str(|r: &R| r.e.x_forwarded_host.as_deref().map(str::to_string)),
+            Str(|r: &R| owned(&r.e.x_forwarded_host)),
         ),
-        opt("via", Str(|r: &R| r.e.via.as_deref().map(str::to_string))),
+        opt("via", Str(|r: &R| owned(&r.e.via))),
         req(
             "unknown_fields",
             Int(|r: &R| Some(r.e.unknown_fields.into())),
         ),
         opt("status", Int(|r: &R| Some(r.e.status?.into()))),
-        opt(
-            "reason",
-            Str(|r: &R| r.e.reason.as_deref().map(str::to_string)),
-        ),
+        opt("reason", Str(|r: &R| owned(&r.e.reason))),
         opt("response_time_ns", Int(|r: &R| time(r.e.response_time))),
-        opt(
-            "server",
-            Str(|r: &R| r.e.server.as_deref().map(str::to_string)),
-        ),
+        opt("server", Str(|r: &R| owned(&r.e.server))),
         opt("content_length", Int(|r: &R| int(r.e.content_length?))),
         req(
             "response_unknown_fields",
@@ -323,10 +305,7 @@ fn request_columns<'a>() -> Vec<Col<RequestRow<'a>>> {
             "reset_error",
             Str(|r: &R| Some(r.e.reset.as_ref()?.error.clone())),
         ),
-        opt(
-            "upgraded_to",
-            Str(|r: &R| r.e.upgraded_to.as_deref().map(str::to_string)),
-        ),
+        opt("upgraded_to", Str(|r: &R| owned(&r.e.upgraded_to))),
         req("pairing", Str(|r: &R| name(&r.e.pairing))),
         opt("first_party", Bool(|r: &R| r.e.first_party)),
     ]
@@ -675,7 +654,12 @@ fn int(n: u64) -> Option<i64> {
 }
 
 fn count(n: usize) -> Option<i64> {
-    Some(i64::try_from(n).unwrap_or(i64::MAX))
+    int(n as u64)
+}
+
+/// An exchange's text field.
+fn owned(text: &Option<Box<str>>) -> Option<String> {
+    text.as_deref().map(str::to_string)
 }
 
 fn time(t: Option<Timestamp>) -> Option<i64> {
