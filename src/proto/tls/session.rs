@@ -94,11 +94,11 @@ pub struct DirectionInfo {
 struct Held {
     /// 0-RTT: protected client records seen before the ServerHello, held (bounded) until the
     /// suite is known.
-    early: Vec<(u8, u16, Vec<u8>)>,
+    early: Vec<HeldRecord>,
     early_bytes: usize,
     /// Protected records held while the key log may still bring this session's keys (live
-    /// capture), in arrival order over both directions.
-    waiting: Vec<(Direction, u8, u16, Vec<u8>, Timestamp)>,
+    /// capture), in arrival order over both directions, with their capture time.
+    waiting: Vec<(Direction, Timestamp, HeldRecord)>,
     waiting_bytes: usize,
     /// The key log's shared budget the waiting bytes were reserved from (given back on drop).
     budget: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
@@ -107,6 +107,32 @@ struct Held {
 impl Held {
     fn is_empty(&self) -> bool {
         self.early.is_empty() && self.waiting.is_empty() && self.waiting_bytes == 0
+    }
+}
+
+/// A copy of a protected record, to be read later.
+struct HeldRecord {
+    content_type: u8,
+    version: u16,
+    fragment: Vec<u8>,
+}
+
+impl HeldRecord {
+    fn of(rec: &Record<'_>) -> Self {
+        HeldRecord {
+            content_type: rec.content_type,
+            version: rec.version,
+            fragment: rec.fragment.to_vec(),
+        }
+    }
+
+    fn record(&self) -> Record<'_> {
+        Record {
+            content_type: self.content_type,
+            version: self.version,
+            fragment: &self.fragment,
+            length: self.fragment.len(),
+        }
     }
 }
 
@@ -446,8 +472,7 @@ impl TlsSession {
             let held = self.held.get_or_insert_with(Box::default);
             if held.early_bytes + rec.fragment.len() <= max {
                 held.early_bytes += rec.fragment.len();
-                held.early
-                    .push((rec.content_type, rec.version, rec.fragment.to_vec()));
+                held.early.push(HeldRecord::of(&rec));
             } else {
                 self.stop(
                     dir,
@@ -560,11 +585,7 @@ impl TlsSession {
         };
         let Some(budget) = reserved else {
             self.gave_up_waiting = true;
-            self.release_hold();
-            if let Some(h) = &mut self.held {
-                h.waiting = Vec::new();
-            }
-            self.tidy_held();
+            self.take_waiting();
             for info in [
                 &mut self.info.client_to_server,
                 &mut self.info.server_to_client,
@@ -580,13 +601,7 @@ impl TlsSession {
         let held = self.held.get_or_insert_with(Box::default);
         held.budget = Some(budget);
         held.waiting_bytes += n;
-        held.waiting.push((
-            dir,
-            rec.content_type,
-            rec.version,
-            rec.fragment.to_vec(),
-            now,
-        ));
+        held.waiting.push((dir, now, HeldRecord::of(rec)));
         true
     }
 
@@ -598,6 +613,32 @@ impl TlsSession {
             }
             h.waiting_bytes = 0;
         }
+    }
+
+    /// The records held for late keys, their bytes given back to the key log's budget.
+    fn take_waiting(&mut self) -> Vec<(Direction, Timestamp, HeldRecord)> {
+        self.release_hold();
+        let waiting = self
+            .held
+            .as_mut()
+            .map(|h| std::mem::take(&mut h.waiting))
+            .unwrap_or_default();
+        self.tidy_held();
+        waiting
+    }
+
+    /// The 0-RTT records held until the suite was known.
+    fn take_early(&mut self) -> Vec<HeldRecord> {
+        let early = self
+            .held
+            .as_mut()
+            .map(|h| {
+                h.early_bytes = 0;
+                std::mem::take(&mut h.early)
+            })
+            .unwrap_or_default();
+        self.tidy_held();
+        early
     }
 
     /// Frees the hold once it is empty.
@@ -650,23 +691,10 @@ impl TlsSession {
                 }
             }
         }
-        let held = self
-            .held
-            .as_mut()
-            .map(|h| std::mem::take(&mut h.waiting))
-            .unwrap_or_default();
-        self.release_hold();
-        self.tidy_held();
         let now = clock.get();
-        for (dir, content_type, version, fragment, at) in held {
-            let rec = Record {
-                content_type,
-                version,
-                fragment: &fragment,
-                length: fragment.len(),
-            };
+        for (dir, at, held) in self.take_waiting() {
             clock.set(at);
-            self.handle(dir, rec, keylog, out);
+            self.handle(dir, held.record(), keylog, out);
         }
         clock.set(now);
     }
@@ -960,15 +988,7 @@ impl TlsSession {
                 }
                 self.keys_state = KeysState::Ready;
                 // 0-RTT: the client's first protected records use the early traffic secret.
-                let stash = self
-                    .held
-                    .as_mut()
-                    .map(|h| {
-                        h.early_bytes = 0;
-                        std::mem::take(&mut h.early)
-                    })
-                    .unwrap_or_default();
-                self.tidy_held();
+                let stash = self.take_early();
                 if let (true, Some(early)) = (self.offers_early_data(), &secrets.client_early) {
                     if let Some(dec) = self.c2s.decrypter.as_mut() {
                         dec.rekey(keys::derive_traffic_keys(&suite, early.bytes()));
@@ -976,14 +996,8 @@ impl TlsSession {
                     }
                 }
                 if self.early_active {
-                    for (t, v, fragment) in stash {
-                        let rec = Record {
-                            content_type: t,
-                            version: v,
-                            fragment: &fragment,
-                            length: fragment.len(),
-                        };
-                        self.handle(Direction::ClientToServer, rec, keylog, out);
+                    for held in stash {
+                        self.handle(Direction::ClientToServer, held.record(), keylog, out);
                     }
                 } else if !stash.is_empty() {
                     self.info.early_data =
