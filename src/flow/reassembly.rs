@@ -124,7 +124,9 @@ impl OutOfOrder {
             .flatten()
     }
 
-    fn insert(&mut self, at: u64, bytes: Vec<u8>) {
+    /// Holds a segment, its bytes counted against the budget of every connection too.
+    fn insert(&mut self, at: u64, bytes: Vec<u8>, budget: &mut BufferBudget) {
+        budget.used += bytes.len();
         let held = self.0.get_or_insert_with(|| {
             Box::new(Held {
                 segments: BTreeMap::new(),
@@ -137,7 +139,7 @@ impl OutOfOrder {
     }
 
     /// Takes the first segment if it starts at or before `next`.
-    fn pop_first_from(&mut self, next: u64) -> Option<(u64, Vec<u8>)> {
+    fn pop_first_from(&mut self, next: u64, budget: &mut BufferBudget) -> Option<(u64, Vec<u8>)> {
         let held = self.0.as_mut()?;
         let entry = held.segments.first_entry()?;
         if *entry.key() > next {
@@ -145,6 +147,7 @@ impl OutOfOrder {
         }
         let (k, bytes) = entry.remove_entry();
         held.bytes -= bytes.len();
+        budget.used = budget.used.saturating_sub(bytes.len());
         if held.segments.is_empty() {
             self.0 = None;
         }
@@ -152,8 +155,10 @@ impl OutOfOrder {
     }
 
     /// Drops every segment; returns their byte count.
-    fn clear(&mut self) -> usize {
-        self.0.take().map_or(0, |h| h.bytes)
+    fn clear(&mut self, budget: &mut BufferBudget) -> usize {
+        let dropped = self.0.take().map_or(0, |h| h.bytes);
+        budget.used = budget.used.saturating_sub(dropped);
+        dropped
     }
 
     /// When the hole before the first segment was first acknowledged (`now` if this is the
@@ -390,8 +395,7 @@ impl Reassembler {
         self.stats.retransmitted_bytes += plan.overlap;
         for (a, b) in plan.fresh {
             let piece = slice(payload, a - start, b - start);
-            ctx.budget.used += piece.len();
-            self.ooo.insert(a, piece.to_vec());
+            self.ooo.insert(a, piece.to_vec(), ctx.budget);
         }
         self.drain(ctx.budget, out);
     }
@@ -418,10 +422,9 @@ impl Reassembler {
                 }
                 self.stats.retransmitted_bytes += plan.overlap;
                 for (a, b) in plan.fresh {
-                    self.ooo
-                        .insert(a, slice(payload, a - start, b - start).to_vec());
+                    let piece = slice(payload, a - start, b - start);
+                    self.ooo.insert(a, piece.to_vec(), ctx.budget);
                 }
-                ctx.budget.used += adding;
                 return;
             }
             ctx.anomalies.add(Anomaly::TcpReassemblyLimit);
@@ -484,8 +487,7 @@ impl Reassembler {
 
     /// Delivers buffered segments that have become contiguous, then a pending FIN or RST.
     fn drain(&mut self, budget: &mut BufferBudget, out: Out<'_>) {
-        while let Some((k, held)) = self.ooo.pop_first_from(self.next) {
-            budget.used = budget.used.saturating_sub(held.len());
+        while let Some((k, held)) = self.ooo.pop_first_from(self.next, budget) {
             let skip = (self.next - k) as usize;
             if let Some(rest) = held.get(skip..) {
                 self.deliver(rest, out);
@@ -495,8 +497,7 @@ impl Reassembler {
             if self.next >= f && !self.finished {
                 self.finished = true;
                 // Anything still buffered lies beyond the end the sender declared.
-                let dropped = self.ooo.clear();
-                budget.used = budget.used.saturating_sub(dropped);
+                let dropped = self.ooo.clear(budget);
                 self.stats.bytes_after_end += dropped as u64;
                 out(match how {
                     End::Fin => StreamEvent::Fin,
