@@ -5,6 +5,8 @@
 //! their brackets, and a missing port is the scheme's default. Certificate names match per
 //! RFC 6125 §6.4: a wildcard only as the whole left-most label, standing for exactly one label.
 
+use std::collections::HashSet;
+
 /// An authority split into a normalised host and its port, if any.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Authority {
@@ -55,22 +57,83 @@ pub fn same_host(a: &str, b: &str) -> bool {
 
 /// Whether a certificate whose DNS names are `names` is valid for `host` (RFC 6125 §6.4.3).
 pub fn certificate_covers(names: &[String], host: &str) -> bool {
-    let host = Authority::parse(host).host;
-    names
-        .iter()
-        .any(|n| name_matches(&n.trim_end_matches('.').to_ascii_lowercase(), &host))
+    NameSet::new(names).covers(host)
 }
 
-fn name_matches(pattern: &str, host: &str) -> bool {
-    match pattern.strip_prefix("*.") {
-        Some(rest) => {
-            // `*.com` would cover a whole public suffix: never accepted.
-            let Some((first, host_rest)) = host.split_once('.') else {
-                return false;
-            };
-            rest.contains('.') && !first.is_empty() && host_rest == rest && !host.starts_with('[')
+/// A certificate's DNS names indexed for [`NameSet::covers`]: a connection can carry
+/// thousands of requests to check against thousands of names, so the names are normalised
+/// once and each check is a lookup.
+#[derive(Debug, Default)]
+pub struct NameSet {
+    exact: HashSet<String>,
+    /// What follows `*.` in a wildcard name; `*.com`, which would cover a whole public
+    /// suffix, is never accepted, so never kept.
+    wildcard: HashSet<String>,
+}
+
+impl NameSet {
+    pub fn new(names: &[String]) -> Self {
+        let mut set = NameSet::default();
+        for n in names {
+            let n = n.trim_end_matches('.').to_ascii_lowercase();
+            match n.strip_prefix("*.") {
+                Some(rest) if rest.contains('.') => {
+                    set.wildcard.insert(rest.to_string());
+                }
+                Some(_) => {}
+                None => {
+                    set.exact.insert(n);
+                }
+            }
         }
-        None => pattern == host,
+        set
+    }
+
+    pub fn covers(&self, host: &str) -> bool {
+        let host = Authority::parse(host).host;
+        if self.exact.contains(&host) {
+            return true;
+        }
+        // A wildcard stands for exactly one non-empty label, never in an IP literal.
+        match host.split_once('.') {
+            Some((first, rest)) => {
+                !first.is_empty() && !host.starts_with('[') && self.wildcard.contains(rest)
+            }
+            None => false,
+        }
+    }
+}
+
+/// An HTTP/2 ORIGIN set (RFC 8336) indexed for [`OriginSet::contains`], for the same reason
+/// as [`NameSet`].
+#[derive(Debug, Default)]
+pub struct OriginSet {
+    /// Host and port (the default port when the origin names none).
+    origins: HashSet<(String, u16)>,
+    default_port: u16,
+}
+
+impl OriginSet {
+    /// `origins` as the frames carried them (`scheme://host[:port]`).
+    pub fn new(origins: &[String], default_port: u16) -> Self {
+        let origins = origins
+            .iter()
+            .map(|o| {
+                let o = o.split_once("://").map_or(o.as_str(), |(_, rest)| rest);
+                let a = Authority::parse(o);
+                (a.host, a.port.unwrap_or(default_port))
+            })
+            .collect();
+        OriginSet {
+            origins,
+            default_port,
+        }
+    }
+
+    /// Whether the set has the origin of `a` (same host and port, RFC 6454).
+    pub fn contains(&self, a: &Authority) -> bool {
+        let key = (a.host.clone(), a.port.unwrap_or(self.default_port));
+        self.origins.contains(&key)
     }
 }
 

@@ -7,7 +7,7 @@
 //! listed only when none does. Nothing here guesses past what the capture shows: a request
 //! whose authority is unknown gets no authority-based cause.
 
-use super::authority::{certificate_covers, default_port, same_host, Authority};
+use super::authority::{default_port, same_host, Authority, NameSet, OriginSet};
 use super::ConnectionRecord;
 use crate::flow::ConnId;
 use crate::proto::http::{Exchange, Http2Info, HttpVersion};
@@ -228,11 +228,14 @@ struct View<'a> {
     tls: Option<&'a TlsInfo>,
     http2: Option<&'a Http2Info>,
     requests: &'a [Exchange],
-    /// Distinct request authorities in order of first appearance, with that request's index
-    /// (at most `MAX_DISTINCT_AUTHORITIES`): computed once, not per finding.
-    authorities: Vec<(usize, &'a str)>,
+    /// Request authorities of distinct origins in order of first appearance, as sent, with
+    /// that request's index (at most `MAX_DISTINCT_AUTHORITIES`): computed once, not per
+    /// finding. Distinct by origin, so spellings of one host cannot fill the list.
+    authorities: Vec<(usize, &'a str, Authority)>,
     /// The first `MAX_LISTED + 1` connections to this server (this one among them).
     same_server: &'a [ConnId],
+    /// The certificate names and ORIGIN set indexed, made at the view's first finding.
+    lookups: std::cell::OnceCell<(NameSet, OriginSet)>,
 }
 
 impl<'a> View<'a> {
@@ -242,8 +245,10 @@ impl<'a> View<'a> {
         tls: Option<&'a TlsInfo>,
         http2: Option<&'a Http2Info>,
         requests: &'a [Exchange],
+        same_server: &'a [ConnId],
     ) -> Self {
-        let mut authorities: Vec<(usize, &str)> = Vec::new();
+        let port = default_port(tls.is_some());
+        let mut authorities: Vec<(usize, &str, Authority)> = Vec::new();
         for (i, a) in requests
             .iter()
             .enumerate()
@@ -252,8 +257,12 @@ impl<'a> View<'a> {
             if authorities.len() == MAX_DISTINCT_AUTHORITIES {
                 break;
             }
-            if !authorities.iter().any(|(_, seen)| *seen == a) {
-                authorities.push((i, a));
+            let parsed = Authority::parse(a);
+            if !authorities
+                .iter()
+                .any(|(_, _, seen)| seen.same_origin(&parsed, port))
+            {
+                authorities.push((i, a, parsed));
             }
         }
         View {
@@ -263,8 +272,24 @@ impl<'a> View<'a> {
             http2,
             requests,
             authorities,
-            same_server: &[],
+            same_server,
+            lookups: std::cell::OnceCell::new(),
         }
+    }
+
+    /// The certificate names and ORIGIN set, indexed once for all of the view's findings.
+    fn lookups(&self) -> &(NameSet, OriginSet) {
+        self.lookups.get_or_init(|| {
+            let names = self.tls.map_or(&[][..], |t| &t.server_names);
+            let origins = self
+                .http2
+                .and_then(|h| h.origin_set.as_deref())
+                .unwrap_or_default();
+            (
+                NameSet::new(names),
+                OriginSet::new(origins, self.default_port()),
+            )
+        })
     }
 
     fn sni(&self) -> Option<&str> {
@@ -282,7 +307,7 @@ fn views<'a>(
 ) -> Vec<View<'a>> {
     let mut v = Vec::new();
     for c in conns {
-        let same_server = by_server.get(&c.server).map_or(&[][..], Vec::as_slice);
+        let same_server = same_server(by_server, c);
         // The connection, then what its CONNECT tunnel carried.
         let outer = (false, c.tls.as_deref(), c.http2.as_deref(), &c.requests);
         let inner = c
@@ -290,9 +315,14 @@ fn views<'a>(
             .as_deref()
             .map(|t| (true, t.tls.as_deref(), t.http2.as_deref(), &t.requests));
         for (tunnelled, tls, http2, requests) in std::iter::once(outer).chain(inner) {
-            let mut view = View::new(Endpoints::of(c), tunnelled, tls, http2, requests);
-            view.same_server = same_server;
-            v.push(view);
+            v.push(View::new(
+                Endpoints::of(c),
+                tunnelled,
+                tls,
+                http2,
+                requests,
+                same_server,
+            ));
         }
     }
     v
@@ -311,6 +341,14 @@ fn by_server(conns: &[Box<ConnectionRecord>]) -> HashMap<SocketAddr, Vec<ConnId>
 }
 
 /// Other connections to the server of `id`, from its `by_server` entry.
+/// The first connections to `c`'s server (see `by_server`).
+fn same_server<'a>(
+    by_server: &'a HashMap<SocketAddr, Vec<ConnId>>,
+    c: &ConnectionRecord,
+) -> &'a [ConnId] {
+    by_server.get(&c.server).map_or(&[], Vec::as_slice)
+}
+
 fn others(same_server: &[ConnId], id: ConnId) -> Vec<ConnId> {
     same_server
         .iter()
@@ -338,6 +376,7 @@ pub fn preliminary(
         tls,
         http2,
         requests,
+        &[],
     )];
     let (mut causes, evidence) = assess(&views, 0, i);
     if causes.is_empty() {
@@ -424,10 +463,7 @@ pub fn diagnose(conns: &[Box<ConnectionRecord>]) -> Vec<Finding> {
                 causes: Vec::new(),
                 evidence: Evidence {
                     server: Some(c.server.to_string()),
-                    same_server_connections: others(
-                        by_server.get(&c.server).map_or(&[], Vec::as_slice),
-                        c.id,
-                    ),
+                    same_server_connections: others(same_server(&by_server, c), c.id),
                     ..Evidence::default()
                 },
                 retry: None,
@@ -470,9 +506,9 @@ fn assess(views: &[View<'_>], vi: usize, i: usize) -> (Vec<Cause>, Evidence) {
         Some(a) => v
             .authorities
             .iter()
-            .take_while(|(first, _)| *first < i)
-            .filter(|(_, p)| !Authority::parse(p).same_origin(a, port))
-            .map(|(_, p)| p.to_string())
+            .take_while(|(first, _, _)| *first < i)
+            .filter(|(_, _, p)| !p.same_origin(a, port))
+            .map(|(_, p, _)| p.to_string())
             .take(MAX_LISTED)
             .collect(),
         None => Vec::new(),
@@ -493,21 +529,18 @@ fn assess(views: &[View<'_>], vi: usize, i: usize) -> (Vec<Cause>, Evidence) {
     }
     let names: &[String] = v.tls.map_or(&[], |t| &t.server_names);
     let covers = match (&e.authority, names.is_empty()) {
-        (Some(a), false) => Some(certificate_covers(names, a)),
+        (Some(a), false) => Some(v.lookups().0.covers(a)),
         _ => None,
     };
     let origin_set = v.http2.and_then(|h| h.origin_set.as_ref());
     let in_origin_set = match (origin_set, &authority) {
-        (Some(set), Some(a)) => Some(set.iter().any(|o| {
-            let o = o.split_once("://").map_or(o.as_str(), |(_, rest)| rest);
-            Authority::parse(o).same_origin(a, port)
-        })),
+        (Some(_), Some(a)) => Some(v.lookups().1.contains(a)),
         _ => None,
     };
     let evidence = Evidence {
         tls: v.tls.is_some(),
         alpn: v.tls.and_then(|t| t.alpn.clone()),
-        first_authority: v.authorities.first().map(|(_, a)| a.to_string()),
+        first_authority: v.authorities.first().map(|(_, a, _)| a.to_string()),
         earlier_authorities: earlier,
         host_header,
         certificate_names: names.iter().take(MAX_LISTED).cloned().collect(),
@@ -1059,5 +1092,73 @@ mod tests {
         assert_eq!(e.origin_set.as_ref().unwrap().len(), MAX_LISTED);
         assert_eq!(e.certificate_covers_authority, Some(true));
         assert_eq!(e.in_origin_set, Some(true));
+    }
+
+    #[test]
+    fn spellings_of_one_host_do_not_hide_another() {
+        // 100 spellings of one origin (letter case, trailing dot, explicit port), a request
+        // for another host, then a 421 for the first: the spellings used to fill the 64
+        // authorities kept per connection, the other host was not kept, and the reuse went
+        // unseen.
+        let host = "abcdefgh.example.test";
+        let mut requests: Vec<Exchange> = (0..100u32)
+            .map(|n| {
+                let spelled: String = host
+                    .chars()
+                    .enumerate()
+                    .map(|(i, ch)| match i < 8 && n >> i & 1 == 1 {
+                        true => ch.to_ascii_uppercase(),
+                        false => ch,
+                    })
+                    .collect();
+                let spelled = match n % 3 {
+                    0 => spelled,
+                    1 => format!("{spelled}."),
+                    _ => format!("{spelled}:443"),
+                };
+                get(&spelled, None, i64::from(n), 200)
+            })
+            .collect();
+        requests.push(get("b.example.test", None, 1000, 200));
+        requests.push(get(host, None, 1010, 421));
+        let c = record(1, "10.0.0.1:1000", "10.0.0.9:443", Some(host), requests);
+        let f = diagnose(&[c]);
+        let f = f.iter().find(|f| f.status == Some(421)).unwrap();
+        assert!(causes(f).contains(&"connection_reuse"), "{f:?}");
+        assert_eq!(f.evidence.earlier_authorities, ["b.example.test"]);
+    }
+
+    #[test]
+    fn certificate_names_and_origins_match_as_before() {
+        let names: Vec<String> = ["*.example.test", "exact.test.", "*.com", "[::1]"]
+            .map(String::from)
+            .to_vec();
+        let set = NameSet::new(&names);
+        for (host, covered) in [
+            ("a.example.test", true),
+            ("A.Example.Test.:443", true),
+            ("example.test", false),
+            ("a.b.example.test", false),
+            (".example.test", false),
+            ("exact.test", true),
+            ("x.com", false),
+            ("[::1]:443", true),
+        ] {
+            assert_eq!(set.covers(host), covered, "{host}");
+            assert_eq!(
+                crate::analysis::authority::certificate_covers(&names, host),
+                covered
+            );
+        }
+        let origins = OriginSet::new(
+            &[
+                "https://a.example.test".into(),
+                "https://b.example.test:8443".into(),
+            ],
+            443,
+        );
+        assert!(origins.contains(&Authority::parse("A.example.test:443")));
+        assert!(!origins.contains(&Authority::parse("b.example.test")));
+        assert!(origins.contains(&Authority::parse("b.example.test:8443")));
     }
 }
