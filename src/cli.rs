@@ -225,10 +225,9 @@ impl ReportArgs {
                 k => match Kind::ALL.into_iter().find(|kind| kind.name() == k) {
                     Some(kind) => fail_on.push(kind),
                     None => {
-                        let names: Vec<&str> = Kind::ALL.map(Kind::name).to_vec();
                         return Err(format!(
                             "--fail-on: unknown finding kind {k:?} (use 421, any, or one of {})",
-                            names.join(", ")
+                            Kind::ALL.map(Kind::name).join(", ")
                         ));
                     }
                 },

@@ -297,7 +297,9 @@ impl Reader {
         };
         let b = &mut lane.batch;
         // An empty payload (a pure ACK) needs no chunk kept alive.
-        let in_chunk = place(chunk, seg.payload).filter(|_| !seg.payload.is_empty());
+        let in_chunk = (!seg.payload.is_empty())
+            .then(|| place(chunk, seg.payload))
+            .flatten();
         let payload = match in_chunk {
             Some((start, end)) => Payload::Chunk {
                 chunk: b.chunk(chunk),
@@ -457,7 +459,10 @@ impl Shares {
 const READER_WEIGHT: f64 = 0.2;
 
 /// A hash of a connection's two endpoints that is the same in both directions. Not keyed:
-/// an attacker who steers every connection to one worker only costs the parallelism.
+/// an attacker who steers every connection to one thread costs the parallelism, and also
+/// meets that thread's part of the table limit early (the limit is divided by the threads'
+/// shares: the reading thread's is about a sixth with one worker), so connections are
+/// evicted sooner than `max_connections` says. Each eviction is reported.
 fn flow_hash(a: SocketAddr, b: SocketAddr) -> u64 {
     fn fold(s: SocketAddr) -> u64 {
         let ip = match s.ip() {

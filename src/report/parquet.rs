@@ -31,8 +31,10 @@ use std::sync::Arc;
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// Writes the three tables into `dir`. They replace an earlier run's together, once all
-/// three are written: a failure leaves the directory as it was, never one run's
-/// connections beside another's findings (their uids would not join).
+/// three are written: a failure to write one leaves the directory as it was, never one
+/// run's connections beside another's findings (their uids would not join). Only a rename
+/// that fails after another succeeded (three renames in one directory are not one atomic
+/// step) could still mix them; the error then names the table.
 pub fn write(report: &Report, dir: &Path) -> io::Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| {
         io::Error::new(

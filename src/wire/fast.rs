@@ -11,12 +11,11 @@
 //! result is a large struct, copied at each layer: `memmove` alone was 16% of a one-thread
 //! run) was the largest part of the reading thread's work in a threaded one.
 
-use super::link::{LinkPayload, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+use super::link::{LinkPayload, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_VLAN};
 use super::{Decoded, TcpFlags, TcpSegment, Transport};
 use crate::capture::RawPacket;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-const ETHERTYPE_VLAN: u16 = 0x8100;
 const IPPROTO_TCP: u8 = 6;
 
 /// The TCP segment of `pkt`, whose link header `link` has been read, when it is the plain

@@ -7,6 +7,8 @@
 use crate::capture::LinkType;
 
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
+/// IEEE 802.1Q.
+pub const ETHERTYPE_VLAN: u16 = 0x8100;
 pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 
 /// What follows the link header.

@@ -24,6 +24,7 @@ pub const ETHERTYPE_MPLS_MULTICAST: u16 = 0x8848;
 pub const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
 const ETHERTYPE_IPV4: u16 = super::link::ETHERTYPE_IPV4;
 const ETHERTYPE_IPV6: u16 = super::link::ETHERTYPE_IPV6;
+const ETHERTYPE_VLAN: u16 = super::link::ETHERTYPE_VLAN;
 const ETHERTYPE_ERSPAN_2: u16 = 0x88be;
 const ETHERTYPE_ERSPAN_3: u16 = 0x22eb;
 
@@ -564,7 +565,7 @@ fn is_decoded_ether_type(t: u16) -> bool {
         t,
         ETHERTYPE_IPV4
             | ETHERTYPE_IPV6
-            | 0x8100
+            | ETHERTYPE_VLAN
             | 0x88a8
             | 0x9100
             | ETHERTYPE_MPLS
