@@ -97,6 +97,8 @@ pub struct KeyLog {
     /// All sessions together hold at most this much; `held` is what they hold now.
     hold_total: usize,
     held: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Lines may still be added while traffic is analysed (see [`KeyLog::set_growing`]).
+    growing: bool,
 }
 
 impl fmt::Debug for KeyLog {
@@ -215,6 +217,12 @@ impl KeyLog {
     pub fn set_growing(&mut self, per_session: usize, total: usize) {
         self.hold = per_session;
         self.hold_total = total;
+        self.growing = true;
+    }
+
+    /// Whether a session without keys may still find them later (even with nothing held).
+    pub fn can_grow(&self) -> bool {
+        self.growing
     }
 
     /// See [`KeyLog::set_growing`]; 0 when the key log is complete.

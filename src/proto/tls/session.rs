@@ -100,13 +100,34 @@ struct Held {
     /// capture), in arrival order over both directions, with their capture time.
     waiting: Vec<(Direction, Timestamp, HeldRecord)>,
     waiting_bytes: usize,
-    /// The key log's shared budget the waiting bytes were reserved from (given back on drop).
+    /// The key log's shared budget the waiting bytes were reserved from.
     budget: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
 }
 
 impl Held {
-    fn is_empty(&self) -> bool {
-        self.early.is_empty() && self.waiting.is_empty() && self.waiting_bytes == 0
+    /// Takes the records held for late keys and gives their bytes back to the budget.
+    fn take_waiting(&mut self) -> Vec<(Direction, Timestamp, HeldRecord)> {
+        self.release();
+        std::mem::take(&mut self.waiting)
+    }
+
+    /// Takes the 0-RTT records held until the suite was known.
+    fn take_early(&mut self) -> Vec<HeldRecord> {
+        self.early_bytes = 0;
+        std::mem::take(&mut self.early)
+    }
+
+    fn release(&mut self) {
+        if let Some(b) = &self.budget {
+            b.fetch_sub(self.waiting_bytes, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.waiting_bytes = 0;
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -136,24 +157,22 @@ impl HeldRecord {
     }
 }
 
-/// Decryption state of one direction.
+/// Reading state of one direction.
 #[derive(Default)]
 struct Dir {
     records: RecordReader,
     handshake: HandshakeReader,
-    /// Boxed: most sessions have none (no keys), and it is the largest part of a direction.
-    decrypter: Option<Box<RecordDecrypter>>,
-    /// Boxed for the same reason.
-    secrets: Option<Box<DirSecrets>>,
     /// TLS 1.2: ChangeCipherSpec seen, so later records are protected.
     ccs: bool,
     /// A protected record could not be decrypted (no keys, or failure): nothing more is.
     cannot_decrypt: bool,
 }
 
-/// A direction's key material besides its decrypter.
+/// Key material of one direction.
 #[derive(Default)]
-struct DirSecrets {
+struct DirKeys {
+    /// Boxed so that taking it out for a record moves a pointer.
+    decrypter: Option<Box<RecordDecrypter>>,
     /// TLS 1.2: the key block waiting for this direction's ChangeCipherSpec.
     pending12: Option<keys::TrafficKeys>,
     /// TLS 1.3: the current traffic secret (for KeyUpdate) and the application secret to
@@ -162,21 +181,70 @@ struct DirSecrets {
     app_secret13: Option<Secret>,
 }
 
-impl Dir {
-    fn secrets(&mut self) -> &mut DirSecrets {
-        self.secrets.get_or_insert_with(Box::default)
+/// What decrypting a session takes: the hellos' randoms, the suite, each direction's keys,
+/// and the records held for later. Made at the first hello, and dropped as soon as the
+/// session cannot be decrypted (no keys in a key log that cannot grow, or an unsupported
+/// suite): most sessions of a capture have no keys, and each open one would keep this for
+/// its lifetime.
+#[derive(Default)]
+struct Keying {
+    client: Option<ClientFacts>,
+    server: Option<ServerFacts>,
+    suite: Option<Suite>,
+    c2s: DirKeys,
+    s2c: DirKeys,
+    /// Scratch space for a decrypted record, one for both directions.
+    plain: Vec<u8>,
+    /// 0-RTT: whether the client is still in its early-data epoch.
+    early_active: bool,
+    held: Held,
+    /// More was waiting than the hold allows: the session stays undecrypted.
+    gave_up_waiting: bool,
+}
+
+impl Keying {
+    fn dir_mut(&mut self, dir: Direction) -> &mut DirKeys {
+        match dir {
+            Direction::ClientToServer => &mut self.c2s,
+            Direction::ServerToClient => &mut self.s2c,
+        }
     }
 
-    fn take_pending12(&mut self) -> Option<keys::TrafficKeys> {
-        self.secrets.as_mut()?.pending12.take()
+    fn offers_early_data(&self) -> bool {
+        self.client.is_some_and(|c| c.offers_early_data)
     }
 
-    fn take_app_secret13(&mut self) -> Option<Secret> {
-        self.secrets.as_mut()?.app_secret13.take()
+    fn encrypt_then_mac(&self) -> bool {
+        let cbc = self.suite.is_some_and(|s| s.mac.is_some());
+        cbc && self.client.is_some_and(|c| c.encrypt_then_mac)
+            && self.server.is_some_and(|s| s.encrypt_then_mac)
     }
 
-    fn take_secret13(&mut self) -> Option<Secret> {
-        self.secrets.as_mut()?.secret13.take()
+    /// TLS 1.2: a direction whose ChangeCipherSpec was seen switches to its key block.
+    fn switch12(&mut self, dir: Direction) {
+        let etm = self.encrypt_then_mac();
+        let suite = self.suite;
+        let d = self.dir_mut(dir);
+        if d.decrypter.is_some() {
+            return;
+        }
+        if let (Some(suite), Some(k)) = (suite, d.pending12.take()) {
+            d.decrypter = Some(Box::new(RecordDecrypter::new(
+                suite,
+                k,
+                RecordProtocol::Tls12 {
+                    encrypt_then_mac: etm,
+                },
+            )));
+        }
+    }
+
+    /// Leaves the 0-RTT epoch: the client's records are protected with its handshake keys.
+    fn end_early_data(&mut self, dec: &mut RecordDecrypter) {
+        self.early_active = false;
+        if let (Some(suite), Some(hs)) = (self.suite, &self.c2s.secret13) {
+            dec.rekey(keys::derive_traffic_keys(&suite, hs.bytes()));
+        }
     }
 }
 
@@ -184,29 +252,24 @@ impl Dir {
 pub struct TlsSession {
     c2s: Dir,
     s2c: Dir,
-    // What the hellos said that is needed after them; the rest went into `info`. A whole
-    // ClientHello with its lists was about 0.7 kB per connection, kept for its lifetime.
-    client_hello: Option<ClientFacts>,
-    server_hello: Option<ServerFacts>,
-    suite: Option<Suite>,
+    /// `None` before the first hello and once the session cannot be decrypted.
+    keying: Option<Box<Keying>>,
+    /// A ClientHello was seen (a second one follows a HelloRetryRequest).
+    client_hello_seen: bool,
+    /// The version the ServerHello negotiated (supported_versions, else the legacy field).
+    version: Option<u16>,
     keys_state: KeysState,
     certificate_seen: bool,
-    /// Scratch space for a decrypted record, one for both directions.
-    plain: Vec<u8>,
-    /// 0-RTT: whether the client is still in its early-data epoch.
-    early_active: bool,
-    /// Protected records held until they can be read; most sessions never hold any.
-    held: Option<Box<Held>>,
     /// Capture time of the bytes being read (see [`TlsSession::set_time`]).
     now: Timestamp,
-    /// More was waiting than the hold allows: the session stays undecrypted.
-    gave_up_waiting: bool,
     info: TlsInfo,
     limits: TlsLimits,
     pub anomalies: AnomalyCounts,
 }
 
-/// The ClientHello's facts the session needs once the hello is parsed.
+/// The ClientHello's facts the session needs once the hello is parsed; the rest went into
+/// `info` (a whole ClientHello with its lists was about 0.7 kB, kept for the connection's
+/// lifetime).
 #[derive(Clone, Copy)]
 struct ClientFacts {
     random: [u8; 32],
@@ -234,12 +297,6 @@ struct ServerFacts {
     encrypt_then_mac: bool,
 }
 
-impl Drop for TlsSession {
-    fn drop(&mut self) {
-        self.release_hold();
-    }
-}
-
 /// The bounds of a session (`Limits::max_tls_handshake_message`, `max_tls_early_data`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TlsLimits {
@@ -257,14 +314,15 @@ impl Default for TlsLimits {
     }
 }
 
-#[derive(Default, Clone, PartialEq, Eq)]
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
 enum KeysState {
     /// ClientHello and ServerHello not both seen yet.
     #[default]
     Waiting,
     NoKeys,
     Ready,
-    Failed(String),
+    /// Keys cannot be used; `TlsInfo::decryption` says why.
+    Failed,
 }
 
 /// Decrypted application data (or a loss in it) handed to the next parser.
@@ -281,9 +339,10 @@ const SCRATCH_KEEP: usize = 2048;
 impl TlsSession {
     /// A session bounded by `limits`.
     pub fn new(limits: TlsLimits) -> Self {
-        let mut session = TlsSession::default();
-        session.limits = limits;
-        session
+        TlsSession {
+            limits,
+            ..TlsSession::default()
+        }
     }
 
     /// Takes bytes of one direction in order.
@@ -320,8 +379,8 @@ impl TlsSession {
         }
     }
 
-    /// What is known so far (handshake facts and record counters; decryption status only at
-    /// the end).
+    /// What is known so far: handshake facts and record counters. The decryption status is
+    /// final only at the end.
     pub fn info(&self) -> &TlsInfo {
         &self.info
     }
@@ -330,10 +389,10 @@ impl TlsSession {
     pub fn finish(mut self) -> (TlsInfo, AnomalyCounts) {
         let (c, s) = (&self.c2s, &self.s2c);
         let (ci, si) = (&self.info.client_to_server, &self.info.server_to_client);
-        self.info.decryption = match &self.keys_state {
-            KeysState::Waiting => "not_applicable".to_string(),
-            KeysState::NoKeys => "no_keys".to_string(),
-            KeysState::Failed(why) => format!("failed: {why}"),
+        let decryption = match self.keys_state {
+            KeysState::Waiting => Some("not_applicable".to_string()),
+            KeysState::NoKeys => Some("no_keys".to_string()),
+            KeysState::Failed => None,
             KeysState::Ready => {
                 let failed: Vec<String> = [
                     (Direction::ClientToServer, c, ci),
@@ -349,13 +408,16 @@ impl TlsSession {
                     )
                 })
                 .collect();
-                if failed.is_empty() {
+                Some(if failed.is_empty() {
                     "decrypted".to_string()
                 } else {
                     format!("failed: {}", failed.join("; "))
-                }
+                })
             }
         };
+        if let Some(d) = decryption {
+            self.info.decryption = d;
+        }
         self.info.decrypted = self.keys_state == KeysState::Ready
             && !c.cannot_decrypt
             && !s.cannot_decrypt
@@ -378,9 +440,40 @@ impl TlsSession {
         }
     }
 
+    /// The key state of a direction, while the session has any.
+    fn keys_mut(&mut self, dir: Direction) -> Option<&mut DirKeys> {
+        Some(self.keying.as_deref_mut()?.dir_mut(dir))
+    }
+
+    /// Where a hello's facts go: made at the first hello, not again once the session
+    /// cannot be decrypted.
+    fn keying_for_hello(&mut self) -> Option<&mut Keying> {
+        if self.keying.is_none() && self.keys_state == KeysState::Waiting {
+            self.keying = Some(Box::default());
+        }
+        self.keying.as_deref_mut()
+    }
+
     /// Whether the ServerHello negotiated TLS 1.3 (known with or without keys).
     fn tls13(&self) -> bool {
-        self.server_hello.is_some_and(|s| s.version == 0x0304)
+        self.version == Some(0x0304)
+    }
+
+    /// No keys for this session: unless the key log can still bring them, nothing needed
+    /// only for decryption is kept.
+    fn no_keys(&mut self, keylog: &KeyLog) {
+        self.keys_state = KeysState::NoKeys;
+        if !keylog.can_grow() {
+            self.keying = None;
+        }
+    }
+
+    /// The keys cannot be used, for good.
+    fn keys_failed(&mut self, why: String) {
+        self.anomalies.add(Anomaly::TlsUnsupported);
+        self.keys_state = KeysState::Failed;
+        self.info.decryption = format!("failed: {why}");
+        self.keying = None;
     }
 
     fn stop(
@@ -396,10 +489,14 @@ impl TlsSession {
         }
         info.stopped = Some(why.to_string());
         d.records.stop(RecordError::NotTls);
-        if d.decrypter.is_some() || d.secrets.as_ref().is_some_and(|s| s.pending12.is_some()) {
-            d.cannot_decrypt = true;
+        let had_keys = self.keys_mut(dir).is_some_and(|k| {
+            let had = k.decrypter.is_some() || k.pending12.is_some();
+            k.decrypter = None;
+            had
+        });
+        if had_keys {
+            self.dir_mut(dir).cannot_decrypt = true;
         }
-        d.decrypter = None;
         self.anomalies.add(anomaly);
         out(dir, AppData::Lost);
     }
@@ -428,60 +525,46 @@ impl TlsSession {
         keylog: &KeyLog,
         out: &mut dyn FnMut(Direction, AppData<'_>),
     ) {
-        let tls13 = self.tls13();
-        let d = self.dir_mut(dir);
-        let protected = if tls13 {
+        let protected = if self.tls13() {
             // RFC 8446 §5: once keys are in use, every record but the compatibility
             // ChangeCipherSpec is application_data on the outside.
             rec.content_type == record::APPLICATION_DATA
         } else {
-            d.ccs
+            self.dir_mut(dir).ccs
         };
         if rec.content_type == record::CHANGE_CIPHER_SPEC {
             // Only a ServerHello that negotiated TLS 1.2 makes a ChangeCipherSpec meaningful;
             // otherwise it is TLS 1.3's compatibility record (RFC 8446 §D.4), e.g. after a
             // HelloRetryRequest or after a 0-RTT ClientHello.
-            let tls12 = self.server_hello.is_some_and(|s| s.version < 0x0304);
-            if tls12 {
-                let d = self.dir_mut(dir);
-                d.ccs = true;
-                if let Some(k) = d.take_pending12() {
-                    if let Some(suite) = self.suite {
-                        let etm = self.encrypt_then_mac();
-                        let d = self.dir_mut(dir);
-                        d.decrypter = Some(Box::new(RecordDecrypter::new(
-                            suite,
-                            k,
-                            RecordProtocol::Tls12 {
-                                encrypt_then_mac: etm,
-                            },
-                        )));
-                    }
+            if self.version.is_some_and(|v| v < 0x0304) {
+                self.dir_mut(dir).ccs = true;
+                if let Some(k) = self.keying.as_deref_mut() {
+                    k.switch12(dir);
                 }
                 self.resumption_check(dir);
             }
             return;
         }
         if dir == Direction::ClientToServer
-            && self.server_hello.is_none()
+            && self.version.is_none()
             && rec.content_type == record::APPLICATION_DATA
-            && self.offers_early_data()
         {
-            // 0-RTT data before the ServerHello: which suite protects it is not known yet.
-            let max = self.limits.max_early_data;
-            let held = self.held.get_or_insert_with(Box::default);
-            if held.early_bytes + rec.fragment.len() <= max {
-                held.early_bytes += rec.fragment.len();
-                held.early.push(HeldRecord::of(&rec));
-            } else {
-                self.stop(
-                    dir,
-                    "more 0-RTT data than is held",
-                    Anomaly::TlsDecryptFailed,
-                    out,
-                );
+            if let Some(k) = self.keying.as_deref_mut().filter(|k| k.offers_early_data()) {
+                // 0-RTT data before the ServerHello: which suite protects it is not known yet.
+                let held = &mut k.held;
+                if held.early_bytes + rec.fragment.len() <= self.limits.max_early_data {
+                    held.early_bytes += rec.fragment.len();
+                    held.early.push(HeldRecord::of(&rec));
+                } else {
+                    self.stop(
+                        dir,
+                        "more 0-RTT data than is held",
+                        Anomaly::TlsDecryptFailed,
+                        out,
+                    );
+                }
+                return;
             }
-            return;
         }
         if !protected {
             self.plaintext(dir, rec.content_type, rec.fragment, keylog, out);
@@ -493,9 +576,25 @@ impl TlsSession {
         {
             return;
         }
+        self.decrypt(dir, rec, keylog, out);
+    }
+
+    /// A protected record: decrypted with its direction's keys, or the direction's
+    /// plaintext is lost.
+    fn decrypt(
+        &mut self,
+        dir: Direction,
+        rec: Record<'_>,
+        keylog: &KeyLog,
+        out: &mut dyn FnMut(Direction, AppData<'_>),
+    ) {
         let keys_ready = self.keys_state == KeysState::Ready;
-        let (d, info) = self.side(dir);
-        let Some(mut dec) = d.decrypter.take() else {
+        let found = self.keying.as_deref_mut().and_then(|k| {
+            let dec = k.dir_mut(dir).decrypter.take()?;
+            Some((k, dec))
+        });
+        let Some((k, mut dec)) = found else {
+            let (d, info) = self.side(dir);
             if !d.cannot_decrypt {
                 d.cannot_decrypt = true;
                 if keys_ready {
@@ -507,26 +606,23 @@ impl TlsSession {
             }
             return;
         };
-        let mut plain = std::mem::take(&mut self.plain);
+        let mut plain = std::mem::take(&mut k.plain);
         plain.clear();
         let mut result = dec.decrypt(rec.content_type, rec.version, rec.fragment, &mut plain);
-        if dir == Direction::ClientToServer
-            && self.early_active
-            && self.info.early_data.is_none()
-            && result.is_ok()
-        {
+        let early = dir == Direction::ClientToServer && k.early_active;
+        if early && self.info.early_data.is_none() && result.is_ok() {
             self.info.early_data = Some("decrypted".into());
         }
-        if result.is_err() && dir == Direction::ClientToServer && self.early_active {
+        if result.is_err() && early {
             // The server refused 0-RTT, so the client moved on to handshake keys without an
             // EndOfEarlyData (RFC 8446 §4.2.10).
-            self.end_early_data(&mut dec);
+            k.end_early_data(&mut dec);
             result = dec.decrypt(rec.content_type, rec.version, rec.fragment, &mut plain);
         }
         match result {
             Ok(inner) => {
-                self.dir_mut(dir).decrypter = Some(dec);
-                if tls13
+                k.dir_mut(dir).decrypter = Some(dec);
+                if self.tls13()
                     && rec.content_type == record::APPLICATION_DATA
                     && inner != record::APPLICATION_DATA
                 {
@@ -546,15 +642,19 @@ impl TlsSession {
         }
         // Keep the scratch buffer only while it is small: thousands of idle connections must
         // not each hold a record-sized one.
-        if plain.capacity() <= SCRATCH_KEEP {
-            self.plain = plain;
+        if let Some(k) = self
+            .keying
+            .as_deref_mut()
+            .filter(|_| plain.capacity() <= SCRATCH_KEEP)
+        {
+            k.plain = plain;
         }
     }
 
     /// Whether the key log has every secret this session needs (a growing key log may have
     /// some of a session's lines and not yet the rest).
     fn has_keys_now(&self, keylog: &KeyLog) -> bool {
-        let (Some(ch), Some(sh)) = (&self.client_hello, &self.server_hello) else {
+        let Some((ch, sh)) = self.keying.as_deref().and_then(|k| k.client.zip(k.server)) else {
             return false;
         };
         let Some(s) = keylog.get(&ch.random) else {
@@ -573,19 +673,21 @@ impl TlsSession {
     /// Holds a protected record until the keys come; false when the limit is reached (the
     /// held records are then given up and the session stays undecrypted).
     fn hold(&mut self, dir: Direction, rec: &Record<'_>, keylog: &KeyLog) -> bool {
-        if self.gave_up_waiting {
+        let Some(k) = self.keying.as_deref_mut() else {
+            return false;
+        };
+        if k.gave_up_waiting {
             return false;
         }
         let n = rec.fragment.len();
-        let waiting = self.held.as_ref().map_or(0, |h| h.waiting_bytes);
-        let reserved = if waiting + n <= keylog.hold_for_keys() {
+        let reserved = if k.held.waiting_bytes + n <= keylog.hold_for_keys() {
             keylog.reserve_hold(n)
         } else {
             None
         };
         let Some(budget) = reserved else {
-            self.gave_up_waiting = true;
-            self.take_waiting();
+            k.gave_up_waiting = true;
+            k.held.take_waiting();
             for info in [
                 &mut self.info.client_to_server,
                 &mut self.info.server_to_client,
@@ -598,54 +700,11 @@ impl TlsSession {
             return false;
         };
         let now = self.now;
-        let held = self.held.get_or_insert_with(Box::default);
+        let held = &mut k.held;
         held.budget = Some(budget);
         held.waiting_bytes += n;
         held.waiting.push((dir, now, HeldRecord::of(rec)));
         true
-    }
-
-    /// Gives the held bytes back to the key log's budget.
-    fn release_hold(&mut self) {
-        if let Some(h) = &mut self.held {
-            if let Some(b) = &h.budget {
-                b.fetch_sub(h.waiting_bytes, std::sync::atomic::Ordering::Relaxed);
-            }
-            h.waiting_bytes = 0;
-        }
-    }
-
-    /// The records held for late keys, their bytes given back to the key log's budget.
-    fn take_waiting(&mut self) -> Vec<(Direction, Timestamp, HeldRecord)> {
-        self.release_hold();
-        let waiting = self
-            .held
-            .as_mut()
-            .map(|h| std::mem::take(&mut h.waiting))
-            .unwrap_or_default();
-        self.tidy_held();
-        waiting
-    }
-
-    /// The 0-RTT records held until the suite was known.
-    fn take_early(&mut self) -> Vec<HeldRecord> {
-        let early = self
-            .held
-            .as_mut()
-            .map(|h| {
-                h.early_bytes = 0;
-                std::mem::take(&mut h.early)
-            })
-            .unwrap_or_default();
-        self.tidy_held();
-        early
-    }
-
-    /// Frees the hold once it is empty.
-    fn tidy_held(&mut self) {
-        if self.held.as_ref().is_some_and(|h| h.is_empty()) {
-            self.held = None;
-        }
     }
 
     /// Capture time of the bytes the next calls read: held records keep it, so what they
@@ -671,28 +730,28 @@ impl TlsSession {
         if !self.keys_now_available(keylog) {
             return;
         }
+        // Taken first: a suite that turns out unusable drops the keying, and what was held
+        // is then read as undecryptable.
+        let waiting = self
+            .keying
+            .as_deref_mut()
+            .map(|k| k.held.take_waiting())
+            .unwrap_or_default();
         self.keys_state = KeysState::Waiting;
         self.setup_keys(keylog, out);
-        // A TLS 1.2 ChangeCipherSpec already seen switches its direction now.
-        if let Some(suite) = self.suite {
-            let etm = self.encrypt_then_mac();
-            for dir in [Direction::ClientToServer, Direction::ServerToClient] {
-                let d = self.dir_mut(dir);
-                if d.ccs && d.decrypter.is_none() {
-                    if let Some(k) = d.take_pending12() {
-                        d.decrypter = Some(Box::new(RecordDecrypter::new(
-                            suite,
-                            k,
-                            RecordProtocol::Tls12 {
-                                encrypt_then_mac: etm,
-                            },
-                        )));
-                    }
+        if let Some(k) = self.keying.as_deref_mut() {
+            // A TLS 1.2 ChangeCipherSpec already seen switches its direction now.
+            for (dir, d) in [
+                (Direction::ClientToServer, &self.c2s),
+                (Direction::ServerToClient, &self.s2c),
+            ] {
+                if d.ccs {
+                    k.switch12(dir);
                 }
             }
         }
         let now = clock.get();
-        for (dir, at, held) in self.take_waiting() {
+        for (dir, at, held) in waiting {
             clock.set(at);
             self.handle(dir, held.record(), keylog, out);
         }
@@ -719,14 +778,13 @@ impl TlsSession {
                     self.anomalies.add(Anomaly::TlsHandshakeLimit);
                 }
             }
-            record::APPLICATION_DATA => {
-                let (d, info) = self.side(dir);
-                // Without a decrypter: application data in clear before any key change, not a
-                // TLS peer's doing (counted with the records as they came).
-                if d.decrypter.is_some() {
-                    info.decrypted_bytes += data.len() as u64;
-                    out(dir, AppData::Data(data));
-                }
+            // Without a decrypter: application data in clear before any key change, not a TLS
+            // peer's doing (counted with the records as they came).
+            record::APPLICATION_DATA
+                if self.keys_mut(dir).is_some_and(|k| k.decrypter.is_some()) =>
+            {
+                self.side(dir).1.decrypted_bytes += data.len() as u64;
+                out(dir, AppData::Data(data));
             }
             record::ALERT => {
                 if let [level, desc, ..] = data {
@@ -798,33 +856,41 @@ impl TlsSession {
                     Err(e) => self.anomalies.add(e.anomaly()),
                 }
             }
-            (Direction::ClientToServer, ht::END_OF_EARLY_DATA) if self.early_active => {
-                if let Some(mut dec) = self.c2s.decrypter.take() {
-                    self.end_early_data(&mut dec);
-                    self.c2s.decrypter = Some(dec);
+            (Direction::ClientToServer, ht::END_OF_EARLY_DATA) => {
+                if let Some(k) = self.keying.as_deref_mut().filter(|k| k.early_active) {
+                    if let Some(mut dec) = k.c2s.decrypter.take() {
+                        k.end_early_data(&mut dec);
+                        k.c2s.decrypter = Some(dec);
+                    }
                 }
             }
             (_, ht::FINISHED) if self.tls13() => {
                 // RFC 8446 §7.2: after its Finished, a side protects with application keys.
-                let suite = self.suite;
-                let d = self.dir_mut(dir);
-                if let (Some(suite), Some(secret)) = (suite, d.take_app_secret13()) {
+                let Some(k) = self.keying.as_deref_mut() else {
+                    return;
+                };
+                let suite = k.suite;
+                let d = k.dir_mut(dir);
+                if let (Some(suite), Some(secret)) = (suite, d.app_secret13.take()) {
                     if let Some(dec) = d.decrypter.as_mut() {
                         dec.rekey(keys::derive_traffic_keys(&suite, secret.bytes()));
                     }
-                    d.secrets().secret13 = Some(secret);
+                    d.secret13 = Some(secret);
                 }
             }
             (_, ht::KEY_UPDATE) if self.tls13() => {
-                let suite = self.suite;
-                let (d, info) = self.side(dir);
-                info.key_updates += 1;
-                if let (Some(suite), Some(current)) = (suite, d.take_secret13()) {
+                self.side(dir).1.key_updates += 1;
+                let Some(k) = self.keying.as_deref_mut() else {
+                    return;
+                };
+                let suite = k.suite;
+                let d = k.dir_mut(dir);
+                if let (Some(suite), Some(current)) = (suite, d.secret13.take()) {
                     let next = keys::next_traffic_secret(suite.hash, current.bytes());
                     if let Some(dec) = d.decrypter.as_mut() {
                         dec.rekey(keys::derive_traffic_keys(&suite, next.bytes()));
                     }
-                    d.secrets().secret13 = Some(next);
+                    d.secret13 = Some(next);
                 }
             }
             _ => {}
@@ -837,11 +903,15 @@ impl TlsSession {
         keylog: &KeyLog,
         out: &mut dyn FnMut(Direction, AppData<'_>),
     ) {
-        if self.client_hello.is_some() {
+        let facts = ClientFacts::of(&ch);
+        if let Some(k) = self.keying_for_hello() {
+            k.client = Some(facts);
+        }
+        if self.client_hello_seen {
             // The second ClientHello after a HelloRetryRequest: same random (RFC 8446 §4.1.2).
-            self.client_hello = Some(ClientFacts::of(&ch));
             return;
         }
+        self.client_hello_seen = true;
         let i = &mut self.info;
         // Clones, not moves: the hello's lists were grown by pushing, their copies are
         // exact-sized, and they stay for the connection's lifetime.
@@ -861,7 +931,6 @@ impl TlsSession {
         i.resumption_offered = ch.psk_offered
             || ch.session_ticket
             || (ch.session_id_len > 0 && ch.supported_versions.is_empty());
-        self.client_hello = Some(ClientFacts::of(&ch));
         self.setup_keys(keylog, out);
     }
 
@@ -885,12 +954,15 @@ impl TlsSession {
         if version == 0x0304 && sh.psk_accepted {
             self.info.resumed = true;
         }
-        self.server_hello = Some(ServerFacts {
-            random: sh.random,
-            version,
-            cipher_suite: sh.cipher_suite,
-            encrypt_then_mac: sh.encrypt_then_mac,
-        });
+        self.version = Some(version);
+        if let Some(k) = self.keying_for_hello() {
+            k.server = Some(ServerFacts {
+                random: sh.random,
+                version,
+                cipher_suite: sh.cipher_suite,
+                encrypt_then_mac: sh.encrypt_then_mac,
+            });
+        }
         self.setup_keys(keylog, out);
     }
 
@@ -900,35 +972,12 @@ impl TlsSession {
         }
     }
 
-    fn offers_early_data(&self) -> bool {
-        self.client_hello.is_some_and(|c| c.offers_early_data)
-    }
-
-    /// Leaves the 0-RTT epoch: the client's records are protected with its handshake keys.
-    fn end_early_data(&mut self, dec: &mut RecordDecrypter) {
-        self.early_active = false;
-        let hs = self.c2s.secrets.as_ref().and_then(|s| s.secret13.as_ref());
-        if let (Some(suite), Some(hs)) = (self.suite, hs) {
-            dec.rekey(keys::derive_traffic_keys(&suite, hs.bytes()));
-        }
-    }
-
     /// TLS 1.2 resumption: the server's ChangeCipherSpec came without a Certificate (an
     /// abbreviated handshake, RFC 5246 §7.3).
     fn resumption_check(&mut self, dir: Direction) {
-        if dir == Direction::ServerToClient
-            && !self.tls13()
-            && !self.certificate_seen
-            && self.server_hello.is_some()
-        {
+        if dir == Direction::ServerToClient && !self.tls13() && !self.certificate_seen {
             self.info.resumed = true;
         }
-    }
-
-    fn encrypt_then_mac(&self) -> bool {
-        let cbc = self.suite.is_some_and(|s| s.mac.is_some());
-        cbc && self.client_hello.is_some_and(|c| c.encrypt_then_mac)
-            && self.server_hello.is_some_and(|s| s.encrypt_then_mac)
     }
 
     /// Once both hellos are known: find the session's secrets and prepare decryption.
@@ -936,32 +985,32 @@ impl TlsSession {
         if self.keys_state != KeysState::Waiting {
             return;
         }
-        let (Some(ch), Some(sh)) = (&self.client_hello, &self.server_hello) else {
+        let Some((ch, sh)) = self.keying.as_deref().and_then(|k| k.client.zip(k.server)) else {
             return;
         };
-        let (client_random, server_random) = (ch.random, sh.random);
-        let (version, suite_id) = (sh.version, sh.cipher_suite);
         // A growing key log may have only some of this session's lines yet: wait for all.
         let incomplete = keylog.hold_for_keys() > 0 && !self.has_keys_now(keylog);
-        let Some(secrets) = keylog.get(&client_random).filter(|_| !incomplete) else {
-            self.keys_state = KeysState::NoKeys;
+        let Some(secrets) = keylog.get(&ch.random).filter(|_| !incomplete) else {
+            self.no_keys(keylog);
             return;
         };
+        let (version, suite_id) = (sh.version, sh.cipher_suite);
         let Some(suite) = keys::suite(suite_id).filter(|s| s.tls13 == (version == 0x0304)) else {
-            self.anomalies.add(Anomaly::TlsUnsupported);
-            self.keys_state =
-                KeysState::Failed(format!("cipher suite 0x{suite_id:04x} is not supported"));
+            self.keys_failed(format!("cipher suite 0x{suite_id:04x} is not supported"));
             return;
         };
-        self.suite = Some(suite);
         match version {
             0x0304 => {
                 let (Some(c_hs), Some(s_hs)) =
                     (&secrets.client_handshake, &secrets.server_handshake)
                 else {
-                    self.keys_state = KeysState::NoKeys;
+                    self.no_keys(keylog);
                     return;
                 };
+                let Some(k) = self.keying.as_deref_mut() else {
+                    return;
+                };
+                k.suite = Some(suite);
                 for (dir, hs, app) in [
                     (
                         Direction::ClientToServer,
@@ -974,28 +1023,27 @@ impl TlsSession {
                         secrets.server_traffic_0.clone(),
                     ),
                 ] {
-                    let d = self.dir_mut(dir);
-                    d.decrypter = Some(Box::new(RecordDecrypter::new(
-                        suite,
-                        keys::derive_traffic_keys(&suite, hs.bytes()),
-                        RecordProtocol::Tls13,
-                    )));
-                    d.secrets = Some(Box::new(DirSecrets {
+                    *k.dir_mut(dir) = DirKeys {
+                        decrypter: Some(Box::new(RecordDecrypter::new(
+                            suite,
+                            keys::derive_traffic_keys(&suite, hs.bytes()),
+                            RecordProtocol::Tls13,
+                        ))),
                         pending12: None,
                         secret13: Some(hs),
                         app_secret13: app,
-                    }));
+                    };
                 }
                 self.keys_state = KeysState::Ready;
                 // 0-RTT: the client's first protected records use the early traffic secret.
-                let stash = self.take_early();
-                if let (true, Some(early)) = (self.offers_early_data(), &secrets.client_early) {
-                    if let Some(dec) = self.c2s.decrypter.as_mut() {
+                let stash = k.held.take_early();
+                if let (true, Some(early)) = (k.offers_early_data(), &secrets.client_early) {
+                    if let Some(dec) = k.c2s.decrypter.as_mut() {
                         dec.rekey(keys::derive_traffic_keys(&suite, early.bytes()));
-                        self.early_active = true;
+                        k.early_active = true;
                     }
                 }
-                if self.early_active {
+                if k.early_active {
                     for held in stash {
                         self.handle(Direction::ClientToServer, held.record(), keylog, out);
                     }
@@ -1006,19 +1054,20 @@ impl TlsSession {
             }
             0x0303 => {
                 let Some(ms) = &secrets.master_secret else {
-                    self.keys_state = KeysState::NoKeys;
+                    self.no_keys(keylog);
+                    return;
+                };
+                let Some(k) = self.keying.as_deref_mut() else {
                     return;
                 };
                 let (client, server) =
-                    keys::tls12_key_block(&suite, ms.bytes(), &client_random, &server_random);
-                self.c2s.secrets().pending12 = Some(client);
-                self.s2c.secrets().pending12 = Some(server);
+                    keys::tls12_key_block(&suite, ms.bytes(), &ch.random, &sh.random);
+                k.suite = Some(suite);
+                k.c2s.pending12 = Some(client);
+                k.s2c.pending12 = Some(server);
                 self.keys_state = KeysState::Ready;
             }
-            v => {
-                self.anomalies.add(Anomaly::TlsUnsupported);
-                self.keys_state = KeysState::Failed(format!("{} is not supported", TlsVersion(v)));
-            }
+            v => self.keys_failed(format!("{} is not supported", TlsVersion(v))),
         }
     }
 }
@@ -1027,5 +1076,60 @@ fn dir_name(d: Direction) -> &'static str {
     match d {
         Direction::ClientToServer => "client to server",
         Direction::ServerToClient => "server to client",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handshake_record(msg_type: u8, body: &[u8]) -> Vec<u8> {
+        let len = u32::try_from(body.len()).unwrap().to_be_bytes();
+        let mut msg = vec![msg_type, len[1], len[2], len[3]];
+        msg.extend_from_slice(body);
+        let mut rec = vec![record::HANDSHAKE, 3, 1];
+        rec.extend_from_slice(&u16::try_from(msg.len()).unwrap().to_be_bytes());
+        rec.extend(msg);
+        rec
+    }
+
+    /// A TLS 1.3 handshake's hellos, the ServerHello choosing TLS_AES_128_GCM_SHA256.
+    fn hellos() -> (Vec<u8>, Vec<u8>) {
+        let mut ch = vec![3, 3];
+        ch.extend_from_slice(&[7; 32]);
+        ch.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
+        let mut sh = vec![3, 3];
+        sh.extend_from_slice(&[8; 32]);
+        // No session id, the suite, no compression, supported_versions = TLS 1.3.
+        sh.extend_from_slice(&[0, 0x13, 0x01, 0, 0, 6, 0, 0x2b, 0, 2, 3, 4]);
+        (
+            handshake_record(ht::CLIENT_HELLO, &ch),
+            handshake_record(ht::SERVER_HELLO, &sh),
+        )
+    }
+
+    fn handshake(keylog: &KeyLog) -> TlsSession {
+        let (ch, sh) = hellos();
+        let mut s = TlsSession::new(TlsLimits::default());
+        s.data(Direction::ClientToServer, &ch, keylog, &mut |_, _| {});
+        assert!(s.keying.is_some(), "made at the ClientHello");
+        s.data(Direction::ServerToClient, &sh, keylog, &mut |_, _| {});
+        assert_eq!(s.info().version, Some(TlsVersion(0x0304)));
+        s
+    }
+
+    /// Most sessions of a capture have no keys: once that is certain, the session keeps
+    /// nothing for decryption. A key log that may still grow keeps it for the late keys.
+    #[test]
+    fn key_state_is_dropped_only_when_keys_cannot_come() {
+        let s = handshake(&KeyLog::default());
+        assert!(s.keying.is_none());
+        assert_eq!(s.finish().0.decryption, "no_keys");
+
+        let mut growing = KeyLog::default();
+        growing.set_growing(0, 0);
+        let s = handshake(&growing);
+        assert!(s.keying.is_some());
+        assert_eq!(s.finish().0.decryption, "no_keys");
     }
 }
