@@ -228,14 +228,26 @@ struct View<'a> {
     tls: Option<&'a TlsInfo>,
     http2: Option<&'a Http2Info>,
     requests: &'a [Exchange],
-    /// Request authorities of distinct origins in order of first appearance, as sent, with
-    /// that request's index (at most `MAX_DISTINCT_AUTHORITIES`): computed once, not per
-    /// finding. Distinct by origin, so spellings of one host cannot fill the list.
-    authorities: Vec<(usize, &'a str, Authority)>,
     /// The first `MAX_LISTED + 1` connections to this server (this one among them).
     same_server: &'a [ConnId],
-    /// The certificate names and ORIGIN set indexed, made at the view's first finding.
-    lookups: std::cell::OnceCell<(NameSet, OriginSet)>,
+    /// Made at the view's first finding: most views have none, and every connection has a
+    /// view while the diagnosis runs.
+    index: std::cell::OnceCell<Box<Index<'a>>>,
+}
+
+/// Every connection's views. Each is boxed: the diagnosis runs when the connections' own
+/// state has just been freed, and a view takes the place of a freed piece, where one list
+/// of them all (117k views, 16 MB on a 100k-connection capture) would be new memory.
+type Views<'a> = [Box<View<'a>>];
+
+/// What a view's findings look up, computed once for all of them.
+struct Index<'a> {
+    /// Request authorities of distinct origins in order of first appearance, as sent, with
+    /// that request's index (at most `MAX_DISTINCT_AUTHORITIES`). Distinct by origin, so
+    /// spellings of one host cannot fill the list.
+    authorities: Vec<(usize, &'a str, Authority)>,
+    names: NameSet,
+    origins: OriginSet,
 }
 
 impl<'a> View<'a> {
@@ -247,48 +259,48 @@ impl<'a> View<'a> {
         requests: &'a [Exchange],
         same_server: &'a [ConnId],
     ) -> Self {
-        let port = default_port(tls.is_some());
-        let mut authorities: Vec<(usize, &str, Authority)> = Vec::new();
-        for (i, a) in requests
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| Some((i, r.authority.as_deref()?)))
-        {
-            if authorities.len() == MAX_DISTINCT_AUTHORITIES {
-                break;
-            }
-            let parsed = Authority::parse(a);
-            if !authorities
-                .iter()
-                .any(|(_, _, seen)| seen.same_origin(&parsed, port))
-            {
-                authorities.push((i, a, parsed));
-            }
-        }
         View {
             conn,
             in_tunnel,
             tls,
             http2,
             requests,
-            authorities,
             same_server,
-            lookups: std::cell::OnceCell::new(),
+            index: std::cell::OnceCell::new(),
         }
     }
 
-    /// The certificate names and ORIGIN set, indexed once for all of the view's findings.
-    fn lookups(&self) -> &(NameSet, OriginSet) {
-        self.lookups.get_or_init(|| {
+    fn index(&self) -> &Index<'a> {
+        self.index.get_or_init(|| {
+            let port = self.default_port();
+            let mut authorities: Vec<(usize, &str, Authority)> = Vec::new();
+            for (i, a) in self
+                .requests
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| Some((i, r.authority.as_deref()?)))
+            {
+                if authorities.len() == MAX_DISTINCT_AUTHORITIES {
+                    break;
+                }
+                let parsed = Authority::parse(a);
+                if !authorities
+                    .iter()
+                    .any(|(_, _, seen)| seen.same_origin(&parsed, port))
+                {
+                    authorities.push((i, a, parsed));
+                }
+            }
             let names = self.tls.map_or(&[][..], |t| &t.server_names);
             let origins = self
                 .http2
                 .and_then(|h| h.origin_set.as_deref())
                 .unwrap_or_default();
-            (
-                NameSet::new(names),
-                OriginSet::new(origins, self.default_port()),
-            )
+            Box::new(Index {
+                authorities,
+                names: NameSet::new(names),
+                origins: OriginSet::new(origins, port),
+            })
         })
     }
 
@@ -304,7 +316,7 @@ impl<'a> View<'a> {
 fn views<'a>(
     conns: &'a [Box<ConnectionRecord>],
     by_server: &'a HashMap<SocketAddr, Vec<ConnId>>,
-) -> Vec<View<'a>> {
+) -> Vec<Box<View<'a>>> {
     let mut v = Vec::new();
     for c in conns {
         let same_server = same_server(by_server, c);
@@ -315,14 +327,14 @@ fn views<'a>(
             .as_deref()
             .map(|t| (true, t.tls.as_deref(), t.http2.as_deref(), &t.requests));
         for (tunnelled, tls, http2, requests) in std::iter::once(outer).chain(inner) {
-            v.push(View::new(
+            v.push(Box::new(View::new(
                 Endpoints::of(c),
                 tunnelled,
                 tls,
                 http2,
                 requests,
                 same_server,
-            ));
+            )));
         }
     }
     v
@@ -370,14 +382,14 @@ pub fn preliminary(
     i: usize,
 ) -> Option<Finding> {
     requests.get(i)?;
-    let views = [View::new(
+    let views = [Box::new(View::new(
         Endpoints { id, client, server },
         false,
         tls,
         http2,
         requests,
         &[],
-    )];
+    ))];
     let (mut causes, evidence) = assess(&views, 0, i);
     if causes.is_empty() {
         causes.push(Cause::Unexplained);
@@ -485,7 +497,7 @@ pub fn diagnose(conns: &[Box<ConnectionRecord>]) -> Vec<Finding> {
 }
 
 /// The evidence and the causes that hold for request `i` of view `vi`.
-fn assess(views: &[View<'_>], vi: usize, i: usize) -> (Vec<Cause>, Evidence) {
+fn assess(views: &Views<'_>, vi: usize, i: usize) -> (Vec<Cause>, Evidence) {
     let Some(v) = views.get(vi) else {
         return (vec![Cause::Unexplained], Evidence::default());
     };
@@ -504,6 +516,7 @@ fn assess(views: &[View<'_>], vi: usize, i: usize) -> (Vec<Cause>, Evidence) {
     }
     let earlier: Vec<String> = match &authority {
         Some(a) => v
+            .index()
             .authorities
             .iter()
             .take_while(|(first, _, _)| *first < i)
@@ -529,18 +542,18 @@ fn assess(views: &[View<'_>], vi: usize, i: usize) -> (Vec<Cause>, Evidence) {
     }
     let names: &[String] = v.tls.map_or(&[], |t| &t.server_names);
     let covers = match (&e.authority, names.is_empty()) {
-        (Some(a), false) => Some(v.lookups().0.covers(a)),
+        (Some(a), false) => Some(v.index().names.covers(a)),
         _ => None,
     };
     let origin_set = v.http2.and_then(|h| h.origin_set.as_ref());
     let in_origin_set = match (origin_set, &authority) {
-        (Some(_), Some(a)) => Some(v.lookups().1.contains(a)),
+        (Some(_), Some(a)) => Some(v.index().origins.contains(a)),
         _ => None,
     };
     let evidence = Evidence {
         tls: v.tls.is_some(),
         alpn: v.tls.and_then(|t| t.alpn.clone()),
-        first_authority: v.authorities.first().map(|(_, a, _)| a.to_string()),
+        first_authority: v.index().authorities.first().map(|(_, a, _)| a.to_string()),
         earlier_authorities: earlier,
         host_header,
         certificate_names: names.iter().take(MAX_LISTED).cloned().collect(),
@@ -553,7 +566,7 @@ fn assess(views: &[View<'_>], vi: usize, i: usize) -> (Vec<Cause>, Evidence) {
     (causes, evidence)
 }
 
-fn http_421(views: &[View<'_>], vi: usize, i: usize) -> Finding {
+fn http_421(views: &Views<'_>, vi: usize, i: usize) -> Finding {
     let (mut causes, evidence) = assess(views, vi, i);
     let (v, e) = at(views, vi, i);
     let upstream = upstream_of(views, vi, i);
@@ -592,7 +605,7 @@ fn http_421(views: &[View<'_>], vi: usize, i: usize) -> Finding {
     f
 }
 
-fn mismatch_finding(views: &[View<'_>], vi: usize, i: usize) -> Finding {
+fn mismatch_finding(views: &Views<'_>, vi: usize, i: usize) -> Finding {
     let (causes, evidence) = assess(views, vi, i);
     let (v, e) = at(views, vi, i);
     let mut f = finding(Kind::SniAuthorityMismatch, v, i, e, causes, evidence);
@@ -628,7 +641,7 @@ fn host_conflict(e: &Exchange) -> bool {
     }
 }
 
-fn host_conflict_finding(views: &[View<'_>], vi: usize, i: usize) -> Finding {
+fn host_conflict_finding(views: &Views<'_>, vi: usize, i: usize) -> Finding {
     let (causes, evidence) = assess(views, vi, i);
     let (v, e) = at(views, vi, i);
     let mut f = finding(Kind::AuthorityHostMismatch, v, i, e, causes, evidence);
@@ -647,7 +660,7 @@ fn host_conflict_finding(views: &[View<'_>], vi: usize, i: usize) -> Finding {
     f
 }
 
-fn at<'v, 'a>(views: &'v [View<'a>], vi: usize, i: usize) -> (&'v View<'a>, &'a Exchange) {
+fn at<'v, 'a>(views: &'v Views<'a>, vi: usize, i: usize) -> (&'v View<'a>, &'a Exchange) {
     // Indices come from iterating these same views.
     #[allow(clippy::indexing_slicing)]
     let v = &views[vi];
@@ -688,7 +701,7 @@ fn finding(
 
 /// The client's retry of a 421: the first later request from the same client address with
 /// the same method, authority and path on another connection.
-fn retry_of(views: &[View<'_>], vi: usize, i: usize) -> Option<Retry> {
+fn retry_of(views: &Views<'_>, vi: usize, i: usize) -> Option<Retry> {
     let (v, e) = at(views, vi, i);
     let after = e.response_time.or(e.request_time)?;
     let authority = Authority::parse(e.authority.as_deref()?);
@@ -728,11 +741,11 @@ fn retry_of(views: &[View<'_>], vi: usize, i: usize) -> Option<Retry> {
 /// Whether request `j` of view `oi` is a reverse proxy's upstream request: made from the
 /// address of a server that was, at that moment, answering a request of its own client on a
 /// connection to a different server endpoint.
-fn is_upstream(views: &[View<'_>], oi: usize, j: usize) -> bool {
+fn is_upstream(views: &Views<'_>, oi: usize, j: usize) -> bool {
     downstream_of(views, oi, j).is_some()
 }
 
-fn downstream_of(views: &[View<'_>], oi: usize, j: usize) -> Option<(usize, usize)> {
+fn downstream_of(views: &Views<'_>, oi: usize, j: usize) -> Option<(usize, usize)> {
     let (o, r) = at(views, oi, j);
     let t = r.request_time?;
     views.iter().enumerate().find_map(|(fi, f)| {
@@ -752,7 +765,7 @@ fn downstream_of(views: &[View<'_>], oi: usize, j: usize) -> Option<(usize, usiz
 /// The upstream request a reverse proxy made for request `i` of view `vi`: on a connection
 /// from this connection's server address to another server, sent while this request waited
 /// for its answer; the closest in time, preferring one that was itself answered 421.
-fn upstream_of(views: &[View<'_>], vi: usize, i: usize) -> Option<(usize, usize)> {
+fn upstream_of(views: &Views<'_>, vi: usize, i: usize) -> Option<(usize, usize)> {
     let (v, e) = at(views, vi, i);
     let (t0, t1) = (e.request_time?, e.response_time?);
     let mut best: Option<((bool, i64), (usize, usize))> = None;
