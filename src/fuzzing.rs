@@ -657,12 +657,13 @@ impl StreamSink for ContractSink {
                 continue;
             };
             let r = conn.dir(dir);
+            let stats = r.stats.report();
             assert_eq!(
-                r.stats.stream_bytes, d.data_bytes,
+                stats.stream_bytes, d.data_bytes,
                 "connection {id} {dir:?}: stream_bytes differs from the data delivered"
             );
             assert_eq!(
-                (r.stats.gaps, r.stats.gap_bytes),
+                (stats.gaps, stats.gap_bytes),
                 (d.gaps, d.gap_bytes),
                 "connection {id} {dir:?}: gap counters differ from the gaps delivered"
             );

@@ -43,8 +43,9 @@ mod per_connection_state {
 
     #[test]
     fn stays_small() {
-        // Out-of-order state is boxed, made only when a segment arrives early (496 before).
-        assert!(size_of::<crate::flow::Connection>() <= 416);
+        // Out-of-order state and the rarely moved counters are boxed, made when first
+        // needed (496 before the first, 416 before the second).
+        assert!(size_of::<crate::flow::Connection>() <= 336);
         // `HttpLimits` is shared, not copied (it was 72 bytes in ConnProto, App and
         // ExchangeLog each).
         assert!(size_of::<crate::proto::ConnProto>() <= 104);

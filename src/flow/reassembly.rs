@@ -61,6 +61,41 @@ pub struct DirectionStats {
     pub bytes_after_end: u64,
 }
 
+/// A direction's counters while it is open. The three that every direction moves are
+/// inline; the six that most never move are boxed, made at their first count (every open
+/// connection paid 96 bytes for them).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub packets: u64,
+    pub payload_bytes: u64,
+    pub stream_bytes: u64,
+    /// Its `packets`, `payload_bytes` and `stream_bytes` are unused.
+    rare: Option<Box<DirectionStats>>,
+}
+
+impl Counters {
+    /// Adds `n` to one of the boxed counters; nothing is made for a zero.
+    fn add(&mut self, n: u64, counter: impl FnOnce(&mut DirectionStats) -> &mut u64) {
+        if n > 0 {
+            *counter(self.rare.get_or_insert_with(Box::default)) += n;
+        }
+    }
+
+    pub fn bytes_after_end(&self) -> u64 {
+        self.rare.as_ref().map_or(0, |r| r.bytes_after_end)
+    }
+
+    /// The counters as the report has them.
+    pub fn report(&self) -> DirectionStats {
+        DirectionStats {
+            packets: self.packets,
+            payload_bytes: self.payload_bytes,
+            stream_bytes: self.stream_bytes,
+            ..self.rare.as_deref().cloned().unwrap_or_default()
+        }
+    }
+}
+
 /// Out-of-order bytes buffered over all connections, against `Limits::max_ooo_bytes_total`.
 #[derive(Clone, Debug, Default)]
 pub struct BufferBudget {
@@ -187,7 +222,7 @@ pub struct Reassembler {
     finished: bool,
     /// True when the stream did not start at a SYN.
     pub mid_stream: bool,
-    pub stats: DirectionStats,
+    pub stats: Counters,
 }
 
 /// Shared context for one call: limits, the global budget and the anomaly counters.
@@ -248,7 +283,7 @@ impl Reassembler {
         if len > 0 {
             self.data(start, seg.payload, seg.missing, ctx, out);
         } else if start == self.next as i64 - 1 {
-            self.stats.keepalives += 1;
+            self.stats.add(1, |s| &mut s.keepalives);
         }
         self.drain(ctx.budget, out);
         self.check_acked_hole(ctx, out);
@@ -323,7 +358,7 @@ impl Reassembler {
         let next = self.next as i64;
         let wire_end = start + payload.len() as i64 + i64::from(missing);
         if payload.len() <= 1 && missing == 0 && start == next - 1 {
-            self.stats.keepalives += 1;
+            self.stats.add(1, |s| &mut s.keepalives);
             return;
         }
         if wire_end <= 0 {
@@ -338,11 +373,15 @@ impl Reassembler {
         };
         if let Some(close) = closed_at {
             if start >= close {
-                self.stats.bytes_after_end += (wire_end - start) as u64;
+                self.stats
+                    .add((wire_end - start) as u64, |s| &mut s.bytes_after_end);
                 return;
             }
             if self.finished {
-                self.stats.retransmitted_bytes += (wire_end.min(close) - start.max(0)) as u64;
+                self.stats
+                    .add((wire_end.min(close) - start.max(0)) as u64, |s| {
+                        &mut s.retransmitted_bytes
+                    });
                 return;
             }
             // Nothing of this direction lies beyond its FIN.
@@ -351,13 +390,15 @@ impl Reassembler {
         if start < next {
             // Already delivered bytes are final (and unknown for the part before offset 0).
             let old = (next - start) as usize;
-            self.stats.retransmitted_bytes += old.min(payload.len()) as u64;
+            self.stats.add(old.min(payload.len()) as u64, |s| {
+                &mut s.retransmitted_bytes
+            });
             self.in_order(payload.get(old..).unwrap_or(&[]), ctx, out);
         } else if start == next {
             self.in_order(payload, ctx, out);
         } else {
             if !payload.is_empty() {
-                self.stats.out_of_order_segments += 1;
+                self.stats.add(1, |s| &mut s.out_of_order_segments);
                 self.buffer(start as u64, payload, ctx, out);
             }
             return;
@@ -392,7 +433,7 @@ impl Reassembler {
         if plan.mismatch {
             ctx.anomalies.add(Anomaly::TcpOverlapMismatch);
         }
-        self.stats.retransmitted_bytes += plan.overlap;
+        self.stats.add(plan.overlap, |s| &mut s.retransmitted_bytes);
         for (a, b) in plan.fresh {
             let piece = slice(payload, a - start, b - start);
             self.ooo.insert(a, piece.to_vec(), ctx.budget);
@@ -420,7 +461,7 @@ impl Reassembler {
                 if plan.mismatch {
                     ctx.anomalies.add(Anomaly::TcpOverlapMismatch);
                 }
-                self.stats.retransmitted_bytes += plan.overlap;
+                self.stats.add(plan.overlap, |s| &mut s.retransmitted_bytes);
                 for (a, b) in plan.fresh {
                     let piece = slice(payload, a - start, b - start);
                     self.ooo.insert(a, piece.to_vec(), ctx.budget);
@@ -437,7 +478,8 @@ impl Reassembler {
             }
             self.release_first_hole(ctx.budget, out);
             if end <= self.next {
-                self.stats.retransmitted_bytes += payload.len() as u64;
+                self.stats
+                    .add(payload.len() as u64, |s| &mut s.retransmitted_bytes);
                 return;
             }
         }
@@ -498,7 +540,7 @@ impl Reassembler {
                 self.finished = true;
                 // Anything still buffered lies beyond the end the sender declared.
                 let dropped = self.ooo.clear(budget);
-                self.stats.bytes_after_end += dropped as u64;
+                self.stats.add(dropped as u64, |s| &mut s.bytes_after_end);
                 out(match how {
                     End::Fin => StreamEvent::Fin,
                     End::Rst => StreamEvent::Rst,
@@ -523,8 +565,8 @@ impl Reassembler {
             return;
         }
         self.next += len;
-        self.stats.gaps += 1;
-        self.stats.gap_bytes += len;
+        self.stats.add(1, |s| &mut s.gaps);
+        self.stats.add(len, |s| &mut s.gap_bytes);
         out(StreamEvent::Gap(len));
     }
 }

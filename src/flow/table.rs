@@ -492,7 +492,7 @@ impl FlowTable {
             let mut out = |ev: StreamEvent<'_>| sink.stream(id, dir, ev, at);
             let r = conn.dir_mut(dir);
             r.flush(&mut self.budget, &mut out);
-            if r.stats.bytes_after_end > 0 {
+            if r.stats.bytes_after_end() > 0 {
                 self.anomalies.add(Anomaly::TcpDataAfterClose);
             }
         }
