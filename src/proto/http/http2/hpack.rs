@@ -57,14 +57,31 @@ pub enum HpackError {
     LateSizeUpdate,
 }
 
+/// A dynamic table entry: name and value in one allocation (an open HTTP/2 connection
+/// keeps a few dozen entries per direction).
 struct Entry {
-    name: Box<[u8]>,
-    value: Box<[u8]>,
+    bytes: Box<[u8]>,
+    name_len: usize,
 }
 
 impl Entry {
+    fn new(name: &[u8], value: &[u8]) -> Self {
+        Entry {
+            bytes: [name, value].concat().into_boxed_slice(),
+            name_len: name.len(),
+        }
+    }
+
+    fn name(&self) -> &[u8] {
+        self.bytes.get(..self.name_len).unwrap_or_default()
+    }
+
+    fn value(&self) -> &[u8] {
+        self.bytes.get(self.name_len..).unwrap_or_default()
+    }
+
     fn size(&self) -> usize {
-        self.name.len() + self.value.len() + ENTRY_OVERHEAD
+        self.bytes.len() + ENTRY_OVERHEAD
     }
 }
 
@@ -211,11 +228,7 @@ impl Decoder {
                 }
                 if index_it {
                     if name_known {
-                        let e = Entry {
-                            name: self.scratch_name.as_slice().into(),
-                            value: self.scratch_value.as_slice().into(),
-                        };
-                        self.insert(e);
+                        self.insert(Entry::new(&self.scratch_name, &self.scratch_value));
                     } else {
                         // An entry we cannot name shifts every index: what it would have
                         // pushed out of view is now beyond the known entries.
@@ -247,8 +260,8 @@ impl Decoder {
         }
         match self.table.get(i - STATIC_TABLE.len()) {
             Some(e) => Ok(Some(StaticOrDynamic {
-                name: &e.name,
-                value: &e.value,
+                name: e.name(),
+                value: e.value(),
             })),
             None if self.unknown_beyond => Ok(None),
             None => Err(HpackError::BadIndex),
