@@ -47,12 +47,67 @@ struct Side {
     block: Option<Block>,
 }
 
+/// Stream id → exchange. A sorted list while short: most connections carry a few streams,
+/// and a map's first node takes about 240 bytes. A map past that, so that hostile stream
+/// ids cannot make inserting slow.
+enum Streams {
+    Few(Vec<(u32, Option<usize>)>),
+    Many(BTreeMap<u32, Option<usize>>),
+}
+
+/// Streams kept in the sorted list before it becomes a map.
+const FEW_STREAMS: usize = 16;
+
+impl Default for Streams {
+    fn default() -> Self {
+        Streams::Few(Vec::new())
+    }
+}
+
+impl Streams {
+    fn get(&self, stream: u32) -> Option<Option<usize>> {
+        match self {
+            Streams::Few(v) => v
+                .binary_search_by_key(&stream, |&(s, _)| s)
+                .ok()
+                .and_then(|at| v.get(at))
+                .map(|&(_, i)| i),
+            Streams::Many(m) => m.get(&stream).copied(),
+        }
+    }
+
+    fn insert(&mut self, stream: u32, exchange: Option<usize>) {
+        match self {
+            Streams::Few(v) => match v.binary_search_by_key(&stream, |&(s, _)| s) {
+                Ok(at) => {
+                    if let Some(e) = v.get_mut(at) {
+                        e.1 = exchange;
+                    }
+                }
+                Err(_) if v.len() == FEW_STREAMS => {
+                    let mut m: BTreeMap<_, _> = v.drain(..).collect();
+                    m.insert(stream, exchange);
+                    *self = Streams::Many(m);
+                }
+                Err(at) => {
+                    // Grown one by one: a connection's first streams are most of its streams.
+                    v.reserve_exact(1);
+                    v.insert(at, (stream, exchange));
+                }
+            },
+            Streams::Many(m) => {
+                m.insert(stream, exchange);
+            }
+        }
+    }
+}
+
 /// HTTP/2 on one connection.
 pub struct Http2 {
     client: Side,
     server: Side,
     /// Stream id → exchange (`None` when the exchange list was full).
-    streams: BTreeMap<u32, Option<usize>>,
+    streams: Streams,
     info: Http2Info,
 }
 
@@ -69,7 +124,7 @@ impl Http2 {
         Http2 {
             client: side(Some(!preface)),
             server: side(None),
-            streams: BTreeMap::new(),
+            streams: Streams::default(),
             info: Http2Info::default(),
         }
     }
@@ -217,7 +272,7 @@ impl Http2 {
                     return;
                 };
                 // A reset of a stream never seen opening says nothing about a request.
-                let Some(&i) = self.streams.get(&hdr.stream) else {
+                let Some(i) = self.streams.get(hdr.stream) else {
                     return;
                 };
                 if let Some(e) = log.get_mut(i) {
@@ -306,7 +361,7 @@ impl Http2 {
 
     /// The exchange of `stream`, created when the stream was not seen opening.
     fn exchange(&mut self, stream: u32, log: &mut ExchangeLog) -> Option<usize> {
-        if let Some(&i) = self.streams.get(&stream) {
+        if let Some(i) = self.streams.get(stream) {
             return i;
         }
         if stream == 0 {
@@ -370,7 +425,7 @@ impl Http2 {
                 }
             }
             (Direction::ClientToServer, _) => {
-                let known = self.streams.contains_key(&block.stream);
+                let known = self.streams.get(block.stream).is_some();
                 let i = self.exchange(block.stream, log);
                 if let Some(e) = log.get_mut(i) {
                     // A second client block on a stream is trailers.
@@ -489,5 +544,35 @@ pub fn looks_like_frames(b: &[u8]) -> Option<bool> {
         // One whole plausible frame and nothing after it yet.
         Some(_) if b.len() >= 4096 => Some(false),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sorted list and the map it becomes answer alike, in any insertion order.
+    #[test]
+    fn streams_list_becomes_a_map() {
+        let mut streams = Streams::default();
+        let ids: Vec<u32> = (0..40u32).map(|n| (n * 7919) % 97 * 2 + 1).collect();
+        for (n, &id) in ids.iter().enumerate() {
+            streams.insert(id, Some(n));
+            assert!(matches!(
+                (&streams, n < FEW_STREAMS),
+                (Streams::Few(_), true) | (Streams::Many(_), false)
+            ));
+            for (m, &seen) in ids.iter().enumerate().take(n + 1) {
+                assert_eq!(streams.get(seen), Some(Some(m)));
+            }
+            assert_eq!(streams.get(0), None);
+        }
+        streams.insert(ids[3], None);
+        assert_eq!(streams.get(ids[3]), Some(None));
+        let mut few = Streams::default();
+        few.insert(5, Some(1));
+        few.insert(3, Some(0));
+        few.insert(5, None);
+        assert!(matches!(&few, Streams::Few(v) if v == &[(3, Some(0)), (5, None)]));
     }
 }
