@@ -10,7 +10,7 @@ use super::control::{Control, ControlInfo, Dialect};
 use super::http::{self, http1, http2, Exchange, Http2Info, HttpConn, HttpLimits, HttpVersion};
 use super::tls::keylog::KeyLog;
 use super::tls::session::AppData;
-use super::{ConnProto, ProtoSummary};
+use super::{ConnProto, FirstBytes, ProtoSummary};
 use crate::anomaly::AnomalyCounts;
 use crate::flow::Direction;
 use crate::Timestamp;
@@ -40,10 +40,8 @@ pub enum AppProtocol {
 }
 
 enum State {
-    Detecting {
-        c2s: Vec<u8>,
-        s2c: Vec<u8>,
-    },
+    /// `None` until bytes must be held.
+    Detecting(Option<Box<FirstBytes>>),
     Http(Box<HttpConn>),
     Control(Box<Control>),
     /// After a successful CONNECT: what came before, and the tunnelled connection.
@@ -90,10 +88,7 @@ pub enum Next {
 impl App {
     pub fn new(mid_stream: bool, limits: Arc<HttpLimits>, depth: u8) -> Self {
         App {
-            state: State::Detecting {
-                c2s: Vec::new(),
-                s2c: Vec::new(),
-            },
+            state: State::Detecting(None),
             mid_stream,
             limits,
             saw_bytes: false,
@@ -112,7 +107,8 @@ impl App {
         tap: Tap<'_>,
     ) -> Next {
         self.saw_bytes |= !data.is_empty();
-        if let State::Detecting { c2s, s2c } = &mut self.state {
+        if let State::Detecting(first) = &mut self.state {
+            let FirstBytes { c2s, s2c } = first.get_or_insert_with(Box::default).as_mut();
             let buf = match dir {
                 Direction::ClientToServer => &mut *c2s,
                 Direction::ServerToClient => &mut *s2c,
@@ -183,7 +179,7 @@ impl App {
                     return Next::StartTls(n);
                 }
             }
-            State::Detecting { .. } | State::Unknown => {}
+            State::Detecting(_) | State::Unknown => {}
         }
         Next::Continue
     }
@@ -218,11 +214,13 @@ impl App {
     pub fn gap(&mut self, dir: Direction, len: Option<u64>, at: Timestamp) {
         let len = len.unwrap_or(u64::MAX);
         match &mut self.state {
-            State::Detecting { c2s, s2c } => {
+            State::Detecting(first) => {
                 // What was held no longer continues; decide on what follows instead.
-                match dir {
-                    Direction::ClientToServer => c2s.clear(),
-                    Direction::ServerToClient => s2c.clear(),
+                if let Some(first) = first {
+                    match dir {
+                        Direction::ClientToServer => first.c2s.clear(),
+                        Direction::ServerToClient => first.s2c.clear(),
+                    }
                 }
                 self.mid_stream = true;
             }
@@ -283,7 +281,7 @@ impl App {
                     ..AppSummary::default()
                 }
             }
-            State::Detecting { .. } | State::Unknown => AppSummary {
+            State::Detecting(_) | State::Unknown => AppSummary {
                 protocol: self.saw_bytes.then_some(AppProtocol::Unknown),
                 ..AppSummary::default()
             },

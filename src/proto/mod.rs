@@ -32,9 +32,23 @@ use tls::session::{AppData, TlsInfo, TlsSession};
 /// Bytes needed to recognise a TLS record header and the handshake type behind it.
 const DETECT_BYTES: usize = 6;
 
+/// The first bytes of each direction, held until they tell what the stream carries. Boxed,
+/// and made only when bytes must be held: a connection is past detection for most of its
+/// life (a TLS session without keys never starts its plaintext's), and its state need not
+/// keep room for this.
+#[derive(Default)]
+struct FirstBytes {
+    c2s: Vec<u8>,
+    s2c: Vec<u8>,
+}
+
 enum State {
-    Detecting { c2s: Vec<u8>, s2c: Vec<u8> },
-    Tls { session: Box<TlsSession>, app: App },
+    /// `None` until bytes must be held.
+    Detecting(Option<Box<FirstBytes>>),
+    Tls {
+        session: Box<TlsSession>,
+        app: App,
+    },
     Clear(App),
 }
 
@@ -69,10 +83,7 @@ impl ConnProto {
     /// or not.
     pub fn new(mid_stream: bool, limits: Arc<HttpLimits>) -> Self {
         ConnProto {
-            state: State::Detecting {
-                c2s: Vec::new(),
-                s2c: Vec::new(),
-            },
+            state: State::Detecting(None),
             mid_stream,
             limits,
             depth: 0,
@@ -100,7 +111,8 @@ impl ConnProto {
         keylog: &KeyLog,
         tap: &mut dyn FnMut(Direction, AppData<'_>),
     ) {
-        if let State::Detecting { c2s, s2c } = &mut self.state {
+        if let State::Detecting(first) = &mut self.state {
+            let FirstBytes { c2s, s2c } = first.get_or_insert_with(Box::default).as_mut();
             let buf = match dir {
                 Direction::ClientToServer => &mut *c2s,
                 Direction::ServerToClient => &mut *s2c,
@@ -192,7 +204,7 @@ impl ConnProto {
                     }
                 }
             }
-            State::Detecting { .. } => {}
+            State::Detecting(_) => {}
         }
     }
 
@@ -219,7 +231,7 @@ impl ConnProto {
         match &self.state {
             State::Tls { session, app } => (Some(session.info()), app.exchanges()),
             State::Clear(app) => (None, app.exchanges()),
-            State::Detecting { .. } => (None, &[]),
+            State::Detecting(_) => (None, &[]),
         }
     }
 
@@ -232,7 +244,7 @@ impl ConnProto {
                 (Some(info), app)
             }
             State::Clear(app) => (None, app.finish()),
-            State::Detecting { .. } => (None, AppSummary::default()),
+            State::Detecting(_) => (None, AppSummary::default()),
         };
         let protocol = app
             .protocol
@@ -317,7 +329,9 @@ mod tests {
 
     fn held(p: &ConnProto) -> Option<usize> {
         match &p.state {
-            State::Detecting { c2s, s2c } => Some(c2s.len() + s2c.len()),
+            State::Detecting(first) => {
+                Some(first.as_ref().map_or(0, |f| f.c2s.len() + f.s2c.len()))
+            }
             _ => None,
         }
     }
