@@ -244,8 +244,9 @@ pub fn text(bytes: &[u8], max: usize, anomalies: &mut AnomalyCounts) -> Box<str>
     s.into_boxed_str()
 }
 
+/// Both boxed: a connection keeps one of them, and the other's room would be wasted on it.
 enum Mode {
-    Http1(http1::Http1),
+    Http1(Box<http1::Http1>),
     Http2(Box<http2::Http2>),
 }
 
@@ -267,7 +268,7 @@ pub enum Start {
 impl HttpConn {
     pub fn new(start: Start, mid_stream: bool, limits: Arc<HttpLimits>) -> Self {
         let mode = match start {
-            Start::Http1 => Mode::Http1(http1::Http1::new(mid_stream)),
+            Start::Http1 => Mode::Http1(Box::new(http1::Http1::new(mid_stream))),
             Start::Http2Preface => Mode::Http2(Box::new(http2::Http2::new(true, false, &limits))),
             Start::Http2Frames => {
                 Mode::Http2(Box::new(http2::Http2::new(false, mid_stream, &limits)))
