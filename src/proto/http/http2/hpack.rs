@@ -98,8 +98,6 @@ pub struct Decoder {
     cap: usize,
     /// Older entries than those in `table` may exist, unseen.
     unknown_beyond: bool,
-    scratch_name: Vec<u8>,
-    scratch_value: Vec<u8>,
     /// References that could not be resolved, over the decoder's life.
     pub unknown_fields: u64,
 }
@@ -109,6 +107,17 @@ thread_local! {
     /// code table as nested hash maps, about 25 kB and 13 µs each, which a decoder per
     /// connection direction paid for (5 GB for 100k browser connections).
     static HUFFMAN: std::cell::RefCell<HuffmanDecoder> = std::cell::RefCell::new(HuffmanDecoder::new());
+
+    /// The field being decoded, one per thread: each decoder kept its own pair, with the
+    /// capacity of its longest field, for its connection's lifetime.
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
+/// The name and value of the field being decoded.
+#[derive(Default)]
+struct Scratch {
+    name: Vec<u8>,
+    value: Vec<u8>,
 }
 
 impl Decoder {
@@ -127,8 +136,6 @@ impl Decoder {
             },
             cap,
             unknown_beyond: mid_stream,
-            scratch_name: Vec::new(),
-            scratch_value: Vec::new(),
             unknown_fields: 0,
         }
     }
@@ -158,7 +165,11 @@ impl Decoder {
         block: &[u8],
         field: &mut dyn FnMut(Field<'_>),
     ) -> Result<(), HpackError> {
-        let r = self.decode_inner(block, field);
+        let r = SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut scratch) => self.decode_inner(block, &mut scratch, field),
+            // Only a field handler that decoded another block comes here: it gets its own.
+            Err(_) => self.decode_inner(block, &mut Scratch::default(), field),
+        });
         if r.is_err() {
             self.desynchronise();
         }
@@ -168,6 +179,7 @@ impl Decoder {
     fn decode_inner(
         &mut self,
         mut block: &[u8],
+        scratch: &mut Scratch,
         field: &mut dyn FnMut(Field<'_>),
     ) -> Result<(), HpackError> {
         let mut first = true;
@@ -206,29 +218,30 @@ impl Decoder {
                 let (name_index, rest) = integer(block, prefix)?;
                 block = rest;
                 let name_known = if name_index == 0 {
-                    block = self.string(block, Slot::Name)?;
+                    block = string(block, &mut scratch.name)?;
                     true
                 } else {
-                    match self.lookup(name_index)?.map(|e| e.name.to_vec()) {
-                        Some(name) => {
-                            self.scratch_name = name;
+                    match self.lookup(name_index)? {
+                        Some(e) => {
+                            scratch.name.clear();
+                            scratch.name.extend_from_slice(e.name);
                             true
                         }
                         None => false,
                     }
                 };
-                block = self.string(block, Slot::Value)?;
+                block = string(block, &mut scratch.value)?;
                 if name_known {
                     field(Field::Known {
-                        name: &self.scratch_name,
-                        value: &self.scratch_value,
+                        name: &scratch.name,
+                        value: &scratch.value,
                     });
                 } else {
                     self.unknown(field);
                 }
                 if index_it {
                     if name_known {
-                        self.insert(Entry::new(&self.scratch_name, &self.scratch_value));
+                        self.insert(Entry::new(&scratch.name, &scratch.value));
                     } else {
                         // An entry we cannot name shifts every index: what it would have
                         // pushed out of view is now beyond the known entries.
@@ -295,31 +308,22 @@ impl Decoder {
             }
         }
     }
-
-    /// Reads a string literal into the name or value scratch buffer.
-    fn string<'b>(&mut self, block: &'b [u8], slot: Slot) -> Result<&'b [u8], HpackError> {
-        let huffman = block.first().is_some_and(|b| b & 0x80 != 0);
-        let (len, rest) = integer(block, 7)?;
-        let raw = rest.get(..len).ok_or(HpackError::Truncated)?;
-        let out = match slot {
-            Slot::Name => &mut self.scratch_name,
-            Slot::Value => &mut self.scratch_value,
-        };
-        out.clear();
-        if huffman {
-            *out = HUFFMAN
-                .with(|h| h.borrow_mut().decode(raw))
-                .map_err(|_| HpackError::Huffman)?;
-        } else {
-            out.extend_from_slice(raw);
-        }
-        Ok(rest.get(len..).unwrap_or(&[]))
-    }
 }
 
-enum Slot {
-    Name,
-    Value,
+/// Reads a string literal into `out`; returns what follows it.
+fn string<'b>(block: &'b [u8], out: &mut Vec<u8>) -> Result<&'b [u8], HpackError> {
+    let huffman = block.first().is_some_and(|b| b & 0x80 != 0);
+    let (len, rest) = integer(block, 7)?;
+    let raw = rest.get(..len).ok_or(HpackError::Truncated)?;
+    out.clear();
+    if huffman {
+        *out = HUFFMAN
+            .with(|h| h.borrow_mut().decode(raw))
+            .map_err(|_| HpackError::Huffman)?;
+    } else {
+        out.extend_from_slice(raw);
+    }
+    Ok(rest.get(len..).unwrap_or(&[]))
 }
 
 struct StaticOrDynamic<'a> {
