@@ -29,12 +29,20 @@ const MAX_DEBUG: usize = 256;
 /// ALTSVC values and GOAWAY frames kept per connection.
 const MAX_LISTED: usize = 16;
 
-/// A header block being joined from HEADERS/PUSH_PROMISE and CONTINUATION frames.
-struct Block {
+/// Where a header block belongs: its HEADERS or PUSH_PROMISE frame's stream, the stream
+/// it promises, and when it came.
+#[derive(Clone, Copy)]
+struct BlockHead {
     stream: u32,
     promised: Option<u32>,
-    buf: Vec<u8>,
     time: Timestamp,
+}
+
+/// A header block being joined from HEADERS/PUSH_PROMISE and CONTINUATION frames. A block
+/// in one frame is decoded where it lies, never held.
+struct Block {
+    head: BlockHead,
+    buf: Vec<u8>,
     /// CONTINUATION frames so far.
     continuations: usize,
     /// Too large: its fragments are dropped and the table desynchronised when it ends.
@@ -44,7 +52,8 @@ struct Block {
 struct Side {
     reader: FrameReader,
     hpack: hpack::Decoder,
-    block: Option<Block>,
+    /// Boxed: rarely any, and every HTTP/2 connection would keep room for two.
+    block: Option<Box<Block>>,
 }
 
 /// Stream id → exchange. A sorted list while short: most connections carry a few streams,
@@ -185,7 +194,7 @@ impl Http2 {
             Frame::Full(h, _) | Frame::Skipped(h, _) | Frame::Lost(h) => h,
         };
         // A header block must be continued by CONTINUATION frames of its stream only.
-        let expecting = self.side(dir).block.as_ref().map(|b| b.stream);
+        let expecting = self.side(dir).block.as_ref().map(|b| b.head.stream);
         if let Some(stream) = expecting {
             if hdr.kind != kind::CONTINUATION || hdr.stream != stream {
                 log.anomalies.add(Anomaly::Http2ContinuationMissing);
@@ -223,17 +232,20 @@ impl Http2 {
                     self.side(dir).hpack.desynchronise();
                     return;
                 };
-                let block = Block {
+                let head = BlockHead {
                     stream: hdr.stream,
                     promised,
-                    buf: fragment.to_vec(),
                     time: at,
-                    continuations: 0,
-                    overflow: false,
                 };
-                self.side(dir).block = Some(block);
                 if hdr.has(flag::END_HEADERS) {
-                    self.end_block(dir, log);
+                    self.header_block(dir, head, fragment, log);
+                } else {
+                    self.side(dir).block = Some(Box::new(Block {
+                        head,
+                        buf: fragment.to_vec(),
+                        continuations: 0,
+                        overflow: false,
+                    }));
                 }
             }
             kind::CONTINUATION => {
@@ -262,8 +274,16 @@ impl Http2 {
                     None if !block.overflow => block.buf.extend_from_slice(payload),
                     _ => {}
                 }
-                if hdr.has(flag::END_HEADERS) {
-                    self.end_block(dir, log);
+                if !hdr.has(flag::END_HEADERS) {
+                    return;
+                }
+                let Some(block) = side.block.take() else {
+                    return;
+                };
+                if block.overflow {
+                    side.hpack.desynchronise();
+                } else {
+                    self.header_block(dir, block.head, &block.buf, log);
                 }
             }
             kind::RST_STREAM => {
@@ -379,21 +399,15 @@ impl Http2 {
         i
     }
 
-    fn end_block(&mut self, dir: Direction, log: &mut ExchangeLog) {
+    /// A whole header block: decoded, and its fields given to its exchange.
+    fn header_block(&mut self, dir: Direction, head: BlockHead, buf: &[u8], log: &mut ExchangeLog) {
         let max_list = log.limits.max_header_list;
         let side = self.side(dir);
-        let Some(block) = side.block.take() else {
-            return;
-        };
-        if block.overflow {
-            side.hpack.desynchronise();
-            return;
-        }
         let mut fields = Fields::default();
         let max = log.limits.max_field_bytes;
         // Past the list limit the block is still decoded, for its table updates.
         let mut list = 0usize;
-        let result = side.hpack.decode(&block.buf, &mut |f| match f {
+        let result = side.hpack.decode(buf, &mut |f| match f {
             _ if list > max_list => {}
             hpack::Field::Known { name, value } => {
                 list = list.saturating_add(name.len() + value.len() + 32);
@@ -412,32 +426,32 @@ impl Http2 {
         if fields.cut {
             log.anomalies.add(Anomaly::HttpFieldTruncated);
         }
-        if block.stream == 0 {
+        if head.stream == 0 {
             log.anomalies.add(Anomaly::Http2FrameInvalid);
             return;
         }
-        match (dir, block.promised) {
+        match (dir, head.promised) {
             (Direction::ServerToClient, Some(promised)) => {
                 let i = self.exchange(promised, log);
                 if let Some(e) = log.get_mut(i) {
                     e.pushed = true;
-                    fields.fill_request(e, block.time);
+                    fields.fill_request(e, head.time);
                 }
             }
             (Direction::ClientToServer, _) => {
-                let known = self.streams.get(block.stream).is_some();
-                let i = self.exchange(block.stream, log);
+                let known = self.streams.get(head.stream).is_some();
+                let i = self.exchange(head.stream, log);
                 if let Some(e) = log.get_mut(i) {
                     // A second client block on a stream is trailers.
                     if !known || !e.request_seen {
-                        fields.fill_request(e, block.time);
+                        fields.fill_request(e, head.time);
                     }
                 }
             }
             (Direction::ServerToClient, None) => {
-                let i = self.exchange(block.stream, log);
+                let i = self.exchange(head.stream, log);
                 if let Some(e) = log.get_mut(i) {
-                    fields.fill_response(e, block.time);
+                    fields.fill_response(e, head.time);
                 }
             }
         }
