@@ -87,8 +87,11 @@ fn inner_view(r: &Report) -> Vec<InnerView> {
             orientation: format!("{:?}", c.orientation),
             close: format!("{:?}", c.close),
             protocol: format!("{:?}", c.protocol),
-            sni: c.tls.as_ref().and_then(|t| t.sni.clone()),
-            decryption: c.tls.as_ref().map(|t| t.decryption.clone()),
+            sni: c
+                .tls
+                .as_ref()
+                .and_then(|t| Some(t.sni.as_deref()?.to_string())),
+            decryption: c.tls.as_ref().map(|t| t.decryption.to_string()),
             requests: c
                 .requests
                 .iter()
@@ -218,7 +221,7 @@ fn our_snis(r: &Report) -> BTreeMap<usize, String> {
     r.connections
         .iter()
         .enumerate()
-        .filter_map(|(i, c)| Some((i, c.tls.as_ref()?.sni.clone()?)))
+        .filter_map(|(i, c)| Some((i, c.tls.as_ref()?.sni.as_deref()?.to_string())))
         .collect()
 }
 

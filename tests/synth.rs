@@ -63,7 +63,11 @@ fn synthesized_capture_is_found_as_described() {
     assert_eq!(s.tls.decrypted, expect.tls_connections);
     let mut snis = BTreeMap::new();
     for c in &r.connections {
-        if let Some(sni) = c.tls.as_ref().and_then(|t| t.sni.clone()) {
+        if let Some(sni) = c
+            .tls
+            .as_ref()
+            .and_then(|t| t.sni.as_deref().map(str::to_string))
+        {
             *snis.entry(sni).or_insert(0u64) += 1;
         }
     }

@@ -134,7 +134,7 @@ fn every_keyed_sample_decrypts_and_without_keys_says_no_keys() {
                 t.client_to_server.application_bytes + t.server_to_client.application_bytes > 0;
             if carried {
                 assert!(t.decrypted, "{name} #{id}: {}", t.decryption);
-                assert_eq!(t.decryption, "decrypted", "{name} #{id}");
+                assert_eq!(&*t.decryption, "decrypted", "{name} #{id}");
                 assert!(
                     !c.c2s.is_empty() || !c.s2c.is_empty(),
                     "{name} #{id}: no plaintext"
@@ -144,7 +144,7 @@ fn every_keyed_sample_decrypts_and_without_keys_says_no_keys() {
                 .tls
                 .as_ref()
                 .expect("TLS without keys too");
-            assert_eq!(t2.decryption, "no_keys", "{name} #{id}");
+            assert_eq!(&*t2.decryption, "no_keys", "{name} #{id}");
             assert!(!t2.decrypted);
             assert_eq!(t2.sni, t.sni, "{name} #{id}: SNI must not depend on keys");
             assert!(without.conns[id].c2s.is_empty() && without.conns[id].s2c.is_empty());
@@ -177,8 +177,8 @@ fn chromium_coalescing_capture_handshakes() {
         .values()
         .map(|c| c.tls.as_ref().unwrap().sni.clone().unwrap())
         .collect();
-    assert_eq!(snis.first().map(String::as_str), Some("a.example.test"));
-    assert_eq!(snis.last().map(String::as_str), Some("b.example.test"));
+    assert_eq!(snis.first().map(|s| &**s), Some("a.example.test"));
+    assert_eq!(snis.last().map(|s| &**s), Some("b.example.test"));
     for conn in c.conns.values() {
         let t = conn.tls.as_ref().unwrap();
         // Chromium offers ECH (GREASE) and a post-quantum key share.
@@ -188,7 +188,7 @@ fn chromium_coalescing_capture_handshakes() {
             "X25519MLKEM768: {:?}",
             t.key_share_groups
         );
-        assert_eq!(t.alpn_offered, vec!["h2", "http/1.1"]);
+        assert_eq!(*t.alpn_offered, ["h2", "http/1.1"]);
         assert!(
             t.server_names.iter().any(|n| n == "*.example.test"),
             "{:?}",
@@ -257,7 +257,7 @@ fn sni_and_decrypted_bytes_agree_with_tshark() {
             }
             let theirs = their_sni.get(&i).cloned().unwrap_or_default();
             assert_eq!(
-                t.sni.clone().unwrap_or_default(),
+                t.sni.as_deref().unwrap_or_default(),
                 theirs,
                 "{name} #{id}: SNI"
             );

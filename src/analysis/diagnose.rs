@@ -962,8 +962,8 @@ mod tests {
         Box::new(ConnectionRecord {
             protocol: AppProtocol::Http2,
             tls: Some(Box::new(TlsInfo {
-                sni: sni.map(str::to_string),
-                server_names: vec!["*.example.test".into()],
+                sni: sni.map(Box::from),
+                server_names: Box::new(["*.example.test".into()]),
                 ..TlsInfo::default()
             })),
             requests,
@@ -1094,7 +1094,7 @@ mod tests {
         let mut names: Vec<String> = (0..999).map(|i| format!("n{i}.test")).collect();
         names.push("z.example.test".into());
         let origins = names.iter().map(|n| format!("https://{n}")).collect();
-        c.tls.as_mut().unwrap().server_names = names;
+        c.tls.as_mut().unwrap().server_names = names.into();
         c.http2 = Some(Box::new(Http2Info {
             origin_set: Some(origins),
             ..Http2Info::default()

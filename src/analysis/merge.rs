@@ -73,8 +73,7 @@ impl Report {
         };
         for t in connections.iter().filter_map(|c| c.tls.as_ref()) {
             tls.connections += 1;
-            tls.with_keys +=
-                u64::from(t.decryption != "no_keys" && t.decryption != "not_applicable");
+            tls.with_keys += u64::from(!matches!(&*t.decryption, "no_keys" | "not_applicable"));
             tls.decrypted += u64::from(t.decrypted);
         }
         Report {

@@ -183,7 +183,7 @@ fn connection_columns<'a>() -> Vec<Col<ConnRow<'a>>> {
     cols.extend(direction_columns());
     cols.extend([
         req("tls", Bool(|r: &R| Some(r.c.tls.is_some()))),
-        opt("sni", Str(|r: &R| r.tls()?.sni.clone())),
+        opt("sni", Str(|r: &R| owned(&r.tls()?.sni))),
         opt(
             "alpn",
             Str(|r: &R| Some(r.tls()?.alpn.as_deref()?.to_string())),
@@ -197,9 +197,12 @@ fn connection_columns<'a>() -> Vec<Col<ConnRow<'a>>> {
         opt("resumed", Bool(|r: &R| Some(r.tls()?.resumed))),
         list(
             "server_names",
-            Strs(|r: &R| r.tls().map(|t| t.server_names.clone()).unwrap_or_default()),
+            Strs(|r: &R| r.tls().map(|t| t.server_names.to_vec()).unwrap_or_default()),
         ),
-        opt("decryption", Str(|r: &R| Some(r.tls()?.decryption.clone()))),
+        opt(
+            "decryption",
+            Str(|r: &R| Some(r.tls()?.decryption.to_string())),
+        ),
         opt("decrypted", Bool(|r: &R| Some(r.tls()?.decrypted))),
         req("requests", Int(|r: &R| count(r.c.requests.len()))),
         req(
@@ -213,7 +216,7 @@ fn connection_columns<'a>() -> Vec<Col<ConnRow<'a>>> {
         ),
         opt(
             "tunnel_sni",
-            Str(|r: &R| r.c.tunnel.as_ref()?.tls.as_ref()?.sni.clone()),
+            Str(|r: &R| owned(&r.c.tunnel.as_ref()?.tls.as_ref()?.sni)),
         ),
     ]);
     cols

@@ -519,7 +519,7 @@ fn row(c: &ConnectionRecord) -> [String; 12] {
         close_word(c.close).to_string(),
         protocol_word(c.protocol).to_string(),
         match &c.tls {
-            Some(t) => t.sni.clone().unwrap_or_else(|| "(none)".to_string()),
+            Some(t) => t.sni.as_deref().unwrap_or("(none)").to_string(),
             None => "-".to_string(),
         },
         c.tls.as_deref().map_or_else(|| "-".to_string(), tls_cell),
@@ -550,7 +550,7 @@ fn tls_cell(t: &crate::proto::tls::session::TlsInfo) -> String {
     if t.ech {
         parts.push("ECH".to_string());
     }
-    parts.push(match t.decryption.as_str() {
+    parts.push(match &*t.decryption {
         "no_keys" => "no keys".to_string(),
         "not_applicable" => "no handshake".to_string(),
         d if d.starts_with("failed") => "failed".to_string(),

@@ -34,11 +34,11 @@ use serde::Serialize;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct TlsInfo {
     /// The first host name of the ClientHello's server_name extension; `None` when absent.
-    pub sni: Option<String>,
+    pub sni: Option<Box<str>>,
     /// The whole server_name extension, for the unusual cases (several names, IP literal).
     pub sni_detail: hello::Sni,
     /// ALPN protocols offered by the client, in order.
-    pub alpn_offered: Vec<ProtocolName>,
+    pub alpn_offered: Box<[ProtocolName]>,
     /// ALPN protocol selected by the server (ServerHello in TLS 1.2, EncryptedExtensions in
     /// TLS 1.3, the latter only when decrypted).
     pub alpn: Option<ProtocolName>,
@@ -51,24 +51,24 @@ pub struct TlsInfo {
     pub ech: bool,
     pub ech_detail: Option<Box<hello::EchOffer>>,
     /// Versions the client offered (supported_versions), e.g. ["TLS 1.3", "TLS 1.2"].
-    pub versions_offered: Vec<TlsVersion>,
+    pub versions_offered: Box<[TlsVersion]>,
     /// Key-share groups the client sent shares for (GREASE removed).
-    pub key_share_groups: Vec<u16>,
+    pub key_share_groups: Box<[u16]>,
     pub hello_retry_request: bool,
     /// 0-RTT early data: `decrypted`, or why not; `None` when the client sent none.
-    pub early_data: Option<String>,
+    pub early_data: Option<Box<str>>,
     /// Session resumption offered by the client (session ID, ticket or PSK) and whether the
     /// server took it.
     pub resumption_offered: bool,
     pub resumed: bool,
     /// DNS names of the server's leaf certificate: SAN dNSNames, or the subject CN when there
     /// are none (RFC 6125 §6.4.4).
-    pub server_names: Vec<String>,
+    pub server_names: Box<[String]>,
     pub certificate: Option<Box<CertificateNames>>,
     /// The server sent its certificate compressed (RFC 8879), so its names are not known.
     pub certificate_compressed: bool,
     /// `decrypted`, `no_keys`, `not_applicable` (no handshake seen), or `failed: <reason>`.
-    pub decryption: String,
+    pub decryption: Box<str>,
     /// True when every direction that carried application data was decrypted.
     pub decrypted: bool,
     pub client_to_server: DirectionInfo,
@@ -86,7 +86,7 @@ pub struct DirectionInfo {
     pub decrypted_bytes: u64,
     pub key_updates: u64,
     /// Why this direction stopped being read, if it did.
-    pub stopped: Option<String>,
+    pub stopped: Option<Box<str>>,
 }
 
 /// Protected records a session holds until it can read them.
@@ -416,7 +416,7 @@ impl TlsSession {
             }
         };
         if let Some(d) = decryption {
-            self.info.decryption = d;
+            self.info.decryption = d.into();
         }
         self.info.decrypted = self.keys_state == KeysState::Ready
             && !c.cannot_decrypt
@@ -472,7 +472,7 @@ impl TlsSession {
     fn keys_failed(&mut self, why: String) {
         self.anomalies.add(Anomaly::TlsUnsupported);
         self.keys_state = KeysState::Failed;
-        self.info.decryption = format!("failed: {why}");
+        self.info.decryption = format!("failed: {why}").into();
         self.keying = None;
     }
 
@@ -487,7 +487,7 @@ impl TlsSession {
         if info.stopped.is_some() {
             return;
         }
-        info.stopped = Some(why.to_string());
+        info.stopped = Some(why.into());
         d.records.stop(RecordError::NotTls);
         let had_keys = self.keys_mut(dir).is_some_and(|k| {
             let had = k.decrypter.is_some() || k.pending12.is_some();
@@ -600,7 +600,7 @@ impl TlsSession {
                 if keys_ready {
                     // Keys were found for the session but not for this point of it.
                     info.stopped
-                        .get_or_insert_with(|| "no keys for this direction".to_string());
+                        .get_or_insert_with(|| "no keys for this direction".into());
                 }
                 out(dir, AppData::Lost);
             }
@@ -846,9 +846,9 @@ impl TlsSession {
                     Ok(Some(cert)) => {
                         self.note(cert.anomalies());
                         self.info.server_names = if cert.san_dns.is_empty() {
-                            cert.subject_cn.clone()
+                            cert.subject_cn.as_slice().into()
                         } else {
-                            cert.san_dns.clone()
+                            cert.san_dns.as_slice().into()
                         };
                         self.info.certificate = Some(Box::new(cert));
                     }
@@ -915,9 +915,9 @@ impl TlsSession {
         let i = &mut self.info;
         // Clones, not moves: the hello's lists were grown by pushing, their copies are
         // exact-sized, and they stay for the connection's lifetime.
-        i.sni = ch.sni.names.first().cloned();
+        i.sni = ch.sni.names.first().map(|n| n.as_str().into());
         i.sni_detail = ch.sni.clone();
-        i.alpn_offered = ch.alpn.clone();
+        i.alpn_offered = ch.alpn.as_slice().into();
         i.ech = ch.ech.as_ref().is_some_and(|e| e.outer);
         i.ech_detail = ch.ech.clone().map(Box::new);
         i.versions_offered = ch
@@ -925,7 +925,7 @@ impl TlsSession {
             .iter()
             .map(|&v| TlsVersion(v))
             .collect();
-        i.key_share_groups = ch.key_share_groups.clone();
+        i.key_share_groups = ch.key_share_groups.as_slice().into();
         // A TLS 1.3 client always sends a legacy session ID (RFC 8446 §4.1.2, middlebox
         // compatibility); only a client without supported_versions resumes by session ID.
         i.resumption_offered = ch.psk_offered
@@ -1124,12 +1124,12 @@ mod tests {
     fn key_state_is_dropped_only_when_keys_cannot_come() {
         let s = handshake(&KeyLog::default());
         assert!(s.keying.is_none());
-        assert_eq!(s.finish().0.decryption, "no_keys");
+        assert_eq!(&*s.finish().0.decryption, "no_keys");
 
         let mut growing = KeyLog::default();
         growing.set_growing(0, 0);
         let s = handshake(&growing);
         assert!(s.keying.is_some());
-        assert_eq!(s.finish().0.decryption, "no_keys");
+        assert_eq!(&*s.finish().0.decryption, "no_keys");
     }
 }
