@@ -126,7 +126,11 @@ pub fn run(config: &LiveConfig, style: Style) -> Result<Report, LiveError> {
     let limits = &config.report.limits;
     let mut pipeline = Pipeline::new(limits);
     let mut ledger = Ledger::new(KeyLog::default(), limits);
-    ledger.follow_keylog(config.hold_for_keys, limits);
+    // Without a key log to follow no key can come: sessions without keys hold nothing and
+    // keep no key state.
+    if !config.report.keylogs.is_empty() {
+        ledger.follow_keylog(config.hold_for_keys, limits);
+    }
     let found = Arc::new(std::sync::atomic::AtomicU64::new(0));
     ledger.watch(streamer(config.report.format, style, Arc::clone(&found)));
     let mut followers: Vec<Follower> = config

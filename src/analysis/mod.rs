@@ -425,7 +425,8 @@ impl Ledger {
 
     /// The key log will grow while the capture runs: sessions without keys hold up to
     /// `per_session` bytes of encrypted records until theirs come, all together up to
-    /// `Limits::max_held_for_keys`.
+    /// `Limits::max_held_for_keys`. Call it before the first packet: a session that found no
+    /// keys before it keeps no key state, and no later key decrypts it ([`Ledger::add_keys`]).
     pub fn follow_keylog(&mut self, per_session: usize, limits: &crate::Limits) {
         Arc::make_mut(&mut self.keylog).set_growing(per_session, limits.max_held_for_keys);
     }
