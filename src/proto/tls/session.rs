@@ -181,33 +181,55 @@ struct DirKeys {
     app_secret13: Option<Secret>,
 }
 
+impl DirKeys {
+    /// TLS 1.3: moves on to `secret` (application keys after Finished, the next generation
+    /// at a KeyUpdate).
+    fn advance(&mut self, suite: &Suite, secret: Secret) {
+        if let Some(dec) = self.decrypter.as_mut() {
+            dec.rekey(keys::derive_traffic_keys(suite, secret.bytes()));
+        }
+        self.secret13 = Some(secret);
+    }
+}
+
 /// What decrypting a session takes: the hellos' randoms, the suite, each direction's keys,
 /// and the records held for later. Made at the first hello, and dropped as soon as the
-/// session cannot be decrypted (no keys in a key log that cannot grow, or an unsupported
-/// suite): most sessions of a capture have no keys, and each open one would keep this for
-/// its lifetime.
+/// session cannot be decrypted (no keys in a key log that cannot grow, or an unusable suite
+/// or version): most sessions of a capture have no keys, and each open one would keep this
+/// for its lifetime. The key material and held records are boxed again, made when there are
+/// any: a session that never gets an answer to its ClientHello keeps only the facts.
 #[derive(Default)]
 struct Keying {
     client: Option<ClientFacts>,
     server: Option<ServerFacts>,
     suite: Option<Suite>,
-    c2s: DirKeys,
-    s2c: DirKeys,
+    /// `[client to server, server to client]`, made when the keys are found.
+    dirs: Option<Box<[DirKeys; 2]>>,
     /// Scratch space for a decrypted record, one for both directions.
     plain: Vec<u8>,
     /// 0-RTT: whether the client is still in its early-data epoch.
     early_active: bool,
-    held: Held,
+    held: Option<Box<Held>>,
     /// More was waiting than the hold allows: the session stays undecrypted.
     gave_up_waiting: bool,
 }
 
 impl Keying {
-    fn dir_mut(&mut self, dir: Direction) -> &mut DirKeys {
-        match dir {
-            Direction::ClientToServer => &mut self.c2s,
-            Direction::ServerToClient => &mut self.s2c,
-        }
+    fn dir_mut(&mut self, dir: Direction) -> Option<&mut DirKeys> {
+        let [c2s, s2c] = &mut **self.dirs.as_mut()?;
+        Some(match dir {
+            Direction::ClientToServer => c2s,
+            Direction::ServerToClient => s2c,
+        })
+    }
+
+    fn held(&mut self) -> &mut Held {
+        self.held.get_or_insert_with(Box::default)
+    }
+
+    /// Both hellos' facts, once both were seen.
+    fn hellos(&self) -> Option<(ClientFacts, ServerFacts)> {
+        self.client.zip(self.server)
     }
 
     fn offers_early_data(&self) -> bool {
@@ -224,10 +246,9 @@ impl Keying {
     fn switch12(&mut self, dir: Direction) {
         let etm = self.encrypt_then_mac();
         let suite = self.suite;
-        let d = self.dir_mut(dir);
-        if d.decrypter.is_some() {
+        let Some(d) = self.dir_mut(dir).filter(|d| d.decrypter.is_none()) else {
             return;
-        }
+        };
         if let (Some(suite), Some(k)) = (suite, d.pending12.take()) {
             d.decrypter = Some(Box::new(RecordDecrypter::new(
                 suite,
@@ -242,7 +263,11 @@ impl Keying {
     /// Leaves the 0-RTT epoch: the client's records are protected with its handshake keys.
     fn end_early_data(&mut self, dec: &mut RecordDecrypter) {
         self.early_active = false;
-        if let (Some(suite), Some(hs)) = (self.suite, &self.c2s.secret13) {
+        let hs = self
+            .dirs
+            .as_deref()
+            .and_then(|[c2s, _]| c2s.secret13.as_ref());
+        if let (Some(suite), Some(hs)) = (self.suite, hs) {
             dec.rekey(keys::derive_traffic_keys(&suite, hs.bytes()));
         }
     }
@@ -442,7 +467,7 @@ impl TlsSession {
 
     /// The key state of a direction, while the session has any.
     fn keys_mut(&mut self, dir: Direction) -> Option<&mut DirKeys> {
-        Some(self.keying.as_deref_mut()?.dir_mut(dir))
+        self.keying.as_deref_mut()?.dir_mut(dir)
     }
 
     /// Where a hello's facts go: made at the first hello, not again once the session
@@ -551,7 +576,7 @@ impl TlsSession {
         {
             if let Some(k) = self.keying.as_deref_mut().filter(|k| k.offers_early_data()) {
                 // 0-RTT data before the ServerHello: which suite protects it is not known yet.
-                let held = &mut k.held;
+                let held = k.held();
                 if held.early_bytes + rec.fragment.len() <= self.limits.max_early_data {
                     held.early_bytes += rec.fragment.len();
                     held.early.push(HeldRecord::of(&rec));
@@ -590,7 +615,7 @@ impl TlsSession {
     ) {
         let keys_ready = self.keys_state == KeysState::Ready;
         let found = self.keying.as_deref_mut().and_then(|k| {
-            let dec = k.dir_mut(dir).decrypter.take()?;
+            let dec = k.dir_mut(dir)?.decrypter.take()?;
             Some((k, dec))
         });
         let Some((k, mut dec)) = found else {
@@ -621,7 +646,9 @@ impl TlsSession {
         }
         match result {
             Ok(inner) => {
-                k.dir_mut(dir).decrypter = Some(dec);
+                if let Some(d) = k.dir_mut(dir) {
+                    d.decrypter = Some(dec);
+                }
                 if self.tls13()
                     && rec.content_type == record::APPLICATION_DATA
                     && inner != record::APPLICATION_DATA
@@ -654,7 +681,7 @@ impl TlsSession {
     /// Whether the key log has every secret this session needs (a growing key log may have
     /// some of a session's lines and not yet the rest).
     fn has_keys_now(&self, keylog: &KeyLog) -> bool {
-        let Some((ch, sh)) = self.keying.as_deref().and_then(|k| k.client.zip(k.server)) else {
+        let Some((ch, sh)) = self.keying.as_deref().and_then(Keying::hellos) else {
             return false;
         };
         let Some(s) = keylog.get(&ch.random) else {
@@ -680,14 +707,15 @@ impl TlsSession {
             return false;
         }
         let n = rec.fragment.len();
-        let reserved = if k.held.waiting_bytes + n <= keylog.hold_for_keys() {
+        let waiting = k.held.as_ref().map_or(0, |h| h.waiting_bytes);
+        let reserved = if waiting + n <= keylog.hold_for_keys() {
             keylog.reserve_hold(n)
         } else {
             None
         };
         let Some(budget) = reserved else {
             k.gave_up_waiting = true;
-            k.held.take_waiting();
+            k.held().take_waiting();
             for info in [
                 &mut self.info.client_to_server,
                 &mut self.info.server_to_client,
@@ -700,7 +728,7 @@ impl TlsSession {
             return false;
         };
         let now = self.now;
-        let held = &mut k.held;
+        let held = k.held();
         held.budget = Some(budget);
         held.waiting_bytes += n;
         held.waiting.push((dir, now, HeldRecord::of(rec)));
@@ -735,7 +763,7 @@ impl TlsSession {
         let waiting = self
             .keying
             .as_deref_mut()
-            .map(|k| k.held.take_waiting())
+            .map(|k| k.held().take_waiting())
             .unwrap_or_default();
         self.keys_state = KeysState::Waiting;
         self.setup_keys(keylog, out);
@@ -858,9 +886,12 @@ impl TlsSession {
             }
             (Direction::ClientToServer, ht::END_OF_EARLY_DATA) => {
                 if let Some(k) = self.keying.as_deref_mut().filter(|k| k.early_active) {
-                    if let Some(mut dec) = k.c2s.decrypter.take() {
+                    let c2s = Direction::ClientToServer;
+                    if let Some(mut dec) = k.dir_mut(c2s).and_then(|d| d.decrypter.take()) {
                         k.end_early_data(&mut dec);
-                        k.c2s.decrypter = Some(dec);
+                        if let Some(d) = k.dir_mut(c2s) {
+                            d.decrypter = Some(dec);
+                        }
                     }
                 }
             }
@@ -870,12 +901,10 @@ impl TlsSession {
                     return;
                 };
                 let suite = k.suite;
-                let d = k.dir_mut(dir);
-                if let (Some(suite), Some(secret)) = (suite, d.app_secret13.take()) {
-                    if let Some(dec) = d.decrypter.as_mut() {
-                        dec.rekey(keys::derive_traffic_keys(&suite, secret.bytes()));
+                if let Some(d) = k.dir_mut(dir) {
+                    if let (Some(suite), Some(secret)) = (suite, d.app_secret13.take()) {
+                        d.advance(&suite, secret);
                     }
-                    d.secret13 = Some(secret);
                 }
             }
             (_, ht::KEY_UPDATE) if self.tls13() => {
@@ -884,13 +913,13 @@ impl TlsSession {
                     return;
                 };
                 let suite = k.suite;
-                let d = k.dir_mut(dir);
-                if let (Some(suite), Some(current)) = (suite, d.secret13.take()) {
-                    let next = keys::next_traffic_secret(suite.hash, current.bytes());
-                    if let Some(dec) = d.decrypter.as_mut() {
-                        dec.rekey(keys::derive_traffic_keys(&suite, next.bytes()));
+                if let Some(d) = k.dir_mut(dir) {
+                    if let (Some(suite), Some(current)) = (suite, d.secret13.take()) {
+                        d.advance(
+                            &suite,
+                            keys::next_traffic_secret(suite.hash, current.bytes()),
+                        );
                     }
-                    d.secret13 = Some(next);
                 }
             }
             _ => {}
@@ -985,7 +1014,7 @@ impl TlsSession {
         if self.keys_state != KeysState::Waiting {
             return;
         }
-        let Some((ch, sh)) = self.keying.as_deref().and_then(|k| k.client.zip(k.server)) else {
+        let Some((ch, sh)) = self.keying.as_deref().and_then(Keying::hellos) else {
             return;
         };
         // A growing key log may have only some of this session's lines yet: wait for all.
@@ -999,7 +1028,7 @@ impl TlsSession {
             self.keys_failed(format!("cipher suite 0x{suite_id:04x} is not supported"));
             return;
         };
-        match version {
+        let dirs = match version {
             0x0304 => {
                 let (Some(c_hs), Some(s_hs)) =
                     (&secrets.client_handshake, &secrets.server_handshake)
@@ -1007,67 +1036,64 @@ impl TlsSession {
                     self.no_keys(keylog);
                     return;
                 };
-                let Some(k) = self.keying.as_deref_mut() else {
-                    return;
+                let tls13 = |hs: &Secret, app: &Option<Secret>| DirKeys {
+                    decrypter: Some(Box::new(RecordDecrypter::new(
+                        suite,
+                        keys::derive_traffic_keys(&suite, hs.bytes()),
+                        RecordProtocol::Tls13,
+                    ))),
+                    pending12: None,
+                    secret13: Some(hs.clone()),
+                    app_secret13: app.clone(),
                 };
-                k.suite = Some(suite);
-                for (dir, hs, app) in [
-                    (
-                        Direction::ClientToServer,
-                        c_hs.clone(),
-                        secrets.client_traffic_0.clone(),
-                    ),
-                    (
-                        Direction::ServerToClient,
-                        s_hs.clone(),
-                        secrets.server_traffic_0.clone(),
-                    ),
-                ] {
-                    *k.dir_mut(dir) = DirKeys {
-                        decrypter: Some(Box::new(RecordDecrypter::new(
-                            suite,
-                            keys::derive_traffic_keys(&suite, hs.bytes()),
-                            RecordProtocol::Tls13,
-                        ))),
-                        pending12: None,
-                        secret13: Some(hs),
-                        app_secret13: app,
-                    };
-                }
-                self.keys_state = KeysState::Ready;
-                // 0-RTT: the client's first protected records use the early traffic secret.
-                let stash = k.held.take_early();
-                if let (true, Some(early)) = (k.offers_early_data(), &secrets.client_early) {
-                    if let Some(dec) = k.c2s.decrypter.as_mut() {
-                        dec.rekey(keys::derive_traffic_keys(&suite, early.bytes()));
-                        k.early_active = true;
-                    }
-                }
-                if k.early_active {
-                    for held in stash {
-                        self.handle(Direction::ClientToServer, held.record(), keylog, out);
-                    }
-                } else if !stash.is_empty() {
-                    self.info.early_data =
-                        Some("not decrypted: no CLIENT_EARLY_TRAFFIC_SECRET logged".into());
-                }
+                [
+                    tls13(c_hs, &secrets.client_traffic_0),
+                    tls13(s_hs, &secrets.server_traffic_0),
+                ]
             }
             0x0303 => {
                 let Some(ms) = &secrets.master_secret else {
                     self.no_keys(keylog);
                     return;
                 };
-                let Some(k) = self.keying.as_deref_mut() else {
-                    return;
-                };
                 let (client, server) =
                     keys::tls12_key_block(&suite, ms.bytes(), &ch.random, &sh.random);
-                k.suite = Some(suite);
-                k.c2s.pending12 = Some(client);
-                k.s2c.pending12 = Some(server);
-                self.keys_state = KeysState::Ready;
+                let tls12 = |keys| DirKeys {
+                    pending12: Some(keys),
+                    ..DirKeys::default()
+                };
+                [tls12(client), tls12(server)]
             }
-            v => self.keys_failed(format!("{} is not supported", TlsVersion(v))),
+            v => {
+                self.keys_failed(format!("{} is not supported", TlsVersion(v)));
+                return;
+            }
+        };
+        let Some(k) = self.keying.as_deref_mut() else {
+            return;
+        };
+        k.suite = Some(suite);
+        k.dirs = Some(Box::new(dirs));
+        self.keys_state = KeysState::Ready;
+        if version != 0x0304 {
+            return;
+        }
+        // 0-RTT: the client's first protected records use the early traffic secret.
+        let stash = k.held.as_mut().map(|h| h.take_early()).unwrap_or_default();
+        if let (true, Some(early)) = (k.offers_early_data(), &secrets.client_early) {
+            let c2s = k.dir_mut(Direction::ClientToServer);
+            if let Some(dec) = c2s.and_then(|d| d.decrypter.as_mut()) {
+                dec.rekey(keys::derive_traffic_keys(&suite, early.bytes()));
+                k.early_active = true;
+            }
+        }
+        if k.early_active {
+            for held in stash {
+                self.handle(Direction::ClientToServer, held.record(), keylog, out);
+            }
+        } else if !stash.is_empty() {
+            self.info.early_data =
+                Some("not decrypted: no CLIENT_EARLY_TRAFFIC_SECRET logged".into());
         }
     }
 }
