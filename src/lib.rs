@@ -47,7 +47,7 @@ mod per_connection_state {
         // needed (496 before the first, 416 before the second).
         assert!(size_of::<crate::flow::Connection>() <= 336);
         // `HttpLimits` is shared, not copied (it was 72 bytes in ConnProto, App and
-        // ExchangeLog each); detection buffers are boxed, made when bytes must be held
+        // ExchangeLog each); detection buffers are boxed, made at the first stream event
         // (104 before).
         assert!(size_of::<crate::proto::ConnProto>() <= 80);
         // Hello facts, key material and held records are in one box that a session without

@@ -40,7 +40,7 @@ pub enum AppProtocol {
 }
 
 enum State {
-    /// `None` until bytes must be held.
+    /// `None` until the first bytes.
     Detecting(Option<Box<FirstBytes>>),
     Http(Box<HttpConn>),
     Control(Box<Control>),
@@ -108,21 +108,18 @@ impl App {
     ) -> Next {
         self.saw_bytes |= !data.is_empty();
         if let State::Detecting(first) = &mut self.state {
-            let FirstBytes { c2s, s2c } = first.get_or_insert_with(Box::default).as_mut();
-            let buf = match dir {
-                Direction::ClientToServer => &mut *c2s,
-                Direction::ServerToClient => &mut *s2c,
-            };
+            let first = first.get_or_insert_with(Box::default);
+            let buf = first.side_mut(dir);
             let room = MAX_DETECT.saturating_sub(buf.len());
             let (fits, over) = data.split_at(room.min(data.len()));
             buf.extend_from_slice(fits);
             // `decide` always decides once a buffer is full, so `over` is never dropped: it
             // is fed after the replay below. (It was dropped: a first piece over MAX_DETECT
             // lost its tail, e.g. the rest of a 16 KiB TLS record.)
-            let Some(next) = decide(c2s, s2c, self.mid_stream, &self.limits) else {
+            let Some(next) = decide(&first.c2s, &first.s2c, self.mid_stream, &self.limits) else {
                 return Next::Continue;
             };
-            let (c2s, s2c) = (std::mem::take(c2s), std::mem::take(s2c));
+            let (c2s, s2c) = std::mem::take(&mut **first).into_parts();
             self.state = next;
             // Replay in the order the bytes could have been sent: the side that decided
             // first is not known, so the client's first (requests precede responses), but
@@ -217,10 +214,7 @@ impl App {
             State::Detecting(first) => {
                 // What was held no longer continues; decide on what follows instead.
                 if let Some(first) = first {
-                    match dir {
-                        Direction::ClientToServer => first.c2s.clear(),
-                        Direction::ServerToClient => first.s2c.clear(),
-                    }
+                    first.side_mut(dir).clear();
                 }
                 self.mid_stream = true;
             }

@@ -33,17 +33,31 @@ use tls::session::{AppData, TlsInfo, TlsSession};
 const DETECT_BYTES: usize = 6;
 
 /// The first bytes of each direction, held until they tell what the stream carries. Boxed,
-/// and made only when bytes must be held: a connection is past detection for most of its
-/// life (a TLS session without keys never starts its plaintext's), and its state need not
-/// keep room for this.
+/// made at the first stream event and freed when detection ends: a connection is past
+/// detection for most of its life (and a TLS session without keys never starts its
+/// plaintext's), so its state need not keep room for this.
 #[derive(Default)]
 struct FirstBytes {
     c2s: Vec<u8>,
     s2c: Vec<u8>,
 }
 
+impl FirstBytes {
+    fn side_mut(&mut self, dir: Direction) -> &mut Vec<u8> {
+        match dir {
+            Direction::ClientToServer => &mut self.c2s,
+            Direction::ServerToClient => &mut self.s2c,
+        }
+    }
+
+    /// `(client to server, server to client)`.
+    fn into_parts(self) -> (Vec<u8>, Vec<u8>) {
+        (self.c2s, self.s2c)
+    }
+}
+
 enum State {
-    /// `None` until bytes must be held.
+    /// `None` until the first stream event.
     Detecting(Option<Box<FirstBytes>>),
     Tls {
         session: Box<TlsSession>,
@@ -112,11 +126,8 @@ impl ConnProto {
         tap: &mut dyn FnMut(Direction, AppData<'_>),
     ) {
         if let State::Detecting(first) = &mut self.state {
-            let FirstBytes { c2s, s2c } = first.get_or_insert_with(Box::default).as_mut();
-            let buf = match dir {
-                Direction::ClientToServer => &mut *c2s,
-                Direction::ServerToClient => &mut *s2c,
-            };
+            let first = first.get_or_insert_with(Box::default);
+            let buf = first.side_mut(dir);
             let gap = matches!(ev, StreamEvent::Gap(_));
             match ev {
                 StreamEvent::Data(d) => buf.extend_from_slice(d),
@@ -125,8 +136,8 @@ impl ConnProto {
                 StreamEvent::Fin | StreamEvent::Rst => {}
             }
             let ended = matches!(ev, StreamEvent::Fin | StreamEvent::Rst);
-            let decision = decide(c2s, s2c, ended);
-            let held = decision.map(|_| (std::mem::take(c2s), std::mem::take(s2c)));
+            let decision = decide(&first.c2s, &first.s2c, ended);
+            let held = decision.map(|_| std::mem::take(&mut **first).into_parts());
             self.mid_stream |= gap;
             let (Some(tls), Some((c2s, s2c))) = (decision, held) else {
                 return;
