@@ -254,15 +254,15 @@ struct Views<'a> {
 impl<'a> Views<'a> {
     #[allow(clippy::vec_box, reason = "see `list`")]
     fn new(list: Vec<Box<View<'a>>>) -> Self {
-        let order = |address: fn(&View<'_>) -> IpAddr| {
+        let order = |address: fn(&View<'a>) -> IpAddr| {
             let mut order: Vec<usize> = (0..list.len()).collect();
             // Stable: equal addresses keep the views' order.
             order.sort_by_key(|&vi| list.get(vi).map(|v| address(v)));
             order
         };
         Views {
-            by_client: order(|v| v.conn.client.ip()),
-            by_server: order(|v| v.conn.server.ip()),
+            by_client: order(View::client_ip),
+            by_server: order(View::server_ip),
             list,
         }
     }
@@ -273,19 +273,19 @@ impl<'a> Views<'a> {
 
     /// The views whose client address is `ip`, in their order, with their numbers.
     fn of_client(&self, ip: IpAddr) -> impl Iterator<Item = (usize, &View<'a>)> {
-        self.of(&self.by_client, ip, |v| v.conn.client.ip())
+        self.of(&self.by_client, ip, View::client_ip)
     }
 
     /// The views whose server address is `ip`, in their order, with their numbers.
     fn of_server(&self, ip: IpAddr) -> impl Iterator<Item = (usize, &View<'a>)> {
-        self.of(&self.by_server, ip, |v| v.conn.server.ip())
+        self.of(&self.by_server, ip, View::server_ip)
     }
 
     fn of<'s>(
         &'s self,
         order: &'s [usize],
         ip: IpAddr,
-        address: fn(&View<'_>) -> IpAddr,
+        address: fn(&View<'a>) -> IpAddr,
     ) -> impl Iterator<Item = (usize, &'s View<'a>)> {
         let key = move |vi: &usize| self.get(*vi).map(address);
         let start = order.partition_point(|vi| key(vi) < Some(ip));
@@ -360,6 +360,14 @@ impl<'a> View<'a> {
                 origins: OriginSet::new(origins, port),
             })
         })
+    }
+
+    fn client_ip(&self) -> IpAddr {
+        self.conn.client.ip()
+    }
+
+    fn server_ip(&self) -> IpAddr {
+        self.conn.server.ip()
     }
 
     fn sni(&self) -> Option<&str> {
