@@ -18,12 +18,18 @@
 # throughput over tshark's in the same mode (without keys, with the key log), and THREADS
 # threads over one.
 #
+# CONCURRENCY (default: the synthesizer's, 64) sets how many connections the SIZE capture
+# keeps open at once; the TSHARK_SIZE capture keeps the default. Every connection runs to
+# its end, so CONCURRENCY=100000 makes a capture of about 8 GB whatever SIZE is:
+# `CONCURRENCY=100000 benches/compare.sh 1G 200M` measures memory at 100k open connections.
+#
 # Needs: cargo, tshark, jq, /usr/bin/time (GNU).
 set -euo pipefail
 
 SIZE=${1:-1G}
 TSHARK_SIZE=${2:-$SIZE}
 SEED=${SEED:-1}
+CONCURRENCY=${CONCURRENCY:-}
 THREADS=${THREADS:-$(nproc)}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH_DIR=${BENCH_DIR:-${TMPDIR:-/tmp}/misdirect-bench}
@@ -38,20 +44,21 @@ echo "== building (release)" >&2
 MISDIRECT=$ROOT/target/release/misdirect
 SYNTH=$ROOT/target/release/examples/synth
 
-# synth SIZE: prints the capture's base path, synthesizing it unless present.
+# synth SIZE [CONCURRENCY]: prints the capture's base path, synthesizing it unless present.
 synth() {
-    local base=$BENCH_DIR/synth-$1-seed$SEED
+    local base=$BENCH_DIR/synth-$1-seed$SEED${2:+-c$2}
     if [[ ! -s $base.json || ! -s $base.pcap || ! -s $base.keys ]]; then
         echo "== synthesizing $1 into $base.pcap" >&2
-        "$SYNTH" --size "$1" --seed "$SEED" --out "$base.pcap" --keylog "$base.keys" >"$base.json.tmp"
+        "$SYNTH" --size "$1" --seed "$SEED" ${2:+--concurrency "$2"} \
+            --out "$base.pcap" --keylog "$base.keys" >"$base.json.tmp"
         mv "$base.json.tmp" "$base.json"
     fi
     echo "$base"
 }
 
-BIG=$(synth "$SIZE")
+BIG=$(synth "$SIZE" "$CONCURRENCY")
 SMALL=$BIG
-[[ $TSHARK_SIZE != "$SIZE" ]] && SMALL=$(synth "$TSHARK_SIZE")
+[[ $TSHARK_SIZE != "$SIZE" || -n $CONCURRENCY ]] && SMALL=$(synth "$TSHARK_SIZE")
 
 fail=0
 check() { # check WHAT EXPECTED ACTUAL
@@ -78,7 +85,7 @@ timed() {
     end=$(date +%s.%N)
     secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f", b - a }')
     rss_kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$BENCH_DIR/time.$$")
-    bytes=$(stat -c %s "$file")
+    bytes=$(stat -L -c %s "$file")
     echo "$name $bytes $secs $rss_kb" >>"$ROWS"
 }
 
@@ -151,7 +158,7 @@ awk '
             one = n; sub(/\/.*$/, "/1", one)
             ratio = (n ~ /^misdirect/ && mbs[base] > 0) ? sprintf("%.1f", mbs[n] / mbs[base]) : "-"
             speedup = (n ~ /^misdirect/ && mbs[one] > 0) ? sprintf("%.2f", mbs[n] / mbs[one]) : "-"
-            printf "%-18s %10.1f %9.3f %10.1f %13.1f %10s %10s\n", n, bytes[i] / 1e6, secs[i], mbs[n], rss[i] / 1024, ratio, speedup
+            printf "%-18s %10.1f %9.3f %10.1f %13.1f %10s %10s\n", n, bytes[i] / 1e6, secs[i], mbs[n], rss[i] * 1024 / 1e6, ratio, speedup
         }
     }' "$ROWS"
 
