@@ -264,7 +264,14 @@ impl StreamSink for CountingSink {
     fn open(&mut self, _: &Connection, _: EventMeta) {
         self.opened += 1;
     }
-    fn stream(&mut self, _: ConnId, _: Direction, ev: StreamEvent<'_>, _: EventMeta) {
+    fn stream(
+        &mut self,
+        _: &mut misdirect::flow::SinkState,
+        _: ConnId,
+        _: Direction,
+        ev: StreamEvent<'_>,
+        _: EventMeta,
+    ) {
         match ev {
             StreamEvent::Data(d) => self.data += d.len() as u64,
             StreamEvent::Gap(n) => self.gaps += n,

@@ -617,7 +617,14 @@ impl StreamSink for ContractSink {
         );
     }
 
-    fn stream(&mut self, id: ConnId, dir: Direction, event: StreamEvent<'_>, _at: EventMeta) {
+    fn stream(
+        &mut self,
+        _: &mut crate::flow::SinkState,
+        id: ConnId,
+        dir: Direction,
+        event: StreamEvent<'_>,
+        _at: EventMeta,
+    ) {
         let logging = self.content.is_some();
         let c = self.seen(id, "stream event");
         let Some(d) = c.dirs.get_mut(slot(dir)) else {

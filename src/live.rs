@@ -156,7 +156,7 @@ pub fn run(config: &LiveConfig, style: Style) -> Result<Report, LiveError> {
             for f in &mut followers {
                 let lines = f.poll();
                 if !lines.is_empty() {
-                    ledger.add_keys(&lines, last_ts);
+                    ledger.add_keys(&lines, last_ts, pipeline.sink_states());
                 }
             }
             // Under steady traffic the idle flush never comes: a crash loses at most this
@@ -193,7 +193,7 @@ pub fn run(config: &LiveConfig, style: Style) -> Result<Report, LiveError> {
     for f in &mut followers {
         let lines = f.poll();
         if !lines.is_empty() {
-            ledger.add_keys(&lines, last_ts);
+            ledger.add_keys(&lines, last_ts, pipeline.sink_states());
         }
     }
     source.flush()?;

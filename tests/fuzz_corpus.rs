@@ -138,7 +138,14 @@ fn write_tls_seeds() {
         fn open(&mut self, c: &Connection, _: EventMeta) {
             self.0.insert(c.id.0, Vec::new());
         }
-        fn stream(&mut self, id: ConnId, d: Direction, ev: StreamEvent<'_>, _: EventMeta) {
+        fn stream(
+            &mut self,
+            _: &mut misdirect::flow::SinkState,
+            id: ConnId,
+            d: Direction,
+            ev: StreamEvent<'_>,
+            _: EventMeta,
+        ) {
             if let StreamEvent::Data(b) = ev {
                 self.0.entry(id.0).or_default().push((d, b.to_vec()));
             }
@@ -283,7 +290,14 @@ fn write_app_seeds() {
                 },
             );
         }
-        fn stream(&mut self, id: ConnId, d: Direction, ev: StreamEvent<'_>, at: EventMeta) {
+        fn stream(
+            &mut self,
+            _: &mut misdirect::flow::SinkState,
+            id: ConnId,
+            d: Direction,
+            ev: StreamEvent<'_>,
+            at: EventMeta,
+        ) {
             let c = self.conns.get_mut(&id.0).unwrap();
             let se = match ev {
                 StreamEvent::Data(b) => ScriptEvent::Data(b.to_vec()),
@@ -510,21 +524,29 @@ mod checker {
         fn open(&mut self, conn: &Connection, at: EventMeta) {
             self.inner.open(conn, at);
         }
-        fn stream(&mut self, id: ConnId, dir: Direction, event: StreamEvent<'_>, at: EventMeta) {
+        fn stream(
+            &mut self,
+            state: &mut misdirect::flow::SinkState,
+            id: ConnId,
+            dir: Direction,
+            event: StreamEvent<'_>,
+            at: EventMeta,
+        ) {
             match (self.mistake, event) {
                 (Mistake::FlipByte, StreamEvent::Data(d)) => {
                     let mut v = d.to_vec();
                     v[0] ^= 1;
-                    self.inner.stream(id, dir, StreamEvent::Data(&v), at);
+                    self.inner.stream(state, id, dir, StreamEvent::Data(&v), at);
                 }
                 (Mistake::DataAfterFin, StreamEvent::Fin) => {
-                    self.inner.stream(id, dir, event, at);
-                    self.inner.stream(id, dir, StreamEvent::Gap(1), at);
+                    self.inner.stream(state, id, dir, event, at);
+                    self.inner.stream(state, id, dir, StreamEvent::Gap(1), at);
                 }
                 (Mistake::EmptyData, StreamEvent::Data(_)) => {
-                    self.inner.stream(id, dir, StreamEvent::Data(&[]), at);
+                    self.inner
+                        .stream(state, id, dir, StreamEvent::Data(&[]), at);
                 }
-                _ => self.inner.stream(id, dir, event, at),
+                _ => self.inner.stream(state, id, dir, event, at),
             }
         }
         fn close(&mut self, conn: Connection, at: EventMeta) {

@@ -52,7 +52,14 @@ impl StreamSink for TlsCollector {
             },
         );
     }
-    fn stream(&mut self, id: ConnId, dir: Direction, ev: StreamEvent<'_>, at: EventMeta) {
+    fn stream(
+        &mut self,
+        _: &mut misdirect::flow::SinkState,
+        id: ConnId,
+        dir: Direction,
+        ev: StreamEvent<'_>,
+        at: EventMeta,
+    ) {
         let conn = self.conns.get_mut(&id.0).unwrap();
         let (c2s, s2c) = (&mut conn.c2s, &mut conn.s2c);
         conn.proto
@@ -528,10 +535,10 @@ fn keys_that_arrive_late_decrypt_what_was_held() {
             let lines: Vec<&[u8]> = keys.split(|&b| b == b'\n').collect();
             let half = lines.len() / 2;
             if n == 10 {
-                ledger.add_keys(&lines[..half].join(&b'\n'), last);
+                ledger.add_keys(&lines[..half].join(&b'\n'), last, pipeline.sink_states());
             }
             if n == 20 {
-                ledger.add_keys(&lines[half..].join(&b'\n'), last);
+                ledger.add_keys(&lines[half..].join(&b'\n'), last, pipeline.sink_states());
             }
         }
         let run = pipeline.finish(&mut ledger);

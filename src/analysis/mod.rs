@@ -16,8 +16,8 @@ pub use merge::{LedgerPart, Partial};
 use crate::anomaly::AnomalyCounts;
 use crate::capture::{DecryptionSecret, InputSummary};
 use crate::flow::{
-    Close, ConnId, Connection, Direction, DirectionStats, EventMeta, Orientation, StreamEvent,
-    StreamSink,
+    Close, ConnId, Connection, Direction, DirectionStats, EventMeta, Orientation, SinkState,
+    StreamEvent, StreamSink,
 };
 use crate::pipeline::RunStats;
 use crate::proto::control::ControlInfo;
@@ -297,11 +297,10 @@ pub struct Ledger {
     /// counted as `connection_record_limit` anomalies).
     empty_listed: usize,
     max_empty_listed: usize,
-    /// The protocol layer of each open connection, made at its first stream event (data,
-    /// gap, FIN or RST): a connection with none, a SYN flood's, costs nothing here.
-    live: HashMap<ConnId, Box<ConnProto>, foldhash::fast::RandomState>,
     /// Open connections whose start the capture did not see and that have no protocol layer
-    /// yet (see `live`).
+    /// yet. A connection's protocol layer (`ConnProto`) is its sink state in the flow table,
+    /// made at its first stream event (data, gap, FIN or RST): a connection with none, a SYN
+    /// flood's, costs nothing here.
     mid_stream: std::collections::HashSet<ConnId, foldhash::fast::RandomState>,
     keylog: Arc<KeyLog>,
     limits: Arc<HttpLimits>,
@@ -334,18 +333,29 @@ impl StreamSink for Ledger {
         }
     }
 
-    fn stream(&mut self, id: ConnId, dir: Direction, event: StreamEvent<'_>, at: EventMeta) {
-        let p = self.live.entry(id).or_insert_with(|| {
+    fn stream(
+        &mut self,
+        state: &mut SinkState,
+        id: ConnId,
+        dir: Direction,
+        event: StreamEvent<'_>,
+        at: EventMeta,
+    ) {
+        let state = state.get_or_insert_with(|| {
             let mid_stream = self.mid_stream.remove(&id);
             Box::new(ConnProto::new(mid_stream, self.limits.clone()))
         });
+        // Only a ledger puts state there, and only this.
+        let Some(p) = state.downcast_mut::<ConnProto>() else {
+            return;
+        };
         p.event(dir, event, at.ts, &self.keylog, &mut |_, _| {});
         if let Some(w) = &mut self.watch {
             w.look(id, p);
         }
     }
 
-    fn close(&mut self, conn: Connection, _at: EventMeta) {
+    fn close(&mut self, mut conn: Connection, _at: EventMeta) {
         if let Some(w) = &mut self.watch {
             w.endpoints.remove(&conn.id);
             w.reported.retain(|(c, _)| *c != conn.id);
@@ -354,7 +364,6 @@ impl StreamSink for Ledger {
         let carried = conn.dirs.iter().any(|d| d.stats.payload_bytes > 0);
         if !carried {
             if self.empty_listed >= self.max_empty_listed {
-                self.live.remove(&conn.id);
                 self.anomalies
                     .add(crate::anomaly::Anomaly::ConnectionRecordLimit);
                 return;
@@ -362,7 +371,8 @@ impl StreamSink for Ledger {
             self.empty_listed += 1;
         }
         let mut record = ConnectionRecord::from_connection(&conn);
-        if let Some(p) = self.live.remove(&conn.id) {
+        let proto = conn.sink_state.take().map(|s| s.downcast::<ConnProto>());
+        if let Some(Ok(p)) = proto {
             let summary = p.finish(carried);
             record.protocol = summary.protocol;
             record.tls = summary.tls.map(Box::new);
@@ -404,7 +414,6 @@ impl Ledger {
             connections: Vec::new(),
             empty_listed: 0,
             max_empty_listed: limits.max_empty_connection_records,
-            live: HashMap::default(),
             mid_stream: Default::default(),
             keylog: keylog.into(),
             limits: limits.http(),
@@ -431,13 +440,22 @@ impl Ledger {
         Arc::make_mut(&mut self.keylog).set_growing(per_session, limits.max_held_for_keys);
     }
 
-    /// New key-log lines: sessions waiting for these keys decrypt what they held.
-    pub fn add_keys(&mut self, text: &[u8], at: Timestamp) {
+    /// New key-log lines: sessions waiting for these keys decrypt what they held. `open` is
+    /// the open connections' sink states (`FlowTable::sink_states`).
+    pub fn add_keys<'c>(
+        &mut self,
+        text: &[u8],
+        at: Timestamp,
+        open: impl Iterator<Item = (ConnId, &'c mut SinkState)>,
+    ) {
         Arc::make_mut(&mut self.keylog).add(text);
-        for (id, p) in self.live.iter_mut() {
+        for (id, state) in open {
+            let Some(p) = state.as_mut().and_then(|s| s.downcast_mut::<ConnProto>()) else {
+                continue;
+            };
             p.keys_arrived(&self.keylog, at);
             if let Some(w) = &mut self.watch {
-                w.look(*id, p);
+                w.look(id, p);
             }
         }
     }

@@ -49,12 +49,24 @@ pub struct EventMeta {
     pub packet: u64,
 }
 
+/// What a sink keeps for one connection, carried in the connection itself ([`Connection`]'s
+/// `sink_state`), so that reaching it costs no lookup of the sink's own; opaque to the
+/// table, and dropped with the connection unless the sink takes it at `close`.
+pub type SinkState = Option<Box<dyn std::any::Any + Send>>;
+
 /// Receives what the flow table makes of the traffic.
 pub trait StreamSink {
     /// A connection was seen for the first time.
     fn open(&mut self, conn: &Connection, at: EventMeta);
-    /// Reassembled stream content of one direction.
-    fn stream(&mut self, id: ConnId, dir: Direction, event: StreamEvent<'_>, at: EventMeta);
+    /// Reassembled stream content of one direction, with the connection's sink state.
+    fn stream(
+        &mut self,
+        state: &mut SinkState,
+        id: ConnId,
+        dir: Direction,
+        event: StreamEvent<'_>,
+        at: EventMeta,
+    );
     /// The connection is finished; no more events will name its id.
     fn close(&mut self, conn: Connection, at: EventMeta);
     /// Key material found in the capture itself (pcapng Decryption Secrets Blocks), delivered

@@ -6,7 +6,7 @@
 //! key holds that number, so a bare packet's lookup costs what it did before tunnels.
 
 use super::reassembly::{BufferBudget, Ctx, Reassembler, Segment, StreamEvent};
-use super::{ConnId, Direction, EventMeta, StreamSink};
+use super::{ConnId, Direction, EventMeta, SinkState, StreamSink};
 use crate::anomaly::{Anomaly, AnomalyCounts};
 use crate::wire::tunnel::{KeyPart, Layer, Tunnel, BARE};
 use crate::wire::{Decapsulated, Decoded, TcpSegment};
@@ -76,19 +76,13 @@ pub struct Connection {
     context: u64,
     /// `[client→server, server→client]`; use [`Connection::dir`].
     pub dirs: [Reassembler; 2],
+    /// What the sink keeps for this connection (see [`SinkState`]).
+    pub sink_state: SinkState,
 }
 
 impl Connection {
     pub fn dir(&self, d: Direction) -> &Reassembler {
         let [c2s, s2c] = &self.dirs;
-        match d {
-            Direction::ClientToServer => c2s,
-            Direction::ServerToClient => s2c,
-        }
-    }
-
-    fn dir_mut(&mut self, d: Direction) -> &mut Reassembler {
-        let [c2s, s2c] = &mut self.dirs;
         match d {
             Direction::ClientToServer => c2s,
             Direction::ServerToClient => s2c,
@@ -411,7 +405,13 @@ impl FlowTable {
             client_isn_from_synack: None,
             context,
             dirs: Default::default(),
+            sink_state: None,
         }
+    }
+
+    /// The open connections' ids and sink states, in no particular order.
+    pub fn sink_states(&mut self) -> impl Iterator<Item = (ConnId, &mut SinkState)> {
+        self.conns.iter_mut().map(|c| (c.id, &mut c.sink_state))
     }
 
     /// Queues a connection for idle eviction, once the table has been full (until then there
@@ -488,9 +488,13 @@ impl FlowTable {
     ) {
         let id = conn.id;
         self.contexts.release(conn.context);
-        for dir in [Direction::ClientToServer, Direction::ServerToClient] {
-            let mut out = |ev: StreamEvent<'_>| sink.stream(id, dir, ev, at);
-            let r = conn.dir_mut(dir);
+        let [c2s, s2c] = &mut conn.dirs;
+        for (dir, r) in [
+            (Direction::ClientToServer, c2s),
+            (Direction::ServerToClient, s2c),
+        ] {
+            let state = &mut conn.sink_state;
+            let mut out = |ev: StreamEvent<'_>| sink.stream(state, id, dir, ev, at);
             r.flush(&mut self.budget, &mut out);
             if r.stats.bytes_after_end() > 0 {
                 self.anomalies.add(Anomaly::TcpDataAfterClose);
@@ -549,6 +553,7 @@ fn take_segment(
     conn.last_packet = pkt.index;
     let dir = conn.direction_of(pkt.src);
     let id = conn.id;
+    let state = &mut conn.sink_state;
     let [c2s, s2c] = &mut conn.dirs;
     let (this, peer) = match dir {
         Direction::ClientToServer => (c2s, s2c),
@@ -564,7 +569,7 @@ fn take_segment(
         }
     }
     if seg.flags.rst {
-        let mut out = |ev: StreamEvent<'_>| sink.stream(id, dir, ev, at);
+        let mut out = |ev: StreamEvent<'_>| sink.stream(state, id, dir, ev, at);
         this.reset(seg.seq, ctx.budget, &mut out);
         conn.close = match dir {
             Direction::ClientToServer => Close::ResetByClient,
@@ -578,7 +583,7 @@ fn take_segment(
         seg.seq
     };
     {
-        let mut out = |ev: StreamEvent<'_>| sink.stream(id, dir, ev, at);
+        let mut out = |ev: StreamEvent<'_>| sink.stream(state, id, dir, ev, at);
         this.segment(
             Segment {
                 seq: data_seq,
@@ -591,7 +596,7 @@ fn take_segment(
         );
     }
     if seg.flags.ack {
-        let mut out = |ev: StreamEvent<'_>| sink.stream(id, dir.opposite(), ev, at);
+        let mut out = |ev: StreamEvent<'_>| sink.stream(state, id, dir.opposite(), ev, at);
         peer.peer_ack(seg.ack, ctx, &mut out);
     }
 }
@@ -604,7 +609,15 @@ mod tests {
     struct Null;
     impl StreamSink for Null {
         fn open(&mut self, _: &Connection, _: EventMeta) {}
-        fn stream(&mut self, _: ConnId, _: Direction, _: StreamEvent<'_>, _: EventMeta) {}
+        fn stream(
+            &mut self,
+            _: &mut SinkState,
+            _: ConnId,
+            _: Direction,
+            _: StreamEvent<'_>,
+            _: EventMeta,
+        ) {
+        }
         fn close(&mut self, _: Connection, _: EventMeta) {}
     }
 

@@ -119,6 +119,13 @@ impl Pipeline {
         }
     }
 
+    /// The open connections' ids and sink states (for [`crate::analysis::Ledger::add_keys`]).
+    pub fn sink_states(
+        &mut self,
+    ) -> impl Iterator<Item = (crate::flow::ConnId, &mut crate::flow::SinkState)> {
+        self.flows.sink_states()
+    }
+
     /// Ends the stream: open connections are closed in id order.
     pub fn finish(mut self, sink: &mut dyn StreamSink) -> RunStats {
         self.decoder.finish();

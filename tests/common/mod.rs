@@ -361,7 +361,14 @@ impl StreamSink for Collector {
         s.server = Some(conn.server);
     }
 
-    fn stream(&mut self, id: ConnId, dir: Direction, ev: StreamEvent<'_>, at: EventMeta) {
+    fn stream(
+        &mut self,
+        _: &mut misdirect::flow::SinkState,
+        id: ConnId,
+        dir: Direction,
+        ev: StreamEvent<'_>,
+        at: EventMeta,
+    ) {
         let s = self
             .conns
             .get_mut(&id.0)
