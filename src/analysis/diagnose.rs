@@ -418,7 +418,6 @@ fn by_server(conns: &[Box<ConnectionRecord>]) -> HashMap<SocketAddr, Vec<ConnId>
     map
 }
 
-/// Other connections to the server of `id`, from its `by_server` entry.
 /// The first connections to `c`'s server (see `by_server`).
 fn same_server<'a>(
     by_server: &'a HashMap<SocketAddr, Vec<ConnId>>,
@@ -427,6 +426,7 @@ fn same_server<'a>(
     by_server.get(&c.server).map_or(&[], Vec::as_slice)
 }
 
+/// Other connections to the server of `id`, from its `same_server` list.
 fn others(same_server: &[ConnId], id: ConnId) -> Vec<ConnId> {
     same_server
         .iter()

@@ -346,6 +346,10 @@ impl StreamSink for Ledger {
             Box::new(ConnProto::new(mid_stream, self.limits.clone()))
         });
         // Only a ledger puts state there, and only this.
+        debug_assert!(
+            state.is::<ConnProto>(),
+            "a connection's sink state is its ConnProto"
+        );
         let Some(p) = state.downcast_mut::<ConnProto>() else {
             return;
         };

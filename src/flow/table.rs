@@ -218,6 +218,10 @@ impl Contexts {
 
     /// One connection fewer uses context `id`.
     fn release(&mut self, id: u64) {
+        // Bare connections (most) have no entry to look up, as in `acquire`.
+        if id == 0 {
+            return;
+        }
         let Some((users, _)) = self.users.get_mut(&id) else {
             return;
         };

@@ -425,13 +425,17 @@ impl Shares {
 
     /// The table-wide limits of the reading thread and of each worker: each limit divided
     /// in the shares' proportions and adding up to the whole, so that the owners reach
-    /// theirs together, when one table would reach its own. Every owner may hold one.
+    /// theirs together, when one table would reach its own. Every owner may hold one, unless
+    /// the limit is zero (then none may, as with one thread).
     fn table_limits(self, limits: &Limits) -> (Limits, Vec<Limits>) {
-        let with = |of: &dyn Fn(usize) -> usize| Limits {
-            max_connections: of(limits.max_connections).max(1),
-            max_ooo_bytes_total: of(limits.max_ooo_bytes_total).max(1),
-            max_empty_connection_records: of(limits.max_empty_connection_records).max(1),
-            ..limits.clone()
+        let with = |of: &dyn Fn(usize) -> usize| {
+            let share = |limit: usize| of(limit).max(usize::from(limit > 0));
+            Limits {
+                max_connections: share(limits.max_connections),
+                max_ooo_bytes_total: share(limits.max_ooo_bytes_total),
+                max_empty_connection_records: share(limits.max_empty_connection_records),
+                ..limits.clone()
+            }
         };
         let own = |limit: usize| (limit as f64 * self.own_part) as usize;
         let worker = |i: usize| {
@@ -527,6 +531,15 @@ mod tests {
         assert!(std::iter::once(&own)
             .chain(&each)
             .all(|l| l.max_connections == 1));
+        // A limit of zero stays zero for every owner, as it is for one thread.
+        let none = Limits {
+            max_empty_connection_records: 0,
+            ..Limits::default()
+        };
+        let (own, each) = Shares::new(3).table_limits(&none);
+        assert!(std::iter::once(&own)
+            .chain(&each)
+            .all(|l| l.max_empty_connection_records == 0));
     }
 
     #[test]
