@@ -279,8 +279,6 @@ pub struct TlsSession {
     keying: Option<Box<Keying>>,
     /// A ClientHello was seen (a second one follows a HelloRetryRequest).
     client_hello_seen: bool,
-    /// The version the ServerHello negotiated (supported_versions, else the legacy field).
-    version: Option<u16>,
     keys_state: KeysState,
     certificate_seen: bool,
     /// Capture time of the bytes being read (see [`TlsSession::set_time`]).
@@ -480,9 +478,15 @@ impl TlsSession {
         self.keying.as_deref_mut()
     }
 
-    /// Whether the ServerHello negotiated TLS 1.3 (known with or without keys).
+    /// The version the ServerHello negotiated (supported_versions, else the legacy field),
+    /// with or without keys.
+    fn version(&self) -> Option<u16> {
+        self.info.version.map(|v| v.0)
+    }
+
+    /// Whether the ServerHello negotiated TLS 1.3.
     fn tls13(&self) -> bool {
-        self.version == Some(0x0304)
+        self.version() == Some(0x0304)
     }
 
     /// No keys for this session: unless the key log can still bring them, nothing needed
@@ -515,11 +519,10 @@ impl TlsSession {
         }
         info.stopped = Some(why.into());
         d.records.stop(RecordError::NotTls);
-        let had_keys = self.keys_mut(dir).is_some_and(|k| {
-            let had = k.decrypter.is_some() || k.pending12.is_some();
-            k.decrypter = None;
-            had
-        });
+        let mut had_keys = false;
+        if let Some(k) = self.keys_mut(dir) {
+            had_keys = k.decrypter.take().is_some() || k.pending12.is_some();
+        }
         if had_keys {
             self.dir_mut(dir).cannot_decrypt = true;
         }
@@ -562,7 +565,7 @@ impl TlsSession {
             // Only a ServerHello that negotiated TLS 1.2 makes a ChangeCipherSpec meaningful;
             // otherwise it is TLS 1.3's compatibility record (RFC 8446 §D.4), e.g. after a
             // HelloRetryRequest or after a 0-RTT ClientHello.
-            if self.version.is_some_and(|v| v < 0x0304) {
+            if self.version().is_some_and(|v| v < 0x0304) {
                 self.dir_mut(dir).ccs = true;
                 if let Some(k) = self.keying.as_deref_mut() {
                     k.switch12(dir);
@@ -572,7 +575,7 @@ impl TlsSession {
             return;
         }
         if dir == Direction::ClientToServer
-            && self.version.is_none()
+            && self.version().is_none()
             && rec.content_type == record::APPLICATION_DATA
         {
             if let Some(k) = self.keying.as_deref_mut().filter(|k| k.offers_early_data()) {
@@ -713,7 +716,9 @@ impl TlsSession {
         };
         let Some(budget) = reserved else {
             k.gave_up_waiting = true;
-            k.held().take_waiting();
+            if let Some(h) = k.held.as_mut() {
+                h.take_waiting();
+            }
             for info in [
                 &mut self.info.client_to_server,
                 &mut self.info.server_to_client,
@@ -761,7 +766,8 @@ impl TlsSession {
         let waiting = self
             .keying
             .as_deref_mut()
-            .map(|k| k.held().take_waiting())
+            .and_then(|k| k.held.as_mut())
+            .map(|h| h.take_waiting())
             .unwrap_or_default();
         self.keys_state = KeysState::Waiting;
         self.setup_keys(keylog, out);
@@ -981,7 +987,6 @@ impl TlsSession {
         if version == 0x0304 && sh.psk_accepted {
             self.info.resumed = true;
         }
-        self.version = Some(version);
         if let Some(k) = self.keying_for_hello() {
             k.server = Some(ServerFacts {
                 random: sh.random,

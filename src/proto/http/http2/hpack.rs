@@ -109,7 +109,9 @@ thread_local! {
     static HUFFMAN: std::cell::RefCell<HuffmanDecoder> = std::cell::RefCell::new(HuffmanDecoder::new());
 
     /// The field being decoded, one per thread: each decoder kept its own pair, with the
-    /// capacity of its longest field, for its connection's lifetime.
+    /// capacity of its longest field, for its connection's lifetime. A Huffman-coded string
+    /// still arrives in a new `Vec` (loona-hpack's decoder makes one), which replaces the
+    /// scratch space it goes to.
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
 }
 
