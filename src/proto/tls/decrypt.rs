@@ -17,6 +17,7 @@
 
 use super::keylog::Secret;
 use super::keys::{BulkCipher, MacAlg, Suite, TrafficKeys};
+use super::opening::{self, Opening};
 use aes::cipher::{BlockModeDecrypt, InnerIvInit, KeyInit};
 use ccm::aead::AeadInOut;
 use ccm::consts::{U12, U16, U8};
@@ -102,11 +103,13 @@ enum State {
     /// sequence number (RFC 8446 §5.3, RFC 7905 §2).
     AeadXorIv {
         key: LessSafeKey,
+        raw: RawKey,
         iv: Zeroizing<[u8; NONCE_LEN]>,
     },
     /// TLS 1.2 AES-GCM: salt from the key block, explicit nonce from the record.
     Gcm12 {
         key: LessSafeKey,
+        raw: RawKey,
         salt: Zeroizing<[u8; GCM_SALT_LEN]>,
     },
     Cbc {
@@ -122,6 +125,10 @@ enum State {
     /// The keys could not be used; every record fails with this error.
     Invalid(DecryptError),
 }
+
+/// An AEAD key as bytes, for records opened piece by piece ([`Opening`]): ring's keys do
+/// not give theirs back. Only the first `key_len` bytes of the suite are used.
+type RawKey = Zeroizing<[u8; 32]>;
 
 /// Decrypts the records of one direction of one connection.
 pub struct RecordDecrypter {
@@ -198,7 +205,7 @@ impl RecordDecrypter {
         let start = out.len();
         let result = match &self.state {
             State::Invalid(e) => Err(e.clone()),
-            State::AeadXorIv { key, iv } => match self.protocol {
+            State::AeadXorIv { key, iv, .. } => match self.protocol {
                 RecordProtocol::Tls13 => {
                     open_tls13(key, iv, self.seq, content_type, version, fragment, out)
                 }
@@ -211,7 +218,7 @@ impl RecordDecrypter {
             State::Ccm13 { ccm, iv } => {
                 open_tls13_ccm(ccm, iv, self.seq, content_type, version, fragment, out)
             }
-            State::Gcm12 { key, salt } => {
+            State::Gcm12 { key, salt, .. } => {
                 open_tls12_gcm(key, salt, self.seq, content_type, version, fragment, out)
                     .map(|()| content_type)
             }
@@ -252,6 +259,97 @@ impl RecordDecrypter {
     }
 }
 
+impl RecordDecrypter {
+    /// Whether records of this suite can be opened piece by piece ([`Opening`]): AES-GCM
+    /// and ChaCha20-Poly1305.
+    pub fn can_stream(&self) -> bool {
+        matches!(self.state, State::AeadXorIv { .. } | State::Gcm12 { .. })
+    }
+
+    /// Begins opening the next record, of `length` fragment bytes, piece by piece. The
+    /// sequence number moves only when [`RecordDecrypter::finish_stream`] authenticates it.
+    pub fn open_stream(
+        &self,
+        content_type: u8,
+        version: u16,
+        length: usize,
+    ) -> Result<Opening, DecryptError> {
+        let cipher = self.suite.cipher;
+        let key_len = cipher.key_len();
+        match (&self.state, self.protocol) {
+            (State::AeadXorIv { raw, iv, .. }, RecordProtocol::Tls13) => {
+                if length > TLS13_MAX_CIPHERTEXT {
+                    return Err(DecryptError::RecordOverflow);
+                }
+                let aad = tls13_aad(content_type, version, length)?;
+                let nonce = opening::Nonce::Full(xor_iv(iv, self.seq));
+                let key = raw.get(..key_len).unwrap_or_default();
+                Opening::new(cipher, key, nonce, &aad, content_type, length, true)
+            }
+            (State::AeadXorIv { raw, iv, .. }, RecordProtocol::Tls12 { .. }) => {
+                let plain = length.checked_sub(TAG_LEN).ok_or(DecryptError::TooShort)?;
+                self.open_stream12(
+                    raw,
+                    opening::Nonce::Full(xor_iv(iv, self.seq)),
+                    content_type,
+                    version,
+                    length,
+                    plain,
+                )
+            }
+            (State::Gcm12 { raw, salt, .. }, _) => {
+                let plain = length
+                    .checked_sub(GCM_EXPLICIT_NONCE_LEN + TAG_LEN)
+                    .ok_or(DecryptError::TooShort)?;
+                self.open_stream12(
+                    raw,
+                    opening::Nonce::Salt(**salt),
+                    content_type,
+                    version,
+                    length,
+                    plain,
+                )
+            }
+            (State::Invalid(e), _) => Err(e.clone()),
+            _ => Err(DecryptError::Unsupported),
+        }
+    }
+
+    fn open_stream12(
+        &self,
+        raw: &RawKey,
+        nonce: opening::Nonce,
+        content_type: u8,
+        version: u16,
+        length: usize,
+        plain_len: usize,
+    ) -> Result<Opening, DecryptError> {
+        if length > TLS12_MAX_CIPHERTEXT {
+            return Err(DecryptError::RecordOverflow);
+        }
+        let aad = tls12_aad(self.seq, content_type, version, plain_len);
+        let key = raw.get(..self.suite.cipher.key_len()).unwrap_or_default();
+        Opening::new(
+            self.suite.cipher,
+            key,
+            nonce,
+            &aad,
+            content_type,
+            length,
+            false,
+        )
+    }
+
+    /// Ends a record begun with [`RecordDecrypter::open_stream`] once all of it has come:
+    /// its content type if it authenticates (and the sequence number moves on), the error
+    /// otherwise.
+    pub fn finish_stream(&mut self, opening: Opening) -> Result<u8, DecryptError> {
+        let t = opening.finish()?;
+        self.seq = self.seq.wrapping_add(1);
+        Ok(t)
+    }
+}
+
 fn build_state(suite: &Suite, keys: &TrafficKeys, protocol: RecordProtocol) -> State {
     let tls13 = matches!(protocol, RecordProtocol::Tls13);
     if suite.tls13 != tls13 {
@@ -270,6 +368,13 @@ fn build_keyed(suite: &Suite, keys: &TrafficKeys, tls13: bool) -> Result<State, 
             .map(LessSafeKey::new)
             .map_err(|_| DecryptError::BadKeyMaterial)
     };
+    let raw = || {
+        let mut raw = RawKey::default();
+        raw.get_mut(..key.len())
+            .ok_or(DecryptError::BadKeyMaterial)?
+            .copy_from_slice(key);
+        Ok::<_, DecryptError>(raw)
+    };
     let full_iv = |iv: &Secret| {
         <[u8; NONCE_LEN]>::try_from(iv.bytes())
             .map(Zeroizing::new)
@@ -278,6 +383,7 @@ fn build_keyed(suite: &Suite, keys: &TrafficKeys, tls13: bool) -> Result<State, 
     Ok(match suite.cipher {
         BulkCipher::ChaCha20Poly1305 => State::AeadXorIv {
             key: aead_key(&aead::CHACHA20_POLY1305)?,
+            raw: raw()?,
             iv: full_iv(&keys.iv)?,
         },
         BulkCipher::Aes128Gcm | BulkCipher::Aes256Gcm => {
@@ -289,11 +395,13 @@ fn build_keyed(suite: &Suite, keys: &TrafficKeys, tls13: bool) -> Result<State, 
             if tls13 {
                 State::AeadXorIv {
                     key: aead_key(alg)?,
+                    raw: raw()?,
                     iv: full_iv(&keys.iv)?,
                 }
             } else {
                 State::Gcm12 {
                     key: aead_key(alg)?,
+                    raw: raw()?,
                     salt: <[u8; GCM_SALT_LEN]>::try_from(keys.iv.bytes())
                         .map(Zeroizing::new)
                         .map_err(|_| DecryptError::BadKeyMaterial)?,

@@ -5,6 +5,7 @@ pub mod handshake;
 pub mod hello;
 pub mod keylog;
 pub mod keys;
+pub mod opening;
 pub mod record;
 pub mod session;
 
