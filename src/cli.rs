@@ -140,6 +140,12 @@ pub struct ReportArgs {
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_ooo_bytes_per_direction)]
     pub max_reassembly_buffer: usize,
 
+    /// Most bytes of incomplete TLS records that decrypting sessions hold, all together;
+    /// past it, long application-data records are decrypted as they come and authenticated
+    /// at their end (the same plaintext, in less memory).
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_tls_records_held)]
+    pub max_tls_records_held: usize,
+
     /// Also decode UDP datagrams to this port as VXLAN (4789 always is; Linux's default is
     /// 8472); may be given several times.
     #[arg(long = "vxlan-port", value_name = "PORT")]
@@ -236,6 +242,7 @@ impl ReportArgs {
         let limits = Limits {
             max_connections: self.max_connections,
             max_ooo_bytes_per_direction: self.max_reassembly_buffer,
+            max_tls_records_held: self.max_tls_records_held,
             vxlan_ports: self.vxlan_port,
             ..Limits::default()
         };

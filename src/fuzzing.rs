@@ -755,12 +755,16 @@ pub fn tls_stream(data: &[u8]) {
             AppData::Lost => *l = true,
         }
     };
+    let room = crate::Limits::default().max_tls_records_held;
     while let Some(op) = r.u8() {
         let dir = if op & 1 == 0 {
             Direction::ClientToServer
         } else {
             Direction::ServerToClient
         };
+        // Bit 3: no room to hold records, so long ones are decrypted as they come.
+        let held = if op & 8 == 0 { room } else { 0 };
+        keylog.record_budget().set_limit(held);
         match op & 6 {
             2 => proto.event(dir, StreamEvent::Gap(1), at, &keylog, &mut out),
             4 => proto.event(dir, StreamEvent::Fin, at, &keylog, &mut out),
@@ -777,13 +781,19 @@ pub fn tls_stream(data: &[u8]) {
 
 /// Encodes a [`tls_stream`] input: a key log and one connection's stream pieces in order.
 pub fn tls_script(keylog: &[u8], pieces: &[(Direction, Vec<u8>)]) -> Vec<u8> {
+    tls_script_with(keylog, pieces, false)
+}
+
+/// [`tls_script`]; with `no_room`, every piece comes with no room to hold records (long
+/// ones are then decrypted as they come).
+pub fn tls_script_with(keylog: &[u8], pieces: &[(Direction, Vec<u8>)], no_room: bool) -> Vec<u8> {
     let mut v = Vec::new();
     let k = keylog.get(..usize::from(u16::MAX)).unwrap_or(keylog);
     v.extend_from_slice(&(k.len() as u16).to_be_bytes());
     v.extend_from_slice(k);
     for (dir, bytes) in pieces {
         for chunk in bytes.chunks(usize::from(u16::MAX)) {
-            v.push(u8::from(*dir == Direction::ServerToClient));
+            v.push(u8::from(*dir == Direction::ServerToClient) | if no_room { 8 } else { 0 });
             v.extend_from_slice(&(chunk.len() as u16).to_be_bytes());
             v.extend_from_slice(chunk);
         }

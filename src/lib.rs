@@ -54,8 +54,9 @@ mod per_connection_state {
         // Hello facts, key material and held records are in one box that a session without
         // keys drops (792 before), its facts' lists and texts are exact-sized boxes (616
         // before); certificate and ECH offer are boxed, versions and suite are numbers (944
-        // before those).
-        assert!(size_of::<crate::proto::tls::session::TlsSession>() <= 544);
+        // before those). Each direction's record reader keeps when its record began, so that
+        // a record's plaintext is dated alike held or streamed (544 before).
+        assert!(size_of::<crate::proto::tls::session::TlsSession>() <= 560);
         // HTTP/1 and HTTP/2 state both boxed (272 before).
         assert!(size_of::<crate::proto::http::HttpConn>() <= 80);
     }

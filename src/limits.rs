@@ -79,6 +79,14 @@ pub struct Limits {
     /// hold while waiting for their keys (each also within `--hold-for-keys`). A session
     /// that would pass it gives up waiting and stays undecrypted (its direction info says so).
     pub max_held_for_keys: usize,
+    /// Bytes of incomplete TLS records that decrypting sessions hold while the rest of each
+    /// record arrives, all sessions and threads together (each charged its record's whole
+    /// length). A record is authenticated whole, so it is held until its last byte; past
+    /// this, application-data records of 4 KiB or more are instead decrypted as their bytes
+    /// come and authenticated at their end (AES-GCM and ChaCha20-Poly1305 suites), which
+    /// gives the same plaintext. Not an anomaly: nothing is lost. The run's statistics
+    /// (`--stats`) and a note on standard error count the records streamed.
+    pub max_tls_records_held: usize,
     /// Bytes of one TLS handshake message (a certificate chain is the largest, tens of KiB
     /// in practice; the protocol allows 16 MiB). A longer one stops that direction's
     /// handshake parsing. Anomaly: `tls_handshake_limit`.
@@ -112,6 +120,7 @@ impl Default for Limits {
             max_exchanges_per_connection: 100_000,
             max_field_bytes: 4096,
             max_held_for_keys: 64 << 20,
+            max_tls_records_held: 64 << 20,
             max_tls_handshake_message: 128 << 10,
             max_tls_early_data: 64 << 10,
         }

@@ -85,6 +85,15 @@ fn analyze(config: AnalyzeConfig) -> anyhow::Result<Outcome> {
         });
     }
     let outcome = write_report(&report, &config.report)?;
+    let streamed = keylog.record_budget().streamed();
+    if streamed > 0 && !config.report.quiet {
+        eprintln!(
+            "misdirect: note: TLS records held while they arrived reached {} MiB \
+             (max_tls_records_held); {streamed} longer records were decrypted as they came \
+             and authenticated at their end",
+            limits.max_tls_records_held >> 20
+        );
+    }
     if config.stats {
         let bytes: u64 = report.inputs.iter().map(|i| i.bytes).sum();
         let seconds = started.elapsed().as_secs_f64();

@@ -125,7 +125,7 @@ fn app_stream_corpus() {
 /// Writes the TLS targets' seed corpora from the real samples:
 /// `cargo test --test fuzz_corpus -- --ignored write_tls_seeds`. Every TLS connection of
 /// every sample with a key log becomes a `tls_stream` script (key log plus stream pieces as
-/// reassembled), every handshake fixture a `tls_handshake` input, every key log a `keylog`
+/// reassembled; those of the 1500-byte MTU sample also with no room to hold records), every handshake fixture a `tls_handshake` input, every key log a `keylog`
 /// input.
 #[test]
 #[ignore]
@@ -177,6 +177,15 @@ fn write_tls_seeds() {
                 &format!("{stem}-{id}"),
                 &misdirect::fuzzing::tls_script(&keylog, &pieces),
             );
+            // Its records straddle 1500-byte segments: with no room to hold them, they
+            // are decrypted as they come.
+            if stem == "mtu1500-tls13-h2" {
+                out(
+                    "tls_stream",
+                    &format!("{stem}-{id}-streamed"),
+                    &misdirect::fuzzing::tls_script_with(&keylog, &pieces, true),
+                );
+            }
         }
     }
     for e in std::fs::read_dir(root.join("tests/data/tls-hello")).unwrap() {

@@ -84,10 +84,16 @@ impl StreamSink for TlsCollector {
 }
 
 fn analyse(file: &Path, keys: Option<&Path>) -> TlsCollector {
+    analyse_held(file, keys, Limits::default().max_tls_records_held)
+}
+
+/// [`analyse`], with at most `held` bytes of records held by decrypting sessions.
+fn analyse_held(file: &Path, keys: Option<&Path>, held: usize) -> TlsCollector {
     let mut sink = TlsCollector::default();
     if let Some(k) = keys {
         sink.keylog.add(&std::fs::read(k).unwrap());
     }
+    sink.keylog.record_budget().set_limit(held);
     let src = FileSource::from_reader(
         file.display().to_string(),
         std::io::Cursor::new(std::fs::read(file).unwrap()),
@@ -158,6 +164,32 @@ fn every_keyed_sample_decrypts_and_without_keys_says_no_keys() {
         }
         assert!(tls_conns > 0, "{name}: no TLS connection found");
     }
+}
+
+/// With no memory to hold records in (`max_tls_records_held` 0), long application-data
+/// records are decrypted as their segments come: every sample gives the same plaintext and
+/// the same TLS facts as when records are held whole, and the samples captured with a
+/// 1500-byte MTU do stream some.
+#[test]
+fn streamed_records_give_what_held_ones_give() {
+    let mut streamed = 0;
+    for (file, keys) in keyed_samples() {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let held = analyse(&file, Some(&keys));
+        let stream = analyse_held(&file, Some(&keys), 0);
+        assert_eq!(held.keylog.record_budget().streamed(), 0, "{name}");
+        streamed += stream.keylog.record_budget().streamed();
+        assert_eq!(held.conns.len(), stream.conns.len(), "{name}");
+        for (id, h) in &held.conns {
+            let s = &stream.conns[id];
+            assert!(
+                h.c2s == s.c2s && h.s2c == s.s2c,
+                "{name} #{id}: plaintext differs"
+            );
+            assert_eq!(h.tls, s.tls, "{name} #{id}");
+        }
+    }
+    assert!(streamed >= 4, "{streamed} records streamed");
 }
 
 #[test]

@@ -414,12 +414,16 @@ impl Ledger {
     /// A ledger that decrypts with `keylog` (plus any secrets the capture carries). Workers
     /// and partitions share one key log; a ledger copies it only to add to it.
     pub fn new(keylog: impl Into<Arc<KeyLog>>, limits: &crate::Limits) -> Self {
+        let keylog = keylog.into();
+        keylog
+            .record_budget()
+            .set_limit(limits.max_tls_records_held);
         Ledger {
             connections: Vec::new(),
             empty_listed: 0,
             max_empty_listed: limits.max_empty_connection_records,
             mid_stream: Default::default(),
-            keylog: keylog.into(),
+            keylog,
             limits: limits.http(),
             anomalies: AnomalyCounts::default(),
             watch: None,

@@ -182,7 +182,7 @@ impl ConnProto {
                     session.keys_arrived(keylog, clock, &mut feed);
                 }
                 match ev {
-                    StreamEvent::Data(d) => session.data(dir, d, keylog, &mut feed),
+                    StreamEvent::Data(d) => session.data(dir, d, keylog, clock, &mut feed),
                     StreamEvent::Gap(_) => session.gap(dir, &mut feed),
                     StreamEvent::Fin | StreamEvent::Rst => {
                         session.end(dir);

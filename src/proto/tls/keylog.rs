@@ -99,6 +99,8 @@ pub struct KeyLog {
     held: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// Lines may still be added while traffic is analysed (see [`KeyLog::set_growing`]).
     growing: bool,
+    /// What decrypting sessions hold of records on their way; shared by every clone.
+    records: std::sync::Arc<super::record::RecordBudget>,
 }
 
 impl fmt::Debug for KeyLog {
@@ -209,6 +211,17 @@ impl KeyLog {
 
     pub fn stats(&self) -> &KeyLogStats {
         &self.stats
+    }
+
+    /// The budget of record bytes that decrypting sessions share (see
+    /// [`RecordBudget`](super::record::RecordBudget)).
+    pub fn record_budget(&self) -> &super::record::RecordBudget {
+        &self.records
+    }
+
+    /// The same budget, to keep.
+    pub fn record_budget_handle(&self) -> std::sync::Arc<super::record::RecordBudget> {
+        std::sync::Arc::clone(&self.records)
     }
 
     /// The key log will grow while traffic is analysed: a TLS session whose keys are not

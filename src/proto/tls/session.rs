@@ -23,7 +23,8 @@ use super::handshake::HandshakeReader;
 use super::hello::{self, handshake_type as ht, CertificateNames, ClientHello, ServerHello};
 use super::keylog::{KeyLog, Secret};
 use super::keys::{self, Suite};
-use super::record::{self, Record, RecordError, RecordReader};
+use super::opening::Opening;
+use super::record::{self, Part, Record, RecordBudget, RecordError, RecordReader};
 use super::{CipherSuite, ProtocolName, TlsVersion};
 use crate::anomaly::{Anomaly, AnomalyCounts};
 use crate::flow::Direction;
@@ -153,6 +154,9 @@ impl HeldRecord {
             version: self.version,
             fragment: &self.fragment,
             length: self.fragment.len(),
+            part: Part::Whole,
+            // Unused: a held record is replayed through `handle`, under the caller's clock.
+            at: Timestamp::default(),
         }
     }
 }
@@ -179,6 +183,11 @@ struct DirKeys {
     /// switch to after this direction's Finished.
     secret13: Option<Secret>,
     app_secret13: Option<Secret>,
+    /// Application keys are in use: TLS 1.3 after this direction's Finished, TLS 1.2
+    /// after its ChangeCipherSpec.
+    application: bool,
+    /// The record being opened piece by piece as it arrives (see `RecordBudget`).
+    opening: Option<Box<Opening>>,
 }
 
 impl DirKeys {
@@ -210,6 +219,39 @@ struct Keying {
     held: Option<Box<Held>>,
     /// More was waiting than the hold allows: the session stays undecrypted.
     gave_up_waiting: bool,
+    charge: Charge,
+}
+
+/// What a decrypting session's incomplete records cost against the shared
+/// [`RecordBudget`], per direction; given back when the session ends.
+#[derive(Default)]
+struct Charge {
+    budget: Option<std::sync::Arc<RecordBudget>>,
+    bytes: [usize; 2],
+}
+
+impl Charge {
+    fn set(&mut self, dir: Direction, bytes: usize, keylog: &KeyLog) {
+        let i = dir as usize;
+        let Some(was) = self.bytes.get_mut(i) else {
+            return;
+        };
+        if *was != bytes {
+            let budget = self
+                .budget
+                .get_or_insert_with(|| keylog.record_budget_handle());
+            budget.recharge(*was, bytes);
+            *was = bytes;
+        }
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        if let Some(b) = &self.budget {
+            b.recharge(self.bytes.iter().sum(), 0);
+        }
+    }
 }
 
 impl Keying {
@@ -248,6 +290,7 @@ impl Keying {
             return;
         };
         if let (Some(suite), Some(k)) = (suite, d.pending12.take()) {
+            d.application = true;
             d.decrypter = Some(Box::new(RecordDecrypter::new(
                 suite,
                 k,
@@ -369,20 +412,35 @@ impl TlsSession {
         }
     }
 
-    /// Takes bytes of one direction in order.
+    /// Takes bytes of one direction in order, captured at the time of
+    /// [`TlsSession::set_time`]. A record's plaintext is dated when the record began to
+    /// arrive: `clock` is set to that time while it goes to `out`, and back after.
     pub fn data(
         &mut self,
         dir: Direction,
         data: &[u8],
         keylog: &KeyLog,
+        clock: &std::cell::Cell<Timestamp>,
         out: &mut dyn FnMut(Direction, AppData<'_>),
     ) {
         let mut records = std::mem::take(&mut self.dir_mut(dir).records);
-        let result = records.feed(data, &mut |rec| self.record(dir, rec, keylog, out));
+        let ready = self.keys_state == KeysState::Ready;
+        records.stream_long(self.may_stream(dir, keylog));
+        let now = self.now;
+        let result = records.feed(data, now, &mut |rec| {
+            clock.set(rec.at);
+            self.record(dir, rec, keylog, out)
+        });
+        clock.set(now);
         // Nothing more of this direction will be decrypted (and no key is awaited): its
         // application data need not be kept, only counted.
         if self.dir_mut(dir).cannot_decrypt && keylog.hold_for_keys() == 0 {
             records.skip_application_data();
+        }
+        if ready {
+            if let Some(k) = self.keying.as_deref_mut() {
+                k.charge.set(dir, records.holding(), keylog);
+            }
         }
         self.dir_mut(dir).records = records;
         if let Err(e) = result {
@@ -521,6 +579,7 @@ impl TlsSession {
         d.records.stop(RecordError::NotTls);
         let mut had_keys = false;
         if let Some(k) = self.keys_mut(dir) {
+            k.opening = None;
             had_keys = k.decrypter.take().is_some() || k.pending12.is_some();
         }
         if had_keys {
@@ -539,12 +598,129 @@ impl TlsSession {
         keylog: &KeyLog,
         out: &mut dyn FnMut(Direction, AppData<'_>),
     ) {
+        if matches!(rec.part, Part::Middle | Part::Last) {
+            self.stream_part(dir, rec, keylog, out);
+            return;
+        }
         let info = self.side(dir).1;
         info.records += 1;
         if rec.content_type == record::APPLICATION_DATA {
             info.application_bytes += rec.length as u64;
         }
+        if rec.part == Part::First {
+            self.stream_part(dir, rec, keylog, out);
+            return;
+        }
         self.handle(dir, rec, keylog, out);
+    }
+
+    /// Whether this direction's long application-data records may be opened as they come
+    /// rather than held: only once the record budget is spent, with keys that can
+    /// ([`RecordDecrypter::can_stream`]), and after the handshake (TLS 1.3: the direction's
+    /// application keys are in use, not 0-RTT ones), where such records are application
+    /// data in practice.
+    fn may_stream(&self, dir: Direction, keylog: &KeyLog) -> bool {
+        if self.keys_state != KeysState::Ready || !keylog.record_budget().exhausted() {
+            return false;
+        }
+        let d = match dir {
+            Direction::ClientToServer => &self.c2s,
+            Direction::ServerToClient => &self.s2c,
+        };
+        let Some(k) = self.keying.as_deref() else {
+            return false;
+        };
+        let early = dir == Direction::ClientToServer && k.early_active;
+        let Some([c2s, s2c]) = k.dirs.as_deref() else {
+            return false;
+        };
+        let keys = match dir {
+            Direction::ClientToServer => c2s,
+            Direction::ServerToClient => s2c,
+        };
+        !d.cannot_decrypt
+            && !early
+            && keys.application
+            && keys.decrypter.as_ref().is_some_and(|dec| dec.can_stream())
+    }
+
+    /// A part of a streamed record ([`Part`]): opened with the direction's keys as it comes,
+    /// its plaintext passed on as application data at once, and the record authenticated
+    /// at its last part. A record that then fails, or (TLS 1.3) turns out not to have been
+    /// application data, stops the direction like any record that does not decrypt: the
+    /// plaintext already passed on is all that is kept of it.
+    fn stream_part(
+        &mut self,
+        dir: Direction,
+        rec: Record<'_>,
+        keylog: &KeyLog,
+        out: &mut dyn FnMut(Direction, AppData<'_>),
+    ) {
+        let Some(keys) = self.keys_mut(dir) else {
+            return self.lost(dir, out);
+        };
+        if rec.part == Part::First {
+            let Some(dec) = keys.decrypter.as_deref() else {
+                return self.lost(dir, out);
+            };
+            match dec.open_stream(rec.content_type, rec.version, rec.length) {
+                Ok(o) => keys.opening = Some(Box::new(o)),
+                Err(e) => {
+                    let why = format!("record {} did not decrypt: {}", dec.sequence(), e.reason());
+                    return self.decrypt_failed(dir, &why, out);
+                }
+            }
+            keylog.record_budget().count_streamed();
+        }
+        let Some(mut opening) = keys.opening.take() else {
+            return;
+        };
+        let mut plain = PLAIN.with_borrow_mut(std::mem::take);
+        plain.clear();
+        opening.update(rec.fragment, &mut plain);
+        if !plain.is_empty() {
+            self.plaintext(dir, record::APPLICATION_DATA, &plain, keylog, out);
+        }
+        PLAIN.with_borrow_mut(|kept| {
+            if kept.capacity() < plain.capacity() {
+                *kept = plain;
+            }
+        });
+        let Some(keys) = self.keys_mut(dir) else {
+            return;
+        };
+        if rec.part != Part::Last {
+            keys.opening = Some(opening);
+            return;
+        }
+        let Some(dec) = keys.decrypter.as_deref_mut() else {
+            return;
+        };
+        let seq = dec.sequence();
+        match dec.finish_stream(*opening) {
+            Ok(record::APPLICATION_DATA) => {}
+            Ok(inner) => {
+                let why = format!(
+                    "record {seq} was passed on as it came, as application data, but held content type {inner}"
+                );
+                self.decrypt_failed(dir, &why, out);
+            }
+            Err(e) => {
+                let why = format!("record {seq} did not decrypt: {}", e.reason());
+                self.decrypt_failed(dir, &why, out);
+            }
+        }
+    }
+
+    /// A protected record failed: nothing more of this direction is decrypted.
+    fn decrypt_failed(
+        &mut self,
+        dir: Direction,
+        why: &str,
+        out: &mut dyn FnMut(Direction, AppData<'_>),
+    ) {
+        self.stop(dir, why, Anomaly::TlsDecryptFailed, out);
+        self.dir_mut(dir).cannot_decrypt = true;
     }
 
     fn handle(
@@ -617,23 +793,12 @@ impl TlsSession {
         keylog: &KeyLog,
         out: &mut dyn FnMut(Direction, AppData<'_>),
     ) {
-        let keys_ready = self.keys_state == KeysState::Ready;
         let found = self.keying.as_deref_mut().and_then(|k| {
             let dec = k.dir_mut(dir)?.decrypter.take()?;
             Some((k, dec))
         });
         let Some((k, mut dec)) = found else {
-            let (d, info) = self.side(dir);
-            if !d.cannot_decrypt {
-                d.cannot_decrypt = true;
-                if keys_ready {
-                    // Keys were found for the session but not for this point of it.
-                    info.stopped
-                        .get_or_insert_with(|| "no keys for this direction".into());
-                }
-                out(dir, AppData::Lost);
-            }
-            return;
+            return self.lost(dir, out);
         };
         // Taken out, not borrowed: the plaintext's parsers may decrypt a tunnelled session.
         let mut plain = PLAIN.with_borrow_mut(std::mem::take);
@@ -668,8 +833,7 @@ impl TlsSession {
             }
             Err(e) => {
                 let why = format!("record {} did not decrypt: {}", dec.sequence(), e.reason());
-                self.stop(dir, &why, Anomaly::TlsDecryptFailed, out);
-                self.dir_mut(dir).cannot_decrypt = true;
+                self.decrypt_failed(dir, &why, out);
             }
         }
         PLAIN.with_borrow_mut(|kept| {
@@ -677,6 +841,22 @@ impl TlsSession {
                 *kept = plain;
             }
         });
+    }
+
+    /// A protected record without keys to read it: this direction's plaintext is lost from
+    /// here on (said once).
+    fn lost(&mut self, dir: Direction, out: &mut dyn FnMut(Direction, AppData<'_>)) {
+        let keys_ready = self.keys_state == KeysState::Ready;
+        let (d, info) = self.side(dir);
+        if !d.cannot_decrypt {
+            d.cannot_decrypt = true;
+            if keys_ready {
+                // Keys were found for the session but not for this point of it.
+                info.stopped
+                    .get_or_insert_with(|| "no keys for this direction".into());
+            }
+            out(dir, AppData::Lost);
+        }
     }
 
     /// Whether the key log has every secret this session needs (a growing key log may have
@@ -908,6 +1088,7 @@ impl TlsSession {
                 if let Some(d) = k.dir_mut(dir) {
                     if let (Some(suite), Some(secret)) = (suite, d.app_secret13.take()) {
                         d.advance(&suite, secret);
+                        d.application = true;
                     }
                 }
             }
@@ -1048,6 +1229,8 @@ impl TlsSession {
                     pending12: None,
                     secret13: Some(hs.clone()),
                     app_secret13: app.clone(),
+                    application: false,
+                    opening: None,
                 };
                 [
                     tls13(c_hs, &secrets.client_traffic_0),
@@ -1140,9 +1323,21 @@ mod tests {
     fn handshake(keylog: &KeyLog) -> TlsSession {
         let (ch, sh) = hellos();
         let mut s = TlsSession::new(TlsLimits::default());
-        s.data(Direction::ClientToServer, &ch, keylog, &mut |_, _| {});
+        s.data(
+            Direction::ClientToServer,
+            &ch,
+            keylog,
+            &Default::default(),
+            &mut |_, _| {},
+        );
         assert!(s.keying.is_some(), "made at the ClientHello");
-        s.data(Direction::ServerToClient, &sh, keylog, &mut |_, _| {});
+        s.data(
+            Direction::ServerToClient,
+            &sh,
+            keylog,
+            &Default::default(),
+            &mut |_, _| {},
+        );
         assert_eq!(s.info().version, Some(TlsVersion(0x0304)));
         s
     }
