@@ -481,6 +481,27 @@ fn bench_record_decryption(c: &mut Criterion) {
         assert_eq!(run(&mut dec, &mut out), RECORDS * (RECORD_PLAINTEXT + 23));
         assert_eq!(out, text_bytes(RECORD_PLAINTEXT, RECORDS as u64 - 1));
         g.bench_function(name, |b| b.iter(|| run(&mut dec, &mut out)));
+        // The same records opened as they would arrive in 1448-byte segments, as when the
+        // record budget is spent (`max_tls_records_held`).
+        let streamed = |dec: &mut RecordDecrypter, out: &mut Vec<u8>| {
+            dec.rekey(k.clone());
+            let mut n = 0;
+            for r in &records {
+                out.clear();
+                let mut o = dec.open_stream(23, 0x0303, r.len()).expect("opens");
+                for piece in black_box(r).chunks(1448) {
+                    o.update(piece, out);
+                }
+                let ty = dec.finish_stream(o).expect("authenticates");
+                n += out.len() + usize::from(ty);
+            }
+            n
+        };
+        assert_eq!(streamed(&mut dec, &mut out), RECORDS * (RECORD_PLAINTEXT + 23));
+        assert_eq!(out, text_bytes(RECORD_PLAINTEXT, RECORDS as u64 - 1));
+        g.bench_function(format!("{name}_in_segments"), |b| {
+            b.iter(|| streamed(&mut dec, &mut out))
+        });
     }
     g.finish();
 }

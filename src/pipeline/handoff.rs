@@ -125,13 +125,11 @@ struct WorkerOutcome {
 pub(super) fn analyze(
     mut capture: Capture,
     limits: &Limits,
-    keylog: &KeyLog,
+    keylog: &Arc<KeyLog>,
     threads: usize,
     progress: &mut dyn FnMut(u64),
 ) -> Partial {
     let workers = threads.saturating_sub(1).max(1);
-    let keylog = Arc::new(keylog.clone());
-    let keylog = &keylog;
     let shares = Shares::new(workers);
     let (own_limits, worker_limits) = shares.table_limits(limits);
     std::thread::scope(|s| {

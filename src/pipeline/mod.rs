@@ -191,7 +191,7 @@ fn analyze_one(
 pub fn analyze_inputs(
     inputs: &[InputName],
     limits: &Limits,
-    keylog: &KeyLog,
+    keylog: &Arc<KeyLog>,
     threads: usize,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Report, CaptureError> {
@@ -199,18 +199,19 @@ pub fn analyze_inputs(
     Ok(analyze_capture(capture, limits, keylog, threads, progress))
 }
 
-/// Analyses an opened capture on `threads` threads (one: this thread alone).
+/// Analyses an opened capture on `threads` threads (one: this thread alone). The key log is
+/// shared, never copied: it can be tens of megabytes.
 pub fn analyze_capture(
     capture: Capture,
     limits: &Limits,
-    keylog: &KeyLog,
+    keylog: &Arc<KeyLog>,
     threads: usize,
     progress: &mut dyn FnMut(u64),
 ) -> Report {
     let partial = if threads > 1 {
         handoff::analyze(capture, limits, keylog, threads, progress)
     } else {
-        analyze_one(capture, limits, keylog.clone(), progress)
+        analyze_one(capture, limits, Arc::clone(keylog), progress)
     };
     Report::assemble(partial, 1)
 }
@@ -222,7 +223,7 @@ pub fn analyze_capture(
 pub fn analyze_partitions(
     partitions: &[Vec<InputName>],
     limits: &Limits,
-    keylog: &KeyLog,
+    keylog: &Arc<KeyLog>,
     threads: usize,
     progress: &mut dyn FnMut(u64),
 ) -> (Option<Report>, Vec<CaptureError>) {
@@ -232,7 +233,6 @@ pub fn analyze_partitions(
             Err(e) => (None, vec![e]),
         };
     }
-    let keylog = Arc::new(keylog.clone());
     // Bytes of finished partitions, plus each running one's progress in its slot.
     let done = AtomicU64::new(0);
     let slots: Vec<AtomicU64> = (0..threads.max(1)).map(|_| AtomicU64::new(0)).collect();
@@ -244,7 +244,7 @@ pub fn analyze_partitions(
         progress,
         |inputs, slot| {
             let outcome = Capture::open(inputs, limits).map(|capture| {
-                analyze_one(capture, limits, Arc::clone(&keylog), &mut |b| {
+                analyze_one(capture, limits, Arc::clone(keylog), &mut |b| {
                     if let Some(s) = slots.get(slot) {
                         s.store(b, Ordering::Relaxed);
                     }
