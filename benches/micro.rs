@@ -497,7 +497,10 @@ fn bench_record_decryption(c: &mut Criterion) {
             }
             n
         };
-        assert_eq!(streamed(&mut dec, &mut out), RECORDS * (RECORD_PLAINTEXT + 23));
+        assert_eq!(
+            streamed(&mut dec, &mut out),
+            RECORDS * (RECORD_PLAINTEXT + 23)
+        );
         assert_eq!(out, text_bytes(RECORD_PLAINTEXT, RECORDS as u64 - 1));
         g.bench_function(format!("{name}_in_segments"), |b| {
             b.iter(|| streamed(&mut dec, &mut out))

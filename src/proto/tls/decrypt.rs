@@ -97,26 +97,25 @@ enum Aes {
     Aes256(aes::Aes256),
 }
 
-/// Keys in the form each construction consumes, built once per key epoch.
+/// Keys in the form each construction consumes, built once per key epoch. AEAD keys are
+/// kept as bytes and keyed for each record: `ring`'s keyed AES-GCM is 544 bytes (its round
+/// keys and GHASH table), two per decrypted connection, while keying it takes a fraction of
+/// a 16 KiB record's decryption.
 enum State {
     /// TLS 1.3, and TLS 1.2 ChaCha20-Poly1305: the full 12-byte IV is XORed with the
     /// sequence number (RFC 8446 §5.3, RFC 7905 §2).
     AeadXorIv {
-        key: LessSafeKey,
         raw: RawKey,
         iv: Zeroizing<[u8; NONCE_LEN]>,
     },
     /// TLS 1.2 AES-GCM: salt from the key block, explicit nonce from the record.
     Gcm12 {
-        key: LessSafeKey,
         raw: RawKey,
         salt: Zeroizing<[u8; GCM_SALT_LEN]>,
     },
-    Cbc {
-        aes: Aes,
-        mac: hmac::Key,
-        mac_len: usize,
-    },
+    /// Boxed: its AES key schedule and HMAC key are several hundred bytes, and CBC suites
+    /// are rare.
+    Cbc(Box<CbcKeys>),
     /// TLS 1.3 AES-CCM (`ring` has no CCM; RustCrypto's `ccm` over `aes`).
     Ccm13 {
         ccm: Ccm,
@@ -126,8 +125,13 @@ enum State {
     Invalid(DecryptError),
 }
 
-/// An AEAD key as bytes, for records opened piece by piece ([`Opening`]): ring's keys do
-/// not give theirs back. Only the first `key_len` bytes of the suite are used.
+struct CbcKeys {
+    aes: Aes,
+    mac: hmac::Key,
+    mac_len: usize,
+}
+
+/// An AEAD key as bytes. Only the first `key_len` bytes of the suite are used.
 type RawKey = Zeroizing<[u8; 32]>;
 
 /// Decrypts the records of one direction of one connection.
@@ -141,10 +145,9 @@ pub struct RecordDecrypter {
 impl fmt::Debug for RecordDecrypter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
-            State::AeadXorIv { .. }
-            | State::Gcm12 { .. }
-            | State::Cbc { .. }
-            | State::Ccm13 { .. } => "keyed",
+            State::AeadXorIv { .. } | State::Gcm12 { .. } | State::Cbc(_) | State::Ccm13 { .. } => {
+                "keyed"
+            }
             State::Invalid(e) => e.reason(),
         };
         f.debug_struct("RecordDecrypter")
@@ -205,24 +208,27 @@ impl RecordDecrypter {
         let start = out.len();
         let result = match &self.state {
             State::Invalid(e) => Err(e.clone()),
-            State::AeadXorIv { key, iv, .. } => match self.protocol {
-                RecordProtocol::Tls13 => {
-                    open_tls13(key, iv, self.seq, content_type, version, fragment, out)
-                }
-                RecordProtocol::Tls12 { .. } => {
-                    let nonce = xor_nonce(iv, self.seq);
-                    open_tls12_aead(key, nonce, self.seq, content_type, version, fragment, out)
-                        .map(|()| content_type)
-                }
-            },
+            State::AeadXorIv { raw, iv } => {
+                ring_key(&self.suite, raw).and_then(|key| match self.protocol {
+                    RecordProtocol::Tls13 => {
+                        open_tls13(&key, iv, self.seq, content_type, version, fragment, out)
+                    }
+                    RecordProtocol::Tls12 { .. } => {
+                        let nonce = xor_nonce(iv, self.seq);
+                        open_tls12_aead(&key, nonce, self.seq, content_type, version, fragment, out)
+                            .map(|()| content_type)
+                    }
+                })
+            }
             State::Ccm13 { ccm, iv } => {
                 open_tls13_ccm(ccm, iv, self.seq, content_type, version, fragment, out)
             }
-            State::Gcm12 { key, salt, .. } => {
-                open_tls12_gcm(key, salt, self.seq, content_type, version, fragment, out)
+            State::Gcm12 { raw, salt } => ring_key(&self.suite, raw).and_then(|key| {
+                open_tls12_gcm(&key, salt, self.seq, content_type, version, fragment, out)
                     .map(|()| content_type)
-            }
-            State::Cbc { aes, mac, mac_len } => {
+            }),
+            State::Cbc(keys) => {
+                let CbcKeys { aes, mac, mac_len } = &**keys;
                 let etm = matches!(
                     self.protocol,
                     RecordProtocol::Tls12 {
@@ -363,11 +369,6 @@ fn build_keyed(suite: &Suite, keys: &TrafficKeys, tls13: bool) -> Result<State, 
     if key.len() != suite.cipher.key_len() {
         return Err(DecryptError::BadKeyMaterial);
     }
-    let aead_key = |alg: &'static aead::Algorithm| {
-        UnboundKey::new(alg, key)
-            .map(LessSafeKey::new)
-            .map_err(|_| DecryptError::BadKeyMaterial)
-    };
     let raw = || {
         let mut raw = RawKey::default();
         raw.get_mut(..key.len())
@@ -382,25 +383,17 @@ fn build_keyed(suite: &Suite, keys: &TrafficKeys, tls13: bool) -> Result<State, 
     };
     Ok(match suite.cipher {
         BulkCipher::ChaCha20Poly1305 => State::AeadXorIv {
-            key: aead_key(&aead::CHACHA20_POLY1305)?,
             raw: raw()?,
             iv: full_iv(&keys.iv)?,
         },
         BulkCipher::Aes128Gcm | BulkCipher::Aes256Gcm => {
-            let alg = if suite.cipher == BulkCipher::Aes128Gcm {
-                &aead::AES_128_GCM
-            } else {
-                &aead::AES_256_GCM
-            };
             if tls13 {
                 State::AeadXorIv {
-                    key: aead_key(alg)?,
                     raw: raw()?,
                     iv: full_iv(&keys.iv)?,
                 }
             } else {
                 State::Gcm12 {
-                    key: aead_key(alg)?,
                     raw: raw()?,
                     salt: <[u8; GCM_SALT_LEN]>::try_from(keys.iv.bytes())
                         .map(Zeroizing::new)
@@ -435,13 +428,27 @@ fn build_keyed(suite: &Suite, keys: &TrafficKeys, tls13: bool) -> Result<State, 
                 aes::Aes256::new_from_slice(key).map(Aes::Aes256)
             }
             .map_err(|_| DecryptError::BadKeyMaterial)?;
-            State::Cbc {
+            State::Cbc(Box::new(CbcKeys {
                 aes,
                 mac: hmac::Key::new(MacAlg::hmac(mac_alg), mac_key.bytes()),
                 mac_len: mac_alg.output_len(),
-            }
+            }))
         }
     })
+}
+
+/// `ring`'s key for an AEAD suite, from its bytes.
+fn ring_key(suite: &Suite, raw: &RawKey) -> Result<LessSafeKey, DecryptError> {
+    let alg = match suite.cipher {
+        BulkCipher::Aes128Gcm => &aead::AES_128_GCM,
+        BulkCipher::Aes256Gcm => &aead::AES_256_GCM,
+        BulkCipher::ChaCha20Poly1305 => &aead::CHACHA20_POLY1305,
+        _ => return Err(DecryptError::Unsupported),
+    };
+    let key = raw.get(..suite.cipher.key_len()).unwrap_or_default();
+    UnboundKey::new(alg, key)
+        .map(LessSafeKey::new)
+        .map_err(|_| DecryptError::BadKeyMaterial)
 }
 
 /// `iv XOR seq`, the sequence number as a 64-bit big-endian integer left-padded with zeros
