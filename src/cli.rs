@@ -140,9 +140,9 @@ pub struct ReportArgs {
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_ooo_bytes_per_direction)]
     pub max_reassembly_buffer: usize,
 
-    /// Most bytes of incomplete TLS records that decrypting sessions hold, all together;
-    /// past it, long application-data records are decrypted as they come and authenticated
-    /// at their end (the same plaintext, in less memory).
+    /// Bytes of incomplete TLS records that decrypting sessions may hold while they arrive;
+    /// past it, application-data records of 4 KiB or more are decrypted as they come and
+    /// authenticated at their end (less memory, the same plaintext).
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_tls_records_held)]
     pub max_tls_records_held: usize,
 

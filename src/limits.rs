@@ -80,12 +80,15 @@ pub struct Limits {
     /// that would pass it gives up waiting and stays undecrypted (its direction info says so).
     pub max_held_for_keys: usize,
     /// Bytes of incomplete TLS records that decrypting sessions hold while the rest of each
-    /// record arrives, all sessions and threads together (each charged its record's whole
-    /// length). A record is authenticated whole, so it is held until its last byte; past
-    /// this, application-data records of 4 KiB or more are instead decrypted as their bytes
-    /// come and authenticated at their end (AES-GCM and ChaCha20-Poly1305 suites), which
-    /// gives the same plaintext. Not an anomaly: nothing is lost. The run's statistics
-    /// (`--stats`) and a note on standard error count the records streamed.
+    /// record arrives (each charged its record's whole length; divided between threads like
+    /// `max_connections`). A record is authenticated whole, so it is held until its last
+    /// byte; past this, application-data records of 4 KiB or more on application keys that
+    /// have opened application data already (AES-GCM and ChaCha20-Poly1305 suites) are
+    /// instead decrypted as their bytes come and authenticated at their end. Shorter
+    /// records, and CBC and CCM ones, are still held, so this bounds the long records.
+    /// Not an anomaly: the plaintext is the same; a record that fails has passed on its
+    /// plaintext before the failure is known. A note on standard error counts the records
+    /// streamed.
     pub max_tls_records_held: usize,
     /// Bytes of one TLS handshake message (a certificate chain is the largest, tens of KiB
     /// in practice; the protocol allows 16 MiB). A longer one stops that direction's

@@ -302,7 +302,8 @@ pub struct Ledger {
     /// made at its first stream event (data, gap, FIN or RST): a connection with none, a SYN
     /// flood's, costs nothing here.
     mid_stream: std::collections::HashSet<ConnId, foldhash::fast::RandomState>,
-    keylog: Arc<KeyLog>,
+    /// This owner's copy: the secrets are shared, the record budget is its own.
+    keylog: KeyLog,
     limits: Arc<HttpLimits>,
     anomalies: AnomalyCounts,
     watch: Option<Watch>,
@@ -359,7 +360,7 @@ impl StreamSink for Ledger {
         }
     }
 
-    fn close(&mut self, mut conn: Connection, _at: EventMeta) {
+    fn close(&mut self, mut conn: Connection, at: EventMeta) {
         if let Some(w) = &mut self.watch {
             w.endpoints.remove(&conn.id);
             w.reported.retain(|(c, _)| *c != conn.id);
@@ -376,7 +377,8 @@ impl StreamSink for Ledger {
         }
         let mut record = ConnectionRecord::from_connection(&conn);
         let proto = conn.sink_state.take().map(|s| s.downcast::<ConnProto>());
-        if let Some(Ok(p)) = proto {
+        if let Some(Ok(mut p)) = proto {
+            p.cut(at.ts, &self.keylog);
             let summary = p.finish(carried);
             record.protocol = summary.protocol;
             record.tls = summary.tls.map(Box::new);
@@ -405,7 +407,7 @@ impl StreamSink for Ledger {
 
     fn key_material(&mut self, secret: &DecryptionSecret) {
         if secret.secrets_type == DecryptionSecret::TLS_KEY_LOG {
-            Arc::make_mut(&mut self.keylog).add(&secret.data);
+            self.keylog.add(&secret.data);
         }
     }
 }
@@ -414,10 +416,7 @@ impl Ledger {
     /// A ledger that decrypts with `keylog` (plus any secrets the capture carries). Workers
     /// and partitions share one key log; a ledger copies it only to add to it.
     pub fn new(keylog: impl Into<Arc<KeyLog>>, limits: &crate::Limits) -> Self {
-        let keylog = keylog.into();
-        keylog
-            .record_budget()
-            .set_limit(limits.max_tls_records_held);
+        let keylog = keylog.into().with_record_budget(limits.max_tls_records_held);
         Ledger {
             connections: Vec::new(),
             empty_listed: 0,
@@ -445,7 +444,7 @@ impl Ledger {
     /// `Limits::max_held_for_keys`. Call it before the first packet: a session that found no
     /// keys before it keeps no key state, and no later key decrypts it ([`Ledger::add_keys`]).
     pub fn follow_keylog(&mut self, per_session: usize, limits: &crate::Limits) {
-        Arc::make_mut(&mut self.keylog).set_growing(per_session, limits.max_held_for_keys);
+        self.keylog.set_growing(per_session, limits.max_held_for_keys);
     }
 
     /// New key-log lines: sessions waiting for these keys decrypt what they held. `open` is
@@ -456,7 +455,7 @@ impl Ledger {
         at: Timestamp,
         open: impl Iterator<Item = (ConnId, &'c mut SinkState)>,
     ) {
-        Arc::make_mut(&mut self.keylog).add(text);
+        self.keylog.add(text);
         for (id, state) in open {
             let Some(p) = state.as_mut().and_then(|s| s.downcast_mut::<ConnProto>()) else {
                 continue;

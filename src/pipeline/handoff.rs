@@ -432,6 +432,7 @@ impl Shares {
                 max_connections: share(limits.max_connections),
                 max_ooo_bytes_total: share(limits.max_ooo_bytes_total),
                 max_empty_connection_records: share(limits.max_empty_connection_records),
+                max_tls_records_held: share(limits.max_tls_records_held),
                 ..limits.clone()
             }
         };
@@ -518,6 +519,8 @@ mod tests {
             assert_eq!(total(|l| l.max_ooo_bytes_total), limits.max_ooo_bytes_total);
             let empty = total(|l| l.max_empty_connection_records);
             assert_eq!(empty, limits.max_empty_connection_records);
+            let held = total(|l| l.max_tls_records_held);
+            assert_eq!(held, limits.max_tls_records_held);
             assert!(each.iter().all(|w| own.max_connections < w.max_connections));
         }
         // Every owner can hold a connection, whatever the limit.

@@ -183,9 +183,9 @@ impl ConnProto {
                 }
                 match ev {
                     StreamEvent::Data(d) => session.data(dir, d, keylog, clock, &mut feed),
-                    StreamEvent::Gap(_) => session.gap(dir, &mut feed),
+                    StreamEvent::Gap(_) => session.gap(dir, keylog, clock, &mut feed),
                     StreamEvent::Fin | StreamEvent::Rst => {
-                        session.end(dir);
+                        session.end(dir, keylog, clock, &mut feed);
                         app.end(dir, at);
                     }
                 }
@@ -243,6 +243,23 @@ impl ConnProto {
             State::Tls { session, app } => (Some(session.info()), app.exchanges()),
             State::Clear(app) => (None, app.exchanges()),
             State::Detecting(_) => (None, &[]),
+        }
+    }
+
+    /// The connection ends here in the capture: a TLS record it was inside of passes on
+    /// what it holds, as a streamed one would have ([`TlsSession::pass_on_cut`]).
+    pub fn cut(&mut self, at: Timestamp, keylog: &KeyLog) {
+        if let State::Tls { session, app } = &mut self.state {
+            let clock = &self.clock;
+            for dir in [Direction::ClientToServer, Direction::ServerToClient] {
+                clock.set(at);
+                session.set_time(at);
+                session.pass_on_cut(dir, keylog, clock, &mut |d, data| {
+                    if let AppData::Data(b) = data {
+                        let _ = app.data(d, b, clock.get(), keylog, &mut |_, _| {});
+                    }
+                });
+            }
         }
     }
 

@@ -89,7 +89,9 @@ pub struct KeyLogStats {
 /// The secrets of a key log, by client random.
 #[derive(Clone, Default)]
 pub struct KeyLog {
-    sessions: HashMap<[u8; 32], SessionSecrets>,
+    /// Shared by clones (each owner of connections has one, with its own record budget);
+    /// copied only when a clone adds to it.
+    sessions: std::sync::Arc<HashMap<[u8; 32], SessionSecrets>>,
     stats: KeyLogStats,
     /// Bytes of encrypted records a session may hold waiting for its keys; 0 unless the key
     /// log is still growing (live capture following SSLKEYLOGFILE).
@@ -99,7 +101,8 @@ pub struct KeyLog {
     held: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// Lines may still be added while traffic is analysed (see [`KeyLog::set_growing`]).
     growing: bool,
-    /// What decrypting sessions hold of records on their way; shared by every clone.
+    /// What decrypting sessions hold of records on their way; shared by clones, except
+    /// those made by [`KeyLog::with_record_budget`].
     records: std::sync::Arc<super::record::RecordBudget>,
 }
 
@@ -196,7 +199,8 @@ impl KeyLog {
                 Line::UnknownLabel => self.stats.unknown_labels += 1,
                 Line::Entry(label, random, secret) => {
                     self.stats.entries += 1;
-                    let slot = label.slot(self.sessions.entry(random).or_default());
+                    let sessions = std::sync::Arc::make_mut(&mut self.sessions);
+                    let slot = label.slot(sessions.entry(random).or_default());
                     if slot.replace(secret).is_some() {
                         self.stats.duplicates += 1;
                     }
@@ -222,6 +226,17 @@ impl KeyLog {
     /// The same budget, to keep.
     pub fn record_budget_handle(&self) -> std::sync::Arc<super::record::RecordBudget> {
         std::sync::Arc::clone(&self.records)
+    }
+
+    /// A copy for one owner of connections (a thread's share): the same secrets, not
+    /// copied, and a record budget of its own of `limit` bytes, so that which records
+    /// stream depends only on that owner's connections, never on another thread's timing.
+    /// Records streamed are still counted together.
+    pub fn with_record_budget(&self, limit: usize) -> KeyLog {
+        KeyLog {
+            records: std::sync::Arc::new(self.records.share(limit)),
+            ..self.clone()
+        }
     }
 
     /// The key log will grow while traffic is analysed: a TLS session whose keys are not

@@ -19,6 +19,7 @@
 
 use crate::Timestamp;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// Largest fragment a legal record can carry: 2^14 bytes of plaintext plus up to 2048 bytes of
 /// TLS 1.2 expansion (RFC 5246 §6.2.3; TLS 1.3 allows only 256, RFC 8446 §5.2).
@@ -96,16 +97,17 @@ pub fn is_record_header(h: &[u8]) -> bool {
     }
 }
 
-/// Bytes of incomplete records that decrypting sessions hold, over every session of a run
-/// and every thread (clones of the [`KeyLog`](super::keylog::KeyLog) share one), against a
-/// limit (`Limits::max_tls_records_held`). Past the limit, sessions stream long
-/// application-data records ([`RecordReader::stream_long`]) instead of holding them; each
-/// session charges the whole length of the record it holds, what holding it costs at most.
+/// Bytes of incomplete records that the decrypting sessions of one owner of connections
+/// hold (its [`KeyLog`](super::keylog::KeyLog)'s clones share one), against its share of
+/// `Limits::max_tls_records_held`. Past the limit, sessions stream long application-data
+/// records ([`RecordReader::stream_long`]) instead of holding them; each session charges
+/// the whole length of the record it holds, what holding it costs at most. The records
+/// streamed are counted over all owners.
 #[derive(Debug)]
 pub struct RecordBudget {
     limit: AtomicUsize,
     held: AtomicUsize,
-    streamed: AtomicU64,
+    streamed: Arc<AtomicU64>,
 }
 
 impl Default for RecordBudget {
@@ -113,12 +115,21 @@ impl Default for RecordBudget {
         RecordBudget {
             limit: AtomicUsize::new(crate::Limits::default().max_tls_records_held),
             held: AtomicUsize::new(0),
-            streamed: AtomicU64::new(0),
+            streamed: Arc::default(),
         }
     }
 }
 
 impl RecordBudget {
+    /// A budget of `limit` bytes for another owner, counting streamed records with this one.
+    pub fn share(&self, limit: usize) -> RecordBudget {
+        RecordBudget {
+            limit: AtomicUsize::new(limit),
+            held: AtomicUsize::new(0),
+            streamed: Arc::clone(&self.streamed),
+        }
+    }
+
     pub fn set_limit(&self, limit: usize) {
         self.limit.store(limit, Ordering::Relaxed);
     }
@@ -180,6 +191,19 @@ impl RecordReader {
     /// what holding it will cost at most.
     pub fn holding(&self) -> usize {
         record_len(&self.buf).unwrap_or(self.buf.len())
+    }
+
+    /// The stream is cut (a gap, or its end) while an application-data record that could
+    /// have streamed is held: hands over its version, declared fragment length, the bytes
+    /// held (header first) and when it began, and holds nothing more.
+    pub fn take_cut(&mut self) -> Option<(u16, usize, Vec<u8>, Timestamp)> {
+        let total = record_len(&self.buf)?;
+        if self.buf.first() != Some(&APPLICATION_DATA) || total < 5 + STREAM_FROM {
+            return None;
+        }
+        let held = std::mem::take(&mut self.buf);
+        let version = u16::from_be_bytes([*held.get(1)?, *held.get(2)?]);
+        Some((version, total - 5, held, self.since))
     }
 
     /// From now on, until told otherwise, application-data records of at least

@@ -186,6 +186,11 @@ struct DirKeys {
     /// Application keys are in use: TLS 1.3 after this direction's Finished, TLS 1.2
     /// after its ChangeCipherSpec.
     application: bool,
+    /// An application-data record authenticated under them. The handshake messages that
+    /// follow a handshake (tickets) come before the first application data, and a client
+    /// asked for its certificate after the handshake sends it before more: until then,
+    /// nothing of this direction streams.
+    data_seen: bool,
     /// The record being opened piece by piece as it arrives (see `RecordBudget`).
     opening: Option<Box<Opening>>,
 }
@@ -437,27 +442,84 @@ impl TlsSession {
         if self.dir_mut(dir).cannot_decrypt && keylog.hold_for_keys() == 0 {
             records.skip_application_data();
         }
-        if ready {
-            if let Some(k) = self.keying.as_deref_mut() {
-                k.charge.set(dir, records.holding(), keylog);
-            }
-        }
         self.dir_mut(dir).records = records;
+        if ready {
+            self.charge(dir, keylog);
+        }
         if let Err(e) = result {
             self.stop(dir, e.reason(), Anomaly::TlsRecordInvalid, out);
         }
     }
 
     /// Bytes of this direction were never captured: nothing after them can be framed.
-    pub fn gap(&mut self, dir: Direction, out: &mut dyn FnMut(Direction, AppData<'_>)) {
+    pub fn gap(
+        &mut self,
+        dir: Direction,
+        keylog: &KeyLog,
+        clock: &std::cell::Cell<Timestamp>,
+        out: &mut dyn FnMut(Direction, AppData<'_>),
+    ) {
+        self.pass_on_cut(dir, keylog, clock, out);
         self.dir_mut(dir).records.stop(RecordError::NotTls);
         self.stop(dir, "gap in the captured stream", Anomaly::TlsGap, out);
+        self.charge(dir, keylog);
     }
 
     /// The direction ended (FIN, RST or end of capture).
-    pub fn end(&mut self, dir: Direction) {
+    pub fn end(
+        &mut self,
+        dir: Direction,
+        keylog: &KeyLog,
+        clock: &std::cell::Cell<Timestamp>,
+        out: &mut dyn FnMut(Direction, AppData<'_>),
+    ) {
         if self.dir_mut(dir).records.pending() > 0 {
             self.anomalies.add(Anomaly::TlsRecordTruncated);
+        }
+        self.pass_on_cut(dir, keylog, clock, out);
+        self.charge(dir, keylog);
+    }
+
+    /// The stream is cut inside a record (a gap, its end, or the connection's end in the
+    /// capture). Had the record streamed, its plaintext up to the cut would have been passed
+    /// on as it came; held instead, it passes on the same bytes now (unauthenticated, as
+    /// those were), so that the report does not depend on which way the record went.
+    pub fn pass_on_cut(
+        &mut self,
+        dir: Direction,
+        keylog: &KeyLog,
+        clock: &std::cell::Cell<Timestamp>,
+        out: &mut dyn FnMut(Direction, AppData<'_>),
+    ) {
+        if !self.streamable(dir) {
+            return;
+        }
+        let Some((version, length, held, since)) = self.dir_mut(dir).records.take_cut() else {
+            return;
+        };
+        let Some(dec) = self.keys_mut(dir).and_then(|k| k.decrypter.as_deref()) else {
+            return;
+        };
+        let Ok(mut opening) = dec.open_stream(record::APPLICATION_DATA, version, length) else {
+            return;
+        };
+        let mut plain = Vec::new();
+        opening.update(held.get(5..).unwrap_or_default(), &mut plain);
+        clock.set(since);
+        if !plain.is_empty() {
+            self.plaintext(dir, record::APPLICATION_DATA, &plain, keylog, out);
+        }
+        clock.set(self.now);
+    }
+
+    /// Charges what this direction's reader holds against the record budget.
+    fn charge(&mut self, dir: Direction, keylog: &KeyLog) {
+        let holding = match dir {
+            Direction::ClientToServer => self.c2s.records.holding(),
+            Direction::ServerToClient => self.s2c.records.holding(),
+        };
+        if let Some(k) = self.keying.as_deref_mut() {
+            k.charge.set(dir, holding, keylog);
         }
     }
 
@@ -598,16 +660,15 @@ impl TlsSession {
         keylog: &KeyLog,
         out: &mut dyn FnMut(Direction, AppData<'_>),
     ) {
-        if matches!(rec.part, Part::Middle | Part::Last) {
-            self.stream_part(dir, rec, keylog, out);
-            return;
+        // Counted when whole, as a held record is: a streamed record cut short is not.
+        if matches!(rec.part, Part::Whole | Part::Last) {
+            let info = self.side(dir).1;
+            info.records += 1;
+            if rec.content_type == record::APPLICATION_DATA {
+                info.application_bytes += rec.length as u64;
+            }
         }
-        let info = self.side(dir).1;
-        info.records += 1;
-        if rec.content_type == record::APPLICATION_DATA {
-            info.application_bytes += rec.length as u64;
-        }
-        if rec.part == Part::First {
+        if rec.part != Part::Whole {
             self.stream_part(dir, rec, keylog, out);
             return;
         }
@@ -616,11 +677,18 @@ impl TlsSession {
 
     /// Whether this direction's long application-data records may be opened as they come
     /// rather than held: only once the record budget is spent, with keys that can
-    /// ([`RecordDecrypter::can_stream`]), and after the handshake (TLS 1.3: the direction's
-    /// application keys are in use, not 0-RTT ones), where such records are application
-    /// data in practice.
+    /// ([`RecordDecrypter::can_stream`]), on application keys (not 0-RTT ones) that have
+    /// already opened application data: then such records are application data in
+    /// practice (TLS 1.3 tells a record's real type only at its end).
     fn may_stream(&self, dir: Direction, keylog: &KeyLog) -> bool {
-        if self.keys_state != KeysState::Ready || !keylog.record_budget().exhausted() {
+        self.keys_state == KeysState::Ready
+            && keylog.record_budget().exhausted()
+            && self.streamable(dir)
+    }
+
+    /// [`TlsSession::may_stream`] but for the budget.
+    fn streamable(&self, dir: Direction) -> bool {
+        if self.keys_state != KeysState::Ready {
             return false;
         }
         let d = match dir {
@@ -641,6 +709,7 @@ impl TlsSession {
         !d.cannot_decrypt
             && !early
             && keys.application
+            && keys.data_seen
             && keys.decrypter.as_ref().is_some_and(|dec| dec.can_stream())
     }
 
@@ -698,7 +767,7 @@ impl TlsSession {
         };
         let seq = dec.sequence();
         match dec.finish_stream(*opening) {
-            Ok(record::APPLICATION_DATA) => {}
+            Ok(record::APPLICATION_DATA) => keys.data_seen = true,
             Ok(inner) => {
                 let why = format!(
                     "record {seq} was passed on as it came, as application data, but held content type {inner}"
@@ -818,6 +887,7 @@ impl TlsSession {
             Ok(inner) => {
                 if let Some(d) = k.dir_mut(dir) {
                     d.decrypter = Some(dec);
+                    d.data_seen |= d.application && inner == record::APPLICATION_DATA;
                 }
                 if self.tls13()
                     && rec.content_type == record::APPLICATION_DATA
@@ -910,11 +980,10 @@ impl TlsSession {
             }
             return false;
         };
-        let now = self.now;
         let held = k.held();
         held.budget = Some(budget);
         held.waiting_bytes += n;
-        held.waiting.push((dir, now, HeldRecord::of(rec)));
+        held.waiting.push((dir, rec.at, HeldRecord::of(rec)));
         true
     }
 
@@ -1092,6 +1161,14 @@ impl TlsSession {
                     }
                 }
             }
+            (Direction::ServerToClient, ht::CERTIFICATE_REQUEST) if self.tls13() => {
+                // After the handshake (RFC 8446 §4.6.2) the client answers with its
+                // certificate chain, often several KiB: nothing of the client's streams
+                // until its next application data has opened.
+                if let Some(c2s) = self.keys_mut(Direction::ClientToServer) {
+                    c2s.data_seen = false;
+                }
+            }
             (_, ht::KEY_UPDATE) if self.tls13() => {
                 self.side(dir).1.key_updates += 1;
                 let Some(k) = self.keying.as_deref_mut() else {
@@ -1230,6 +1307,7 @@ impl TlsSession {
                     secret13: Some(hs.clone()),
                     app_secret13: app.clone(),
                     application: false,
+                    data_seen: false,
                     opening: None,
                 };
                 [
