@@ -416,7 +416,9 @@ impl Ledger {
     /// A ledger that decrypts with `keylog` (plus any secrets the capture carries). Workers
     /// and partitions share one key log; a ledger copies it only to add to it.
     pub fn new(keylog: impl Into<Arc<KeyLog>>, limits: &crate::Limits) -> Self {
-        let keylog = keylog.into().with_record_budget(limits.max_tls_records_held);
+        let keylog = keylog
+            .into()
+            .with_record_budget(limits.max_tls_records_held);
         Ledger {
             connections: Vec::new(),
             empty_listed: 0,
@@ -444,7 +446,8 @@ impl Ledger {
     /// `Limits::max_held_for_keys`. Call it before the first packet: a session that found no
     /// keys before it keeps no key state, and no later key decrypts it ([`Ledger::add_keys`]).
     pub fn follow_keylog(&mut self, per_session: usize, limits: &crate::Limits) {
-        self.keylog.set_growing(per_session, limits.max_held_for_keys);
+        self.keylog
+            .set_growing(per_session, limits.max_held_for_keys);
     }
 
     /// New key-log lines: sessions waiting for these keys decrypt what they held. `open` is
