@@ -408,6 +408,23 @@ thread_local! {
     static PLAIN: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// The thread's plaintext space, emptied. Taken out, not borrowed: the plaintext's parsers
+/// may decrypt a tunnelled session, which takes it in turn.
+fn take_plain() -> Vec<u8> {
+    let mut plain = PLAIN.with_borrow_mut(std::mem::take);
+    plain.clear();
+    plain
+}
+
+/// Gives the plaintext space back, the larger of the two kept.
+fn give_plain(plain: Vec<u8>) {
+    PLAIN.with_borrow_mut(|kept| {
+        if kept.capacity() < plain.capacity() {
+            *kept = plain;
+        }
+    });
+}
+
 impl TlsSession {
     /// A session bounded by `limits`.
     pub fn new(limits: TlsLimits) -> Self {
@@ -429,7 +446,6 @@ impl TlsSession {
         out: &mut dyn FnMut(Direction, AppData<'_>),
     ) {
         let mut records = std::mem::take(&mut self.dir_mut(dir).records);
-        let ready = self.keys_state == KeysState::Ready;
         records.stream_long(self.may_stream(dir, keylog));
         let now = self.now;
         let result = records.feed(data, now, &mut |rec| {
@@ -443,9 +459,7 @@ impl TlsSession {
             records.skip_application_data();
         }
         self.dir_mut(dir).records = records;
-        if ready {
-            self.charge(dir, keylog);
-        }
+        self.charge(dir, keylog);
         if let Err(e) = result {
             self.stop(dir, e.reason(), Anomaly::TlsRecordInvalid, out);
         }
@@ -503,18 +517,22 @@ impl TlsSession {
         let Ok(mut opening) = dec.open_stream(record::APPLICATION_DATA, version, length) else {
             return;
         };
-        let mut plain = Vec::new();
+        let mut plain = take_plain();
         opening.update(held.get(5..).unwrap_or_default(), &mut plain);
         clock.set(since);
         if !plain.is_empty() {
             self.plaintext(dir, record::APPLICATION_DATA, &plain, keylog, out);
         }
         clock.set(self.now);
+        give_plain(plain);
     }
 
-    /// Charges what this direction's reader holds against the record budget.
+    /// Charges what this direction's reader holds against the record budget: only a session
+    /// that decrypts is charged (streaming is what relieves the budget, and only such a
+    /// session can stream).
     fn charge(&mut self, dir: Direction, keylog: &KeyLog) {
         let holding = match dir {
+            _ if self.keys_state != KeysState::Ready => 0,
             Direction::ClientToServer => self.c2s.records.holding(),
             Direction::ServerToClient => self.s2c.records.holding(),
         };
@@ -744,17 +762,12 @@ impl TlsSession {
         let Some(mut opening) = keys.opening.take() else {
             return;
         };
-        let mut plain = PLAIN.with_borrow_mut(std::mem::take);
-        plain.clear();
+        let mut plain = take_plain();
         opening.update(rec.fragment, &mut plain);
         if !plain.is_empty() {
             self.plaintext(dir, record::APPLICATION_DATA, &plain, keylog, out);
         }
-        PLAIN.with_borrow_mut(|kept| {
-            if kept.capacity() < plain.capacity() {
-                *kept = plain;
-            }
-        });
+        give_plain(plain);
         let Some(keys) = self.keys_mut(dir) else {
             return;
         };
@@ -869,9 +882,7 @@ impl TlsSession {
         let Some((k, mut dec)) = found else {
             return self.lost(dir, out);
         };
-        // Taken out, not borrowed: the plaintext's parsers may decrypt a tunnelled session.
-        let mut plain = PLAIN.with_borrow_mut(std::mem::take);
-        plain.clear();
+        let mut plain = take_plain();
         let mut result = dec.decrypt(rec.content_type, rec.version, rec.fragment, &mut plain);
         let early = dir == Direction::ClientToServer && k.early_active;
         if early && self.info.early_data.is_none() && result.is_ok() {
@@ -906,11 +917,7 @@ impl TlsSession {
                 self.decrypt_failed(dir, &why, out);
             }
         }
-        PLAIN.with_borrow_mut(|kept| {
-            if kept.capacity() < plain.capacity() {
-                *kept = plain;
-            }
-        });
+        give_plain(plain);
     }
 
     /// A protected record without keys to read it: this direction's plaintext is lost from
