@@ -123,7 +123,7 @@ impl Default for Limits {
             max_exchanges_per_connection: 100_000,
             max_field_bytes: 4096,
             max_held_for_keys: 64 << 20,
-            max_tls_records_held: 64 << 20,
+            max_tls_records_held: 16 << 20,
             max_tls_handshake_message: 128 << 10,
             max_tls_early_data: 64 << 10,
         }
