@@ -17,13 +17,16 @@ use zeroize::Zeroizing;
 /// anything far beyond that is not a key log line, and is skipped without being copied.
 pub const MAX_LINE_LEN: usize = 1024;
 
-/// Secret bytes: zeroed on drop; `Debug` shows only the length.
+/// Secret bytes: zeroed on drop; `Debug` shows only the length. An exact-sized box, not
+/// a `Vec`: a key log of 100k sessions keeps four or five per session.
 #[derive(Clone)]
-pub struct Secret(Zeroizing<Vec<u8>>);
+pub struct Secret(Zeroizing<Box<[u8]>>);
 
 impl Secret {
     pub fn new(bytes: Vec<u8>) -> Self {
-        Secret(Zeroizing::new(bytes))
+        // `into_boxed_slice` may reallocate; zero what it leaves behind.
+        let bytes = Zeroizing::new(bytes);
+        Secret(Zeroizing::new(bytes.as_slice().into()))
     }
 
     pub fn bytes(&self) -> &[u8] {
@@ -91,7 +94,9 @@ pub struct KeyLogStats {
 pub struct KeyLog {
     /// Shared by clones (each owner of connections has one, with its own record budget);
     /// copied only when a clone adds to it.
-    sessions: std::sync::Arc<HashMap<[u8; 32], SessionSecrets>>,
+    /// Boxed values: the map's slots are made in powers of two, mostly empty, and a
+    /// session's secrets are 200 bytes.
+    sessions: std::sync::Arc<HashMap<[u8; 32], Box<SessionSecrets>>>,
     stats: KeyLogStats,
     /// Bytes of encrypted records a session may hold waiting for its keys; 0 unless the key
     /// log is still growing (live capture following SSLKEYLOGFILE).
@@ -210,7 +215,7 @@ impl KeyLog {
     }
 
     pub fn get(&self, client_random: &[u8; 32]) -> Option<&SessionSecrets> {
-        self.sessions.get(client_random)
+        self.sessions.get(client_random).map(|s| &**s)
     }
 
     pub fn stats(&self) -> &KeyLogStats {
@@ -310,7 +315,7 @@ fn classify(line: &[u8]) -> Line {
     if secret.len() % 2 != 0 || !label.length_ok(secret.len() / 2) {
         return Line::Malformed;
     }
-    let mut bytes = Zeroizing::new(vec![0u8; secret.len() / 2]);
+    let mut bytes: Zeroizing<Box<[u8]>> = Zeroizing::new(vec![0u8; secret.len() / 2].into());
     if !decode_hex_into(secret, &mut bytes) {
         return Line::Malformed;
     }
