@@ -84,9 +84,9 @@ pub struct Limits {
     /// `max_connections`). A record is authenticated whole, so it is held until its last
     /// byte; past this, application-data records of 4 KiB or more on application keys that
     /// have opened application data already (AES-GCM and ChaCha20-Poly1305 suites) are
-    /// instead decrypted as their bytes come and authenticated at their end. Shorter
-    /// records, and CBC and CCM ones, are still held, so this bounds the long records.
-    /// Not an anomaly: the plaintext is the same; a record that fails has passed on its
+    /// instead decrypted as their bytes come and authenticated at their end. Other records
+    /// (shorter ones, handshake flights, a direction's first application data, CBC and CCM
+    /// suites) are still held past it: it is a budget, not a cap. Not an anomaly: the plaintext is the same; a record that fails has passed on its
     /// plaintext before the failure is known. A note on standard error counts the records
     /// streamed.
     pub max_tls_records_held: usize,

@@ -89,9 +89,9 @@ fn analyze(config: AnalyzeConfig) -> anyhow::Result<Outcome> {
     let streamed = keylog.record_budget().streamed();
     if streamed > 0 && !config.report.quiet {
         eprintln!(
-            "misdirect: note: TLS records held while they arrived reached {} bytes \
-             (--max-tls-records-held); {streamed} records of 4 KiB or more were decrypted as \
-             they came and authenticated at their end",
+            "misdirect: note: TLS records held while they arrived reached their budget \
+             (--max-tls-records-held {}, shared out between threads); {streamed} records of \
+             4 KiB or more were decrypted as they came and authenticated at their end",
             limits.max_tls_records_held
         );
     }

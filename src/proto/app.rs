@@ -245,6 +245,14 @@ impl App {
         }
     }
 
+    /// The connection ends here in the capture: a TLS session in a tunnel passes on what
+    /// it holds, as the outer one does ([`ConnProto::cut`]).
+    pub fn cut(&mut self, at: Timestamp, keylog: &KeyLog) {
+        if let State::Tunnel { inner, .. } = &mut self.state {
+            inner.cut(at, keylog);
+        }
+    }
+
     /// The HTTP exchanges so far (not those inside a tunnel), for watching a live capture.
     pub fn exchanges(&self) -> &[Exchange] {
         match &self.state {

@@ -247,19 +247,25 @@ impl ConnProto {
     }
 
     /// The connection ends here in the capture: a TLS record it was inside of passes on
-    /// what it holds, as a streamed one would have ([`TlsSession::pass_on_cut`]).
+    /// what it holds, as a streamed one would have ([`TlsSession::pass_on_cut`]), and so
+    /// does a TLS session in a tunnel it carries.
     pub fn cut(&mut self, at: Timestamp, keylog: &KeyLog) {
-        if let State::Tls { session, app } = &mut self.state {
-            let clock = &self.clock;
-            for dir in [Direction::ClientToServer, Direction::ServerToClient] {
-                clock.set(at);
-                session.set_time(at);
-                session.pass_on_cut(dir, keylog, clock, &mut |d, data| {
-                    if let AppData::Data(b) = data {
-                        let _ = app.data(d, b, clock.get(), keylog, &mut |_, _| {});
-                    }
-                });
+        match &mut self.state {
+            State::Tls { session, app } => {
+                let clock = &self.clock;
+                for dir in [Direction::ClientToServer, Direction::ServerToClient] {
+                    clock.set(at);
+                    session.set_time(at);
+                    session.pass_on_cut(dir, keylog, clock, &mut |d, data| {
+                        if let AppData::Data(b) = data {
+                            let _ = app.data(d, b, clock.get(), keylog, &mut |_, _| {});
+                        }
+                    });
+                }
+                app.cut(at, keylog);
             }
+            State::Clear(app) => app.cut(at, keylog),
+            State::Detecting(_) => {}
         }
     }
 

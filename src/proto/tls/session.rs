@@ -191,6 +191,9 @@ struct DirKeys {
     /// asked for its certificate after the handshake sends it before more: until then,
     /// nothing of this direction streams.
     data_seen: bool,
+    /// The server asked for the client's certificate, which comes before the client's
+    /// Finished: until that Finished, `data_seen` is not set again.
+    cert_requested: bool,
     /// The record being opened piece by piece as it arrives (see `RecordBudget`).
     opening: Option<Box<Opening>>,
 }
@@ -453,6 +456,11 @@ impl TlsSession {
             self.record(dir, rec, keylog, out)
         });
         clock.set(now);
+        // The direction stopped while its reader was out: the placeholder was stopped, not
+        // the reader.
+        if let Some(e) = self.dir_mut(dir).records.failed() {
+            records.stop(e);
+        }
         // Nothing more of this direction will be decrypted (and no key is awaited): its
         // application data need not be kept, only counted.
         if self.dir_mut(dir).cannot_decrypt && keylog.hold_for_keys() == 0 {
@@ -514,8 +522,13 @@ impl TlsSession {
         let Some(dec) = self.keys_mut(dir).and_then(|k| k.decrypter.as_deref()) else {
             return;
         };
-        let Ok(mut opening) = dec.open_stream(record::APPLICATION_DATA, version, length) else {
-            return;
+        let mut opening = match dec.open_stream(record::APPLICATION_DATA, version, length) {
+            Ok(o) => o,
+            Err(e) => {
+                // As it fails at the first part of a streamed record.
+                let why = format!("record {} did not decrypt: {}", dec.sequence(), e.reason());
+                return self.decrypt_failed(dir, &why, out);
+            }
         };
         let mut plain = take_plain();
         opening.update(held.get(5..).unwrap_or_default(), &mut plain);
@@ -528,8 +541,8 @@ impl TlsSession {
     }
 
     /// Charges what this direction's reader holds against the record budget: only a session
-    /// that decrypts is charged (streaming is what relieves the budget, and only such a
-    /// session can stream).
+    /// with keys is charged (only such a session can stream, which relieves the budget),
+    /// for what it really holds.
     fn charge(&mut self, dir: Direction, keylog: &KeyLog) {
         let holding = match dir {
             _ if self.keys_state != KeysState::Ready => 0,
@@ -657,14 +670,13 @@ impl TlsSession {
         }
         info.stopped = Some(why.into());
         d.records.stop(RecordError::NotTls);
-        let mut had_keys = false;
         if let Some(k) = self.keys_mut(dir) {
             k.opening = None;
-            had_keys = k.decrypter.take().is_some() || k.pending12.is_some();
+            k.decrypter = None;
         }
-        if had_keys {
-            self.dir_mut(dir).cannot_decrypt = true;
-        }
+        // Nothing of this direction is decrypted after this, even with keys found later
+        // (its plaintext was reported lost).
+        self.dir_mut(dir).cannot_decrypt = true;
         self.anomalies.add(anomaly);
         out(dir, AppData::Lost);
     }
@@ -780,7 +792,7 @@ impl TlsSession {
         };
         let seq = dec.sequence();
         match dec.finish_stream(*opening) {
-            Ok(record::APPLICATION_DATA) => keys.data_seen = true,
+            Ok(record::APPLICATION_DATA) => keys.data_seen = !keys.cert_requested,
             Ok(inner) => {
                 let why = format!(
                     "record {seq} was passed on as it came, as application data, but held content type {inner}"
@@ -898,7 +910,8 @@ impl TlsSession {
             Ok(inner) => {
                 if let Some(d) = k.dir_mut(dir) {
                     d.decrypter = Some(dec);
-                    d.data_seen |= d.application && inner == record::APPLICATION_DATA;
+                    d.data_seen |=
+                        d.application && !d.cert_requested && inner == record::APPLICATION_DATA;
                 }
                 if self.tls13()
                     && rec.content_type == record::APPLICATION_DATA
@@ -1166,14 +1179,16 @@ impl TlsSession {
                         d.advance(&suite, secret);
                         d.application = true;
                     }
+                    d.cert_requested = false;
                 }
             }
             (Direction::ServerToClient, ht::CERTIFICATE_REQUEST) if self.tls13() => {
-                // After the handshake (RFC 8446 §4.6.2) the client answers with its
-                // certificate chain, often several KiB: nothing of the client's streams
-                // until its next application data has opened.
+                // The client answers with its certificate chain, often several KiB, then its
+                // Finished (RFC 8446 §4.4.2, §4.6.2 after the handshake): nothing of the
+                // client's streams until then.
                 if let Some(c2s) = self.keys_mut(Direction::ClientToServer) {
                     c2s.data_seen = false;
+                    c2s.cert_requested = true;
                 }
             }
             (_, ht::KEY_UPDATE) if self.tls13() => {
@@ -1315,6 +1330,7 @@ impl TlsSession {
                     app_secret13: app.clone(),
                     application: false,
                     data_seen: false,
+                    cert_requested: false,
                     opening: None,
                 };
                 [
