@@ -37,6 +37,7 @@ struct Conn {
 #[derive(Default)]
 struct TlsCollector {
     keylog: KeyLog,
+    limits: Limits,
     conns: BTreeMap<u64, Conn>,
 }
 
@@ -45,7 +46,7 @@ impl StreamSink for TlsCollector {
         self.conns.insert(
             c.id.0,
             Conn {
-                proto: Some(ConnProto::new(false, Limits::default().http())),
+                proto: Some(ConnProto::new(false, self.limits.http())),
                 client: c.client.to_string(),
                 server: c.server.to_string(),
                 ..Conn::default()
@@ -89,7 +90,14 @@ fn analyse(file: &Path, keys: Option<&Path>) -> TlsCollector {
 
 /// [`analyse`], with at most `held` bytes of records held by decrypting sessions.
 fn analyse_held(file: &Path, keys: Option<&Path>, held: usize) -> TlsCollector {
-    let mut sink = TlsCollector::default();
+    analyse_with(file, keys, held, Limits::default())
+}
+
+fn analyse_with(file: &Path, keys: Option<&Path>, held: usize, limits: Limits) -> TlsCollector {
+    let mut sink = TlsCollector {
+        limits,
+        ..TlsCollector::default()
+    };
     if let Some(k) = keys {
         sink.keylog.add(&std::fs::read(k).unwrap());
     }
@@ -190,6 +198,33 @@ fn streamed_records_give_what_held_ones_give() {
         }
     }
     assert!(streamed >= 4, "{streamed} records streamed");
+}
+
+/// More 0-RTT data than is held stops the client's direction before its keys are known:
+/// once they are, nothing more of that direction is decrypted, since its plaintext was
+/// reported lost (it was, before a fix found in review).
+#[test]
+fn a_direction_stopped_before_its_keys_stays_stopped() {
+    let file = sample("tls13-early-data.pcap");
+    let little = Limits {
+        max_tls_early_data: 1,
+        ..Limits::default()
+    };
+    let held = Limits::default().max_tls_records_held;
+    let c = analyse_with(&file, Some(&file.with_extension("keys")), held, little);
+    let mut stopped = 0;
+    for (id, conn) in &c.conns {
+        let t = conn.tls.as_ref().unwrap();
+        if t.client_to_server.stopped.as_deref() == Some("more 0-RTT data than is held") {
+            stopped += 1;
+            assert!(
+                conn.c2s.is_empty(),
+                "#{id}: client plaintext after it was lost"
+            );
+            assert!(!t.decrypted, "#{id}");
+        }
+    }
+    assert!(stopped > 0, "no session sent 0-RTT data");
 }
 
 #[test]
