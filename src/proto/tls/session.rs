@@ -183,13 +183,10 @@ struct DirKeys {
     /// switch to after this direction's Finished.
     secret13: Option<Secret>,
     app_secret13: Option<Secret>,
-    /// Application keys are in use: TLS 1.3 after this direction's Finished, TLS 1.2
-    /// after its ChangeCipherSpec.
-    application: bool,
-    /// An application-data record authenticated under them. The handshake messages that
-    /// follow a handshake (tickets) come before the first application data, and a client
-    /// asked for its certificate after the handshake sends it before more: until then,
-    /// nothing of this direction streams.
+    /// An application-data record (not 0-RTT) authenticated under the current keys: only
+    /// application keys open one (TLS 1.3 after this direction's Finished, TLS 1.2 after its
+    /// ChangeCipherSpec). The handshake messages that follow a handshake (tickets) come
+    /// before the first application data: until then, nothing of this direction streams.
     data_seen: bool,
     /// The server asked for the client's certificate, which comes before the client's
     /// Finished: until that Finished, `data_seen` is not set again.
@@ -263,6 +260,14 @@ impl Drop for Charge {
 }
 
 impl Keying {
+    fn dir(&self, dir: Direction) -> Option<&DirKeys> {
+        let [c2s, s2c] = &**self.dirs.as_ref()?;
+        Some(match dir {
+            Direction::ClientToServer => c2s,
+            Direction::ServerToClient => s2c,
+        })
+    }
+
     fn dir_mut(&mut self, dir: Direction) -> Option<&mut DirKeys> {
         let [c2s, s2c] = &mut **self.dirs.as_mut()?;
         Some(match dir {
@@ -298,7 +303,6 @@ impl Keying {
             return;
         };
         if let (Some(suite), Some(k)) = (suite, d.pending12.take()) {
-            d.application = true;
             d.decrypter = Some(Box::new(RecordDecrypter::new(
                 suite,
                 k,
@@ -452,6 +456,9 @@ impl TlsSession {
         records.stream_long(self.may_stream(dir, keylog));
         let now = self.now;
         let result = records.feed(data, now, &mut |rec| {
+            if rec.part == Part::First {
+                keylog.record_budget().count_streamed();
+            }
             clock.set(rec.at);
             self.record(dir, rec, keylog, out)
         });
@@ -519,35 +526,31 @@ impl TlsSession {
         let Some((version, length, held, since)) = self.dir_mut(dir).records.take_cut() else {
             return;
         };
-        let Some(dec) = self.keys_mut(dir).and_then(|k| k.decrypter.as_deref()) else {
-            return;
+        // What the first part of a streamed record would have been; nothing follows it.
+        let first = Record {
+            content_type: record::APPLICATION_DATA,
+            version,
+            fragment: held.get(5..).unwrap_or_default(),
+            length,
+            part: Part::First,
+            at: since,
         };
-        let mut opening = match dec.open_stream(record::APPLICATION_DATA, version, length) {
-            Ok(o) => o,
-            Err(e) => {
-                // As it fails at the first part of a streamed record.
-                let why = format!("record {} did not decrypt: {}", dec.sequence(), e.reason());
-                return self.decrypt_failed(dir, &why, out);
-            }
-        };
-        let mut plain = take_plain();
-        opening.update(held.get(5..).unwrap_or_default(), &mut plain);
         clock.set(since);
-        if !plain.is_empty() {
-            self.plaintext(dir, record::APPLICATION_DATA, &plain, keylog, out);
-        }
+        self.stream_part(dir, first, keylog, out);
         clock.set(self.now);
-        give_plain(plain);
+        if let Some(k) = self.keys_mut(dir) {
+            k.opening = None;
+        }
     }
 
     /// Charges what this direction's reader holds against the record budget: only a session
     /// with keys is charged (only such a session can stream, which relieves the budget),
     /// for what it really holds.
     fn charge(&mut self, dir: Direction, keylog: &KeyLog) {
-        let holding = match dir {
-            _ if self.keys_state != KeysState::Ready => 0,
-            Direction::ClientToServer => self.c2s.records.holding(),
-            Direction::ServerToClient => self.s2c.records.holding(),
+        let holding = if self.keys_state == KeysState::Ready {
+            self.dir(dir).records.holding()
+        } else {
+            0
         };
         if let Some(k) = self.keying.as_deref_mut() {
             k.charge.set(dir, holding, keylog);
@@ -601,6 +604,13 @@ impl TlsSession {
             std::mem::take(&mut self.info),
             std::mem::take(&mut self.anomalies),
         )
+    }
+
+    fn dir(&self, dir: Direction) -> &Dir {
+        match dir {
+            Direction::ClientToServer => &self.c2s,
+            Direction::ServerToClient => &self.s2c,
+        }
     }
 
     fn dir_mut(&mut self, dir: Direction) -> &mut Dir {
@@ -718,29 +728,16 @@ impl TlsSession {
 
     /// [`TlsSession::may_stream`] but for the budget.
     fn streamable(&self, dir: Direction) -> bool {
-        if self.keys_state != KeysState::Ready {
-            return false;
-        }
-        let d = match dir {
-            Direction::ClientToServer => &self.c2s,
-            Direction::ServerToClient => &self.s2c,
-        };
         let Some(k) = self.keying.as_deref() else {
             return false;
         };
         let early = dir == Direction::ClientToServer && k.early_active;
-        let Some([c2s, s2c]) = k.dirs.as_deref() else {
-            return false;
-        };
-        let keys = match dir {
-            Direction::ClientToServer => c2s,
-            Direction::ServerToClient => s2c,
-        };
-        !d.cannot_decrypt
+        self.keys_state == KeysState::Ready
+            && !self.dir(dir).cannot_decrypt
             && !early
-            && keys.application
-            && keys.data_seen
-            && keys.decrypter.as_ref().is_some_and(|dec| dec.can_stream())
+            && k.dir(dir).is_some_and(|keys| {
+                keys.data_seen && keys.decrypter.as_ref().is_some_and(|d| d.can_stream())
+            })
     }
 
     /// A part of a streamed record ([`Part`]): opened with the direction's keys as it comes,
@@ -769,7 +766,6 @@ impl TlsSession {
                     return self.decrypt_failed(dir, &why, out);
                 }
             }
-            keylog.record_budget().count_streamed();
         }
         let Some(mut opening) = keys.opening.take() else {
             return;
@@ -910,8 +906,7 @@ impl TlsSession {
             Ok(inner) => {
                 if let Some(d) = k.dir_mut(dir) {
                     d.decrypter = Some(dec);
-                    d.data_seen |=
-                        d.application && !d.cert_requested && inner == record::APPLICATION_DATA;
+                    d.data_seen |= !early && !d.cert_requested && inner == record::APPLICATION_DATA;
                 }
                 if self.tls13()
                     && rec.content_type == record::APPLICATION_DATA
@@ -1177,7 +1172,6 @@ impl TlsSession {
                 if let Some(d) = k.dir_mut(dir) {
                     if let (Some(suite), Some(secret)) = (suite, d.app_secret13.take()) {
                         d.advance(&suite, secret);
-                        d.application = true;
                     }
                     d.cert_requested = false;
                 }
@@ -1328,7 +1322,6 @@ impl TlsSession {
                     pending12: None,
                     secret13: Some(hs.clone()),
                     app_secret13: app.clone(),
-                    application: false,
                     data_seen: false,
                     cert_requested: false,
                     opening: None,
