@@ -64,7 +64,7 @@ pub fn threads_agree(data: &[u8]) {
         )
         .ok()?;
         let capture = Capture::from_sources(vec![src]).ok()?;
-        let keylog = std::sync::Arc::new(crate::proto::tls::keylog::KeyLog::default());
+        let keylog = crate::proto::tls::keylog::KeyLog::default();
         let r = pipeline::analyze_capture(capture, &limits, &keylog, threads, &mut |_| {});
         serde_json::to_string(&r).ok()
     };

@@ -125,7 +125,7 @@ pub fn run(config: &LiveConfig, style: Style) -> Result<Report, LiveError> {
     }
     let limits = &config.report.limits;
     let mut pipeline = Pipeline::new(limits);
-    let mut ledger = Ledger::new(KeyLog::default(), limits);
+    let mut ledger = Ledger::new(&KeyLog::default(), limits);
     // Without a key log to follow no key can come: sessions without keys hold nothing and
     // keep no key state.
     if !config.report.keylogs.is_empty() {

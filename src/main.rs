@@ -50,7 +50,6 @@ fn analyze(config: AnalyzeConfig) -> anyhow::Result<Outcome> {
             .with_context(|| format!("cannot read key log {}", path.display()))?;
         keylog.add(&text);
     }
-    let keylog = std::sync::Arc::new(keylog);
     let limits = &config.report.limits;
     let groups = partition::partitions(&config.inputs)?;
     let bar = progress_bar(&groups, config.report.quiet);

@@ -588,7 +588,7 @@ fn keys_that_arrive_late_decrypt_what_was_held() {
         let keys = std::fs::read(file.with_extension("keys")).unwrap();
         let whole = common::analyze_path(&file);
         let limits = Limits::default();
-        let mut ledger = Ledger::new(KeyLog::default(), &limits);
+        let mut ledger = Ledger::new(&KeyLog::default(), &limits);
         ledger.follow_keylog(1 << 20, &limits);
         let src = FileSource::open(&InputName::Path(file.clone()), 1 << 24).unwrap();
         let mut cap = Capture::from_sources(vec![src]).unwrap();

@@ -414,11 +414,9 @@ impl StreamSink for Ledger {
 
 impl Ledger {
     /// A ledger that decrypts with `keylog` (plus any secrets the capture carries). Workers
-    /// and partitions share one key log; a ledger copies it only to add to it.
-    pub fn new(keylog: impl Into<Arc<KeyLog>>, limits: &crate::Limits) -> Self {
-        let keylog = keylog
-            .into()
-            .with_record_budget(limits.max_tls_records_held);
+    /// and partitions share its secrets; a ledger copies them only to add to them.
+    pub fn new(keylog: &KeyLog, limits: &crate::Limits) -> Self {
+        let keylog = keylog.with_record_budget(limits.max_tls_records_held);
         Ledger {
             connections: Vec::new(),
             empty_listed: 0,

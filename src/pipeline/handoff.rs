@@ -31,7 +31,7 @@ use crate::wire::tunnel::{Tunnel, BARE};
 use crate::wire::{Decapsulated, Decoded, Decoder, TcpFlags, TcpSegment, Transport};
 use crate::{Limits, Timestamp};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 
 /// Segments per batch: large enough that channel operations are rare, small enough that a
 /// batch stays in cache.
@@ -125,7 +125,7 @@ struct WorkerOutcome {
 pub(super) fn analyze(
     mut capture: Capture,
     limits: &Limits,
-    keylog: &Arc<KeyLog>,
+    keylog: &KeyLog,
     threads: usize,
     progress: &mut dyn FnMut(u64),
 ) -> Partial {
@@ -229,10 +229,10 @@ struct Owned {
 }
 
 impl Owned {
-    fn new(limits: &Limits, keylog: &Arc<KeyLog>) -> Self {
+    fn new(limits: &Limits, keylog: &KeyLog) -> Self {
         Owned {
             flows: FlowTable::new(limits),
-            ledger: Ledger::new(Arc::clone(keylog), limits),
+            ledger: Ledger::new(keylog, limits),
         }
     }
 
@@ -347,7 +347,7 @@ fn work(
     from_reader: mpsc::Receiver<Message>,
     to_reader: mpsc::Sender<Batch>,
     limits: &Limits,
-    keylog: &Arc<KeyLog>,
+    keylog: &KeyLog,
 ) -> WorkerOutcome {
     let mut own = Owned::new(limits, keylog);
     let mut last = Span::new().last;

@@ -21,7 +21,7 @@ use crate::proto::tls::keylog::KeyLog;
 use crate::wire::{DecodeStats, Decoder, Transport};
 use crate::{Limits, Timestamp};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::time::Duration;
 
 /// Totals of one run, besides what the sink collected.
@@ -167,14 +167,14 @@ pub fn analyze(
     keylog: KeyLog,
     progress: &mut dyn FnMut(u64),
 ) -> Report {
-    Report::assemble(analyze_one(capture, limits, keylog, progress), 1)
+    Report::assemble(analyze_one(capture, limits, &keylog, progress), 1)
 }
 
 /// [`analyze`], stopping short of numbering and diagnosing.
 fn analyze_one(
     mut capture: Capture,
     limits: &Limits,
-    keylog: impl Into<Arc<KeyLog>>,
+    keylog: &KeyLog,
     progress: &mut dyn FnMut(u64),
 ) -> Partial {
     let mut ledger = Ledger::new(keylog, limits);
@@ -191,7 +191,7 @@ fn analyze_one(
 pub fn analyze_inputs(
     inputs: &[InputName],
     limits: &Limits,
-    keylog: &Arc<KeyLog>,
+    keylog: &KeyLog,
     threads: usize,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Report, CaptureError> {
@@ -199,19 +199,19 @@ pub fn analyze_inputs(
     Ok(analyze_capture(capture, limits, keylog, threads, progress))
 }
 
-/// Analyses an opened capture on `threads` threads (one: this thread alone). The key log is
-/// shared, never copied: it can be tens of megabytes.
+/// Analyses an opened capture on `threads` threads (one: this thread alone). Each owner of
+/// connections gets a copy of the key log that shares its secrets ([`KeyLog::with_record_budget`]).
 pub fn analyze_capture(
     capture: Capture,
     limits: &Limits,
-    keylog: &Arc<KeyLog>,
+    keylog: &KeyLog,
     threads: usize,
     progress: &mut dyn FnMut(u64),
 ) -> Report {
     let partial = if threads > 1 {
         handoff::analyze(capture, limits, keylog, threads, progress)
     } else {
-        analyze_one(capture, limits, Arc::clone(keylog), progress)
+        analyze_one(capture, limits, keylog, progress)
     };
     Report::assemble(partial, 1)
 }
@@ -223,7 +223,7 @@ pub fn analyze_capture(
 pub fn analyze_partitions(
     partitions: &[Vec<InputName>],
     limits: &Limits,
-    keylog: &Arc<KeyLog>,
+    keylog: &KeyLog,
     threads: usize,
     progress: &mut dyn FnMut(u64),
 ) -> (Option<Report>, Vec<CaptureError>) {
@@ -244,7 +244,7 @@ pub fn analyze_partitions(
         progress,
         |inputs, slot| {
             let outcome = Capture::open(inputs, limits).map(|capture| {
-                analyze_one(capture, limits, Arc::clone(keylog), &mut |b| {
+                analyze_one(capture, limits, keylog, &mut |b| {
                     if let Some(s) = slots.get(slot) {
                         s.store(b, Ordering::Relaxed);
                     }

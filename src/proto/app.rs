@@ -208,7 +208,7 @@ impl App {
     }
 
     /// `len` bytes were lost (`None`: the rest of the direction is lost, e.g. undecryptable).
-    pub fn gap(&mut self, dir: Direction, len: Option<u64>, at: Timestamp) {
+    pub fn gap(&mut self, dir: Direction, len: Option<u64>, at: Timestamp, keylog: &KeyLog) {
         let len = len.unwrap_or(u64::MAX);
         match &mut self.state {
             State::Detecting(first) => {
@@ -224,21 +224,21 @@ impl App {
                 dir,
                 crate::flow::StreamEvent::Gap(len),
                 at,
-                &KeyLog::default(),
+                keylog,
                 &mut |_, _| {},
             ),
             State::Unknown => {}
         }
     }
 
-    pub fn end(&mut self, dir: Direction, at: Timestamp) {
+    pub fn end(&mut self, dir: Direction, at: Timestamp, keylog: &KeyLog) {
         match &mut self.state {
             State::Http(h) => h.end(dir),
             State::Tunnel { inner, .. } => inner.event(
                 dir,
                 crate::flow::StreamEvent::Fin,
                 at,
-                &KeyLog::default(),
+                keylog,
                 &mut |_, _| {},
             ),
             _ => {}

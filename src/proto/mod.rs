@@ -166,15 +166,9 @@ impl ConnProto {
                 let clock = &self.clock;
                 clock.set(at);
                 session.set_time(at);
+                let mut to_app = plaintext_to(app, keylog, clock);
                 let mut feed = |d: Direction, data: AppData<'_>| {
-                    let at = clock.get();
-                    match data {
-                        AppData::Data(b) => {
-                            // STARTTLS inside TLS is meaningless; nothing to switch.
-                            let _ = app.data(d, b, at, keylog, &mut |_, _| {});
-                        }
-                        AppData::Lost => app.gap(d, None, at),
-                    }
+                    to_app(d, data);
                     tap(d, data);
                 };
                 // Only a growing key log (live capture) can bring keys after the handshake.
@@ -186,7 +180,9 @@ impl ConnProto {
                     StreamEvent::Gap(_) => session.gap(dir, keylog, clock, &mut feed),
                     StreamEvent::Fin | StreamEvent::Rst => {
                         session.end(dir, keylog, clock, &mut feed);
-                        app.end(dir, at);
+                        // It borrows `app`, which ends its direction after it.
+                        drop(to_app);
+                        app.end(dir, at, keylog);
                     }
                 }
             }
@@ -197,11 +193,11 @@ impl ConnProto {
                         Next::Continue => None,
                     },
                     StreamEvent::Gap(n) => {
-                        app.gap(dir, Some(n), at);
+                        app.gap(dir, Some(n), at, keylog);
                         None
                     }
                     StreamEvent::Fin | StreamEvent::Rst => {
-                        app.end(dir, at);
+                        app.end(dir, at, keylog);
                         None
                     }
                 };
@@ -224,15 +220,7 @@ impl ConnProto {
         if let State::Tls { session, app } = &mut self.state {
             let clock = &self.clock;
             clock.set(at);
-            session.keys_arrived(keylog, clock, &mut |d, data| {
-                let at = clock.get();
-                match data {
-                    AppData::Data(b) => {
-                        let _ = app.data(d, b, at, keylog, &mut |_, _| {});
-                    }
-                    AppData::Lost => app.gap(d, None, at),
-                }
-            });
+            session.keys_arrived(keylog, clock, &mut plaintext_to(app, keylog, clock));
         }
     }
 
@@ -253,15 +241,13 @@ impl ConnProto {
         match &mut self.state {
             State::Tls { session, app } => {
                 let clock = &self.clock;
+                clock.set(at);
+                session.set_time(at);
+                let mut to_app = plaintext_to(app, keylog, clock);
                 for dir in [Direction::ClientToServer, Direction::ServerToClient] {
-                    clock.set(at);
-                    session.set_time(at);
-                    session.pass_on_cut(dir, keylog, clock, &mut |d, data| {
-                        if let AppData::Data(b) = data {
-                            let _ = app.data(d, b, clock.get(), keylog, &mut |_, _| {});
-                        }
-                    });
+                    session.pass_on_cut(dir, keylog, clock, &mut to_app);
                 }
+                drop(to_app);
                 app.cut(at, keylog);
             }
             State::Clear(app) => app.cut(at, keylog),
@@ -299,6 +285,22 @@ impl ConnProto {
             before_tls: self.before_tls.map(|b| *b),
             anomalies,
         }
+    }
+}
+
+/// Where a TLS session's plaintext goes: the application layer, dated by `clock` (which
+/// the session sets to when each record began).
+fn plaintext_to<'a>(
+    app: &'a mut App,
+    keylog: &'a KeyLog,
+    clock: &'a std::cell::Cell<Timestamp>,
+) -> impl FnMut(Direction, AppData<'_>) + 'a {
+    move |d, data| match data {
+        // STARTTLS inside TLS is meaningless; nothing to switch.
+        AppData::Data(b) => {
+            let _ = app.data(d, b, clock.get(), keylog, &mut |_, _| {});
+        }
+        AppData::Lost => app.gap(d, None, clock.get(), keylog),
     }
 }
 

@@ -113,7 +113,7 @@ mod tests {
         }
         // Never to a stream.
         let report = crate::analysis::Ledger::new(
-            crate::proto::tls::keylog::KeyLog::default(),
+            &crate::proto::tls::keylog::KeyLog::default(),
             &Default::default(),
         )
         .into_report(Vec::new(), Default::default());

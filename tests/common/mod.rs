@@ -542,7 +542,7 @@ pub fn analyze_path_with(
     }
     let src = FileSource::open(&InputName::Path(file.to_path_buf()), 1 << 24).unwrap();
     let cap = Capture::from_sources(vec![src]).unwrap();
-    misdirect::pipeline::analyze_capture(cap, limits, &keylog.into(), threads, &mut |_| {})
+    misdirect::pipeline::analyze_capture(cap, limits, &keylog, threads, &mut |_| {})
 }
 
 /// `misdirect analyze ARGS... -f json` through the binary: the report, after checking that it

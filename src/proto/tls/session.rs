@@ -402,6 +402,7 @@ enum KeysState {
 }
 
 /// Decrypted application data (or a loss in it) handed to the next parser.
+#[derive(Clone, Copy)]
 pub enum AppData<'a> {
     Data(&'a [u8]),
     /// This direction's plaintext stops here for good (gap, failure, or no keys).

@@ -439,8 +439,10 @@ impl Http2 {
                 }
             }
             (Direction::ClientToServer, _) => {
-                let known = self.streams.get(head.stream).is_some();
-                let i = self.exchange(head.stream, log);
+                let (known, i) = match self.streams.get(head.stream) {
+                    Some(i) => (true, i),
+                    None => (false, self.exchange(head.stream, log)),
+                };
                 if let Some(e) = log.get_mut(i) {
                     // A second client block on a stream is trailers.
                     if !known || !e.request_seen {
