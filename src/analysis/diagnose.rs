@@ -1025,7 +1025,7 @@ mod tests {
             protocol: AppProtocol::Http2,
             tls: Some(Box::new(TlsInfo {
                 sni: sni.map(Box::from),
-                server_names: Box::new(["*.example.test".into()]),
+                server_names: ["*.example.test".to_string()].into(),
                 ..TlsInfo::default()
             })),
             requests,

@@ -1158,7 +1158,7 @@ fn rfc3339(secs: i64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Decodes a fixture: hex digits, whitespace ignored.
@@ -1206,7 +1206,8 @@ mod tests {
     /// What tshark (and openssl, for certificates) says about each fixture.
     const EXPECTED: &str = include_str!("../../../tests/data/tls-hello/expected.json");
 
-    fn fixture(name: &str) -> Vec<u8> {
+    /// A real handshake message body of `tests/data/tls-hello`, by name.
+    pub(crate) fn fixture(name: &str) -> Vec<u8> {
         let (_, hex) = FIXTURES.iter().find(|(n, _)| *n == name).unwrap();
         unhex(hex)
     }

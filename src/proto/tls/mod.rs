@@ -1,5 +1,6 @@
 //! TLS: records, handshake messages, key material and decryption (RFC 8446, RFC 5246).
 
+pub mod certs;
 pub mod decrypt;
 pub mod handshake;
 pub mod hello;

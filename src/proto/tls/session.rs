@@ -18,6 +18,7 @@
 //! record that fails to authenticate, that direction stops being parsed and decrypted, and the
 //! reason is reported. Nothing after it is guessed.
 
+use super::certs;
 use super::decrypt::{RecordDecrypter, RecordProtocol};
 use super::handshake::HandshakeReader;
 use super::hello::{self, handshake_type as ht, CertificateNames, ClientHello, ServerHello};
@@ -30,6 +31,7 @@ use crate::anomaly::{Anomaly, AnomalyCounts};
 use crate::flow::Direction;
 use crate::Timestamp;
 use serde::Serialize;
+use std::sync::Arc;
 
 /// What the report says about a TLS connection.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -64,8 +66,10 @@ pub struct TlsInfo {
     pub resumed: bool,
     /// DNS names of the server's leaf certificate: SAN dNSNames, or the subject CN when there
     /// are none (RFC 6125 §6.4.4).
-    pub server_names: Box<[String]>,
-    pub certificate: Option<Box<CertificateNames>>,
+    /// Shared with every connection that received the same Certificate message
+    /// ([`certs`]).
+    pub server_names: Arc<[String]>,
+    pub certificate: Option<Arc<CertificateNames>>,
     /// The server sent its certificate compressed (RFC 8879), so its names are not known.
     pub certificate_compressed: bool,
     /// `decrypted`, `no_keys`, `not_applicable` (no handshake seen), or `failed: <reason>`.
@@ -1139,15 +1143,11 @@ impl TlsSession {
             }
             (Direction::ServerToClient, ht::CERTIFICATE) if !self.certificate_seen => {
                 self.certificate_seen = true;
-                match hello::parse_certificate(body, self.tls13()) {
+                match certs::server_certificate(body, self.tls13()) {
                     Ok(Some(cert)) => {
-                        self.note(cert.anomalies());
-                        self.info.server_names = if cert.san_dns.is_empty() {
-                            cert.subject_cn.as_slice().into()
-                        } else {
-                            cert.san_dns.as_slice().into()
-                        };
-                        self.info.certificate = Some(Box::new(cert));
+                        self.note(cert.names.anomalies());
+                        self.info.server_names = cert.server_names;
+                        self.info.certificate = Some(cert.names);
                     }
                     Ok(None) => {}
                     Err(e) => self.anomalies.add(e.anomaly()),
