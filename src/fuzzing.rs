@@ -1042,19 +1042,23 @@ fn check_exchanges(exchanges: &[Exchange], dropped: u64, limits: &HttpLimits) {
     let max_chars = limits.max_field_bytes + 1;
     let mut streams = std::collections::HashSet::new();
     for e in exchanges {
-        assert!(e.interim.len() <= Exchange::MAX_INTERIM, "{:?}", e.interim);
+        assert!(
+            e.rare().interim.len() <= Exchange::MAX_INTERIM,
+            "{:?}",
+            e.rare().interim
+        );
         let texts = [
             &e.method,
             &e.scheme,
             &e.authority,
             &e.host,
             &e.path,
-            &e.forwarded,
-            &e.x_forwarded_host,
-            &e.via,
+            &e.rare().forwarded,
+            &e.rare().x_forwarded_host,
+            &e.rare().via,
             &e.reason,
             &e.server,
-            &e.upgraded_to,
+            &e.rare().upgraded_to,
         ];
         for t in texts.into_iter().flatten() {
             assert!(
@@ -1064,9 +1068,9 @@ fn check_exchanges(exchanges: &[Exchange], dropped: u64, limits: &HttpLimits) {
             );
         }
         assert!(
-            e.interim.iter().all(|s| (100..200).contains(s)),
+            e.rare().interim.iter().all(|s| (100..200).contains(s)),
             "interim statuses that are not 1xx: {:?}",
-            e.interim
+            e.rare().interim
         );
         if let Some(s) = e.status {
             assert!(
@@ -1082,7 +1086,7 @@ fn check_exchanges(exchanges: &[Exchange], dropped: u64, limits: &HttpLimits) {
             !e.request_seen || e.request_time.is_some(),
             "a request seen without its time"
         );
-        let h2_only = e.pushed || e.reset.is_some() || e.unknown_fields > 0;
+        let h2_only = e.pushed || e.rare().reset.is_some() || e.unknown_fields > 0;
         assert!(
             !h2_only || e.stream_id.is_some(),
             "HTTP/2 facts on an exchange without a stream: {e:?}"

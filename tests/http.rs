@@ -133,8 +133,8 @@ fn h2c_upgrade_keeps_the_upgraded_request_as_stream_1() {
     let e = &c.requests[0];
     assert_eq!(e.version, Some(HttpVersion::Http11));
     assert_eq!((e.stream_id, e.status), (Some(1), Some(200)));
-    assert_eq!(e.interim, vec![101]);
-    assert_eq!(e.upgraded_to.as_deref(), Some("h2c"));
+    assert_eq!(e.rare().interim, vec![101]);
+    assert_eq!(e.rare().upgraded_to.as_deref(), Some("h2c"));
     assert_eq!(
         rows(c)[1],
         row(Some(3), "GET", "a.example.test:8080", "/hello.txt", 200)
@@ -155,7 +155,7 @@ fn framing_corner_cases_stay_in_step() {
             (
                 e.method.as_deref().unwrap().to_string(),
                 e.path.as_deref().unwrap().to_string(),
-                e.interim.clone(),
+                e.rare().interim.clone(),
                 e.status,
             )
         })
@@ -188,7 +188,7 @@ fn websocket_upgrade_is_a_tunnel_not_http() {
     let e = &r.connections[0].requests;
     assert_eq!(e.len(), 1, "frames after the 101 are not requests");
     assert_eq!(e[0].status, Some(101));
-    assert_eq!(e[0].upgraded_to.as_deref(), Some("websocket"));
+    assert_eq!(e[0].rare().upgraded_to.as_deref(), Some("websocket"));
     assert!(r.anomalies.is_empty(), "{:?}", r.anomalies);
 }
 
@@ -264,7 +264,7 @@ fn connect_tunnel_carries_tls_and_http2() {
             200
         )]
     );
-    assert_eq!(c.requests[0].upgraded_to.as_deref(), Some("tunnel"));
+    assert_eq!(c.requests[0].rare().upgraded_to.as_deref(), Some("tunnel"));
     let t = c.tunnel.as_ref().unwrap();
     let tls = t.tls.as_ref().unwrap();
     assert_eq!(tls.sni.as_deref(), Some("a.example.test"));
@@ -282,12 +282,14 @@ fn our_view(c: &ConnectionRecord) -> HttpView {
         if e.version == Some(HttpVersion::Http2) {
             let entry = v.h2.entry(e.stream_id.unwrap()).or_default();
             entry.0 = e.authority.as_deref().map(str::to_string);
-            entry.1.extend(e.interim.iter().copied().chain(e.status));
+            entry
+                .1
+                .extend(e.rare().interim.iter().copied().chain(e.status));
             continue;
         }
         v.h1_hosts.push(e.host.as_deref().map(str::to_string));
-        v.h1_statuses.extend(&e.interim);
-        if e.upgraded_to.as_deref() == Some("h2c") {
+        v.h1_statuses.extend(&e.rare().interim);
+        if e.rare().upgraded_to.as_deref() == Some("h2c") {
             // tshark shows the response on HTTP/2 stream 1, without a request there.
             v.h2.entry(1).or_default().1.extend(e.status);
         } else {
@@ -310,7 +312,7 @@ fn decode_as(r: &Report, keys: Option<&Path>) -> Vec<String> {
         let h2c_upgrade = c
             .requests
             .iter()
-            .any(|e| e.upgraded_to.as_deref() == Some("h2c"));
+            .any(|e| e.rare().upgraded_to.as_deref() == Some("h2c"));
         let how = match (&c.tls, c.protocol) {
             (Some(_), _) => "tls",
             (None, AppProtocol::Http2) if !h2c_upgrade => "http2",

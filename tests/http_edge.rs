@@ -194,7 +194,7 @@ fn http2_frames_servers_rarely_send() {
                 e.path.clone().unwrap(),
                 e.status,
                 e.pushed,
-                e.reset.as_ref().map(|r| r.error.clone()),
+                e.rare().reset.as_ref().map(|r| r.error.clone()),
             )
         })
         .collect();

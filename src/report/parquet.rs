@@ -285,12 +285,12 @@ fn request_columns<'a>() -> Vec<Col<RequestRow<'a>>> {
         opt("authority", Str(|r: &R| owned(&r.e.authority))),
         opt("host", Str(|r: &R| owned(&r.e.host))),
         opt("path", Str(|r: &R| owned(&r.e.path))),
-        opt("forwarded", Str(|r: &R| owned(&r.e.forwarded))),
+        opt("forwarded", Str(|r: &R| owned(&r.e.rare().forwarded))),
         opt(
             "x_forwarded_host",
-            Str(|r: &R| owned(&r.e.x_forwarded_host)),
+            Str(|r: &R| owned(&r.e.rare().x_forwarded_host)),
         ),
-        opt("via", Str(|r: &R| owned(&r.e.via))),
+        opt("via", Str(|r: &R| owned(&r.e.rare().via))),
         req(
             "unknown_fields",
             Int(|r: &R| Some(r.e.unknown_fields.into())),
@@ -305,12 +305,15 @@ fn request_columns<'a>() -> Vec<Col<RequestRow<'a>>> {
             Int(|r: &R| Some(r.e.response_unknown_fields.into())),
         ),
         req("pushed", Bool(|r: &R| Some(r.e.pushed))),
-        opt("reset_by", Str(|r: &R| name(&r.e.reset.as_ref()?.by))),
+        opt(
+            "reset_by",
+            Str(|r: &R| name(&r.e.rare().reset.as_ref()?.by)),
+        ),
         opt(
             "reset_error",
-            Str(|r: &R| Some(r.e.reset.as_ref()?.error.clone())),
+            Str(|r: &R| Some(r.e.rare().reset.as_ref()?.error.clone())),
         ),
-        opt("upgraded_to", Str(|r: &R| owned(&r.e.upgraded_to))),
+        opt("upgraded_to", Str(|r: &R| owned(&r.e.rare().upgraded_to))),
         req("pairing", Str(|r: &R| name(&r.e.pairing))),
         opt("first_party", Bool(|r: &R| r.e.first_party)),
     ]

@@ -334,6 +334,7 @@ fn conversation(c: &ConnectionRecord, out: &mut dyn io::Write) -> io::Result<()>
         let time = e.request_time.or(e.response_time).map_or("?".into(), clock);
         let stream = e.stream_id.map_or(String::new(), |s| format!("[{s}] "));
         let mut status = e
+            .rare()
             .interim
             .iter()
             .map(|s| format!("{s} "))
@@ -352,10 +353,10 @@ fn conversation(c: &ConnectionRecord, out: &mut dyn io::Write) -> io::Result<()>
         if e.first_party == Some(false) {
             notes.push("reused: not the host the connection was opened for".to_string());
         }
-        if let Some(to) = &e.upgraded_to {
+        if let Some(to) = &e.rare().upgraded_to {
             notes.push(format!("switched to {}", clean(to)));
         }
-        if let Some(r) = &e.reset {
+        if let Some(r) = &e.rare().reset {
             notes.push(format!("reset ({})", r.error));
         }
         if e.pushed {

@@ -534,7 +534,7 @@ impl Http1 {
         // other (it was kept whole, however long).
         let to = log.text(to.as_bytes());
         if let Some(x) = log.get_mut(target) {
-            x.upgraded_to = Some(to);
+            x.rare_mut().upgraded_to = Some(to);
         }
         if let Some(to) = switch {
             return Some((to, target));
@@ -558,14 +558,14 @@ enum Step {
 }
 
 fn answer(x: &mut Exchange, r: Exchange, pairing: Pairing) {
+    for &s in &r.rare().interim {
+        x.add_interim(s);
+    }
     x.status = r.status;
     x.reason = r.reason;
     x.response_time = r.response_time;
     x.server = r.server;
     x.content_length = r.content_length;
-    for s in r.interim {
-        x.add_interim(s);
-    }
     x.pairing = pairing;
 }
 
@@ -853,11 +853,11 @@ impl Framing {
             let slot = if name.eq_ignore_ascii_case("host") {
                 &mut e.host
             } else if name.eq_ignore_ascii_case("forwarded") {
-                &mut e.forwarded
+                &mut e.rare_mut().forwarded
             } else if name.eq_ignore_ascii_case("x-forwarded-host") {
-                &mut e.x_forwarded_host
+                &mut e.rare_mut().x_forwarded_host
             } else if name.eq_ignore_ascii_case("via") {
-                &mut e.via
+                &mut e.rare_mut().via
             } else if name.eq_ignore_ascii_case("server") {
                 &mut e.server
             } else {
@@ -967,15 +967,21 @@ mod upgrade_tests {
         resp.extend(rst_stream_1);
         let e = run(b"GET / HTTP/1.1\r\nUpgrade: h2c, websocket\r\n\r\n", &resp);
         assert_eq!(e.len(), 1);
-        assert_eq!(e[0].upgraded_to.as_deref(), Some("websocket"));
+        assert_eq!(e[0].rare().upgraded_to.as_deref(), Some("websocket"));
         assert_eq!((e[0].status, e[0].stream_id), (Some(101), None));
-        assert_eq!(e[0].reset, None, "WebSocket bytes are not HTTP/2");
+        assert_eq!(e[0].rare().reset, None, "WebSocket bytes are not HTTP/2");
 
         let mut resp = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n".to_vec();
         resp.extend(rst_stream_1);
         let e = run(b"GET / HTTP/1.1\r\nUpgrade: foo\r\n\r\n", &resp);
-        assert_eq!(e[0].upgraded_to.as_deref(), Some("h2c"));
-        assert_eq!((e[0].stream_id, &e[0].interim), (Some(1), &vec![101]));
-        assert!(e[0].reset.is_some(), "stream 1 is the upgraded request");
+        assert_eq!(e[0].rare().upgraded_to.as_deref(), Some("h2c"));
+        assert_eq!(
+            (e[0].stream_id, &e[0].rare().interim),
+            (Some(1), &vec![101])
+        );
+        assert!(
+            e[0].rare().reset.is_some(),
+            "stream 1 is the upgraded request"
+        );
     }
 }

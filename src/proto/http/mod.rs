@@ -62,7 +62,10 @@ pub enum Pairing {
 }
 
 /// One request and its response, as far as each was seen.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+///
+/// Serialized with its rare fields in their places among the others (see the `Serialize`
+/// impl): the report's field order is the same as when they were fields of their own.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Exchange {
     /// HTTP/2 stream id; null for HTTP/1.
     pub stream_id: Option<u32>,
@@ -81,9 +84,6 @@ pub struct Exchange {
     pub host: Option<Box<str>>,
     /// The target: HTTP/2 `:path`, the HTTP/1 request target as sent.
     pub path: Option<Box<str>>,
-    pub forwarded: Option<Box<str>>,
-    pub x_forwarded_host: Option<Box<str>>,
-    pub via: Option<Box<str>>,
     /// Header fields of the request whose names could not be decoded (HPACK references to
     /// dynamic-table entries never seen): the request is only partly known.
     pub unknown_fields: u32,
@@ -91,22 +91,77 @@ pub struct Exchange {
     pub status: Option<u16>,
     pub reason: Option<Box<str>>,
     pub response_time: Option<Timestamp>,
-    /// Interim (1xx) statuses before the final one, the first [`Exchange::MAX_INTERIM`].
-    pub interim: Vec<u16>,
     pub server: Option<Box<str>>,
     pub content_length: Option<u64>,
     pub response_unknown_fields: u32,
     /// HTTP/2 server push: the request is the server's PUSH_PROMISE.
     pub pushed: bool,
+    pub pairing: Pairing,
+    /// Set by the analysis: the authority's host is the one the connection was opened for
+    /// (its SNI, or without SNI its first request's); null when the authority is unknown.
+    pub first_party: Option<bool>,
+    /// Made when one of its fields is set; read through [`Exchange::rare`].
+    pub rare: Option<Box<Rare>>,
+}
+
+/// The fields of an exchange that most leave empty. Boxed: they were 120 of an exchange's
+/// 312 bytes, and a capture's report keeps every exchange.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rare {
+    pub forwarded: Option<Box<str>>,
+    pub x_forwarded_host: Option<Box<str>>,
+    pub via: Option<Box<str>>,
+    /// Interim (1xx) statuses before the final one, the first [`Exchange::MAX_INTERIM`].
+    pub interim: Vec<u16>,
     /// RST_STREAM on this stream: who sent it and its error code name.
     pub reset: Option<Reset>,
     /// The protocol the connection switched to after this request (`101`, or a CONNECT
     /// tunnel): `h2c`, `websocket`, `tunnel`, or the Upgrade token.
     pub upgraded_to: Option<Box<str>>,
-    pub pairing: Pairing,
-    /// Set by the analysis: the authority's host is the one the connection was opened for
-    /// (its SNI, or without SNI its first request's); null when the authority is unknown.
-    pub first_party: Option<bool>,
+}
+
+/// What an exchange without rare fields reads.
+static NO_RARE: Rare = Rare {
+    forwarded: None,
+    x_forwarded_host: None,
+    via: None,
+    interim: Vec::new(),
+    reset: None,
+    upgraded_to: None,
+};
+
+impl Serialize for Exchange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let r = self.rare();
+        let mut st = s.serialize_struct("Exchange", 25)?;
+        st.serialize_field("stream_id", &self.stream_id)?;
+        st.serialize_field("version", &self.version)?;
+        st.serialize_field("request_seen", &self.request_seen)?;
+        st.serialize_field("request_time", &self.request_time)?;
+        st.serialize_field("method", &self.method)?;
+        st.serialize_field("scheme", &self.scheme)?;
+        st.serialize_field("authority", &self.authority)?;
+        st.serialize_field("host", &self.host)?;
+        st.serialize_field("path", &self.path)?;
+        st.serialize_field("forwarded", &r.forwarded)?;
+        st.serialize_field("x_forwarded_host", &r.x_forwarded_host)?;
+        st.serialize_field("via", &r.via)?;
+        st.serialize_field("unknown_fields", &self.unknown_fields)?;
+        st.serialize_field("status", &self.status)?;
+        st.serialize_field("reason", &self.reason)?;
+        st.serialize_field("response_time", &self.response_time)?;
+        st.serialize_field("interim", &r.interim)?;
+        st.serialize_field("server", &self.server)?;
+        st.serialize_field("content_length", &self.content_length)?;
+        st.serialize_field("response_unknown_fields", &self.response_unknown_fields)?;
+        st.serialize_field("pushed", &self.pushed)?;
+        st.serialize_field("reset", &r.reset)?;
+        st.serialize_field("upgraded_to", &r.upgraded_to)?;
+        st.serialize_field("pairing", &self.pairing)?;
+        st.serialize_field("first_party", &self.first_party)?;
+        st.end()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -121,9 +176,18 @@ impl Exchange {
     pub const MAX_INTERIM: usize = 16;
 
     pub fn add_interim(&mut self, status: u16) {
-        if self.interim.len() < Self::MAX_INTERIM {
-            self.interim.push(status);
+        if self.rare().interim.len() < Self::MAX_INTERIM {
+            self.rare_mut().interim.push(status);
         }
+    }
+
+    /// Proxy headers, 1xx statuses, reset and upgrade: empty on most exchanges.
+    pub fn rare(&self) -> &Rare {
+        self.rare.as_deref().unwrap_or(&NO_RARE)
+    }
+
+    pub fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
     }
 
     /// Whether the request is only partly known.

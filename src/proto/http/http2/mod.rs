@@ -296,7 +296,7 @@ impl Http2 {
                     return;
                 };
                 if let Some(e) = log.get_mut(i) {
-                    e.reset.get_or_insert(Reset {
+                    e.rare_mut().reset.get_or_insert(Reset {
                         by: dir,
                         error: h2_error_name(u32::from_be_bytes(code)),
                     });
@@ -513,9 +513,12 @@ impl Fields {
         e.authority = self.authority;
         e.path = self.path;
         e.host = self.host;
-        e.forwarded = self.forwarded;
-        e.x_forwarded_host = self.x_forwarded_host;
-        e.via = self.via;
+        if self.forwarded.is_some() || self.x_forwarded_host.is_some() || self.via.is_some() {
+            let r = e.rare_mut();
+            r.forwarded = self.forwarded;
+            r.x_forwarded_host = self.x_forwarded_host;
+            r.via = self.via;
+        }
         e.unknown_fields = self.unknown;
     }
 
