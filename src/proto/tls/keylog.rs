@@ -54,25 +54,103 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Everything a key log holds for one client random.
-#[derive(Default, Clone, Debug)]
+impl From<&[u8]> for Secret {
+    fn from(bytes: &[u8]) -> Self {
+        Secret(Zeroizing::new(bytes.into()))
+    }
+}
+
+/// Everything a key log holds for one client random: the secrets decryption uses, one
+/// after the other in [`Label`] order in one exact-sized allocation. A key log of 100k
+/// sessions kept a box of eight optional secrets and a box for each secret per session
+/// (about 450 bytes with the allocator's headers; now about 250).
+#[derive(Default, Clone)]
 pub struct SessionSecrets {
+    /// Length of each label's secret in `bytes`; 0 when not logged.
+    lens: [u8; LABELS],
+    /// Labels logged, including those whose secret is not kept (the exporter secrets).
+    seen: u8,
+    bytes: Zeroizing<Box<[u8]>>,
+}
+
+impl SessionSecrets {
+    /// The secret logged under `label`, when it was logged and is kept.
+    pub fn get(&self, label: Label) -> Option<&[u8]> {
+        let i = label as usize;
+        let len = usize::from(*self.lens.get(i)?);
+        let at: usize = self.lens.iter().take(i).map(|&l| usize::from(l)).sum();
+        (len > 0).then(|| self.bytes.get(at..at + len)).flatten()
+    }
+
     /// `CLIENT_RANDOM`: the TLS 1.2 (and earlier) master secret, 48 bytes.
-    pub master_secret: Option<Secret>,
+    pub fn master_secret(&self) -> Option<&[u8]> {
+        self.get(Label::ClientRandom)
+    }
+
     /// `CLIENT_HANDSHAKE_TRAFFIC_SECRET` (TLS 1.3).
-    pub client_handshake: Option<Secret>,
+    pub fn client_handshake(&self) -> Option<&[u8]> {
+        self.get(Label::ClientHandshake)
+    }
+
     /// `SERVER_HANDSHAKE_TRAFFIC_SECRET` (TLS 1.3).
-    pub server_handshake: Option<Secret>,
+    pub fn server_handshake(&self) -> Option<&[u8]> {
+        self.get(Label::ServerHandshake)
+    }
+
     /// `CLIENT_TRAFFIC_SECRET_0` (TLS 1.3).
-    pub client_traffic_0: Option<Secret>,
+    pub fn client_traffic_0(&self) -> Option<&[u8]> {
+        self.get(Label::ClientTraffic0)
+    }
+
     /// `SERVER_TRAFFIC_SECRET_0` (TLS 1.3).
-    pub server_traffic_0: Option<Secret>,
-    /// `EXPORTER_SECRET` (TLS 1.3).
-    pub exporter: Option<Secret>,
+    pub fn server_traffic_0(&self) -> Option<&[u8]> {
+        self.get(Label::ServerTraffic0)
+    }
+
     /// `CLIENT_EARLY_TRAFFIC_SECRET` (TLS 1.3 0-RTT).
-    pub client_early: Option<Secret>,
-    /// `EARLY_EXPORTER_SECRET` (TLS 1.3 0-RTT).
-    pub early_exporter: Option<Secret>,
+    pub fn client_early(&self) -> Option<&[u8]> {
+        self.get(Label::ClientEarly)
+    }
+
+    /// Whether a line with `label` was logged, kept or not.
+    pub fn has(&self, label: Label) -> bool {
+        self.seen & (1 << label as u8) != 0
+    }
+
+    /// Sets `label`'s secret; true when it replaced one.
+    fn set(&mut self, label: Label, secret: &[u8]) -> bool {
+        let was = self.has(label);
+        self.seen |= 1 << label as u8;
+        let i = label as usize;
+        let at: usize = self.lens.iter().take(i).map(|&l| usize::from(l)).sum();
+        let (Some(len), true) = (self.lens.get_mut(i), label.kept()) else {
+            return was;
+        };
+        let (before, rest) = self.bytes.split_at(at.min(self.bytes.len()));
+        let after = rest.get(usize::from(*len)..).unwrap_or_default();
+        let mut bytes = Zeroizing::new(Vec::with_capacity(
+            before.len() + secret.len() + after.len(),
+        ));
+        bytes.extend_from_slice(before);
+        bytes.extend_from_slice(secret);
+        bytes.extend_from_slice(after);
+        self.bytes = Zeroizing::new(bytes.as_slice().into());
+        // A secret is at most 48 bytes (`Label::length_ok`).
+        *len = secret.len() as u8;
+        was
+    }
+}
+
+impl fmt::Debug for SessionSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("SessionSecrets");
+        for label in Label::ALL {
+            if let Some(s) = self.get(label) {
+                d.field(label.name(), &format_args!("Secret({} bytes)", s.len()));
+            }
+        }
+        d.finish()
+    }
 }
 
 /// How the lines of a key log were classified. Every line counts in `lines` and in exactly
@@ -94,9 +172,7 @@ pub struct KeyLogStats {
 pub struct KeyLog {
     /// Shared by clones (each owner of connections has one, with its own record budget);
     /// copied only when a clone adds to it.
-    /// Boxed values: the map's slots are made in powers of two, mostly empty, and a
-    /// session's secrets are 200 bytes.
-    sessions: std::sync::Arc<HashMap<[u8; 32], Box<SessionSecrets>>>,
+    sessions: std::sync::Arc<HashMap<[u8; 32], SessionSecrets>>,
     stats: KeyLogStats,
     /// Bytes of encrypted records a session may hold waiting for its keys; 0 unless the key
     /// log is still growing (live capture following SSLKEYLOGFILE).
@@ -120,9 +196,9 @@ impl fmt::Debug for KeyLog {
     }
 }
 
-/// Which [`SessionSecrets`] field a label fills, and how long its secret may be.
-#[derive(Clone, Copy)]
-enum Label {
+/// The labels of the key log format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Label {
     ClientRandom,
     ClientHandshake,
     ServerHandshake,
@@ -133,19 +209,37 @@ enum Label {
     EarlyExporter,
 }
 
+const LABELS: usize = 8;
+
 impl Label {
+    const ALL: [Label; LABELS] = [
+        Label::ClientRandom,
+        Label::ClientHandshake,
+        Label::ServerHandshake,
+        Label::ClientTraffic0,
+        Label::ServerTraffic0,
+        Label::Exporter,
+        Label::ClientEarly,
+        Label::EarlyExporter,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Label::ClientRandom => "CLIENT_RANDOM",
+            Label::ClientHandshake => "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+            Label::ServerHandshake => "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+            Label::ClientTraffic0 => "CLIENT_TRAFFIC_SECRET_0",
+            Label::ServerTraffic0 => "SERVER_TRAFFIC_SECRET_0",
+            Label::Exporter => "EXPORTER_SECRET",
+            Label::ClientEarly => "CLIENT_EARLY_TRAFFIC_SECRET",
+            Label::EarlyExporter => "EARLY_EXPORTER_SECRET",
+        }
+    }
+
     fn parse(label: &[u8]) -> Option<Label> {
-        Some(match label {
-            b"CLIENT_RANDOM" => Label::ClientRandom,
-            b"CLIENT_HANDSHAKE_TRAFFIC_SECRET" => Label::ClientHandshake,
-            b"SERVER_HANDSHAKE_TRAFFIC_SECRET" => Label::ServerHandshake,
-            b"CLIENT_TRAFFIC_SECRET_0" => Label::ClientTraffic0,
-            b"SERVER_TRAFFIC_SECRET_0" => Label::ServerTraffic0,
-            b"EXPORTER_SECRET" => Label::Exporter,
-            b"CLIENT_EARLY_TRAFFIC_SECRET" => Label::ClientEarly,
-            b"EARLY_EXPORTER_SECRET" => Label::EarlyExporter,
-            _ => return None,
-        })
+        Label::ALL
+            .into_iter()
+            .find(|l| l.name().as_bytes() == label)
     }
 
     /// The TLS 1.2 master secret is always 48 bytes (RFC 5246 §8.1); TLS 1.3 secrets are
@@ -157,17 +251,10 @@ impl Label {
         }
     }
 
-    fn slot(self, s: &mut SessionSecrets) -> &mut Option<Secret> {
-        match self {
-            Label::ClientRandom => &mut s.master_secret,
-            Label::ClientHandshake => &mut s.client_handshake,
-            Label::ServerHandshake => &mut s.server_handshake,
-            Label::ClientTraffic0 => &mut s.client_traffic_0,
-            Label::ServerTraffic0 => &mut s.server_traffic_0,
-            Label::Exporter => &mut s.exporter,
-            Label::ClientEarly => &mut s.client_early,
-            Label::EarlyExporter => &mut s.early_exporter,
-        }
+    /// Exporter secrets derive keys for other protocols, never for records: they are
+    /// counted, not kept.
+    fn kept(self) -> bool {
+        !matches!(self, Label::Exporter | Label::EarlyExporter)
     }
 }
 
@@ -177,7 +264,7 @@ enum Line {
     Comment,
     Malformed,
     UnknownLabel,
-    Entry(Label, [u8; 32], Secret),
+    Entry(Label, [u8; 32], Zeroizing<[u8; 48]>, usize),
 }
 
 impl KeyLog {
@@ -202,11 +289,14 @@ impl KeyLog {
                 Line::Comment => self.stats.comments += 1,
                 Line::Malformed => self.stats.malformed += 1,
                 Line::UnknownLabel => self.stats.unknown_labels += 1,
-                Line::Entry(label, random, secret) => {
+                Line::Entry(label, random, secret, len) => {
                     self.stats.entries += 1;
                     let sessions = std::sync::Arc::make_mut(&mut self.sessions);
-                    let slot = label.slot(sessions.entry(random).or_default());
-                    if slot.replace(secret).is_some() {
+                    if sessions
+                        .entry(random)
+                        .or_default()
+                        .set(label, secret.get(..len).unwrap_or_default())
+                    {
                         self.stats.duplicates += 1;
                     }
                 }
@@ -215,7 +305,7 @@ impl KeyLog {
     }
 
     pub fn get(&self, client_random: &[u8; 32]) -> Option<&SessionSecrets> {
-        self.sessions.get(client_random).map(|s| &**s)
+        self.sessions.get(client_random)
     }
 
     pub fn stats(&self) -> &KeyLogStats {
@@ -315,11 +405,15 @@ fn classify(line: &[u8]) -> Line {
     if secret.len() % 2 != 0 || !label.length_ok(secret.len() / 2) {
         return Line::Malformed;
     }
-    let mut bytes: Zeroizing<Box<[u8]>> = Zeroizing::new(vec![0u8; secret.len() / 2].into());
-    if !decode_hex_into(secret, &mut bytes) {
+    let len = secret.len() / 2;
+    let mut bytes = Zeroizing::new([0u8; 48]);
+    if !bytes
+        .get_mut(..len)
+        .is_some_and(|b| decode_hex_into(secret, b))
+    {
         return Line::Malformed;
     }
-    Line::Entry(label, client_random, Secret(bytes))
+    Line::Entry(label, client_random, bytes, len)
 }
 
 /// Decodes `hex` into exactly `out.len()` bytes; false on a wrong length or a non-hex digit.
@@ -385,16 +479,35 @@ mod tests {
         assert_eq!(log.len(), 1);
         assert_eq!(log.stats().entries, 8);
         let s = log.get(&[1; 32]).unwrap();
-        let first = |x: &Option<Secret>| x.as_ref().map(|s| (s.len(), s.bytes()[0]));
-        assert_eq!(first(&s.master_secret), Some((48, 1)));
-        assert_eq!(first(&s.client_handshake), Some((48, 2)));
-        assert_eq!(first(&s.server_handshake), Some((48, 3)));
-        assert_eq!(first(&s.client_traffic_0), Some((48, 4)));
-        assert_eq!(first(&s.server_traffic_0), Some((48, 5)));
-        assert_eq!(first(&s.exporter), Some((48, 6)));
-        assert_eq!(first(&s.client_early), Some((48, 7)));
-        assert_eq!(first(&s.early_exporter), Some((48, 8)));
+        let first = |x: Option<&[u8]>| x.map(|s| (s.len(), s[0]));
+        assert_eq!(first(s.master_secret()), Some((48, 1)));
+        assert_eq!(first(s.client_handshake()), Some((48, 2)));
+        assert_eq!(first(s.server_handshake()), Some((48, 3)));
+        assert_eq!(first(s.client_traffic_0()), Some((48, 4)));
+        assert_eq!(first(s.server_traffic_0()), Some((48, 5)));
+        assert_eq!(first(s.client_early()), Some((48, 7)));
+        // Exporter secrets are counted, not kept.
+        for l in [Label::Exporter, Label::EarlyExporter] {
+            assert!(s.has(l) && s.get(l).is_none());
+        }
         assert!(log.get(&[2; 32]).is_none());
+        // Labels arriving in any order, some again with another length, land in place.
+        let mut log = KeyLog::new();
+        for (i, l) in labels.iter().enumerate().rev() {
+            let len = if i % 2 == 0 { 48 } else { 32 };
+            let len = if i == 0 { 48 } else { len };
+            log.add(format!("{l} {R1} {:02x}{}\n", i + 1, hex(len - 1, "cd")).as_bytes());
+        }
+        log.add(format!("SERVER_TRAFFIC_SECRET_0 {R1} 99{}\n", hex(47, "ef")).as_bytes());
+        let s = log.get(&[1; 32]).unwrap();
+        assert_eq!(log.stats().duplicates, 1);
+        assert_eq!(first(s.master_secret()), Some((48, 1)));
+        assert_eq!(first(s.client_handshake()), Some((32, 2)));
+        assert_eq!(first(s.server_handshake()), Some((48, 3)));
+        assert_eq!(first(s.client_traffic_0()), Some((32, 4)));
+        assert_eq!(first(s.server_traffic_0()), Some((48, 0x99)));
+        assert_eq!(first(s.client_early()), Some((48, 7)));
+        assert_eq!(s.client_early().unwrap()[47], 0xcd);
     }
 
     #[test]
@@ -415,9 +528,9 @@ mod tests {
         let mut r2 = [2u8; 32];
         r2[31] = 0xaa;
         let s = log.get(&r2).unwrap();
-        assert_eq!(s.master_secret.as_ref().unwrap().bytes(), &[0xfe; 48][..]);
+        assert_eq!(s.master_secret(), Some(&[0xfe; 48][..]));
         let s = log.get(&[1; 32]).unwrap();
-        assert_eq!(s.client_traffic_0.as_ref().unwrap().bytes(), &[7; 32][..]);
+        assert_eq!(s.client_traffic_0(), Some(&[7; 32][..]));
         assert_eq!(sum(st), st.lines);
     }
 
@@ -471,7 +584,7 @@ mod tests {
         assert_eq!((st.lines, st.entries, st.duplicates), (3, 3, 1));
         assert_eq!(log.len(), 1);
         let s = log.get(&[1; 32]).unwrap();
-        assert_eq!(s.master_secret.as_ref().unwrap().bytes(), &[2; 48][..]);
+        assert_eq!(s.master_secret(), Some(&[2; 48][..]));
     }
 
     #[test]
@@ -498,7 +611,7 @@ mod tests {
         log.add(format!("CLIENT_RANDOM {R1} {}", hex(48, "5a")).as_bytes());
         let s = log.get(&[1; 32]).unwrap();
         let dbg = format!("{s:?} {log:?}");
-        assert!(dbg.contains("Secret(48 bytes)"), "{dbg}");
+        assert!(dbg.contains("CLIENT_RANDOM: Secret(48 bytes)"), "{dbg}");
         assert!(!dbg.contains("5a") && !dbg.contains("90"), "{dbg}");
     }
 }

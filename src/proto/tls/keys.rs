@@ -822,19 +822,19 @@ pub(crate) mod tests {
     pub(crate) fn derive(f: &Fixture, dir: char, epoch: &str) -> TrafficKeys {
         let s = f.keylog.get(&f.client_random).unwrap();
         if !f.tls13 {
-            let ms = s.master_secret.as_ref().unwrap();
-            let (c, sv) = tls12_key_block(&f.suite, ms.bytes(), &f.client_random, &f.server_random);
+            let ms = s.master_secret().unwrap();
+            let (c, sv) = tls12_key_block(&f.suite, ms, &f.client_random, &f.server_random);
             return if dir == 'c' { c } else { sv };
         }
         let secret = match (dir, epoch) {
-            ('c', "hs") => s.client_handshake.clone().unwrap(),
-            ('s', "hs") => s.server_handshake.clone().unwrap(),
+            ('c', "hs") => Secret::from(s.client_handshake().unwrap()),
+            ('s', "hs") => Secret::from(s.server_handshake().unwrap()),
             (_, app) => {
-                let mut secret = if dir == 'c' {
-                    s.client_traffic_0.clone().unwrap()
+                let mut secret = Secret::from(if dir == 'c' {
+                    s.client_traffic_0().unwrap()
                 } else {
-                    s.server_traffic_0.clone().unwrap()
-                };
+                    s.server_traffic_0().unwrap()
+                });
                 let n: usize = app.strip_prefix("app").unwrap().parse().unwrap();
                 for _ in 0..n {
                     secret = next_traffic_secret(f.suite.hash, secret.bytes());
@@ -873,7 +873,7 @@ pub(crate) mod tests {
                 let s = f.keylog.get(&f.client_random).unwrap();
                 let mut seed = f.server_random.to_vec();
                 seed.extend_from_slice(&f.client_random);
-                let ms = s.master_secret.as_ref().unwrap().bytes();
+                let ms = s.master_secret().unwrap();
                 let got = prf(f.suite.hash, ms, b"key expansion", &seed, block.len());
                 assert_eq!(&got, block, "key block {}", f.name);
             }
@@ -889,11 +889,11 @@ pub(crate) mod tests {
             let s = f.keylog.get(&f.client_random).unwrap();
             for (label, want) in &f.extra_secrets {
                 let base = if label.starts_with("CLIENT") {
-                    &s.client_traffic_0
+                    s.client_traffic_0()
                 } else {
-                    &s.server_traffic_0
+                    s.server_traffic_0()
                 };
-                let next = next_traffic_secret(f.suite.hash, base.as_ref().unwrap().bytes());
+                let next = next_traffic_secret(f.suite.hash, base.unwrap());
                 assert_eq!(next.bytes(), &want[..], "{} {label}", f.name);
                 checked += 1;
             }

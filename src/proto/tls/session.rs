@@ -959,12 +959,12 @@ impl TlsSession {
             return false;
         };
         if sh.version == 0x0304 {
-            s.client_handshake.is_some()
-                && s.server_handshake.is_some()
-                && s.client_traffic_0.is_some()
-                && s.server_traffic_0.is_some()
+            s.client_handshake().is_some()
+                && s.server_handshake().is_some()
+                && s.client_traffic_0().is_some()
+                && s.server_traffic_0().is_some()
         } else {
-            s.master_secret.is_some()
+            s.master_secret().is_some()
         }
     }
 
@@ -1309,36 +1309,35 @@ impl TlsSession {
         let dirs = match version {
             0x0304 => {
                 let (Some(c_hs), Some(s_hs)) =
-                    (&secrets.client_handshake, &secrets.server_handshake)
+                    (secrets.client_handshake(), secrets.server_handshake())
                 else {
                     self.no_keys(keylog);
                     return;
                 };
-                let tls13 = |hs: &Secret, app: &Option<Secret>| DirKeys {
+                let tls13 = |hs: &[u8], app: Option<&[u8]>| DirKeys {
                     decrypter: Some(Box::new(RecordDecrypter::new(
                         suite,
-                        keys::derive_traffic_keys(&suite, hs.bytes()),
+                        keys::derive_traffic_keys(&suite, hs),
                         RecordProtocol::Tls13,
                     ))),
                     pending12: None,
-                    secret13: Some(hs.clone()),
-                    app_secret13: app.clone(),
+                    secret13: Some(Secret::from(hs)),
+                    app_secret13: app.map(Secret::from),
                     data_seen: false,
                     cert_requested: false,
                     opening: None,
                 };
                 [
-                    tls13(c_hs, &secrets.client_traffic_0),
-                    tls13(s_hs, &secrets.server_traffic_0),
+                    tls13(c_hs, secrets.client_traffic_0()),
+                    tls13(s_hs, secrets.server_traffic_0()),
                 ]
             }
             0x0303 => {
-                let Some(ms) = &secrets.master_secret else {
+                let Some(ms) = secrets.master_secret() else {
                     self.no_keys(keylog);
                     return;
                 };
-                let (client, server) =
-                    keys::tls12_key_block(&suite, ms.bytes(), &ch.random, &sh.random);
+                let (client, server) = keys::tls12_key_block(&suite, ms, &ch.random, &sh.random);
                 let tls12 = |keys| DirKeys {
                     pending12: Some(keys),
                     ..DirKeys::default()
@@ -1361,10 +1360,10 @@ impl TlsSession {
         }
         // 0-RTT: the client's first protected records use the early traffic secret.
         let stash = k.held.as_mut().map(|h| h.take_early()).unwrap_or_default();
-        if let (true, Some(early)) = (k.offers_early_data(), &secrets.client_early) {
+        if let (true, Some(early)) = (k.offers_early_data(), secrets.client_early()) {
             let c2s = k.dir_mut(Direction::ClientToServer);
             if let Some(dec) = c2s.and_then(|d| d.decrypter.as_mut()) {
-                dec.rekey(keys::derive_traffic_keys(&suite, early.bytes()));
+                dec.rekey(keys::derive_traffic_keys(&suite, early));
                 k.early_active = true;
             }
         }
