@@ -23,6 +23,7 @@ pub mod cli;
 pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod intern;
 pub mod limits;
 #[cfg(feature = "live")]
 pub mod live;

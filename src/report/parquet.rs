@@ -666,7 +666,7 @@ fn count(n: usize) -> Option<i64> {
 }
 
 /// An exchange's text field.
-fn owned(text: &Option<Box<str>>) -> Option<String> {
+fn owned<T: std::ops::Deref<Target = str>>(text: &Option<T>) -> Option<String> {
     text.as_deref().map(str::to_string)
 }
 

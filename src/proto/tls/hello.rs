@@ -126,7 +126,7 @@ pub fn is_grease(v: u16) -> bool {
 }
 
 /// The server_name extension of a ClientHello (RFC 6066 §3).
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Sni {
     /// The server_name extension is present.
     pub present: bool,
@@ -140,6 +140,12 @@ pub struct Sni {
     /// than host_name(0) occurs, or a name is empty, has an empty label, or holds a byte other
     /// than ASCII letters, digits, `-`, `_` and `.` (one trailing dot is not flagged).
     pub malformed: bool,
+}
+
+impl From<&Sni> for std::sync::Arc<Sni> {
+    fn from(sni: &Sni) -> Self {
+        std::sync::Arc::new(sni.clone())
+    }
 }
 
 /// An encrypted_client_hello extension (0xfe0d) in a ClientHello (RFC 9849 §5). A passive

@@ -16,7 +16,7 @@ use std::fmt;
 /// A TLS version as the wire gives it, written by name ("TLS 1.3") or in hex when unknown.
 /// A number, not a string: every TLS connection keeps several (its offered versions and the
 /// negotiated one) for as long as it is open.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TlsVersion(pub u16);
 
 impl fmt::Display for TlsVersion {

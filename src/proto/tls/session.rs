@@ -37,11 +37,11 @@ use std::sync::Arc;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct TlsInfo {
     /// The first host name of the ClientHello's server_name extension; `None` when absent.
-    pub sni: Option<Box<str>>,
+    pub sni: Option<Arc<str>>,
     /// The whole server_name extension, for the unusual cases (several names, IP literal).
-    pub sni_detail: hello::Sni,
+    pub sni_detail: Arc<hello::Sni>,
     /// ALPN protocols offered by the client, in order.
-    pub alpn_offered: Box<[ProtocolName]>,
+    pub alpn_offered: Arc<[ProtocolName]>,
     /// ALPN protocol selected by the server (ServerHello in TLS 1.2, EncryptedExtensions in
     /// TLS 1.3, the latter only when decrypted).
     pub alpn: Option<ProtocolName>,
@@ -54,9 +54,9 @@ pub struct TlsInfo {
     pub ech: bool,
     pub ech_detail: Option<Box<hello::EchOffer>>,
     /// Versions the client offered (supported_versions), e.g. ["TLS 1.3", "TLS 1.2"].
-    pub versions_offered: Box<[TlsVersion]>,
+    pub versions_offered: Arc<[TlsVersion]>,
     /// Key-share groups the client sent shares for (GREASE removed).
-    pub key_share_groups: Box<[u16]>,
+    pub key_share_groups: Arc<[u16]>,
     pub hello_retry_request: bool,
     /// 0-RTT early data: `decrypted`, or why not; `None` when the client sent none.
     pub early_data: Option<Box<str>>,
@@ -73,7 +73,7 @@ pub struct TlsInfo {
     /// The server sent its certificate compressed (RFC 8879), so its names are not known.
     pub certificate_compressed: bool,
     /// `decrypted`, `no_keys`, `not_applicable` (no handshake seen), or `failed: <reason>`.
-    pub decryption: Box<str>,
+    pub decryption: Arc<str>,
     /// True when every direction that carried application data was decrypted.
     pub decrypted: bool,
     pub client_to_server: DirectionInfo,
@@ -414,6 +414,12 @@ pub enum AppData<'a> {
 }
 
 const MAX_ALERTS: usize = 16;
+
+crate::thread_interner!(fn shared_str(str));
+crate::thread_interner!(fn shared_sni(hello::Sni));
+crate::thread_interner!(fn shared_alpn([ProtocolName]));
+crate::thread_interner!(fn shared_versions([TlsVersion]));
+crate::thread_interner!(fn shared_groups([u16]));
 thread_local! {
     /// Space for a decrypted record, one per thread: each session kept one of up to 2 kB
     /// (55 MB of peak RSS with 100k connections open, 72k of them decrypted).
@@ -599,7 +605,7 @@ impl TlsSession {
             }
         };
         if let Some(d) = decryption {
-            self.info.decryption = d.into();
+            self.info.decryption = shared_str(&d);
         }
         self.info.decrypted = self.keys_state == KeysState::Ready
             && !c.cannot_decrypt
@@ -1221,19 +1227,20 @@ impl TlsSession {
         }
         self.client_hello_seen = true;
         let i = &mut self.info;
-        // Clones, not moves: the hello's lists were grown by pushing, their copies are
-        // exact-sized, and they stay for the connection's lifetime.
-        i.sni = ch.sni.names.first().map(|n| n.as_str().into());
-        i.sni_detail = ch.sni.clone();
-        i.alpn_offered = ch.alpn.as_slice().into();
+        // Shared with the thread's other connections that sent the same: a client repeats
+        // its lists on every connection, and they stay for each connection's lifetime.
+        i.sni = ch.sni.names.first().map(|n| shared_str(n));
+        i.sni_detail = shared_sni(&ch.sni);
+        i.alpn_offered = shared_alpn(&ch.alpn);
         i.ech = ch.ech.as_ref().is_some_and(|e| e.outer);
         i.ech_detail = ch.ech.clone().map(Box::new);
-        i.versions_offered = ch
+        let versions: Vec<TlsVersion> = ch
             .supported_versions
             .iter()
             .map(|&v| TlsVersion(v))
             .collect();
-        i.key_share_groups = ch.key_share_groups.as_slice().into();
+        i.versions_offered = shared_versions(&versions);
+        i.key_share_groups = shared_groups(&ch.key_share_groups);
         // A TLS 1.3 client always sends a legacy session ID (RFC 8446 §4.1.2, middlebox
         // compatibility); only a client without supported_versions resumes by session ID.
         i.resumption_offered = ch.psk_offered

@@ -1,0 +1,94 @@
+//! Values that many connections repeat, kept once per thread and handed out as `Arc`s.
+//!
+//! Contract: [`Interner::get`] returns an `Arc` equal to its argument, shared with earlier
+//! calls that passed an equal value while it was kept. Sharing never shows in a report: a
+//! shared value serializes and compares as the value. An interner keeps at most
+//! [`MAX_KEPT`] values and is emptied when full; values already handed out stay valid.
+//!
+//! Why: a client sends the same offered versions, groups and ALPN list and often the same
+//! SNI on each of its connections; kept per connection, they were five or six small
+//! allocations (about 250 bytes with the allocator's headers) for as long as each
+//! connection was open, and again in its record.
+
+use std::collections::HashSet;
+use std::hash::Hash;
+use std::sync::Arc;
+
+/// Values kept per interner.
+pub const MAX_KEPT: usize = 4096;
+
+pub struct Interner<T: ?Sized> {
+    kept: HashSet<Arc<T>, foldhash::fast::RandomState>,
+}
+
+impl<T: ?Sized> Default for Interner<T> {
+    fn default() -> Self {
+        Interner {
+            kept: HashSet::default(),
+        }
+    }
+}
+
+impl<T: ?Sized + Eq + Hash> Interner<T> {
+    /// A shared copy of `v`.
+    pub fn get(&mut self, v: &T) -> Arc<T>
+    where
+        for<'a> &'a T: Into<Arc<T>>,
+    {
+        if let Some(kept) = self.kept.get(v) {
+            return Arc::clone(kept);
+        }
+        if self.kept.len() >= MAX_KEPT {
+            self.kept = HashSet::default();
+        }
+        let new: Arc<T> = v.into();
+        self.kept.insert(Arc::clone(&new));
+        new
+    }
+
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+}
+
+/// Declares a thread's interner of `T`s and a function that interns through it.
+#[macro_export]
+macro_rules! thread_interner {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident($t:ty)) => {
+        $(#[$doc])*
+        $vis fn $name(v: &$t) -> std::sync::Arc<$t> {
+            thread_local! {
+                static KEPT: std::cell::RefCell<$crate::intern::Interner<$t>> =
+                    std::cell::RefCell::new($crate::intern::Interner::default());
+            }
+            KEPT.with(|k| k.borrow_mut().get(v))
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_values_are_shared_and_the_interner_stays_bounded() {
+        let mut i: Interner<str> = Interner::default();
+        let a = i.get("example.test");
+        let b = i.get(&String::from("example.test"));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(&*a, "example.test");
+        for n in 0..MAX_KEPT + 5 {
+            i.get(&n.to_string());
+            assert!(i.len() <= MAX_KEPT);
+        }
+        // Emptied when full: still equal, if no longer shared.
+        assert_eq!(&*i.get("example.test"), &*a);
+        let mut lists: Interner<[u16]> = Interner::default();
+        let l = lists.get(&[0x1d, 0x17][..]);
+        assert!(Arc::ptr_eq(&l, &lists.get(&vec![0x1d, 0x17][..])));
+    }
+}
