@@ -361,7 +361,7 @@ fn trim_eol(line: &[u8]) -> &[u8] {
 
 fn cut(text: &[u8]) -> String {
     let mut ignored = AnomalyCounts::default();
-    super::http::text(text, MAX_TEXT, &mut ignored).into()
+    super::http::text_owned(text, MAX_TEXT, &mut ignored)
 }
 
 /// An RFC 3463 enhanced status code opening the text: `4.7.0 ...`.

@@ -14,6 +14,7 @@ use crate::anomaly::{Anomaly, AnomalyCounts};
 use crate::flow::Direction;
 use crate::Timestamp;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Bounds of the HTTP parsers (see [`crate::Limits`]).
@@ -74,24 +75,24 @@ pub struct Exchange {
     pub request_seen: bool,
     /// Time of the request's first byte (HTTP/1) or of its header block (HTTP/2).
     pub request_time: Option<Timestamp>,
-    pub method: Option<Box<str>>,
+    pub method: Option<Arc<str>>,
     /// HTTP/2 `:scheme`, or the scheme of an absolute-form HTTP/1 target.
-    pub scheme: Option<Box<str>>,
+    pub scheme: Option<Arc<str>>,
     /// The authority the request names, as sent: HTTP/2 `:authority`, else the authority of
     /// an absolute-form target (which the server must use, RFC 9112 §3.2.2), else `Host`.
-    pub authority: Option<Box<str>>,
+    pub authority: Option<Arc<str>>,
     /// The `Host` header as sent, when there was one.
-    pub host: Option<Box<str>>,
+    pub host: Option<Arc<str>>,
     /// The target: HTTP/2 `:path`, the HTTP/1 request target as sent.
-    pub path: Option<Box<str>>,
+    pub path: Option<Arc<str>>,
     /// Header fields of the request whose names could not be decoded (HPACK references to
     /// dynamic-table entries never seen): the request is only partly known.
     pub unknown_fields: u32,
     /// Final status; null when unanswered.
     pub status: Option<u16>,
-    pub reason: Option<Box<str>>,
+    pub reason: Option<Arc<str>>,
     pub response_time: Option<Timestamp>,
-    pub server: Option<Box<str>>,
+    pub server: Option<Arc<str>>,
     pub content_length: Option<u64>,
     pub response_unknown_fields: u32,
     /// HTTP/2 server push: the request is the server's PUSH_PROMISE.
@@ -108,16 +109,16 @@ pub struct Exchange {
 /// 312 bytes, and a capture's report keeps every exchange.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rare {
-    pub forwarded: Option<Box<str>>,
-    pub x_forwarded_host: Option<Box<str>>,
-    pub via: Option<Box<str>>,
+    pub forwarded: Option<Arc<str>>,
+    pub x_forwarded_host: Option<Arc<str>>,
+    pub via: Option<Arc<str>>,
     /// Interim (1xx) statuses before the final one, the first [`Exchange::MAX_INTERIM`].
     pub interim: Vec<u16>,
     /// RST_STREAM on this stream: who sent it and its error code name.
     pub reset: Option<Reset>,
     /// The protocol the connection switched to after this request (`101`, or a CONNECT
     /// tunnel): `h2c`, `websocket`, `tunnel`, or the Upgrade token.
-    pub upgraded_to: Option<Box<str>>,
+    pub upgraded_to: Option<Arc<str>>,
 }
 
 /// What an exchange without rare fields reads.
@@ -288,25 +289,37 @@ impl ExchangeLog {
     }
 
     /// Bytes of a field as kept in the report: lossy UTF-8, cut at the field limit.
-    pub fn text(&mut self, bytes: &[u8]) -> Box<str> {
+    pub fn text(&mut self, bytes: &[u8]) -> Arc<str> {
         text(bytes, self.limits.max_field_bytes, &mut self.anomalies)
     }
 }
 
-/// Bytes as text, cut at `max` bytes (on a character boundary) with the cut counted. A box,
-/// not a `String`: exchanges keep a dozen of these for as long as their connection is open
-/// and then in the report, and a box is exact-sized and 8 bytes smaller.
-pub fn text(bytes: &[u8], max: usize, anomalies: &mut AnomalyCounts) -> Box<str> {
+/// Bytes as text, cut at `max` bytes (on a character boundary) with the cut counted.
+/// Shared with the thread's earlier equal texts ([`crate::intern`]): exchanges keep a dozen
+/// of these for as long as their connection is open and then in the report, and most
+/// repeat (methods, authorities, server names, common paths).
+pub fn text(bytes: &[u8], max: usize, anomalies: &mut AnomalyCounts) -> Arc<str> {
+    shared_text(&cut_text(bytes, max, anomalies))
+}
+
+/// [`text`], for a text kept once (not shared).
+pub fn text_owned(bytes: &[u8], max: usize, anomalies: &mut AnomalyCounts) -> String {
+    cut_text(bytes, max, anomalies).into_owned()
+}
+
+fn cut_text<'a>(bytes: &'a [u8], max: usize, anomalies: &mut AnomalyCounts) -> Cow<'a, str> {
     let kept = String::from_utf8_lossy(bytes.get(..max).unwrap_or(bytes));
     if bytes.len() <= max {
-        return kept.into();
+        return kept;
     }
     anomalies.add(Anomaly::HttpFieldTruncated);
     let mut s = String::with_capacity(kept.len() + '…'.len_utf8());
     s.push_str(&kept);
     s.push('…');
-    s.into_boxed_str()
+    Cow::Owned(s)
 }
+
+crate::thread_interner!(fn shared_text(str));
 
 /// Both boxed: a connection keeps one of them, and the other's room would be wasted on it.
 enum Mode {

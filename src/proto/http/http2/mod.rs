@@ -23,6 +23,7 @@ use crate::proto::codec::Reader;
 use crate::Timestamp;
 use frame::{flag, kind, Frame, FrameReader};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Bytes of GOAWAY debug data kept.
 const MAX_DEBUG: usize = 256;
@@ -339,7 +340,7 @@ impl Http2 {
                         last_stream_id: last & 0x7fff_ffff,
                         error: h2_error_name(code),
                         debug: (!debug.is_empty())
-                            .then(|| super::text(debug, MAX_DEBUG, &mut log.anomalies).into()),
+                            .then(|| super::text_owned(debug, MAX_DEBUG, &mut log.anomalies)),
                     });
                 }
             }
@@ -352,14 +353,11 @@ impl Http2 {
                         break;
                     };
                     if set.len() < log.limits.max_exchanges {
-                        set.push(
-                            super::text(
-                                entry.rest(),
-                                log.limits.max_field_bytes,
-                                &mut log.anomalies,
-                            )
-                            .into(),
-                        );
+                        set.push(super::text_owned(
+                            entry.rest(),
+                            log.limits.max_field_bytes,
+                            &mut log.anomalies,
+                        ));
                     }
                 }
             }
@@ -368,8 +366,9 @@ impl Http2 {
                 let value = r.sub_u16().map(|_origin| r.rest());
                 match value {
                     Some(v) if self.info.alt_svc.len() < MAX_LISTED => {
-                        let v = super::text(v, log.limits.max_field_bytes, &mut log.anomalies);
-                        self.info.alt_svc.push(v.into());
+                        let v =
+                            super::text_owned(v, log.limits.max_field_bytes, &mut log.anomalies);
+                        self.info.alt_svc.push(v);
                     }
                     Some(_) => {}
                     None => log.anomalies.add(Anomaly::Http2FrameInvalid),
@@ -467,17 +466,17 @@ fn is_header_frame(k: u8) -> bool {
 /// The fields of a header block the report keeps.
 #[derive(Default)]
 struct Fields {
-    method: Option<Box<str>>,
-    scheme: Option<Box<str>>,
-    authority: Option<Box<str>>,
-    path: Option<Box<str>>,
-    status: Option<Box<str>>,
-    host: Option<Box<str>>,
-    forwarded: Option<Box<str>>,
-    x_forwarded_host: Option<Box<str>>,
-    via: Option<Box<str>>,
-    server: Option<Box<str>>,
-    content_length: Option<Box<str>>,
+    method: Option<Arc<str>>,
+    scheme: Option<Arc<str>>,
+    authority: Option<Arc<str>>,
+    path: Option<Arc<str>>,
+    status: Option<Arc<str>>,
+    host: Option<Arc<str>>,
+    forwarded: Option<Arc<str>>,
+    x_forwarded_host: Option<Arc<str>>,
+    via: Option<Arc<str>>,
+    server: Option<Arc<str>>,
+    content_length: Option<Arc<str>>,
     unknown: u32,
     cut: bool,
 }
