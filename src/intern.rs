@@ -3,11 +3,14 @@
 //! Contract: [`Interner::get`] returns an `Arc` equal to its argument, shared with earlier
 //! calls that passed an equal value while it was kept. Sharing never shows in a report: a
 //! shared value serializes and compares as the value. An interner keeps at most
-//! [`MAX_KEPT`] values and is emptied when full; values already handed out stay valid.
+//! [`MAX_KEPT`] values of [`MAX_KEPT_BYTES`] in all, and is emptied when either would be
+//! passed; values already handed out stay valid. Values over [`MAX_VALUE`] bytes are not
+//! kept: a hostile peer could otherwise keep large values alive after every connection let
+//! go of them.
 //!
-//! Why: a client sends the same offered versions, groups and ALPN list and often the same
-//! SNI on each of its connections; kept per connection, they were five or six small
-//! allocations (about 250 bytes with the allocator's headers) for as long as each
+//! Why: a client sends the same offered versions, groups and ALPN list, SNI, request
+//! fields and HPACK table entries on each of its connections. Kept per connection, each was
+//! a small allocation (32 bytes or more with the allocator's header) for as long as the
 //! connection was open, and again in its record.
 
 use std::collections::HashSet;
@@ -16,15 +19,21 @@ use std::sync::Arc;
 
 /// Values kept per interner.
 pub const MAX_KEPT: usize = 4096;
+/// Bytes of values kept per interner.
+pub const MAX_KEPT_BYTES: usize = 1 << 20;
+/// Longer values are handed out unshared.
+pub const MAX_VALUE: usize = 1024;
 
 pub struct Interner<T: ?Sized> {
     kept: HashSet<Arc<T>, foldhash::fast::RandomState>,
+    bytes: usize,
 }
 
 impl<T: ?Sized> Default for Interner<T> {
     fn default() -> Self {
         Interner {
             kept: HashSet::default(),
+            bytes: 0,
         }
     }
 }
@@ -35,14 +44,19 @@ impl<T: ?Sized + Eq + Hash> Interner<T> {
     where
         for<'a> &'a T: Into<Arc<T>>,
     {
+        let size = std::mem::size_of_val(v);
+        if size > MAX_VALUE {
+            return v.into();
+        }
         if let Some(kept) = self.kept.get(v) {
             return Arc::clone(kept);
         }
-        if self.kept.len() >= MAX_KEPT {
-            self.kept = HashSet::default();
+        if self.kept.len() >= MAX_KEPT || self.bytes + size > MAX_KEPT_BYTES {
+            *self = Interner::default();
         }
         let new: Arc<T> = v.into();
         self.kept.insert(Arc::clone(&new));
+        self.bytes += size;
         new
     }
 
@@ -87,6 +101,14 @@ mod tests {
         }
         // Emptied when full: still equal, if no longer shared.
         assert_eq!(&*i.get("example.test"), &*a);
+        // Long values are not kept, and the bytes kept stay bounded.
+        let long = "x".repeat(MAX_VALUE + 1);
+        assert!(!Arc::ptr_eq(&i.get(&long), &i.get(&long)));
+        let mid = |n: usize| format!("{n:04}{}", "y".repeat(MAX_VALUE - 4));
+        for n in 0..2 * MAX_KEPT_BYTES / MAX_VALUE {
+            i.get(&mid(n));
+            assert!(i.bytes <= MAX_KEPT_BYTES);
+        }
         let mut lists: Interner<[u16]> = Interner::default();
         let l = lists.get(&[0x1d, 0x17][..]);
         assert!(Arc::ptr_eq(&l, &lists.get(&vec![0x1d, 0x17][..])));
