@@ -57,17 +57,24 @@ pub enum HpackError {
     LateSizeUpdate,
 }
 
-/// A dynamic table entry: name and value in one allocation (an open HTTP/2 connection
-/// keeps a few dozen entries per direction).
+/// A dynamic table entry: name and value in one allocation, shared with the thread's other
+/// tables that hold the same (an open HTTP/2 connection keeps a few dozen entries per
+/// direction, and a client's connections insert the same user-agent, accept and cookie
+/// fields).
 struct Entry {
-    bytes: Box<[u8]>,
+    bytes: std::sync::Arc<[u8]>,
     name_len: usize,
 }
 
+crate::thread_interner!(fn shared_entry([u8]));
+
 impl Entry {
     fn new(name: &[u8], value: &[u8]) -> Self {
+        let mut both = Vec::with_capacity(name.len() + value.len());
+        both.extend_from_slice(name);
+        both.extend_from_slice(value);
         Entry {
-            bytes: [name, value].concat().into_boxed_slice(),
+            bytes: shared_entry(&both),
             name_len: name.len(),
         }
     }
@@ -290,6 +297,11 @@ impl Decoder {
         // observer's cap it is not kept either, and references to it become unknown.
         if size <= self.max_size.min(self.cap) {
             self.size += size;
+            // Grown one by one while short: a table's first growths would make room for
+            // 4, 8, 16 entries, and most connections insert a handful.
+            if self.table.len() == self.table.capacity() && self.table.len() < 16 {
+                self.table.reserve_exact(1);
+            }
             self.table.push_front(e);
         } else if size <= self.max_size {
             self.desynchronise();
