@@ -151,7 +151,7 @@ impl fmt::Debug for RecordDecrypter {
             State::Invalid(e) => e.reason(),
         };
         f.debug_struct("RecordDecrypter")
-            .field("suite", &self.suite.name)
+            .field("suite", &self.suite.name())
             .field("protocol", &self.protocol)
             .field("state", &state)
             .field("seq", &self.seq)
@@ -1350,7 +1350,7 @@ mod tests {
             let recs: Vec<Vec<u8>> = (0..N as u64)
                 .map(|i| seal13(&keys, &s, i, &inner))
                 .collect();
-            report(&format!("TLS 1.3 {}", s.name), &mut |out| {
+            report(&format!("TLS 1.3 {}", s.name()), &mut |out| {
                 let mut d = RecordDecrypter::new(s, keys.clone(), RecordProtocol::Tls13);
                 for r in &recs {
                     out.clear();
@@ -1403,7 +1403,7 @@ mod tests {
                 .map(|seq| sender.record(seq, &content, &vec![n as u8; n + 1], false))
                 .collect();
             report(
-                &format!("TLS 1.2 {} etm={etm}", sender.suite.name),
+                &format!("TLS 1.2 {} etm={etm}", sender.suite.name()),
                 &mut |out| {
                     let mut d = sender.decrypter();
                     for r in &recs {

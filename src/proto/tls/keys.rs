@@ -117,12 +117,11 @@ impl MacAlg {
     }
 }
 
-/// A cipher suite we can decrypt.
+/// A cipher suite we can decrypt. Its name is in the table ([`Suite::name`]), not in each
+/// copy: two decrypters and the key state of every decrypted connection hold one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Suite {
     pub id: u16,
-    /// The IANA name, e.g. `TLS_AES_128_GCM_SHA256`.
-    pub name: &'static str,
     pub tls13: bool,
     pub cipher: BulkCipher,
     /// The HKDF hash (TLS 1.3) or PRF hash (TLS 1.2).
@@ -131,41 +130,47 @@ pub struct Suite {
     pub mac: Option<MacAlg>,
 }
 
-const fn tls13(id: u16, name: &'static str, cipher: BulkCipher, hash: HashAlg) -> Suite {
-    Suite {
-        id,
+const fn tls13(id: u16, name: &'static str, cipher: BulkCipher, hash: HashAlg) -> Named {
+    Named {
         name,
-        tls13: true,
-        cipher,
-        hash,
-        mac: None,
+        suite: Suite {
+            id,
+            tls13: true,
+            cipher,
+            hash,
+            mac: None,
+        },
     }
 }
 
-const fn aead12(id: u16, name: &'static str, cipher: BulkCipher, hash: HashAlg) -> Suite {
-    Suite {
-        id,
+const fn aead12(id: u16, name: &'static str, cipher: BulkCipher, hash: HashAlg) -> Named {
+    Named {
         name,
-        tls13: false,
-        cipher,
-        hash,
-        mac: None,
+        suite: Suite {
+            id,
+            tls13: false,
+            cipher,
+            hash,
+            mac: None,
+        },
     }
 }
 
 /// TLS 1.2 suites use the SHA-256 PRF unless the suite names SHA-384 (RFC 5246 §5,
 /// RFC 5289 §3.2), so the CBC-with-SHA-1 suites run their PRF on SHA-256 too.
-const fn cbc12(id: u16, name: &'static str, cipher: BulkCipher, mac: MacAlg) -> Suite {
-    Suite {
-        id,
+const fn cbc12(id: u16, name: &'static str, cipher: BulkCipher, mac: MacAlg) -> Named {
+    Named {
         name,
-        tls13: false,
-        cipher,
-        hash: match mac {
-            MacAlg::Sha384 => HashAlg::Sha384,
-            MacAlg::Sha1 | MacAlg::Sha256 => HashAlg::Sha256,
+        suite: Suite {
+            id,
+            tls13: false,
+            cipher,
+            hash: match mac {
+                MacAlg::Sha384 => HashAlg::Sha384,
+                MacAlg::Sha1 | MacAlg::Sha256 => HashAlg::Sha256,
+            },
+            mac: Some(mac),
         },
-        mac: Some(mac),
     }
 }
 
@@ -174,7 +179,13 @@ use BulkCipher::{
 };
 use HashAlg::{Sha256, Sha384};
 
-static SUITES: &[Suite] = &[
+/// A suite of the table, with its IANA name (e.g. `TLS_AES_128_GCM_SHA256`).
+struct Named {
+    suite: Suite,
+    name: &'static str,
+}
+
+static SUITES: &[Named] = &[
     // TLS 1.3, RFC 8446 §B.4.
     tls13(0x1301, "TLS_AES_128_GCM_SHA256", Aes128Gcm, Sha256),
     tls13(0x1302, "TLS_AES_256_GCM_SHA384", Aes256Gcm, Sha384),
@@ -384,12 +395,22 @@ static OTHER_NAMES: &[(u16, &str)] = &[
 
 /// The suite with this id, if we can decrypt it.
 pub fn suite(id: u16) -> Option<Suite> {
-    SUITES.iter().find(|s| s.id == id).copied()
+    SUITES.iter().find(|n| n.suite.id == id).map(|n| n.suite)
+}
+
+impl Suite {
+    /// The IANA name.
+    pub fn name(&self) -> &'static str {
+        SUITES
+            .iter()
+            .find(|n| n.suite.id == self.id)
+            .map_or("", |n| n.name)
+    }
 }
 
 /// The IANA name of a suite we decrypt or of a well-known one we do not.
 pub fn suite_name(id: u16) -> Option<&'static str> {
-    suite(id).map(|s| s.name).or_else(|| {
+    suite(id).map(|s| s.name()).or_else(|| {
         OTHER_NAMES
             .iter()
             .find(|(i, _)| *i == id)
@@ -651,33 +672,33 @@ pub(crate) mod tests {
         assert_eq!(SUITES.len(), ids.len());
         for id in ids {
             let s = suite(id).unwrap();
-            assert_eq!(suite_name(id), Some(s.name));
+            assert_eq!(suite_name(id), Some(s.name()));
             assert_eq!(s.tls13, (0x1301..=0x1305).contains(&id));
-            assert_eq!(s.mac.is_some(), !s.cipher.is_aead(), "{}", s.name);
+            assert_eq!(s.mac.is_some(), !s.cipher.is_aead(), "{}", s.name());
             // The name states the hash, the cipher and (for TLS 1.2) the key exchange.
-            let hash = if s.name.ends_with("SHA384") {
+            let hash = if s.name().ends_with("SHA384") {
                 Sha384
             } else {
                 Sha256
             };
-            assert_eq!(s.hash, hash, "{}", s.name);
-            let cipher = match (s.name.contains("AES_128"), s.name.contains("AES_256")) {
-                (true, _) if s.name.contains("CCM_8") => Aes128Ccm8,
-                (true, _) if s.name.contains("CCM") => Aes128Ccm,
-                (true, _) if s.name.contains("GCM") => Aes128Gcm,
-                (_, true) if s.name.contains("GCM") => Aes256Gcm,
+            assert_eq!(s.hash, hash, "{}", s.name());
+            let cipher = match (s.name().contains("AES_128"), s.name().contains("AES_256")) {
+                (true, _) if s.name().contains("CCM_8") => Aes128Ccm8,
+                (true, _) if s.name().contains("CCM") => Aes128Ccm,
+                (true, _) if s.name().contains("GCM") => Aes128Gcm,
+                (_, true) if s.name().contains("GCM") => Aes256Gcm,
                 (true, _) => Aes128Cbc,
                 (_, true) => Aes256Cbc,
                 _ => ChaCha20Poly1305,
             };
-            assert_eq!(s.cipher, cipher, "{}", s.name);
-            let mac = match s.name.rsplit('_').next() {
+            assert_eq!(s.cipher, cipher, "{}", s.name());
+            let mac = match s.name().rsplit('_').next() {
                 Some("SHA") => Some(MacAlg::Sha1),
                 Some("SHA256") => Some(MacAlg::Sha256),
                 Some("SHA384") => Some(MacAlg::Sha384),
                 _ => None,
             };
-            assert_eq!(s.mac, mac.filter(|_| !s.cipher.is_aead()), "{}", s.name);
+            assert_eq!(s.mac, mac.filter(|_| !s.cipher.is_aead()), "{}", s.name());
         }
         assert_eq!(suite(0xc0ac), None); // TLS 1.2 CCM: named, not decrypted
         assert_eq!(suite_name(0x1304), Some("TLS_AES_128_CCM_SHA256"));

@@ -179,10 +179,10 @@ struct Dir {
 /// Key material of one direction.
 #[derive(Default)]
 struct DirKeys {
-    /// Boxed so that taking it out for a record moves a pointer.
-    decrypter: Option<Box<RecordDecrypter>>,
-    /// TLS 1.2: the key block waiting for this direction's ChangeCipherSpec.
-    pending12: Option<keys::TrafficKeys>,
+    decrypter: Option<RecordDecrypter>,
+    /// TLS 1.2: the key block waiting for this direction's ChangeCipherSpec (boxed: it is
+    /// there only until then).
+    pending12: Option<Box<keys::TrafficKeys>>,
     /// TLS 1.3: the current traffic secret (for KeyUpdate) and the application secret to
     /// switch to after this direction's Finished.
     secret13: Option<Secret>,
@@ -307,13 +307,13 @@ impl Keying {
             return;
         };
         if let (Some(suite), Some(k)) = (suite, d.pending12.take()) {
-            d.decrypter = Some(Box::new(RecordDecrypter::new(
+            d.decrypter = Some(RecordDecrypter::new(
                 suite,
-                k,
+                *k,
                 RecordProtocol::Tls12 {
                     encrypt_then_mac: etm,
                 },
-            )));
+            ));
         }
     }
 
@@ -767,7 +767,7 @@ impl TlsSession {
             return self.lost(dir, out);
         };
         if rec.part == Part::First {
-            let Some(dec) = keys.decrypter.as_deref() else {
+            let Some(dec) = keys.decrypter.as_ref() else {
                 return self.lost(dir, out);
             };
             match dec.open_stream(rec.content_type, rec.version, rec.length) {
@@ -794,7 +794,7 @@ impl TlsSession {
             keys.opening = Some(opening);
             return;
         }
-        let Some(dec) = keys.decrypter.as_deref_mut() else {
+        let Some(dec) = keys.decrypter.as_mut() else {
             return;
         };
         let seq = dec.sequence();
@@ -1322,11 +1322,11 @@ impl TlsSession {
                     return;
                 };
                 let tls13 = |hs: &[u8], app: Option<&[u8]>| DirKeys {
-                    decrypter: Some(Box::new(RecordDecrypter::new(
+                    decrypter: Some(RecordDecrypter::new(
                         suite,
                         keys::derive_traffic_keys(&suite, hs),
                         RecordProtocol::Tls13,
-                    ))),
+                    )),
                     pending12: None,
                     secret13: Some(Secret::from(hs)),
                     app_secret13: app.map(Secret::from),
@@ -1346,7 +1346,7 @@ impl TlsSession {
                 };
                 let (client, server) = keys::tls12_key_block(&suite, ms, &ch.random, &sh.random);
                 let tls12 = |keys| DirKeys {
-                    pending12: Some(keys),
+                    pending12: Some(Box::new(keys)),
                     ..DirKeys::default()
                 };
                 [tls12(client), tls12(server)]
