@@ -118,7 +118,11 @@ pub struct Http2 {
     server: Side,
     /// Stream id → exchange (`None` when the exchange list was full).
     streams: Streams,
-    info: Http2Info,
+    /// SETTINGS_HEADER_TABLE_SIZE as the client and the server announced it.
+    table_sizes: [Option<u32>; 2],
+    /// GOAWAYs, ORIGIN set and Alt-Svc values, made at the first: 72 bytes that most
+    /// connections would keep empty while open.
+    info: Option<Box<Http2Info>>,
 }
 
 impl Http2 {
@@ -135,7 +139,8 @@ impl Http2 {
             client: side(Some(!preface)),
             server: side(None),
             streams: Streams::default(),
-            info: Http2Info::default(),
+            table_sizes: [None; 2],
+            info: None,
         }
     }
 
@@ -178,9 +183,18 @@ impl Http2 {
         self.side(dir).reader = reader;
     }
 
-    pub fn finish(mut self) -> Http2Info {
-        self.info.preface_seen = self.client.reader.preface_seen();
-        self.info
+    pub fn finish(self) -> Http2Info {
+        let [client, server] = self.table_sizes;
+        Http2Info {
+            preface_seen: self.client.reader.preface_seen(),
+            client_header_table_size: client,
+            server_header_table_size: server,
+            ..self.info.map(|i| *i).unwrap_or_default()
+        }
+    }
+
+    fn info(&mut self) -> &mut Http2Info {
+        self.info.get_or_insert_with(Box::default)
     }
 
     fn side(&mut self, dir: Direction) -> &mut Side {
@@ -314,11 +328,11 @@ impl Http2 {
                         // The sender's decoder: the peer's encoder may use this much.
                         let decoder = match dir {
                             Direction::ClientToServer => {
-                                self.info.client_header_table_size = Some(value);
+                                self.table_sizes[0] = Some(value);
                                 &mut self.server.hpack
                             }
                             Direction::ServerToClient => {
-                                self.info.server_header_table_size = Some(value);
+                                self.table_sizes[1] = Some(value);
                                 &mut self.client.hpack
                             }
                         };
@@ -333,8 +347,9 @@ impl Http2 {
                     return;
                 };
                 let debug = r.rest();
-                if self.info.goaway.len() < MAX_LISTED {
-                    self.info.goaway.push(Goaway {
+                let goaway = &mut self.info().goaway;
+                if goaway.len() < MAX_LISTED {
+                    goaway.push(Goaway {
                         by: dir,
                         time: at,
                         last_stream_id: last & 0x7fff_ffff,
@@ -345,7 +360,7 @@ impl Http2 {
                 }
             }
             kind::ORIGIN if dir == Direction::ServerToClient && hdr.stream == 0 => {
-                let set = self.info.origin_set.get_or_insert_with(Vec::new);
+                let set = self.info().origin_set.get_or_insert_with(Vec::new);
                 let mut r = Reader::new(payload);
                 while !r.is_empty() {
                     let Some(entry) = r.sub_u16() else {
@@ -365,10 +380,15 @@ impl Http2 {
                 let mut r = Reader::new(payload);
                 let value = r.sub_u16().map(|_origin| r.rest());
                 match value {
-                    Some(v) if self.info.alt_svc.len() < MAX_LISTED => {
+                    Some(v)
+                        if self
+                            .info
+                            .as_ref()
+                            .is_none_or(|i| i.alt_svc.len() < MAX_LISTED) =>
+                    {
                         let v =
                             super::text_owned(v, log.limits.max_field_bytes, &mut log.anomalies);
-                        self.info.alt_svc.push(v);
+                        self.info().alt_svc.push(v);
                     }
                     Some(_) => {}
                     None => log.anomalies.add(Anomaly::Http2FrameInvalid),
