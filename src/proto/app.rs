@@ -293,7 +293,9 @@ impl App {
 
 fn finish_http(h: HttpConn) -> AppSummary {
     let version = h.version();
-    let (log, http2) = h.finish();
+    let (mut log, http2) = h.finish();
+    // The list goes into the report and stays to the end; its spare room would too.
+    log.exchanges.shrink_to_fit();
     AppSummary {
         protocol: Some(match version {
             HttpVersion::Http2 => AppProtocol::Http2,
