@@ -28,6 +28,47 @@ fn analyze_with(pcap: &Path, keys: Option<&[u8]>, limits: &Limits) -> (Report, u
     (r, budget.streamed())
 }
 
+/// The report, and the HTTP 421s a live watcher on the same ledger announced as they were
+/// parsed, as (connection, request index).
+fn watched(pcap: &Path, keys: &[u8]) -> (Report, Vec<(u64, usize)>) {
+    use std::sync::{Arc, Mutex};
+    let mut keylog = KeyLog::default();
+    keylog.add(keys);
+    let limits = Limits::default();
+    let mut ledger = misdirect::analysis::Ledger::new(&keylog, &limits);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let into = Arc::clone(&seen);
+    ledger.watch(Box::new(move |f| {
+        into.lock()
+            .unwrap()
+            .push((f.connection.0, f.request.unwrap()))
+    }));
+    let src = FileSource::open(&InputName::Path(pcap.to_path_buf()), 1 << 24).unwrap();
+    let mut cap = Capture::from_sources(vec![src]).unwrap();
+    let run = misdirect::pipeline::run(&mut cap, &limits, &mut ledger, &mut |_| {});
+    let report = ledger.into_report(cap.summaries(), run);
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    (report, seen)
+}
+
+/// Every HTTP 421 of the report, as (connection, request index).
+fn all_421(r: &Report) -> Vec<(u64, usize)> {
+    let mut v: Vec<_> = r
+        .connections
+        .iter()
+        .flat_map(|c| {
+            c.requests
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.status == Some(421))
+                .map(|(i, _)| (c.id.0, i))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 /// A little-endian pcap without every `nth` packet longer than 1000 bytes.
 fn drop_packets(pcap: &[u8], nth: usize) -> Vec<u8> {
     assert_eq!(pcap[..4], [0xd4, 0xc3, 0xb2, 0xa1], "little-endian pcap");
@@ -132,6 +173,12 @@ fn synthesized_capture_is_found_as_described() {
         json(&held) == json(&streamed),
         "streaming changed the cut report"
     );
+    // A live watcher announces every 421 of the report, those in records the end of the
+    // capture cut short too (their plaintext is passed on only then).
+    let (report, seen) = watched(&cut, &key_text);
+    assert!(json(&report) == json(&held));
+    assert_eq!(seen, all_421(&report));
+
     // Some long packets lost: each gap stops its direction inside a record, held or
     // streamed, and the report is the same again.
     let gaps = dir.join("gaps.pcap");

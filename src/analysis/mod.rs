@@ -361,16 +361,13 @@ impl StreamSink for Ledger {
     }
 
     fn close(&mut self, mut conn: Connection, at: EventMeta) {
-        if let Some(w) = &mut self.watch {
-            w.endpoints.remove(&conn.id);
-            w.reported.retain(|(c, _)| *c != conn.id);
-        }
         self.mid_stream.remove(&conn.id);
         let carried = conn.dirs.iter().any(|d| d.stats.payload_bytes > 0);
         if !carried {
             if self.empty_listed >= self.max_empty_listed {
                 self.anomalies
                     .add(crate::anomaly::Anomaly::ConnectionRecordLimit);
+                self.unwatch(conn.id);
                 return;
             }
             self.empty_listed += 1;
@@ -379,6 +376,10 @@ impl StreamSink for Ledger {
         let proto = conn.sink_state.take().map(|s| s.downcast::<ConnProto>());
         if let Some(Ok(mut p)) = proto {
             p.cut(at.ts, &self.keylog);
+            // A 421 in a record that the end of the connection cut short shows only now.
+            if let Some(w) = &mut self.watch {
+                w.look(conn.id, &p);
+            }
             let summary = p.finish(carried);
             record.protocol = summary.protocol;
             record.tls = summary.tls.map(Box::new);
@@ -402,6 +403,7 @@ impl StreamSink for Ledger {
             }
             record.control = control.map(Box::new);
         }
+        self.unwatch(conn.id);
         self.connections.push(Box::new(record));
     }
 
@@ -437,6 +439,14 @@ impl Ledger {
             endpoints: HashMap::new(),
             reported: Default::default(),
         });
+    }
+
+    /// The watcher forgets a closed connection.
+    fn unwatch(&mut self, id: ConnId) {
+        if let Some(w) = &mut self.watch {
+            w.endpoints.remove(&id);
+            w.reported.retain(|(c, _)| *c != id);
+        }
     }
 
     /// The key log will grow while the capture runs: sessions without keys hold up to
