@@ -220,6 +220,30 @@ fn http2_frames_servers_rarely_send() {
     assert_eq!(h2.goaway[0].debug.as_deref(), Some("bye <now>"));
 }
 
+/// A hostile PUSH_PROMISE promising the client's own stream fills its exchange again: the
+/// promised request is what the exchange shows, with none of the first request's fields.
+#[test]
+fn a_promise_of_a_known_stream_replaces_its_request() {
+    let mut client = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    client.extend(h2_frame(4, 0, 0, &[]));
+    let mut first = request_block("/index");
+    first.extend(lit("via", "1.1 proxy"));
+    client.extend(h2_frame(1, 0x05, 1, &first));
+    let mut server = h2_frame(4, 0, 0, &[]);
+    let mut promise = 1u32.to_be_bytes().to_vec();
+    promise.extend(request_block("/pushed"));
+    server.extend(h2_frame(5, 0x04, 1, &promise));
+    server.extend(h2_frame(1, 0x05, 1, &[0x88]));
+    let mut c = conn();
+    c.client_sends(&client, 1400);
+    c.server_sends(&server, 1400);
+    c.close();
+    let r = report(&c);
+    let e = &r.connections[0].requests[0];
+    assert_eq!(e.path.as_deref(), Some("/pushed"));
+    assert_eq!(e.rare().via, None);
+}
+
 /// The same conflict answered by the server is worth reporting before it turns into a 421.
 #[test]
 fn an_answered_host_conflict_is_a_finding() {

@@ -532,7 +532,10 @@ impl Fields {
         e.authority = self.authority;
         e.path = self.path;
         e.host = self.host;
-        if self.forwarded.is_some() || self.x_forwarded_host.is_some() || self.via.is_some() {
+        // A block may fill an exchange again (a PUSH_PROMISE promising a stream already
+        // known): what it lacks is cleared, as the other fields are.
+        let any = self.forwarded.is_some() || self.x_forwarded_host.is_some() || self.via.is_some();
+        if any || e.rare.is_some() {
             let r = e.rare_mut();
             r.forwarded = self.forwarded;
             r.x_forwarded_host = self.x_forwarded_host;
