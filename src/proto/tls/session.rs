@@ -318,15 +318,29 @@ impl Keying {
     }
 
     /// Leaves the 0-RTT epoch: the client's records are protected with its handshake keys.
-    fn end_early_data(&mut self, dec: &mut RecordDecrypter) {
+    fn end_early_data(&mut self) {
         self.early_active = false;
-        let hs = self
-            .dirs
-            .as_deref()
-            .and_then(|[c2s, _]| c2s.secret13.as_ref());
-        if let (Some(suite), Some(hs)) = (self.suite, hs) {
+        let suite = self.suite;
+        let Some(c2s) = self.dir_mut(Direction::ClientToServer) else {
+            return;
+        };
+        if let (Some(suite), Some(hs), Some(dec)) =
+            (suite, c2s.secret13.as_ref(), c2s.decrypter.as_mut())
+        {
             dec.rekey(keys::derive_traffic_keys(&suite, hs.bytes()));
         }
+    }
+
+    /// Decrypts `rec` in place with the direction's decrypter (never moved out: it holds
+    /// the key, and a moved copy would stay on the stack unwiped); `None` without one.
+    fn open(
+        &mut self,
+        dir: Direction,
+        rec: &Record<'_>,
+        plain: &mut Vec<u8>,
+    ) -> Option<Result<u8, super::decrypt::DecryptError>> {
+        let dec = self.dir_mut(dir)?.decrypter.as_mut()?;
+        Some(dec.decrypt(rec.content_type, rec.version, rec.fragment, plain))
     }
 }
 
@@ -894,29 +908,28 @@ impl TlsSession {
         keylog: &KeyLog,
         out: &mut dyn FnMut(Direction, AppData<'_>),
     ) {
-        let found = self.keying.as_deref_mut().and_then(|k| {
-            let dec = k.dir_mut(dir)?.decrypter.take()?;
-            Some((k, dec))
-        });
-        let Some((k, mut dec)) = found else {
+        let mut plain = take_plain();
+        let Some(k) = self.keying.as_deref_mut() else {
+            give_plain(plain);
             return self.lost(dir, out);
         };
-        let mut plain = take_plain();
-        let mut result = dec.decrypt(rec.content_type, rec.version, rec.fragment, &mut plain);
         let early = dir == Direction::ClientToServer && k.early_active;
+        let Some(mut result) = k.open(dir, &rec, &mut plain) else {
+            give_plain(plain);
+            return self.lost(dir, out);
+        };
         if early && self.info.early_data.is_none() && result.is_ok() {
             self.info.early_data = Some("decrypted".into());
         }
         if result.is_err() && early {
             // The server refused 0-RTT, so the client moved on to handshake keys without an
             // EndOfEarlyData (RFC 8446 §4.2.10).
-            k.end_early_data(&mut dec);
-            result = dec.decrypt(rec.content_type, rec.version, rec.fragment, &mut plain);
+            k.end_early_data();
+            result = k.open(dir, &rec, &mut plain).unwrap_or(result);
         }
         match result {
             Ok(inner) => {
                 if let Some(d) = k.dir_mut(dir) {
-                    d.decrypter = Some(dec);
                     d.data_seen |= !early && !d.cert_requested && inner == record::APPLICATION_DATA;
                 }
                 if self.tls13()
@@ -932,7 +945,11 @@ impl TlsSession {
                 self.plaintext(dir, inner, &plain, keylog, out);
             }
             Err(e) => {
-                let why = format!("record {} did not decrypt: {}", dec.sequence(), e.reason());
+                // The direction stops here: its keys go.
+                let dec = k.dir_mut(dir).and_then(|d| d.decrypter.take());
+                let seq = dec.as_ref().map_or(0, RecordDecrypter::sequence);
+                drop(dec);
+                let why = format!("record {seq} did not decrypt: {}", e.reason());
                 self.decrypt_failed(dir, &why, out);
             }
         }
@@ -1161,13 +1178,7 @@ impl TlsSession {
             }
             (Direction::ClientToServer, ht::END_OF_EARLY_DATA) => {
                 if let Some(k) = self.keying.as_deref_mut().filter(|k| k.early_active) {
-                    let c2s = Direction::ClientToServer;
-                    if let Some(mut dec) = k.dir_mut(c2s).and_then(|d| d.decrypter.take()) {
-                        k.end_early_data(&mut dec);
-                        if let Some(d) = k.dir_mut(c2s) {
-                            d.decrypter = Some(dec);
-                        }
-                    }
+                    k.end_early_data();
                 }
             }
             (_, ht::FINISHED) if self.tls13() => {
