@@ -264,7 +264,8 @@ enum Line {
     Comment,
     Malformed,
     UnknownLabel,
-    Entry(Label, [u8; 32], Zeroizing<[u8; 48]>, usize),
+    /// The label, the client random, and the secret's length in the caller's buffer.
+    Entry(Label, [u8; 32], usize),
 }
 
 impl KeyLog {
@@ -282,14 +283,16 @@ impl KeyLog {
         }
         // The newline ends the last line; it does not start an empty one.
         let text = text.strip_suffix(b"\n").unwrap_or(text);
+        // Each line's secret is decoded here, wiped at the end, never moved by value.
+        let mut secret = Zeroizing::new([0u8; 48]);
         for line in text.split(|&b| b == b'\n') {
             self.stats.lines += 1;
-            match classify(line) {
+            match classify(line, &mut secret) {
                 Line::Blank => self.stats.blank += 1,
                 Line::Comment => self.stats.comments += 1,
                 Line::Malformed => self.stats.malformed += 1,
                 Line::UnknownLabel => self.stats.unknown_labels += 1,
-                Line::Entry(label, random, secret, len) => {
+                Line::Entry(label, random, len) => {
                     self.stats.entries += 1;
                     let sessions = std::sync::Arc::make_mut(&mut self.sessions);
                     if sessions
@@ -374,7 +377,8 @@ impl KeyLog {
     }
 }
 
-fn classify(line: &[u8]) -> Line {
+/// Classifies one line; an entry's secret is decoded into `secret_out`.
+fn classify(line: &[u8], secret_out: &mut [u8; 48]) -> Line {
     // Checked before anything else so that a huge line costs one comparison, no copy.
     if line.len() > MAX_LINE_LEN {
         return Line::Malformed;
@@ -406,14 +410,13 @@ fn classify(line: &[u8]) -> Line {
         return Line::Malformed;
     }
     let len = secret.len() / 2;
-    let mut bytes = Zeroizing::new([0u8; 48]);
-    if !bytes
+    if !secret_out
         .get_mut(..len)
         .is_some_and(|b| decode_hex_into(secret, b))
     {
         return Line::Malformed;
     }
-    Line::Entry(label, client_random, bytes, len)
+    Line::Entry(label, client_random, len)
 }
 
 /// Decodes `hex` into exactly `out.len()` bytes; false on a wrong length or a non-hex digit.
