@@ -24,6 +24,29 @@ pub const MAX_KEPT_BYTES: usize = 1 << 20;
 /// Longer values are handed out unshared.
 pub const MAX_VALUE: usize = 1024;
 
+/// Bytes a value keeps, with what it points to: what the interner's bounds count.
+pub trait Weigh {
+    fn weight(&self) -> usize;
+}
+
+impl Weigh for str {
+    fn weight(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Weigh for [u8] {
+    fn weight(&self) -> usize {
+        self.len()
+    }
+}
+
+impl Weigh for [u16] {
+    fn weight(&self) -> usize {
+        std::mem::size_of_val(self)
+    }
+}
+
 pub struct Interner<T: ?Sized> {
     kept: HashSet<Arc<T>, foldhash::fast::RandomState>,
     bytes: usize,
@@ -38,13 +61,13 @@ impl<T: ?Sized> Default for Interner<T> {
     }
 }
 
-impl<T: ?Sized + Eq + Hash> Interner<T> {
+impl<T: ?Sized + Eq + Hash + Weigh> Interner<T> {
     /// A shared copy of `v`.
     pub fn get(&mut self, v: &T) -> Arc<T>
     where
         for<'a> &'a T: Into<Arc<T>>,
     {
-        let size = std::mem::size_of_val(v);
+        let size = v.weight();
         if size > MAX_VALUE {
             return v.into();
         }
@@ -70,7 +93,6 @@ impl<T: ?Sized + Eq + Hash> Interner<T> {
 }
 
 /// Declares a thread's interner of `T`s and a function that interns through it.
-#[macro_export]
 macro_rules! thread_interner {
     ($(#[$doc:meta])* $vis:vis fn $name:ident($t:ty)) => {
         $(#[$doc])*
@@ -83,6 +105,7 @@ macro_rules! thread_interner {
         }
     };
 }
+pub(crate) use thread_interner;
 
 #[cfg(test)]
 mod tests {
@@ -109,6 +132,24 @@ mod tests {
             i.get(&mid(n));
             assert!(i.bytes <= MAX_KEPT_BYTES);
         }
+        // A value's weight counts what it points to.
+        #[derive(PartialEq, Eq, Hash, Clone)]
+        struct Names(Vec<String>);
+        impl Weigh for Names {
+            fn weight(&self) -> usize {
+                self.0.iter().map(|n| n.len()).sum()
+            }
+        }
+        impl From<&Names> for Arc<Names> {
+            fn from(n: &Names) -> Self {
+                Arc::new(n.clone())
+            }
+        }
+        let mut names: Interner<Names> = Interner::default();
+        let many = Names(vec!["n".repeat(MAX_VALUE / 2); 3]);
+        assert!(!Arc::ptr_eq(&names.get(&many), &names.get(&many)));
+        let few = Names(vec!["n".repeat(MAX_VALUE / 2)]);
+        assert!(Arc::ptr_eq(&names.get(&few), &names.get(&few)));
         let mut lists: Interner<[u16]> = Interner::default();
         let l = lists.get(&[0x1d, 0x17][..]);
         assert!(Arc::ptr_eq(&l, &lists.get(&vec![0x1d, 0x17][..])));

@@ -142,6 +142,17 @@ pub struct Sni {
     pub malformed: bool,
 }
 
+impl crate::intern::Weigh for Sni {
+    fn weight(&self) -> usize {
+        std::mem::size_of::<Sni>()
+            + self
+                .names
+                .iter()
+                .map(|n| std::mem::size_of::<String>() + n.len())
+                .sum::<usize>()
+    }
+}
+
 impl From<&Sni> for std::sync::Arc<Sni> {
     fn from(sni: &Sni) -> Self {
         std::sync::Arc::new(sni.clone())

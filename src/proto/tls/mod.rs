@@ -71,3 +71,17 @@ pub fn protocol_name(bytes: &[u8]) -> ProtocolName {
         None => Cow::Owned(String::from_utf8_lossy(bytes).into_owned()),
     }
 }
+
+impl crate::intern::Weigh for [TlsVersion] {
+    fn weight(&self) -> usize {
+        std::mem::size_of_val(self)
+    }
+}
+
+impl crate::intern::Weigh for [ProtocolName] {
+    fn weight(&self) -> usize {
+        self.iter()
+            .map(|p| std::mem::size_of::<ProtocolName>() + p.len())
+            .sum()
+    }
+}

@@ -429,11 +429,11 @@ pub enum AppData<'a> {
 
 const MAX_ALERTS: usize = 16;
 
-crate::thread_interner!(fn shared_str(str));
-crate::thread_interner!(fn shared_sni(hello::Sni));
-crate::thread_interner!(fn shared_alpn([ProtocolName]));
-crate::thread_interner!(fn shared_versions([TlsVersion]));
-crate::thread_interner!(fn shared_groups([u16]));
+crate::intern::thread_interner!(fn shared_str(str));
+crate::intern::thread_interner!(fn shared_sni(hello::Sni));
+crate::intern::thread_interner!(fn shared_alpn([ProtocolName]));
+crate::intern::thread_interner!(fn shared_versions([TlsVersion]));
+crate::intern::thread_interner!(fn shared_groups([u16]));
 thread_local! {
     /// Space for a decrypted record, one per thread: each session kept one of up to 2 kB
     /// (55 MB of peak RSS with 100k connections open, 72k of them decrypted).

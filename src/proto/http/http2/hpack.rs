@@ -66,15 +66,29 @@ struct Entry {
     name_len: usize,
 }
 
-crate::thread_interner!(fn shared_entry([u8]));
+crate::intern::thread_interner!(fn shared_entry([u8]));
+
+thread_local! {
+    /// Name and value joined, to look the entry up among the shared ones.
+    static JOINED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 impl Entry {
     fn new(name: &[u8], value: &[u8]) -> Self {
-        let mut both = Vec::with_capacity(name.len() + value.len());
-        both.extend_from_slice(name);
-        both.extend_from_slice(value);
+        let bytes = if name.len() + value.len() > crate::intern::MAX_VALUE {
+            // Never shared: made in one allocation, without joining first.
+            name.iter().chain(value).copied().collect()
+        } else {
+            JOINED.with(|j| {
+                let mut j = j.borrow_mut();
+                j.clear();
+                j.extend_from_slice(name);
+                j.extend_from_slice(value);
+                shared_entry(&j)
+            })
+        };
         Entry {
-            bytes: shared_entry(&both),
+            bytes,
             name_len: name.len(),
         }
     }
