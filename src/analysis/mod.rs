@@ -242,7 +242,7 @@ impl Watch {
         };
         let from = requests.len().saturating_sub(WATCH_TAIL);
         for (i, e) in requests.iter().enumerate().skip(from) {
-            if e.status != Some(421) || !self.reported.insert((id, i)) {
+            if e.status != Some(421) || !self.reported.entry(id).or_default().insert(i) {
                 continue;
             }
             if let Some(f) = diagnose::preliminary(id, client, server, tls, None, requests, i) {
@@ -313,8 +313,9 @@ pub struct Ledger {
 struct Watch {
     on_421: Box<dyn FnMut(&diagnose::Finding) + Send>,
     endpoints: HashMap<ConnId, (SocketAddr, SocketAddr)>,
-    /// (connection, request index) already handed out.
-    reported: std::collections::HashSet<(ConnId, usize)>,
+    /// Request indexes already handed out, by connection (a closed connection's go with
+    /// it in one step).
+    reported: HashMap<ConnId, std::collections::HashSet<usize>>,
 }
 
 /// Requests looked at per event for new 421s: answers come near the end of the list.
@@ -445,7 +446,7 @@ impl Ledger {
     fn unwatch(&mut self, id: ConnId) {
         if let Some(w) = &mut self.watch {
             w.endpoints.remove(&id);
-            w.reported.retain(|(c, _)| *c != id);
+            w.reported.remove(&id);
         }
     }
 
