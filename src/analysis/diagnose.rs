@@ -1091,19 +1091,18 @@ mod tests {
     }
 
     fn get(authority: &str, host: Option<&str>, t: i64, status: u16) -> Exchange {
-        Exchange {
-            stream_id: Some(1),
-            version: Some(HttpVersion::Http2),
-            request_seen: true,
-            request_time: Some(Timestamp(t)),
-            response_time: Some(Timestamp(t + 10)),
-            method: Some("GET".into()),
-            authority: Some(authority.into()),
-            host: host.map(Into::into),
-            path: Some("/".into()),
-            status: Some(status),
-            ..Exchange::default()
-        }
+        let mut e = Exchange::default();
+        e.stream_id = Some(1);
+        e.version = Some(HttpVersion::Http2);
+        e.request_seen = true;
+        e.request_time = Some(Timestamp(t));
+        e.response_time = Some(Timestamp(t + 10));
+        e.method = Some("GET".into());
+        e.authority = Some(authority.into());
+        e.host = host.map(Into::into);
+        e.path = Some("/".into());
+        e.status = Some(status);
+        e
     }
 
     fn causes(f: &Finding) -> Vec<&'static str> {

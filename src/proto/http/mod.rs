@@ -102,7 +102,7 @@ pub struct Exchange {
     /// (its SNI, or without SNI its first request's); null when the authority is unknown.
     pub first_party: Option<bool>,
     /// Made when one of its fields is set; read through [`Exchange::rare`].
-    pub rare: Option<Box<Rare>>,
+    rare: RareBox,
 }
 
 /// The fields of an exchange that most leave empty. Boxed: they were 120 of an exchange's
@@ -120,6 +120,25 @@ pub struct Rare {
     /// tunnel): `h2c`, `websocket`, `tunnel`, or the Upgrade token.
     pub upgraded_to: Option<Arc<str>>,
 }
+
+/// An exchange's rare fields, when any was set. Compared by what it reads: a box whose
+/// fields were all set back to none equals none, as the report shows them alike.
+#[derive(Clone, Debug, Default)]
+struct RareBox(Option<Box<Rare>>);
+
+impl RareBox {
+    fn read(&self) -> &Rare {
+        self.0.as_deref().unwrap_or(&NO_RARE)
+    }
+}
+
+impl PartialEq for RareBox {
+    fn eq(&self, other: &Self) -> bool {
+        self.read() == other.read()
+    }
+}
+
+impl Eq for RareBox {}
 
 /// What an exchange without rare fields reads.
 static NO_RARE: Rare = Rare {
@@ -184,11 +203,11 @@ impl Exchange {
 
     /// Proxy headers, 1xx statuses, reset and upgrade: empty on most exchanges.
     pub fn rare(&self) -> &Rare {
-        self.rare.as_deref().unwrap_or(&NO_RARE)
+        self.rare.read()
     }
 
     pub fn rare_mut(&mut self) -> &mut Rare {
-        self.rare.get_or_insert_with(Box::default)
+        self.rare.0.get_or_insert_with(Box::default)
     }
 
     /// Whether the request is only partly known.
@@ -319,7 +338,7 @@ fn cut_text<'a>(bytes: &'a [u8], max: usize, anomalies: &mut AnomalyCounts) -> C
     Cow::Owned(s)
 }
 
-crate::thread_interner!(fn shared_text(str));
+crate::intern::thread_interner!(fn shared_text(str));
 
 /// Both boxed: a connection keeps one of them, and the other's room would be wasted on it.
 enum Mode {

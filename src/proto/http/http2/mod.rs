@@ -490,31 +490,42 @@ struct Fields {
     scheme: Option<Arc<str>>,
     authority: Option<Arc<str>>,
     path: Option<Arc<str>>,
-    status: Option<Arc<str>>,
+    /// Parsed where they lie, not kept as text: numbers, mostly unique (content-length),
+    /// that would only churn the shared texts. `Some(None)`: present but not a number.
+    status: Option<Option<u16>>,
     host: Option<Arc<str>>,
     forwarded: Option<Arc<str>>,
     x_forwarded_host: Option<Arc<str>>,
     via: Option<Arc<str>>,
     server: Option<Arc<str>>,
-    content_length: Option<Arc<str>>,
+    content_length: Option<Option<u64>>,
     unknown: u32,
     cut: bool,
 }
 
 impl Fields {
     fn take(&mut self, name: &[u8], value: &[u8], max: usize) {
+        match name {
+            b":status" if self.status.is_none() => {
+                self.status = Some(self.number(value, max));
+                return;
+            }
+            b"content-length" if self.content_length.is_none() => {
+                self.content_length = Some(self.number(value, max));
+                return;
+            }
+            _ => {}
+        }
         let slot = match name {
             b":method" => &mut self.method,
             b":scheme" => &mut self.scheme,
             b":authority" => &mut self.authority,
             b":path" => &mut self.path,
-            b":status" => &mut self.status,
             b"host" => &mut self.host,
             b"forwarded" => &mut self.forwarded,
             b"x-forwarded-host" => &mut self.x_forwarded_host,
             b"via" => &mut self.via,
             b"server" => &mut self.server,
-            b"content-length" => &mut self.content_length,
             _ => return,
         };
         if slot.is_none() {
@@ -522,6 +533,16 @@ impl Fields {
             *slot = Some(super::text(value, max, &mut counts));
             self.cut |= !counts.is_empty();
         }
+    }
+
+    /// A numeric field's value; one over the field limit is cut, as a text would be, and
+    /// so is not a number.
+    fn number<T: std::str::FromStr>(&mut self, value: &[u8], max: usize) -> Option<T> {
+        if value.len() > max {
+            self.cut = true;
+            return None;
+        }
+        std::str::from_utf8(value).ok()?.parse().ok()
     }
 
     fn fill_request(self, e: &mut Exchange, at: Timestamp) {
@@ -535,7 +556,7 @@ impl Fields {
         // A block may fill an exchange again (a PUSH_PROMISE promising a stream already
         // known): what it lacks is cleared, as the other fields are.
         let any = self.forwarded.is_some() || self.x_forwarded_host.is_some() || self.via.is_some();
-        if any || e.rare.is_some() {
+        if any || e.rare.0.is_some() {
             let r = e.rare_mut();
             r.forwarded = self.forwarded;
             r.x_forwarded_host = self.x_forwarded_host;
@@ -545,14 +566,14 @@ impl Fields {
     }
 
     fn fill_response(self, e: &mut Exchange, at: Timestamp) {
-        let status = self.status.as_deref().and_then(|s| s.parse::<u16>().ok());
+        let status = self.status.flatten();
         match status {
             Some(s) if (100..200).contains(&s) => e.add_interim(s),
             Some(s) if e.status.is_none() => {
                 e.status = Some(s);
                 e.response_time = Some(at);
                 e.server = self.server;
-                e.content_length = self.content_length.and_then(|c| c.parse().ok());
+                e.content_length = self.content_length.flatten();
                 e.response_unknown_fields = self.unknown;
             }
             // Trailers (no :status) or a status we could not decode.
