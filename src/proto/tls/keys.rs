@@ -395,22 +395,24 @@ static OTHER_NAMES: &[(u16, &str)] = &[
 
 /// The suite with this id, if we can decrypt it.
 pub fn suite(id: u16) -> Option<Suite> {
-    SUITES.iter().find(|n| n.suite.id == id).map(|n| n.suite)
+    named(id).map(|n| n.suite)
 }
 
 impl Suite {
-    /// The IANA name.
+    /// The IANA name. Suites come from [`suite`], so every one has its row in the table
+    /// (one built by hand with another id has no name: "").
     pub fn name(&self) -> &'static str {
-        SUITES
-            .iter()
-            .find(|n| n.suite.id == self.id)
-            .map_or("", |n| n.name)
+        named(self.id).map_or("", |n| n.name)
     }
+}
+
+fn named(id: u16) -> Option<&'static Named> {
+    SUITES.iter().find(|n| n.suite.id == id)
 }
 
 /// The IANA name of a suite we decrypt or of a well-known one we do not.
 pub fn suite_name(id: u16) -> Option<&'static str> {
-    suite(id).map(|s| s.name()).or_else(|| {
+    named(id).map(|n| n.name).or_else(|| {
         OTHER_NAMES
             .iter()
             .find(|(i, _)| *i == id)
