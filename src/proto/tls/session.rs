@@ -215,11 +215,14 @@ impl DirKeys {
 /// session cannot be decrypted (no keys in a key log that cannot grow, or an unusable suite
 /// or version): most sessions of a capture have no keys, and each open one would keep this
 /// for its lifetime. The key material and held records are boxed again, made when there are
-/// any: a session that never gets an answer to its ClientHello keeps only the facts.
+/// any: a session that never gets an answer to its ClientHello keeps only the facts. The
+/// hellos' facts are boxed too, and dropped once the keys are found: nothing reads them
+/// after.
 #[derive(Default)]
 struct Keying {
-    client: Option<ClientFacts>,
-    server: Option<ServerFacts>,
+    hellos: Option<Box<Hellos>>,
+    /// TLS 1.2 CBC: both hellos agreed on encrypt_then_mac (RFC 7366); set with the keys.
+    encrypt_then_mac: bool,
     suite: Option<Suite>,
     /// `[client to server, server to client]`, made when the keys are found.
     dirs: Option<Box<[DirKeys; 2]>>,
@@ -284,24 +287,24 @@ impl Keying {
         self.held.get_or_insert_with(Box::default)
     }
 
-    /// Both hellos' facts, once both were seen.
+    /// Both hellos' facts, once both were seen (and until the keys are found).
     fn hellos(&self) -> Option<(ClientFacts, ServerFacts)> {
-        self.client.zip(self.server)
+        let h = self.hellos.as_deref()?;
+        h.client.zip(h.server)
+    }
+
+    fn hellos_mut(&mut self) -> &mut Hellos {
+        self.hellos.get_or_insert_with(Box::default)
     }
 
     fn offers_early_data(&self) -> bool {
-        self.client.is_some_and(|c| c.offers_early_data)
-    }
-
-    fn encrypt_then_mac(&self) -> bool {
-        let cbc = self.suite.is_some_and(|s| s.mac.is_some());
-        cbc && self.client.is_some_and(|c| c.encrypt_then_mac)
-            && self.server.is_some_and(|s| s.encrypt_then_mac)
+        let client = self.hellos.as_deref().and_then(|h| h.client);
+        client.is_some_and(|c| c.offers_early_data)
     }
 
     /// TLS 1.2: a direction whose ChangeCipherSpec was seen switches to its key block.
     fn switch12(&mut self, dir: Direction) {
-        let etm = self.encrypt_then_mac();
+        let etm = self.encrypt_then_mac;
         let suite = self.suite;
         let Some(d) = self.dir_mut(dir).filter(|d| d.decrypter.is_none()) else {
             return;
@@ -359,6 +362,13 @@ pub struct TlsSession {
     info: TlsInfo,
     limits: TlsLimits,
     pub anomalies: AnomalyCounts,
+}
+
+/// What the hellos said that finding and using the keys takes.
+#[derive(Default)]
+struct Hellos {
+    client: Option<ClientFacts>,
+    server: Option<ServerFacts>,
 }
 
 /// The ClientHello's facts the session needs once the hello is parsed; the rest went into
@@ -1230,7 +1240,7 @@ impl TlsSession {
     ) {
         let facts = ClientFacts::of(&ch);
         if let Some(k) = self.keying_for_hello() {
-            k.client = Some(facts);
+            k.hellos_mut().client = Some(facts);
         }
         if self.client_hello_seen {
             // The second ClientHello after a HelloRetryRequest: same random (RFC 8446 §4.1.2).
@@ -1281,7 +1291,7 @@ impl TlsSession {
             self.info.resumed = true;
         }
         if let Some(k) = self.keying_for_hello() {
-            k.server = Some(ServerFacts {
+            k.hellos_mut().server = Some(ServerFacts {
                 random: sh.random,
                 version,
                 cipher_suite: sh.cipher_suite,
@@ -1372,13 +1382,16 @@ impl TlsSession {
         };
         k.suite = Some(suite);
         k.dirs = Some(Box::new(dirs));
+        k.encrypt_then_mac = suite.mac.is_some() && ch.encrypt_then_mac && sh.encrypt_then_mac;
+        let early_offered = k.offers_early_data();
+        k.hellos = None;
         self.keys_state = KeysState::Ready;
         if version != 0x0304 {
             return;
         }
         // 0-RTT: the client's first protected records use the early traffic secret.
         let stash = k.held.as_mut().map(|h| h.take_early()).unwrap_or_default();
-        if let (true, Some(early)) = (k.offers_early_data(), secrets.client_early()) {
+        if let (true, Some(early)) = (early_offered, secrets.client_early()) {
             let c2s = k.dir_mut(Direction::ClientToServer);
             if let Some(dec) = c2s.and_then(|d| d.decrypter.as_mut()) {
                 dec.rekey(keys::derive_traffic_keys(&suite, early));
