@@ -955,10 +955,14 @@ impl TlsSession {
                 self.plaintext(dir, inner, &plain, keylog, out);
             }
             Err(e) => {
-                // The direction stops here: its keys go.
-                let dec = k.dir_mut(dir).and_then(|d| d.decrypter.take());
-                let seq = dec.as_ref().map_or(0, RecordDecrypter::sequence);
-                drop(dec);
+                // The direction stops here: its keys go, dropped (and so wiped) where they
+                // lie rather than taken out.
+                let d = k.dir_mut(dir);
+                let seq = d.as_ref().and_then(|d| d.decrypter.as_ref());
+                let seq = seq.map_or(0, RecordDecrypter::sequence);
+                if let Some(d) = d {
+                    d.decrypter = None;
+                }
                 let why = format!("record {seq} did not decrypt: {}", e.reason());
                 self.decrypt_failed(dir, &why, out);
             }
