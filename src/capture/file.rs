@@ -109,8 +109,8 @@ pub struct FileSource {
     /// Chunks read before, reused once nobody else holds them.
     spare: Vec<Chunk>,
     eof: bool,
-    /// The record parser of a legacy pcap (by byte order and variant); `None` for pcapng.
-    frame: Option<FrameParser>,
+    /// How a legacy pcap's records are framed; `None` for pcapng.
+    frame: Option<Framing>,
     state: State,
     max_block: usize,
     chunk_size: usize,
@@ -164,14 +164,22 @@ impl FileSource {
         let frame = if pcap_parser::pcapng::parse_sectionheaderblock(&first).is_ok() {
             None
         } else {
-            match pcap_parser::pcap::parse_pcap_header(&first) {
-                Ok((_, h)) if h.is_modified_format() => {
-                    Some(pcap_parser::pcap::parse_pcap_frame_modified as FrameParser)
-                }
-                Ok((_, h)) if h.is_bigendian() => Some(pcap_parser::pcap::parse_pcap_frame_be as _),
-                Ok(_) => Some(pcap_parser::pcap::parse_pcap_frame as _),
-                Err(_) => return Err(CaptureError::NotACapture { name }),
-            }
+            let Ok((_, h)) = pcap_parser::pcap::parse_pcap_header(&first) else {
+                return Err(CaptureError::NotACapture { name });
+            };
+            let (parse, big_endian, header): (FrameParser, _, _) = if h.is_modified_format() {
+                (pcap_parser::pcap::parse_pcap_frame_modified, false, 24)
+            } else if h.is_bigendian() {
+                (pcap_parser::pcap::parse_pcap_frame_be, true, 16)
+            } else {
+                (pcap_parser::pcap::parse_pcap_frame, false, 16)
+            };
+            Some(Framing {
+                parse,
+                big_endian,
+                header,
+                snaplen: h.snaplen,
+            })
         };
         let fingerprint = super::fingerprint(&name, &first);
         Ok(FileSource {
@@ -246,7 +254,7 @@ impl FileSource {
         let parsed = match self.frame {
             Some(_) if self.state.summary.bytes == 0 => pcap_parser::pcap::parse_pcap_header(data)
                 .map(|(r, h)| (r, PcapBlockOwned::from(h))),
-            Some(f) => f(data).map(|(r, b)| (r, PcapBlockOwned::from(b))),
+            Some(f) => (f.parse)(data).map(|(r, b)| (r, PcapBlockOwned::from(b))),
             None if self.state.big_endian => {
                 pcap_parser::pcapng::parse_block_be(data).map(|(r, b)| (r, PcapBlockOwned::from(b)))
             }
@@ -254,12 +262,8 @@ impl FileSource {
                 pcap_parser::pcapng::parse_block_le(data).map(|(r, b)| (r, PcapBlockOwned::from(b)))
             }
         };
-        match parsed {
-            Ok((rest, block)) => {
-                let len = data.len() - rest.len();
-                if len > self.max_block {
-                    return too_large(self.max_block);
-                }
+        match judge(parsed, data.len(), self.max_block) {
+            Judged::Block(len, block) => {
                 let produced = self.state.take_block(block, chunk, out);
                 self.pos += len;
                 self.state.summary.bytes += len as u64;
@@ -269,23 +273,12 @@ impl FileSource {
                     Step::Other
                 }
             }
-            Err(pcap_parser::nom::Err::Incomplete(needed)) => {
-                let wanted = match needed {
-                    pcap_parser::nom::Needed::Size(n) => data.len().saturating_add(n.get()),
-                    pcap_parser::nom::Needed::Unknown => data.len() + 1,
-                };
-                if wanted > self.max_block {
-                    return too_large(self.max_block);
-                }
-                if self.eof {
-                    return Step::Damage("file cut short inside a block".into());
-                }
-                match self.next_chunk(wanted) {
-                    Ok(()) => Step::Other,
-                    Err(_) => Step::Damage("read error".into()),
-                }
-            }
-            Err(_) => Step::Damage("corrupt block".into()),
+            Judged::Need(_) if self.eof => Step::Damage(CUT_SHORT.into()),
+            Judged::Need(wanted) => match self.next_chunk(wanted) {
+                Ok(()) => Step::Other,
+                Err(_) => Step::Damage("read error".into()),
+            },
+            Judged::Damage(what) => Step::Damage(what),
         }
     }
 
@@ -321,10 +314,24 @@ impl FileSource {
     fn stop(&mut self, what: &str) {
         self.done = true;
         let offset = self.state.summary.bytes;
-        self.state.summary.warnings.push(format!(
-            "{what} at byte {offset}; analysis covers the packets before it"
-        ));
+        self.state
+            .summary
+            .warnings
+            .push(damage_warning(what, offset));
         self.damage = Some((offset, what.to_string()));
+    }
+
+    /// How to read this input's records where they lie, when it is a legacy pcap (whose
+    /// header has been read).
+    pub(crate) fn pcap_layout(&self) -> Option<PcapLayout> {
+        let frame = self.frame?;
+        let iface = self.state.interfaces.first()?;
+        Some(PcapLayout {
+            frame,
+            link: iface.link,
+            units: iface.units,
+            max_block: self.max_block,
+        })
     }
 
     /// Where and why reading stopped early, if the file is damaged.
@@ -348,8 +355,144 @@ fn fill(input: &mut Box<dyn Read + Send>, buf: &mut Vec<u8>, size: usize) -> std
     Ok(got < want)
 }
 
-fn too_large(max_block: usize) -> Step {
-    Step::Damage(format!("block larger than the {max_block} byte limit"))
+/// Why reading stops where a block is cut by the end of the input.
+pub(crate) const CUT_SHORT: &str = "file cut short inside a block";
+
+/// The warning of an input whose reading stopped at `offset` for `what`.
+pub(crate) fn damage_warning(what: &str, offset: u64) -> String {
+    format!("{what} at byte {offset}; analysis covers the packets before it")
+}
+
+/// What a block parser's answer means for the reader.
+enum Judged<T> {
+    /// A block of this many bytes.
+    Block(usize, T),
+    /// The block needs this many bytes in all (within the limit).
+    Need(usize),
+    Damage(String),
+}
+
+fn judge<T>(
+    parsed: pcap_parser::nom::IResult<&[u8], T, PcapError<&[u8]>>,
+    available: usize,
+    max_block: usize,
+) -> Judged<T> {
+    let too_large = || Judged::Damage(format!("block larger than the {max_block} byte limit"));
+    match parsed {
+        Ok((rest, block)) => {
+            let len = available - rest.len();
+            if len > max_block {
+                return too_large();
+            }
+            Judged::Block(len, block)
+        }
+        Err(pcap_parser::nom::Err::Incomplete(needed)) => {
+            let wanted = match needed {
+                pcap_parser::nom::Needed::Size(n) => available.saturating_add(n.get()),
+                pcap_parser::nom::Needed::Unknown => available + 1,
+            };
+            if wanted > max_block {
+                return too_large();
+            }
+            Judged::Need(wanted)
+        }
+        Err(_) => Judged::Damage("corrupt block".into()),
+    }
+}
+
+/// How a legacy pcap's records are framed: the parser (by byte order and variant), and what
+/// it parses, for [`PcapLayout::plausible`].
+#[derive(Clone, Copy)]
+struct Framing {
+    parse: FrameParser,
+    big_endian: bool,
+    /// Bytes of a record's header: 16, or 24 in the modified format of old Linux patches.
+    header: usize,
+    /// The file header's snap length: no record of a sane writer captures more.
+    snaplen: u32,
+}
+
+/// How the records of a legacy pcap are read where they lie, by any thread
+/// (`pipeline::split`), with the rules and words of [`FileSource`].
+#[derive(Clone, Copy)]
+pub(crate) struct PcapLayout {
+    frame: Framing,
+    pub link: LinkType,
+    units: u64,
+    max_block: usize,
+}
+
+/// One record of a legacy pcap, as [`PcapLayout::record`] read it.
+pub(crate) enum Record<'a> {
+    /// A packet; `len` is the record's length, header included.
+    Packet {
+        len: usize,
+        ts: Timestamp,
+        data: &'a [u8],
+        orig_len: u32,
+    },
+    /// The record needs this many bytes in all (within the limit).
+    Need(usize),
+    /// Reading must stop here, for this reason (as [`FileSource`] words it).
+    Damage(String),
+}
+
+impl PcapLayout {
+    /// The record at the start of `data`.
+    pub(crate) fn record<'a>(&self, data: &'a [u8]) -> Record<'a> {
+        match judge((self.frame.parse)(data), data.len(), self.max_block) {
+            Judged::Block(len, rec) => Record::Packet {
+                len,
+                ts: Timestamp::from_parts(
+                    i64::from(rec.ts_sec),
+                    u64::from(rec.ts_usec),
+                    self.units,
+                ),
+                data: rec.data,
+                // As `State::emit` does: trust the bytes we have.
+                orig_len: rec
+                    .origlen
+                    .max(u32::try_from(rec.data.len()).unwrap_or(u32::MAX)),
+            },
+            Judged::Need(n) => Record::Need(n),
+            Judged::Damage(what) => Record::Damage(what),
+        }
+    }
+
+    /// The length and seconds of the record at the start of `data` if its header looks
+    /// right, read without its data (to find a record boundary without reading what comes
+    /// before: a guess, checked later): microseconds (or nanoseconds) within their second, a
+    /// captured length not zero (so that a run of zeros in a payload is not a chain of
+    /// records), not above the original length, the snap length or the limit. `None` when
+    /// it does not look right, or `data` is shorter than a header.
+    pub(crate) fn plausible(&self, data: &[u8]) -> Option<(usize, u32)> {
+        let word = |at: usize| {
+            let b: [u8; 4] = data.get(at..at + 4)?.try_into().ok()?;
+            Some(if self.frame.big_endian {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            })
+        };
+        let (secs, usec, caplen, origlen) = (word(0)?, word(4)?, word(8)?, word(12)?);
+        let len = self.frame.header.checked_add(caplen as usize)?;
+        let snaplen = match self.frame.snaplen {
+            0 => u32::MAX,
+            n => n,
+        };
+        (data.len() >= self.frame.header
+            && u64::from(usec) < self.units
+            && caplen > 0
+            && caplen <= origlen
+            && caplen <= snaplen
+            && len <= self.max_block)
+            .then_some((len, secs))
+    }
+
+    /// Bytes of a record's header.
+    pub(crate) fn header(&self) -> usize {
+        self.frame.header
+    }
 }
 
 /// What reading one block gave.

@@ -132,6 +132,15 @@ impl Capture {
         self.sources.iter().map(|s| s.summary().bytes).sum()
     }
 
+    /// The one input's record layout and summary so far, when the capture is a single
+    /// legacy pcap (which `pipeline::split` may read in parts).
+    pub(crate) fn single_pcap(&self) -> Option<(super::file::PcapLayout, InputSummary)> {
+        let [source] = self.sources.as_slice() else {
+            return None;
+        };
+        Some((source.pcap_layout()?, source.summary().clone()))
+    }
+
     /// Per-input summaries, in input order.
     pub fn summaries(&self) -> Vec<InputSummary> {
         self.sources.iter().map(|s| s.summary().clone()).collect()

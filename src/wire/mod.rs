@@ -143,6 +143,10 @@ struct Config {
     max_depth: usize,
 }
 
+/// A packet [`Decoder::decode_or_defer`] left to a decoder that sees every IP fragment.
+#[derive(Debug)]
+pub(crate) struct Deferred;
+
 pub struct Decoder {
     defrag: Defragmenter,
     /// The reassembled datagram the last packet returned borrows from.
@@ -209,23 +213,61 @@ impl Decoder {
 
     /// Decodes one packet; `None` for anything that is not a TCP or UDP packet (counted).
     pub fn decode<'a>(&'a mut self, pkt: &RawPacket<'a>) -> Option<Decapsulated<'a>> {
-        self.stats.packets += 1;
-        self.stats.captured_bytes += pkt.data.len() as u64;
+        self.decode_or_defer(pkt, false).unwrap_or(None)
+    }
+
+    /// [`Decoder::decode`], or with `defer`, `Err(Deferred)` for an IP fragment, which is
+    /// then neither counted nor kept: a decoder that sees every fragment (and so can
+    /// reassemble them) decodes that packet instead (`pipeline::split`, where each thread
+    /// decodes a part of the capture).
+    pub(crate) fn decode_or_defer<'a>(
+        &'a mut self,
+        pkt: &RawPacket<'a>,
+        defer: bool,
+    ) -> Result<Option<Decapsulated<'a>>, Deferred> {
         let cut_bytes = pkt.cut_bytes();
-        if cut_bytes > 0 {
-            self.anomalies.add(Anomaly::SnaplenTruncated);
-        }
         self.tunnel.clear();
         let link = link::strip(pkt.link, pkt.data);
         if let (true, Ok(link)) = (self.fast, link) {
             if let Some(inner) = fast::tcp(pkt, link) {
+                self.count(pkt, cut_bytes);
                 self.stats.tcp += 1;
-                return Some(Decapsulated {
+                return Ok(Some(Decapsulated {
                     inner,
                     tunnel: &self.tunnel,
-                });
+                }));
             }
         }
+        // What the counts were, to be put back if this packet is deferred (rare: only packets
+        // off the plain path pay for the copy, and only when deferring).
+        let before = defer.then(|| (self.stats.clone(), self.anomalies.clone()));
+        self.count(pkt, cut_bytes);
+        let mut deferred = false;
+        let decoded = self.decode_general(pkt, link, cut_bytes, before, &mut deferred);
+        if deferred {
+            return Err(Deferred);
+        }
+        Ok(decoded)
+    }
+
+    fn count(&mut self, pkt: &RawPacket<'_>, cut_bytes: u32) {
+        self.stats.packets += 1;
+        self.stats.captured_bytes += pkt.data.len() as u64;
+        if cut_bytes > 0 {
+            self.anomalies.add(Anomaly::SnaplenTruncated);
+        }
+    }
+
+    /// The general path: every layer, tunnels and IP reassembly. With `undo` (the counts
+    /// before this packet), a fragment sets `deferred` and puts the counts back.
+    fn decode_general<'a>(
+        &'a mut self,
+        pkt: &RawPacket<'a>,
+        link: Result<LinkPayload<'a>, LinkError>,
+        cut_bytes: u32,
+        undo: Option<(DecodeStats, AnomalyCounts)>,
+        deferred: &mut bool,
+    ) -> Option<Decapsulated<'a>> {
         let (mut next, mut data) = match link {
             Ok(LinkPayload::Ethernet(frame)) => (Next::Ethernet, frame),
             Ok(LinkPayload::Network { ether_type, data }) => (Next::EtherType(ether_type), data),
@@ -280,6 +322,11 @@ impl Decoder {
                 Step::Stop => return None,
             }
         };
+        if let Some((stats, anomalies)) = undo {
+            (*layers.stats, *layers.anomalies) = (stats, anomalies);
+            *deferred = true;
+            return None;
+        }
         // A reassembled datagram, decoded from a buffer of ours; a fragment found inside it (a
         // fragmented packet in a fragmented tunnel packet) is reassembled in turn.
         let mut buf = Vec::new();
