@@ -46,9 +46,10 @@ pub fn capture_limits() -> Limits {
     }
 }
 
-/// The bytes as one capture file, analysed with one thread and with three: the reports
-/// must be the same (the contract of `pipeline::handoff`). The table-wide limits are left
-/// large, since the threads share them out.
+/// The bytes as one capture file, analysed with one thread, with three, and (a legacy pcap)
+/// read in small parts by two and three threads: the reports must be the same (the contract
+/// of `pipeline::handoff` and `pipeline::split`). The table-wide limits are left large,
+/// since the threads share them out.
 pub fn threads_agree(data: &[u8]) {
     let limits = Limits {
         max_ooo_bytes_per_direction: 4096,
@@ -56,21 +57,36 @@ pub fn threads_agree(data: &[u8]) {
         max_ip_fragment_datagrams: 8,
         ..Limits::default()
     };
+    // Parts are read from a file: one per thread, written again for every input.
+    let thread = format!("{:?}", std::thread::current().id());
+    let name: String = thread.chars().filter(char::is_ascii_digit).collect();
+    let path =
+        std::env::temp_dir().join(format!("misdirect-fuzz-{}-{name}.pcap", std::process::id()));
+    if std::fs::write(&path, data).is_err() {
+        return;
+    }
+    let inputs = [crate::capture::InputName::Path(path.clone())];
+    let keylog = crate::proto::tls::keylog::KeyLog::default();
     let report = |threads: usize| {
-        let src = FileSource::from_reader(
-            "fuzz".to_string(),
-            std::io::Cursor::new(data.to_vec()),
-            limits.max_capture_block,
-        )
-        .ok()?;
-        let capture = Capture::from_sources(vec![src]).ok()?;
-        let keylog = crate::proto::tls::keylog::KeyLog::default();
+        let capture = Capture::open(&inputs, &limits).ok()?;
         let r = pipeline::analyze_capture(capture, &limits, &keylog, threads, &mut |_| {});
         serde_json::to_string(&r).ok()
     };
+    let in_parts = |threads: usize, part: usize| {
+        let r = pipeline::analyze_in_parts(&inputs, &limits, &keylog, threads, part).ok()??;
+        serde_json::to_string(&r).ok()
+    };
     let one = report(1);
-    let three = report(3);
-    assert!(one == three, "one thread and three report differently");
+    assert!(one == report(3), "one thread and three report differently");
+    for (threads, part) in [(2, 61), (3, 1000)] {
+        if let Some(parts) = in_parts(threads, part) {
+            assert!(
+                one.as_ref() == Some(&parts),
+                "one thread and {threads} reading parts of {part} bytes report differently"
+            );
+        }
+    }
+    let _ = std::fs::remove_file(&path);
 }
 
 /// The bytes as one whole capture file (pcap or pcapng), through the whole pipeline.

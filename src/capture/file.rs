@@ -276,7 +276,7 @@ impl FileSource {
             Judged::Need(_) if self.eof => Step::Damage(CUT_SHORT.into()),
             Judged::Need(wanted) => match self.next_chunk(wanted) {
                 Ok(()) => Step::Other,
-                Err(_) => Step::Damage("read error".into()),
+                Err(_) => Step::Damage(READ_ERROR.into()),
             },
             Judged::Damage(what) => Step::Damage(what),
         }
@@ -357,6 +357,8 @@ fn fill(input: &mut Box<dyn Read + Send>, buf: &mut Vec<u8>, size: usize) -> std
 
 /// Why reading stops where a block is cut by the end of the input.
 pub(crate) const CUT_SHORT: &str = "file cut short inside a block";
+/// Why reading stops where the input cannot be read.
+pub(crate) const READ_ERROR: &str = "read error";
 
 /// The warning of an input whose reading stopped at `offset` for `what`.
 pub(crate) fn damage_warning(what: &str, offset: u64) -> String {

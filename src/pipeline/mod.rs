@@ -4,14 +4,17 @@
 //! Kept apart from the layers so each stays sans-IO and testable; the CLI, the tests and the
 //! benchmarks all run captures through here.
 //!
-//! - One capture on several threads: [`handoff`] (this thread reads and decodes, and each
-//!   thread owns a share of the connections). The report is the same for any number of
-//!   threads.
+//! - One capture on several threads: [`split`] for a large legacy pcap file (each thread
+//!   reads and decodes parts of the file and owns a share of the connections), else
+//!   [`handoff`] (this thread reads and decodes, and each thread owns a share of the
+//!   connections). The report is the same for any number of threads.
 //! - Several independent captures ([`crate::capture::partition`]): [`analyze_partitions`]
 //!   analyses each on its own, several at a time, and merges the reports
 //!   ([`Report::merge`]).
 
 mod handoff;
+mod shard;
+mod split;
 
 use crate::analysis::{Ledger, Partial, Report};
 use crate::anomaly::AnomalyCounts;
@@ -196,7 +199,32 @@ pub fn analyze_inputs(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Report, CaptureError> {
     let capture = Capture::open(inputs, limits)?;
+    if let Some(plan) = split::Plan::new(inputs, &capture, threads) {
+        drop(capture);
+        let partial = split::analyze(&plan, limits, keylog, threads, progress);
+        return Ok(Report::assemble(partial, 1));
+    }
     Ok(analyze_capture(capture, limits, keylog, threads, progress))
+}
+
+/// [`analyze_inputs`] on a single legacy pcap file read in parts of `part` bytes, whatever
+/// its size (large files are read so by [`analyze_inputs`]; tests cut small files into many
+/// small parts). `Ok(None)` when the inputs cannot be read in parts.
+#[doc(hidden)]
+pub fn analyze_in_parts(
+    inputs: &[InputName],
+    limits: &Limits,
+    keylog: &KeyLog,
+    threads: usize,
+    part: usize,
+) -> Result<Option<Report>, CaptureError> {
+    let capture = Capture::open(inputs, limits)?;
+    let Some(plan) = split::Plan::with_part(inputs, &capture, part) else {
+        return Ok(None);
+    };
+    drop(capture);
+    let partial = split::analyze(&plan, limits, keylog, threads, &mut |_| {});
+    Ok(Some(Report::assemble(partial, 1)))
 }
 
 /// Analyses an opened capture on `threads` threads (one: this thread alone). Each owner of

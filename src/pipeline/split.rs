@@ -1,0 +1,717 @@
+//! One legacy pcap file on several threads, each reading and decoding parts of the file and
+//! analysing a share of the connections.
+//!
+//! Contract: the report is byte-identical to a one-thread run's, for any number of threads,
+//! with the same exception as [`super::handoff`] (table-wide limits are divided between the
+//! owners, here in equal shares).
+//!
+//! Why this shape: in [`super::handoff`] one thread reads and decodes every packet, about
+//! 40% of the work without keys, which bounds two threads near 1.4× one. Here the file is
+//! cut into parts of [`PART`] bytes. Every thread owns an equal share of the connections
+//! (by [`flow_hash`]) and takes every part in file order, so it sees its connections'
+//! segments in capture order, as one thread would. Parts are read and decoded in file order
+//! by whichever thread has nothing to take, which sends each owner the part's segments of
+//! its connections ([`Batch`]): a thread whose connections cost more reads fewer parts.
+//! Reading, decoding and analysing are all divided.
+//!
+//! - **Record boundaries.** Where a part's first record starts is guessed (a chain of
+//!   plausible record headers, [`PcapLayout::plausible`]); each owner checks the guess
+//!   against where the part before it ended, in order, so the check is exact. A wrong guess
+//!   (a payload that holds what looks like pcap records) is read again by each owner from
+//!   the right place: it costs time, never a different report.
+//! - **IP fragments** need one decoder that sees all of them: a part's decoder leaves them
+//!   to the owners ([`Decoder::decode_or_defer`]); every owner decodes all of them, in order,
+//!   and keeps the segments it owns. The first owner's counts are the run's.
+//! - **Damage** (a record cut short, corrupt or over the limit) ends the reading where one
+//!   thread would end it, with the same warning.
+//! - **Memory.** No part is read more than [`WINDOW_PER_THREAD`] × N parts ahead of the
+//!   slowest owner, so at most that many parts (of [`PART`] bytes and their batches) are
+//!   alive at once, besides the ones being taken.
+//! - **A file still being written** is read up to the size it had when it was opened.
+//!
+//! Only a single legacy pcap read from a regular file is split ([`Plan::new`]): pcapng
+//! blocks change the interface table and carry secrets as they go, several inputs are merged
+//! by time, and standard input cannot be read out of order; those take [`super::handoff`].
+
+use super::shard::{flow_hash, Batch, Owned, Replayed, Shares, WorkerOutcome};
+use super::RunStats;
+use crate::analysis::Partial;
+use crate::anomaly::AnomalyCounts;
+use crate::capture::{
+    damage_warning, Capture, Chunk, InputName, InputSummary, Origin, PcapLayout, RawPacket, Record,
+    CUT_SHORT, READ_ERROR,
+};
+use crate::flow::EventMeta;
+use crate::proto::tls::keylog::KeyLog;
+use crate::wire::{DecodeStats, Decoder, Transport};
+use crate::{Limits, Timestamp};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+/// Bytes per part: large enough that a part's fixed costs (a read, a message per owner)
+/// are small beside its packets, small enough that the parts in flight stay a few MiB.
+const PART: usize = 2 << 20;
+/// Files under this many parts per thread take [`super::handoff`].
+const MIN_PARTS_PER_THREAD: u64 = 4;
+/// Plausible record headers in a row that make a guess of a part's first record (fewer
+/// when the part ends first).
+const CHAIN: usize = 4;
+/// Bytes before a part read to find its first record (see [`guess`]).
+const OVERLAP: usize = 64 << 10;
+/// Parts read, per thread, beyond the slowest owner's: bounds the parts alive at once.
+const WINDOW_PER_THREAD: usize = 2;
+/// Seconds between two records of a guessed chain at most. Captures have gaps longer than
+/// this (a guess that misses is read again, slower), but random bytes rarely have this.
+const CHAIN_SECONDS: u32 = 3600;
+/// The header of a legacy pcap file.
+const PCAP_HEADER: u64 = 24;
+/// Chunks a thread keeps for reuse.
+const SPARE_CHUNKS: usize = 16;
+
+/// A capture that can be split, and how.
+pub(super) struct Plan {
+    path: PathBuf,
+    layout: PcapLayout,
+    len: u64,
+    /// The input's summary as opened (name, fingerprint, format).
+    summary: InputSummary,
+    part: usize,
+    /// Bytes before a part read to find its first record ([`OVERLAP`], at most a part).
+    overlap: usize,
+}
+
+impl Plan {
+    /// A plan for `capture` (opened from `inputs`) on `threads` threads, when it is one
+    /// legacy pcap in a regular file large enough to be worth it.
+    pub(super) fn new(inputs: &[InputName], capture: &Capture, threads: usize) -> Option<Self> {
+        let plan = Self::with_part(inputs, capture, PART)?;
+        (threads > 1 && plan.parts() as u64 >= MIN_PARTS_PER_THREAD * threads as u64)
+            .then_some(plan)
+    }
+
+    /// A plan with parts of `part` bytes, whatever the file's size (tests cut small files
+    /// into many parts, whose guesses start at most a part before them).
+    pub(super) fn with_part(inputs: &[InputName], capture: &Capture, part: usize) -> Option<Self> {
+        let [InputName::Path(path)] = inputs else {
+            return None;
+        };
+        let (layout, summary) = capture.single_pcap()?;
+        let meta = std::fs::metadata(path).ok()?;
+        meta.is_file().then(|| Plan {
+            path: path.clone(),
+            layout,
+            len: meta.len(),
+            summary,
+            part: part.max(1),
+            overlap: OVERLAP.min(part),
+        })
+    }
+
+    fn parts(&self) -> usize {
+        usize::try_from(self.len.div_ceil(self.part as u64)).unwrap_or(usize::MAX)
+    }
+
+    /// The bytes of part `k`: records that start there are its records.
+    fn bounds(&self, k: usize) -> (u64, u64) {
+        let at = |k: usize| (k as u64).saturating_mul(self.part as u64).min(self.len);
+        (at(k), at(k + 1))
+    }
+}
+
+/// A part as read, for one owner.
+struct Part {
+    k: usize,
+    /// Where its first record starts (guessed unless it was known); `None`: none was found.
+    start: Option<u64>,
+    /// Where the records read end: after the last one that starts in the part, or where
+    /// damage stopped the reading.
+    end: u64,
+    /// Why reading stops at `end`.
+    damage: Option<String>,
+    packets: u64,
+    first_ts: Option<Timestamp>,
+    max_ts: Option<Timestamp>,
+    /// The part decoder's counts (in the first owner's copy only).
+    counts: Option<Box<(DecodeStats, AnomalyCounts)>>,
+    batch: Batch,
+}
+
+impl Part {
+    fn new(k: usize, start: Option<u64>) -> Self {
+        Part {
+            k,
+            start,
+            end: start.unwrap_or(0),
+            damage: None,
+            packets: 0,
+            first_ts: None,
+            max_ts: None,
+            counts: None,
+            batch: Batch::default(),
+        }
+    }
+}
+
+/// Reads and decodes parts of the file, on one thread.
+struct PartReader<'p> {
+    plan: &'p Plan,
+    file: Option<File>,
+    decoder: Decoder,
+    shares: Shares,
+    owners: usize,
+    spare: Vec<Chunk>,
+    /// A record that runs past its part's end, read whole.
+    tail: Vec<u8>,
+}
+
+impl PartReader<'_> {
+    /// Part `k`, read from `start` when it is known, else from a guess; one copy per owner.
+    fn read(&mut self, k: usize, start: Option<u64>) -> Vec<Part> {
+        let (lo, hi) = self.plan.bounds(k);
+        // A guess starts from further back, where the records before the part are.
+        let from = start.unwrap_or(lo.saturating_sub(self.plan.overlap as u64));
+        let mut parts: Vec<Part> = (0..self.owners).map(|_| Part::new(k, start)).collect();
+        if from >= hi {
+            return parts;
+        }
+        let skip = (lo - from.min(lo)) as usize;
+        let mut chunk = self.fresh_chunk();
+        let read = Arc::get_mut(&mut chunk)
+            .ok_or_else(|| std::io::Error::other("chunk still shared"))
+            .and_then(|buf| read_at(&mut self.file, &self.plan.path, from, buf, hi - from));
+        if read.is_err() {
+            // Only where the part surely starts is it where reading stops; a guess is
+            // checked, and the part read again from there.
+            if start.is_some() {
+                self.damaged(&mut parts, from, READ_ERROR);
+            }
+            return parts;
+        }
+        let first = match start {
+            Some(_) => Some(0),
+            None => guess(&self.plan.layout, &chunk, skip),
+        };
+        let Some(mut p) = first else {
+            return parts;
+        };
+        for part in &mut parts {
+            part.start = Some(from + p as u64);
+        }
+        // The file's end lies within this part's bytes.
+        let at_end = from + chunk.len() as u64 >= self.plan.len;
+        let mut local = 0;
+        while from + (p as u64) < hi {
+            let at = from + p as u64;
+            let rest = chunk.get(p..).unwrap_or_default();
+            let record = match self.plan.layout.record(rest) {
+                Record::Need(_) if at_end => Record::Damage(CUT_SHORT.into()),
+                Record::Need(wanted) => match self.read_whole(at, wanted) {
+                    Ok(()) => self.plan.layout.record(&self.tail),
+                    Err(_) => Record::Damage(READ_ERROR.into()),
+                },
+                r => r,
+            };
+            let (len, ts, data, orig_len) = match record {
+                Record::Packet {
+                    len,
+                    ts,
+                    data,
+                    orig_len,
+                } => (len, ts, data, orig_len),
+                Record::Need(_) => {
+                    self.damaged(&mut parts, at, CUT_SHORT);
+                    break;
+                }
+                Record::Damage(what) => {
+                    self.damaged(&mut parts, at, &what);
+                    break;
+                }
+            };
+            local += 1;
+            let pkt = RawPacket {
+                index: local,
+                origin: Origin {
+                    input: 0,
+                    packet: local,
+                },
+                ts,
+                link: self.plan.layout.link,
+                data,
+                orig_len,
+            };
+            match self.decoder.decode_or_defer(&pkt, true) {
+                Ok(Some(d)) => {
+                    if let Transport::Tcp(seg) = d.transport {
+                        let owner = owner_of(self.shares, flow_hash(d.src, d.dst));
+                        if let Some(part) = parts.get_mut(owner) {
+                            part.batch.push(&d, &seg, &chunk);
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(_) => {
+                    for part in &mut parts {
+                        part.batch.push_raw(&pkt, &chunk);
+                    }
+                }
+            }
+            for part in &mut parts {
+                part.first_ts.get_or_insert(ts);
+                part.max_ts = part.max_ts.max(Some(ts));
+            }
+            p += len;
+        }
+        let end = from + p as u64;
+        let counts = Box::new((
+            std::mem::take(&mut self.decoder.stats),
+            std::mem::take(&mut self.decoder.anomalies),
+        ));
+        for part in &mut parts {
+            part.packets = local;
+            if part.damage.is_none() {
+                part.end = end;
+            }
+        }
+        if let Some(first) = parts.first_mut() {
+            first.counts = Some(counts);
+        }
+        self.keep(chunk);
+        parts
+    }
+
+    fn damaged(&self, parts: &mut [Part], at: u64, what: &str) {
+        for part in parts {
+            part.end = at;
+            part.damage = Some(what.to_string());
+        }
+    }
+
+    /// Reads the record at `at`, `wanted` bytes at least, into `tail`; more when its header
+    /// asks for more (never past the record limit: [`PcapLayout::record`] stops before).
+    fn read_whole(&mut self, at: u64, mut wanted: usize) -> std::io::Result<()> {
+        loop {
+            self.tail.clear();
+            let want = wanted as u64;
+            read_at(&mut self.file, &self.plan.path, at, &mut self.tail, want)?;
+            match self.plan.layout.record(&self.tail) {
+                Record::Need(more) if more > wanted && self.tail.len() == wanted => wanted = more,
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// A chunk nobody else holds any more, or a new one.
+    fn fresh_chunk(&mut self) -> Chunk {
+        match self.spare.iter().position(|c| Arc::strong_count(c) == 1) {
+            Some(i) => {
+                let mut c = self.spare.swap_remove(i);
+                if let Some(v) = Arc::get_mut(&mut c) {
+                    v.clear();
+                }
+                c
+            }
+            None => Arc::new(Vec::with_capacity(self.plan.part + self.plan.overlap)),
+        }
+    }
+
+    fn keep(&mut self, chunk: Chunk) {
+        if self.spare.len() < SPARE_CHUNKS {
+            self.spare.push(chunk);
+        }
+    }
+}
+
+/// Reads `len` bytes of the file at `at` into `buf` (fewer at its end), opening it the first
+/// time: each thread has its own handle, so that its position is its own.
+fn read_at(
+    file: &mut Option<File>,
+    path: &std::path::Path,
+    at: u64,
+    buf: &mut Vec<u8>,
+    len: u64,
+) -> std::io::Result<()> {
+    let file = match file {
+        Some(f) => f,
+        None => file.insert(File::open(path)?),
+    };
+    file.seek(SeekFrom::Start(at))?;
+    buf.reserve(usize::try_from(len).unwrap_or(usize::MAX));
+    // `read_to_end` fills the spare capacity without zeroing it first.
+    file.by_ref().take(len).read_to_end(buf)?;
+    Ok(())
+}
+
+/// Where the first record at or after `data[skip..]` (a part's bytes, after some of the
+/// bytes before it) seems to start. A chain is a run of [`CHAIN`] plausible record headers,
+/// at most [`CHAIN_SECONDS`] apart (or at least two that run to the end of `data`); the
+/// first chain found is followed, record by record, to the part. A chain can start at a
+/// header that is not one (a payload's bytes that look like one), but following it soon
+/// falls into step with the real records, as their lengths lead from one to the next: it
+/// is where it arrives, not where it started, that is the guess.
+fn guess(layout: &PcapLayout, data: &[u8], skip: usize) -> Option<usize> {
+    let chain = |p: usize| {
+        let mut at = p;
+        let mut last: Option<u32> = None;
+        for n in 0..CHAIN {
+            let rest = data.get(at..).unwrap_or_default();
+            if rest.len() < layout.header() {
+                return n > 1;
+            }
+            let Some((len, secs)) = layout.plausible(rest) else {
+                return false;
+            };
+            if last.is_some_and(|l| l.abs_diff(secs) > CHAIN_SECONDS) {
+                return false;
+            }
+            last = Some(secs);
+            at = at.saturating_add(len);
+        }
+        true
+    };
+    let follow = |mut at: usize| {
+        while at < skip {
+            match layout.plausible(data.get(at..).unwrap_or_default()) {
+                Some((len, _)) => at += len,
+                // Off the chain: look again from here.
+                None => at = (at + 1..data.len()).find(|&p| chain(p))?,
+            }
+        }
+        Some(at)
+    };
+    let mut at = follow((0..data.len()).find(|&p| chain(p))?)?;
+    // A chain read four bytes late is a chain too, when records' captured and original
+    // lengths agree (their microseconds read as seconds, their lengths as microseconds and
+    // captured length, their data's first bytes as original length), and it never falls
+    // into step. Read four bytes early, a real chain is not one (its seconds read as
+    // microseconds are too many, unless the capture's clock is near 1970).
+    while at >= 4 && chain(at - 4) {
+        at -= 4;
+    }
+    let at = follow(at)?;
+    (at < data.len()).then_some(at)
+}
+
+/// The owner of a connection's hash: the first share is the first owner's.
+fn owner_of(shares: Shares, hash: u64) -> usize {
+    shares.lane(hash).map_or(0, |lane| lane + 1)
+}
+
+/// One owner of connections: takes every part in order, keeping its share.
+struct Owner {
+    me: usize,
+    own: Owned,
+    /// Decodes the packets the parts' decoders left (IP fragments), all of them.
+    decoder: Decoder,
+    shares: Shares,
+    /// Where the next part's first record must start.
+    expected: u64,
+    /// Packets of the parts taken.
+    packets: u64,
+    first_ts: Option<Timestamp>,
+    last_ts: Timestamp,
+    /// The parts' decoders' counts (the first owner's).
+    counts: (DecodeStats, AnomalyCounts),
+    /// Where and why the reading stopped early.
+    stopped: Option<(u64, String)>,
+}
+
+impl Owner {
+    fn take(&mut self, part: Part, reader: &mut PartReader<'_>) {
+        let (_, hi) = reader.plan.bounds(part.k);
+        let right = match part.start {
+            Some(start) => start == self.expected,
+            None => self.expected >= hi,
+        };
+        let mut part = if right {
+            part
+        } else {
+            let mine = reader.read(part.k, Some(self.expected));
+            match mine.into_iter().nth(self.me) {
+                Some(p) => p,
+                None => return,
+            }
+        };
+        if let Some(c) = part.counts.take() {
+            self.counts.0.add(&c.0);
+            self.counts.1.merge(&c.1);
+        }
+        let Owner {
+            me,
+            own,
+            decoder,
+            shares,
+            ..
+        } = self;
+        part.batch.replay(self.packets, &mut |r| match r {
+            Replayed::Segment(d, seg) => own.process(&d, &seg),
+            Replayed::Deferred(pkt) => {
+                if let Some(d) = decoder.decode(&pkt) {
+                    if let Transport::Tcp(seg) = d.transport {
+                        if owner_of(*shares, flow_hash(d.src, d.dst)) == *me {
+                            own.process(&d, &seg);
+                        }
+                    }
+                }
+            }
+        });
+        self.packets += part.packets;
+        if self.first_ts.is_none() {
+            self.first_ts = part.first_ts;
+        }
+        self.last_ts = self.last_ts.max(part.max_ts.unwrap_or_default());
+        if part.start.is_some() {
+            self.expected = part.end;
+        }
+        if let Some(what) = part.damage {
+            self.stopped = Some((part.end, what));
+        }
+    }
+
+    fn last(&self) -> EventMeta {
+        EventMeta {
+            ts: self.last_ts,
+            packet: self.packets,
+        }
+    }
+}
+
+/// What a thread ends with: its connections, and (all owners agree on them) where the
+/// reading ended.
+struct Ended {
+    outcome: WorkerOutcome,
+    owner_decoder: Decoder,
+    counts: (DecodeStats, AnomalyCounts),
+    packets: u64,
+    first_ts: Option<Timestamp>,
+    last: EventMeta,
+    end: u64,
+    stopped: Option<(u64, String)>,
+}
+
+/// Tells the other threads when this one panics.
+struct PanicGuard<'a>(&'a AtomicBool);
+
+impl Drop for PanicGuard<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The channels of one thread.
+struct Lanes {
+    me: usize,
+    from_others: mpsc::Receiver<Part>,
+    to: Vec<mpsc::Sender<Part>>,
+}
+
+/// Analyses the planned file on `threads` threads (this one and `threads - 1` more).
+pub(super) fn analyze(
+    plan: &Plan,
+    limits: &Limits,
+    keylog: &KeyLog,
+    threads: usize,
+    progress: &mut dyn FnMut(u64),
+) -> Partial {
+    let n = threads.max(1);
+    let shares = Shares::new(n - 1, 1.0);
+    let (first, others) = shares.table_limits(limits);
+    let owner_limits: Vec<Limits> = std::iter::once(first).chain(others).collect();
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::channel::<Part>()).unzip();
+    let mut lanes: Vec<Lanes> = receivers
+        .into_iter()
+        .enumerate()
+        .map(|(me, from_others)| Lanes {
+            me,
+            from_others,
+            to: senders.clone(),
+        })
+        .collect();
+    drop(senders);
+    let abandoned = AtomicBool::new(false);
+    let context = Context {
+        next_read: AtomicUsize::new(0),
+        taken: (0..n).map(|_| AtomicUsize::new(0)).collect(),
+        abandoned: &abandoned,
+        plan,
+        keylog,
+        shares,
+        owners: n,
+        limits,
+    };
+    let ended: Vec<Ended> = std::thread::scope(|s| {
+        let mut handles = Vec::with_capacity(n);
+        let mine = lanes.remove(0);
+        for lane in lanes {
+            let (context, limits) = (&context, owner_limits.get(lane.me).unwrap_or(limits));
+            let handle = std::thread::Builder::new()
+                .name(format!("misdirect-part-{}", lane.me))
+                .spawn_scoped(s, move || context.run(lane, limits, &mut |_| {}))
+                // What `std::thread::spawn` does when the system has no thread left for us.
+                .unwrap_or_else(|e| panic!("cannot start a thread: {e}"));
+            handles.push(handle);
+        }
+        let first_limits = owner_limits.first().unwrap_or(limits);
+        let mut all = vec![context.run(mine, first_limits, progress)];
+        for h in handles {
+            // A thread that panicked is a bug: let it surface as one.
+            all.push(match h.join() {
+                Ok(e) => e,
+                Err(panic) => std::panic::resume_unwind(panic),
+            });
+        }
+        all
+    });
+    let mut run = RunStats::default();
+    let mut parts = Vec::with_capacity(ended.len());
+    let mut summary = plan.summary.clone();
+    for (i, mut e) in ended.into_iter().enumerate() {
+        if i == 0 {
+            // Every owner took the same parts; the first one's counts are the run's.
+            e.owner_decoder.finish();
+            let (mut decode, mut anomalies) = e.counts;
+            decode.add(&e.owner_decoder.stats);
+            anomalies.merge(&e.owner_decoder.anomalies);
+            run.decode = decode;
+            run.anomalies = anomalies;
+            run.first_ts = e.first_ts;
+            run.last_ts = e.first_ts.map(|_| e.last.ts);
+            summary.packets = e.packets;
+            summary.bytes = e.end;
+            summary.link_types = if e.packets > 0 {
+                vec![plan.layout.link]
+            } else {
+                Vec::new()
+            };
+            if let Some((at, what)) = &e.stopped {
+                summary.warnings.push(damage_warning(what, *at));
+            }
+        }
+        run.connections += e.outcome.opened;
+        run.evicted += e.outcome.evicted;
+        run.anomalies.merge(&e.outcome.anomalies);
+        parts.push(e.outcome.part);
+    }
+    progress(summary.bytes);
+    Partial {
+        inputs: vec![summary],
+        parts,
+        run,
+    }
+}
+
+/// What every thread shares.
+struct Context<'a> {
+    /// The next part nobody has read yet.
+    next_read: AtomicUsize,
+    /// How many parts each owner has taken.
+    taken: Vec<AtomicUsize>,
+    /// Set when a thread panicked: the others stop waiting for its parts.
+    abandoned: &'a AtomicBool,
+    plan: &'a Plan,
+    keylog: &'a KeyLog,
+    shares: Shares,
+    owners: usize,
+    limits: &'a Limits,
+}
+
+impl Context<'_> {
+    /// One thread: takes every part in order, and reads the next part nobody has read
+    /// whenever the next one to take is not there yet.
+    fn run(&self, lanes: Lanes, limits: &Limits, progress: &mut dyn FnMut(u64)) -> Ended {
+        let n = self.owners;
+        let count = self.plan.parts();
+        let mut reader = PartReader {
+            plan: self.plan,
+            file: None,
+            decoder: Decoder::new(self.limits),
+            shares: self.shares,
+            owners: n,
+            spare: Vec::new(),
+            tail: Vec::new(),
+        };
+        let mut owner = Owner {
+            me: lanes.me,
+            own: Owned::new(limits, self.keylog),
+            decoder: Decoder::new(self.limits),
+            shares: self.shares,
+            expected: PCAP_HEADER,
+            packets: 0,
+            first_ts: None,
+            last_ts: Timestamp::default(),
+            counts: Default::default(),
+            stopped: None,
+        };
+        let _guard = PanicGuard(self.abandoned);
+        let mut waiting: BTreeMap<usize, Part> = BTreeMap::new();
+        let mut next_take = 0;
+        let mine = self.taken.get(lanes.me);
+        while owner.stopped.is_none() && next_take < count {
+            // The next part, when it is here.
+            if let Some(part) = waiting.remove(&next_take) {
+                owner.take(part, &mut reader);
+                next_take += 1;
+                if let Some(t) = mine {
+                    t.store(next_take, Ordering::Relaxed);
+                }
+                progress(self.plan.bounds(next_take).0);
+                continue;
+            }
+            if let Ok(part) = lanes.from_others.try_recv() {
+                waiting.insert(part.k, part);
+                continue;
+            }
+            // Else read the next part nobody has read, within the window.
+            let slowest = self.taken.iter().map(|t| t.load(Ordering::Relaxed)).min();
+            let k = self.next_read.load(Ordering::Relaxed);
+            if k < count && k < slowest.unwrap_or(0).saturating_add(WINDOW_PER_THREAD * n) {
+                if self
+                    .next_read
+                    .compare_exchange(k, k + 1, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    let start = (k == 0).then_some(PCAP_HEADER);
+                    for (o, part) in reader.read(k, start).into_iter().enumerate() {
+                        if o == lanes.me {
+                            waiting.insert(part.k, part);
+                        } else if let Some(to) = lanes.to.get(o) {
+                            // An owner that stopped (the reading ended before) takes no more.
+                            let _ = to.send(part);
+                        }
+                    }
+                }
+                continue;
+            }
+            // Else wait: for a part another thread is reading, or for the slowest owner to
+            // take one (it does not say when, hence the timeout).
+            if self.abandoned.load(Ordering::Relaxed) {
+                break;
+            }
+            if let Ok(part) = lanes.from_others.recv_timeout(Duration::from_micros(200)) {
+                waiting.insert(part.k, part);
+            }
+        }
+        if let Some(t) = mine {
+            // A thread that stopped early holds no one back.
+            t.store(usize::MAX, Ordering::Relaxed);
+        }
+        drop(lanes);
+        let last = owner.last();
+        Ended {
+            packets: owner.packets,
+            first_ts: owner.first_ts,
+            last,
+            end: owner.expected,
+            stopped: owner.stopped,
+            counts: owner.counts,
+            owner_decoder: owner.decoder,
+            outcome: owner.own.finish(last),
+        }
+    }
+}
