@@ -116,6 +116,8 @@ pub struct FileSource {
     chunk_size: usize,
     done: bool,
     damage: Option<(u64, String)>,
+    /// Where the block of the last packet read starts in the input.
+    packet_at: u64,
 }
 
 impl FileSource {
@@ -204,6 +206,57 @@ impl FileSource {
             chunk_size,
             done: false,
             damage: None,
+            packet_at: 0,
+        })
+    }
+
+    /// Reads `path` on from byte `at`, where reading in parts (`pipeline::split`) met a
+    /// block that changes the reader's state: with the `layout` in force before it, the
+    /// summary so far (`bytes` must be `at`), and the last packet's time.
+    pub(crate) fn resume(
+        path: &std::path::Path,
+        layout: &Layout,
+        at: u64,
+        summary: InputSummary,
+        last_ts: Timestamp,
+    ) -> Result<Self, CaptureError> {
+        use std::io::{Seek, SeekFrom};
+        let name = summary.name.clone();
+        let read_error = |source| CaptureError::Read {
+            name: name.clone(),
+            source,
+        };
+        let mut file = std::fs::File::open(path).map_err(read_error)?;
+        file.seek(SeekFrom::Start(at)).map_err(read_error)?;
+        let mut input: Box<dyn Read + Send> = Box::new(file);
+        let mut first = Vec::with_capacity(CHUNK);
+        let eof = fill(&mut input, &mut first, CHUNK).map_err(read_error)?;
+        let (frame, big_endian, interfaces) = match &layout.kind {
+            Kind::Legacy { frame, iface } => (Some(*frame), false, vec![*iface]),
+            Kind::Ng {
+                big_endian,
+                interfaces,
+            } => (None, *big_endian, interfaces.to_vec()),
+        };
+        Ok(FileSource {
+            input,
+            chunk: Arc::new(first),
+            pos: 0,
+            spare: Vec::new(),
+            eof,
+            frame,
+            state: State {
+                big_endian,
+                interfaces,
+                last_ts,
+                summary,
+                secrets: Vec::new(),
+            },
+            max_block: layout.max_block,
+            chunk_size: CHUNK,
+            done: false,
+            damage: None,
+            packet_at: at,
         })
     }
 
@@ -265,6 +318,9 @@ impl FileSource {
         match judge(parsed, data.len(), self.max_block) {
             Judged::Block(len, block) => {
                 let produced = self.state.take_block(block, chunk, out);
+                if produced {
+                    self.packet_at = self.state.summary.bytes;
+                }
                 self.pos += len;
                 self.state.summary.bytes += len as u64;
                 if produced {
@@ -321,16 +377,24 @@ impl FileSource {
         self.damage = Some((offset, what.to_string()));
     }
 
-    /// How to read this input's records where they lie, when it is a legacy pcap (whose
-    /// header has been read).
-    pub(crate) fn pcap_layout(&self) -> Option<PcapLayout> {
-        let frame = self.frame?;
-        let iface = self.state.interfaces.first()?;
-        Some(PcapLayout {
-            frame,
-            link: iface.link,
-            units: iface.units,
+    /// How to read this input's blocks where they lie, from the packet read last on: the
+    /// format's framing and the interfaces then in force.
+    pub(crate) fn layout(&self) -> Option<Layout> {
+        let kind = match self.frame {
+            Some(frame) => Kind::Legacy {
+                frame,
+                iface: *self.state.interfaces.first()?,
+            },
+            None => Kind::Ng {
+                big_endian: self.state.big_endian,
+                interfaces: self.state.interfaces.clone().into(),
+            },
+        };
+        Some(Layout {
+            kind,
             max_block: self.max_block,
+            start: self.packet_at,
+            last_ts: self.state.last_ts,
         })
     }
 
@@ -403,7 +467,7 @@ fn judge<T>(
 }
 
 /// How a legacy pcap's records are framed: the parser (by byte order and variant), and what
-/// it parses, for [`PcapLayout::plausible`].
+/// it parses, for [`Layout::plausible`].
 #[derive(Clone, Copy)]
 struct Framing {
     parse: FrameParser,
@@ -414,87 +478,249 @@ struct Framing {
     snaplen: u32,
 }
 
-/// How the records of a legacy pcap are read where they lie, by any thread
-/// (`pipeline::split`), with the rules and words of [`FileSource`].
-#[derive(Clone, Copy)]
-pub(crate) struct PcapLayout {
-    frame: Framing,
-    pub link: LinkType,
-    units: u64,
+/// How an input's blocks are read where they lie, by any thread (`pipeline::split`), with
+/// the rules and words of [`FileSource`], from a place where the format's framing and the
+/// interfaces in force are known ([`FileSource::layout`]).
+#[derive(Clone)]
+pub(crate) struct Layout {
+    kind: Kind,
     max_block: usize,
+    /// Where the block of the packet read last (when the layout was taken) starts.
+    pub start: u64,
+    /// That packet's time.
+    pub last_ts: Timestamp,
 }
 
-/// One record of a legacy pcap, as [`PcapLayout::record`] read it.
+#[derive(Clone)]
+enum Kind {
+    Legacy {
+        frame: Framing,
+        iface: Interface,
+    },
+    /// A pcapng section's byte order and interfaces.
+    Ng {
+        big_endian: bool,
+        interfaces: Arc<[Interface]>,
+    },
+}
+
+/// One block, as [`Layout::block`] read it.
 pub(crate) enum Record<'a> {
-    /// A packet; `len` is the record's length, header included.
+    /// A packet; `len` is the block's length.
     Packet {
         len: usize,
+        link: LinkType,
         ts: Timestamp,
         data: &'a [u8],
         orig_len: u32,
     },
-    /// The record needs this many bytes in all (within the limit).
+    /// A block of this length that is not a packet and changes nothing a reader keeps.
+    Skip(usize),
+    /// A block that changes what the reader keeps (a section, an interface, secrets, a
+    /// packet that takes the time of the one before or names an undeclared interface):
+    /// reading on from here needs every block before it.
+    Stateful,
+    /// The block needs this many bytes in all (within the limit).
     Need(usize),
     /// Reading must stop here, for this reason (as [`FileSource`] words it).
     Damage(String),
 }
 
-impl PcapLayout {
-    /// The record at the start of `data`.
-    pub(crate) fn record<'a>(&self, data: &'a [u8]) -> Record<'a> {
-        match judge((self.frame.parse)(data), data.len(), self.max_block) {
-            Judged::Block(len, rec) => Record::Packet {
-                len,
-                ts: Timestamp::from_parts(
-                    i64::from(rec.ts_sec),
-                    u64::from(rec.ts_usec),
-                    self.units,
-                ),
-                data: rec.data,
-                // As `State::emit` does: trust the bytes we have.
-                orig_len: rec
-                    .origlen
-                    .max(u32::try_from(rec.data.len()).unwrap_or(u32::MAX)),
-            },
-            Judged::Need(n) => Record::Need(n),
-            Judged::Damage(what) => Record::Damage(what),
+/// pcapng block types (pcapng §11.1).
+mod block_type {
+    pub const INTERFACE: u32 = 1;
+    pub const OBSOLETE_PACKET: u32 = 2;
+    pub const SIMPLE_PACKET: u32 = 3;
+    pub const NAME_RESOLUTION: u32 = 4;
+    pub const INTERFACE_STATISTICS: u32 = 5;
+    pub const ENHANCED_PACKET: u32 = 6;
+    pub const SYSTEMD_JOURNAL: u32 = 9;
+    pub const DECRYPTION_SECRETS: u32 = 10;
+    pub const CUSTOM: u32 = 0x0000_0bad;
+    pub const CUSTOM_NOT_COPIED: u32 = 0x4000_0bad;
+    pub const SECTION_HEADER: u32 = 0x0a0d_0d0a;
+}
+
+impl Layout {
+    /// The block at the start of `data`.
+    pub(crate) fn block<'a>(&self, data: &'a [u8]) -> Record<'a> {
+        match &self.kind {
+            Kind::Legacy { frame, iface } => {
+                match judge((frame.parse)(data), data.len(), self.max_block) {
+                    Judged::Block(len, rec) => Record::Packet {
+                        len,
+                        link: iface.link,
+                        ts: Timestamp::from_parts(
+                            i64::from(rec.ts_sec),
+                            u64::from(rec.ts_usec),
+                            iface.units,
+                        ),
+                        data: rec.data,
+                        orig_len: trusted_orig_len(rec.origlen, rec.data),
+                    },
+                    Judged::Need(n) => Record::Need(n),
+                    Judged::Damage(what) => Record::Damage(what),
+                }
+            }
+            Kind::Ng {
+                big_endian,
+                interfaces,
+            } => {
+                // As `FileSource::step` checks before parsing.
+                if let Some(what) = bad_ng_block_length(data, *big_endian) {
+                    return Record::Damage(what.into());
+                }
+                let parsed = if *big_endian {
+                    pcap_parser::pcapng::parse_block_be(data)
+                } else {
+                    pcap_parser::pcapng::parse_block_le(data)
+                };
+                match judge(parsed, data.len(), self.max_block) {
+                    Judged::Block(len, Block::EnhancedPacket(epb)) => {
+                        match enhanced_packet(&epb, interfaces) {
+                            Some((iface, ts, data)) => Record::Packet {
+                                len,
+                                link: iface.link,
+                                ts,
+                                data,
+                                orig_len: trusted_orig_len(epb.origlen, data),
+                            },
+                            None => Record::Stateful,
+                        }
+                    }
+                    Judged::Block(
+                        _,
+                        Block::SectionHeader(_)
+                        | Block::InterfaceDescription(_)
+                        | Block::DecryptionSecrets(_)
+                        | Block::SimplePacket(_),
+                    ) => Record::Stateful,
+                    Judged::Block(len, _) => Record::Skip(len),
+                    Judged::Need(n) => Record::Need(n),
+                    Judged::Damage(what) => Record::Damage(what),
+                }
+            }
         }
     }
 
-    /// The length and seconds of the record at the start of `data` if its header looks
-    /// right, read without its data (to find a record boundary without reading what comes
-    /// before: a guess, checked later): microseconds (or nanoseconds) within their second, a
-    /// captured length not zero (so that a run of zeros in a payload is not a chain of
-    /// records), not above the original length, the snap length or the limit. `None` when
-    /// it does not look right, or `data` is shorter than a header.
-    pub(crate) fn plausible(&self, data: &[u8]) -> Option<(usize, u32)> {
+    /// The length of the block at the start of `data`, and the seconds of its time if it
+    /// has one, if its header looks right, read without its data (to find a block boundary
+    /// without reading what comes before: a guess, checked later). `None` when it does not
+    /// look right, or `data` is shorter than a header.
+    ///
+    /// A legacy pcap record: microseconds (or nanoseconds) within their second, a captured
+    /// length not zero (so that a run of zeros in a payload is not a chain of records), not
+    /// above the original length, the snap length or the limit. A pcapng block: a known
+    /// type, a length of at least 12, a multiple of 4, within the limit, and repeated at
+    /// its end (when `data` reaches it).
+    pub(crate) fn plausible(&self, data: &[u8]) -> Option<(usize, Option<u32>)> {
+        let big_endian = match &self.kind {
+            Kind::Legacy { frame, .. } => frame.big_endian,
+            Kind::Ng { big_endian, .. } => *big_endian,
+        };
         let word = |at: usize| {
-            let b: [u8; 4] = data.get(at..at + 4)?.try_into().ok()?;
-            Some(if self.frame.big_endian {
+            let b: [u8; 4] = data.get(at..at.checked_add(4)?)?.try_into().ok()?;
+            Some(if big_endian {
                 u32::from_be_bytes(b)
             } else {
                 u32::from_le_bytes(b)
             })
         };
-        let (secs, usec, caplen, origlen) = (word(0)?, word(4)?, word(8)?, word(12)?);
-        let len = self.frame.header.checked_add(caplen as usize)?;
-        let snaplen = match self.frame.snaplen {
-            0 => u32::MAX,
-            n => n,
-        };
-        (data.len() >= self.frame.header
-            && u64::from(usec) < self.units
-            && caplen > 0
-            && caplen <= origlen
-            && caplen <= snaplen
-            && len <= self.max_block)
-            .then_some((len, secs))
+        match &self.kind {
+            Kind::Legacy { frame, iface } => {
+                let (secs, usec, caplen, origlen) = (word(0)?, word(4)?, word(8)?, word(12)?);
+                let len = frame.header.checked_add(caplen as usize)?;
+                let snaplen = match frame.snaplen {
+                    0 => u32::MAX,
+                    n => n,
+                };
+                (data.len() >= frame.header
+                    && u64::from(usec) < iface.units
+                    && caplen > 0
+                    && caplen <= origlen
+                    && caplen <= snaplen
+                    && len <= self.max_block)
+                    .then_some((len, Some(secs)))
+            }
+            Kind::Ng { .. } => {
+                use block_type::*;
+                let (kind, len) = (word(0)?, word(4)?);
+                let known = matches!(
+                    kind,
+                    INTERFACE
+                        | OBSOLETE_PACKET
+                        | SIMPLE_PACKET
+                        | NAME_RESOLUTION
+                        | INTERFACE_STATISTICS
+                        | ENHANCED_PACKET
+                        | SYSTEMD_JOURNAL
+                        | DECRYPTION_SECRETS
+                        | CUSTOM
+                        | CUSTOM_NOT_COPIED
+                        | SECTION_HEADER
+                );
+                let n = len as usize;
+                let trailer = n.checked_sub(4).and_then(word);
+                (known
+                    && n >= 12
+                    && n % 4 == 0
+                    && n <= self.max_block
+                    && trailer.is_none_or(|t| t == len))
+                .then_some((n, None))
+            }
+        }
     }
 
-    /// Bytes of a record's header.
+    /// Bytes of a block's header, the least a plausible one needs.
     pub(crate) fn header(&self) -> usize {
-        self.frame.header
+        match &self.kind {
+            Kind::Legacy { frame, .. } => frame.header,
+            Kind::Ng { .. } => 8,
+        }
     }
+}
+
+/// An Enhanced Packet Block's interface, time and captured bytes; `None` when it names an
+/// undeclared interface.
+fn enhanced_packet<'a>(
+    epb: &pcap_parser::pcapng::EnhancedPacketBlock<'a>,
+    interfaces: &[Interface],
+) -> Option<(Interface, Timestamp, &'a [u8])> {
+    let iface = usize::try_from(epb.if_id)
+        .ok()
+        .and_then(|i| interfaces.get(i).copied())?;
+    let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+    let units = iface.units;
+    let secs = i64::try_from(raw / units)
+        .unwrap_or(i64::MAX)
+        .saturating_add(iface.offset_secs);
+    let ts = Timestamp::from_parts(secs, raw % units, units);
+    let caplen = (epb.caplen as usize).min(epb.data.len());
+    Some((iface, ts, epb.data.get(..caplen).unwrap_or(epb.data)))
+}
+
+/// A writer that records an original length below the captured one is wrong; trust the
+/// bytes we have.
+fn trusted_orig_len(orig_len: u32, data: &[u8]) -> u32 {
+    orig_len.max(u32::try_from(data.len()).unwrap_or(u32::MAX))
+}
+
+/// pcapng block lengths are checked before pcap-parser sees them: it subtracts from
+/// lengths below 12 for some block types (an overflow, found by fuzzing). pcapng §3.1: a
+/// block is at least 12 bytes and a multiple of 4.
+fn bad_ng_block_length(data: &[u8], big_endian: bool) -> Option<&'static str> {
+    let [t0, t1, t2, t3, l0, l1, l2, l3, ..] = *data else {
+        return None;
+    };
+    if [t0, t1, t2, t3] == [0x0a, 0x0d, 0x0d, 0x0a] {
+        return None; // a Section Header Block: its byte order is not known yet
+    }
+    let len = if big_endian {
+        u32::from_be_bytes([l0, l1, l2, l3])
+    } else {
+        u32::from_le_bytes([l0, l1, l2, l3])
+    };
+    (len < 12 || len % 4 != 0).then_some("block length below 12 or not a multiple of 4")
 }
 
 /// What reading one block gave.
@@ -514,18 +740,7 @@ impl State {
         if self.summary.format != "pcapng" {
             return None;
         }
-        let [t0, t1, t2, t3, l0, l1, l2, l3, ..] = *data else {
-            return None;
-        };
-        if [t0, t1, t2, t3] == [0x0a, 0x0d, 0x0d, 0x0a] {
-            return None; // a Section Header Block: its byte order is not known yet
-        }
-        let len = if self.big_endian {
-            u32::from_be_bytes([l0, l1, l2, l3])
-        } else {
-            u32::from_le_bytes([l0, l1, l2, l3])
-        };
-        (len < 12 || len % 4 != 0).then_some("block length below 12 or not a multiple of 4")
+        bad_ng_block_length(data, self.big_endian)
     }
 
     /// Applies one block, read from `chunk`; returns true when it was a packet, put in `out`.
@@ -584,21 +799,10 @@ impl State {
                 false
             }
             Block::EnhancedPacket(epb) => {
-                let Some(iface) = usize::try_from(epb.if_id)
-                    .ok()
-                    .and_then(|i| self.interfaces.get(i).copied())
-                else {
+                let Some((iface, ts, data)) = enhanced_packet(&epb, &self.interfaces) else {
                     self.warn_once("packet on an undeclared interface skipped");
                     return false;
                 };
-                let raw = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-                let units = iface.units;
-                let secs = i64::try_from(raw / units)
-                    .unwrap_or(i64::MAX)
-                    .saturating_add(iface.offset_secs);
-                let ts = Timestamp::from_parts(secs, raw % units, units);
-                let caplen = (epb.caplen as usize).min(epb.data.len());
-                let data = epb.data.get(..caplen).unwrap_or(epb.data);
                 self.emit(iface.link, ts, data, epb.origlen, (chunk, out))
             }
             Block::SimplePacket(spb) => {
@@ -639,9 +843,7 @@ impl State {
         out.link = Some(link);
         // `data` is a slice of `chunk` by construction (the parsers borrow their input).
         out.at = super::place(chunk, data).unwrap_or_default();
-        // A writer that records an original length below the captured one is wrong; trust the
-        // bytes we have.
-        out.orig_len = orig_len.max(u32::try_from(data.len()).unwrap_or(u32::MAX));
+        out.orig_len = trusted_orig_len(orig_len, data);
         true
     }
 

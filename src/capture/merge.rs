@@ -132,13 +132,14 @@ impl Capture {
         self.sources.iter().map(|s| s.summary().bytes).sum()
     }
 
-    /// The one input's record layout and summary so far, when the capture is a single
-    /// legacy pcap (which `pipeline::split` may read in parts).
-    pub(crate) fn single_pcap(&self) -> Option<(super::file::PcapLayout, InputSummary)> {
+    /// The one input's layout (from its first packet on) and summary so far, and the
+    /// secrets read before that packet, when the capture is a single input (which
+    /// `pipeline::split` may read in parts).
+    pub(crate) fn single_layout(&self) -> Option<(super::file::Layout, InputSummary)> {
         let [source] = self.sources.as_slice() else {
             return None;
         };
-        Some((source.pcap_layout()?, source.summary().clone()))
+        Some((source.layout()?, source.summary().clone()))
     }
 
     /// Per-input summaries, in input order.

@@ -17,7 +17,7 @@ mod merge;
 pub mod partition;
 pub mod write;
 
-pub(crate) use file::{damage_warning, PcapLayout, Record, CUT_SHORT, READ_ERROR};
+pub(crate) use file::{damage_warning, Layout, OwnedPacket, Record, CUT_SHORT, READ_ERROR};
 pub use file::{Chunk, FileSource, InputName};
 pub use merge::Capture;
 

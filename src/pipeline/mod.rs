@@ -198,8 +198,8 @@ pub fn analyze_inputs(
     threads: usize,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Report, CaptureError> {
-    let capture = Capture::open(inputs, limits)?;
-    if let Some(plan) = split::Plan::new(inputs, &capture, threads) {
+    let mut capture = Capture::open(inputs, limits)?;
+    if let Some(plan) = split::Plan::new(inputs, &mut capture, threads) {
         drop(capture);
         let partial = split::analyze(&plan, limits, keylog, threads, progress);
         return Ok(Report::assemble(partial, 1));
@@ -207,8 +207,8 @@ pub fn analyze_inputs(
     Ok(analyze_capture(capture, limits, keylog, threads, progress))
 }
 
-/// [`analyze_inputs`] on a single legacy pcap file read in parts of `part` bytes, whatever
-/// its size (large files are read so by [`analyze_inputs`]; tests cut small files into many
+/// [`analyze_inputs`] on a single capture file read in parts of `part` bytes, whatever its
+/// size (large files are read so by [`analyze_inputs`]; tests cut small files into many
 /// small parts). `Ok(None)` when the inputs cannot be read in parts.
 #[doc(hidden)]
 pub fn analyze_in_parts(
@@ -218,8 +218,8 @@ pub fn analyze_in_parts(
     threads: usize,
     part: usize,
 ) -> Result<Option<Report>, CaptureError> {
-    let capture = Capture::open(inputs, limits)?;
-    let Some(plan) = split::Plan::with_part(inputs, &capture, part) else {
+    let mut capture = Capture::open(inputs, limits)?;
+    let Some(plan) = split::Plan::with_part(inputs, &mut capture, part, 0) else {
         return Ok(None);
     };
     drop(capture);

@@ -1,5 +1,5 @@
-//! One legacy pcap file on several threads, each reading and decoding parts of the file and
-//! analysing a share of the connections.
+//! One capture file (pcap or pcapng) on several threads, each reading and decoding parts
+//! of the file and analysing a share of the connections.
 //!
 //! Contract: the report is byte-identical to a one-thread run's, for any number of threads,
 //! with the same exception as [`super::handoff`] (table-wide limits are divided between the
@@ -14,11 +14,17 @@
 //! its connections ([`Batch`]): a thread whose connections cost more reads fewer parts.
 //! Reading, decoding and analysing are all divided.
 //!
-//! - **Record boundaries.** Where a part's first record starts is guessed (a chain of
-//!   plausible record headers, [`PcapLayout::plausible`]); each owner checks the guess
-//!   against where the part before it ended, in order, so the check is exact. A wrong guess
-//!   (a payload that holds what looks like pcap records) is read again by each owner from
-//!   the right place: it costs time, never a different report.
+//! - **Record boundaries.** Where a part's first record (pcap) or block (pcapng) starts is
+//!   guessed (a chain of plausible headers, [`Layout::plausible`]); each owner checks the
+//!   guess against where the part before it ended, in order, so the check is exact. A
+//!   wrong guess (a payload that holds what looks like records) is read again by each owner
+//!   from the right place: it costs time, never a different report.
+//! - **Blocks that change what a reader keeps** (a pcapng section, interface or secrets
+//!   block, a simple packet, which takes the time of the packet before): parts are read
+//!   with the interfaces in force at the first packet; at such a block, every owner reads
+//!   the rest of the file in order itself ([`Owner::read_on`]), as one thread would, and
+//!   keeps its own connections. Writers put these blocks before the first packet, where
+//!   they are read before the parts.
 //! - **IP fragments** need one decoder that sees all of them: a part's decoder leaves them
 //!   to the owners ([`Decoder::decode_or_defer`]); every owner decodes all of them, in order,
 //!   and keeps the segments it owns. The first owner's counts are the run's.
@@ -29,19 +35,19 @@
 //!   alive at once, besides the ones being taken.
 //! - **A file still being written** is read up to the size it had when it was opened.
 //!
-//! Only a single legacy pcap read from a regular file is split ([`Plan::new`]): pcapng
-//! blocks change the interface table and carry secrets as they go, several inputs are merged
-//! by time, and standard input cannot be read out of order; those take [`super::handoff`].
+//! Only a single input read from a regular file is split ([`Plan::new`]): several inputs
+//! are merged by time, and standard input cannot be read out of order; those take
+//! [`super::handoff`].
 
 use super::shard::{flow_hash, Batch, Owned, Replayed, Shares, WorkerOutcome};
 use super::RunStats;
 use crate::analysis::Partial;
 use crate::anomaly::AnomalyCounts;
 use crate::capture::{
-    damage_warning, Capture, Chunk, InputName, InputSummary, Origin, PcapLayout, RawPacket, Record,
-    CUT_SHORT, READ_ERROR,
+    damage_warning, Capture, Chunk, DecryptionSecret, FileSource, InputName, InputSummary, Layout,
+    LinkType, Origin, OwnedPacket, RawPacket, Record, CUT_SHORT, READ_ERROR,
 };
-use crate::flow::EventMeta;
+use crate::flow::{EventMeta, StreamSink};
 use crate::proto::tls::keylog::KeyLog;
 use crate::wire::{DecodeStats, Decoder, Transport};
 use crate::{Limits, Timestamp};
@@ -68,18 +74,20 @@ const WINDOW_PER_THREAD: usize = 2;
 /// Seconds between two records of a guessed chain at most. Captures have gaps longer than
 /// this (a guess that misses is read again, slower), but random bytes rarely have this.
 const CHAIN_SECONDS: u32 = 3600;
-/// The header of a legacy pcap file.
-const PCAP_HEADER: u64 = 24;
 /// Chunks a thread keeps for reuse.
 const SPARE_CHUNKS: usize = 16;
 
 /// A capture that can be split, and how.
 pub(super) struct Plan {
     path: PathBuf,
-    layout: PcapLayout,
+    /// The framing and interfaces in force from the first packet on (`layout.start`).
+    layout: Layout,
     len: u64,
-    /// The input's summary as opened (name, fingerprint, format).
+    /// The input's summary as opened (name, fingerprint, format, warnings before the
+    /// first packet), its counts to be made again.
     summary: InputSummary,
+    /// Secrets met before the first packet.
+    secrets: Vec<DecryptionSecret>,
     part: usize,
     /// Bytes before a part read to find its first record ([`OVERLAP`], at most a part).
     overlap: usize,
@@ -87,29 +95,49 @@ pub(super) struct Plan {
 
 impl Plan {
     /// A plan for `capture` (opened from `inputs`) on `threads` threads, when it is one
-    /// legacy pcap in a regular file large enough to be worth it.
-    pub(super) fn new(inputs: &[InputName], capture: &Capture, threads: usize) -> Option<Self> {
-        let plan = Self::with_part(inputs, capture, PART)?;
-        (threads > 1 && plan.parts() as u64 >= MIN_PARTS_PER_THREAD * threads as u64)
-            .then_some(plan)
+    /// capture file, regular and large enough to be worth it (its secrets read so far are
+    /// then taken).
+    pub(super) fn new(inputs: &[InputName], capture: &mut Capture, threads: usize) -> Option<Self> {
+        if threads < 2 {
+            return None;
+        }
+        Self::with_part(inputs, capture, PART, MIN_PARTS_PER_THREAD * threads as u64)
     }
 
-    /// A plan with parts of `part` bytes, whatever the file's size (tests cut small files
-    /// into many parts, whose guesses start at most a part before them).
-    pub(super) fn with_part(inputs: &[InputName], capture: &Capture, part: usize) -> Option<Self> {
+    /// A plan with parts of `part` bytes when the file has `min_parts` at least (tests cut
+    /// small files into many parts, whose guesses start at most a part before them).
+    pub(super) fn with_part(
+        inputs: &[InputName],
+        capture: &mut Capture,
+        part: usize,
+        min_parts: u64,
+    ) -> Option<Self> {
         let [InputName::Path(path)] = inputs else {
             return None;
         };
-        let (layout, summary) = capture.single_pcap()?;
+        let (layout, mut summary) = capture.single_layout()?;
         let meta = std::fs::metadata(path).ok()?;
-        meta.is_file().then(|| Plan {
+        let part = part.max(1);
+        if !meta.is_file() || summary.packets == 0 || meta.len().div_ceil(part as u64) < min_parts {
+            return None;
+        }
+        summary.packets = 0;
+        summary.bytes = layout.start;
+        summary.link_types.clear();
+        Some(Plan {
             path: path.clone(),
             layout,
             len: meta.len(),
             summary,
-            part: part.max(1),
+            secrets: capture.take_secrets(),
+            part,
             overlap: OVERLAP.min(part),
         })
+    }
+
+    /// The part the first packet is in: the parts before it have nothing to read.
+    fn first_part(&self) -> usize {
+        usize::try_from(self.layout.start / self.part as u64).unwrap_or(usize::MAX)
     }
 
     fn parts(&self) -> usize {
@@ -133,7 +161,14 @@ struct Part {
     end: u64,
     /// Why reading stops at `end`.
     damage: Option<String>,
+    /// The block at `end` changes what a reader keeps: the file is read on from there
+    /// in order ([`Owner::read_on`]).
+    stateful: bool,
     packets: u64,
+    /// Link types of its packets, in the order they came.
+    links: Vec<LinkType>,
+    /// Its last packet's time.
+    last_ts: Option<Timestamp>,
     first_ts: Option<Timestamp>,
     max_ts: Option<Timestamp>,
     /// The part decoder's counts (in the first owner's copy only).
@@ -148,7 +183,10 @@ impl Part {
             start,
             end: start.unwrap_or(0),
             damage: None,
+            stateful: false,
             packets: 0,
+            links: Vec::new(),
+            last_ts: None,
             first_ts: None,
             max_ts: None,
             counts: None,
@@ -208,21 +246,32 @@ impl PartReader<'_> {
         while from + (p as u64) < hi {
             let at = from + p as u64;
             let rest = chunk.get(p..).unwrap_or_default();
-            let record = match self.plan.layout.record(rest) {
+            let record = match self.plan.layout.block(rest) {
                 Record::Need(_) if at_end => Record::Damage(CUT_SHORT.into()),
                 Record::Need(wanted) => match self.read_whole(at, wanted) {
-                    Ok(()) => self.plan.layout.record(&self.tail),
+                    Ok(()) => self.plan.layout.block(&self.tail),
                     Err(_) => Record::Damage(READ_ERROR.into()),
                 },
                 r => r,
             };
-            let (len, ts, data, orig_len) = match record {
+            let (len, link, ts, data, orig_len) = match record {
                 Record::Packet {
                     len,
+                    link,
                     ts,
                     data,
                     orig_len,
-                } => (len, ts, data, orig_len),
+                } => (len, link, ts, data, orig_len),
+                Record::Skip(len) => {
+                    p += len;
+                    continue;
+                }
+                Record::Stateful => {
+                    for part in &mut parts {
+                        part.stateful = true;
+                    }
+                    break;
+                }
                 Record::Need(_) => {
                     self.damaged(&mut parts, at, CUT_SHORT);
                     break;
@@ -240,7 +289,7 @@ impl PartReader<'_> {
                     packet: local,
                 },
                 ts,
-                link: self.plan.layout.link,
+                link,
                 data,
                 orig_len,
             };
@@ -263,6 +312,10 @@ impl PartReader<'_> {
             for part in &mut parts {
                 part.first_ts.get_or_insert(ts);
                 part.max_ts = part.max_ts.max(Some(ts));
+                part.last_ts = Some(ts);
+                if !part.links.contains(&link) {
+                    part.links.push(link);
+                }
             }
             p += len;
         }
@@ -292,13 +345,13 @@ impl PartReader<'_> {
     }
 
     /// Reads the record at `at`, `wanted` bytes at least, into `tail`; more when its header
-    /// asks for more (never past the record limit: [`PcapLayout::record`] stops before).
+    /// asks for more (never past the record limit: [`Layout::block`] stops before).
     fn read_whole(&mut self, at: u64, mut wanted: usize) -> std::io::Result<()> {
         loop {
             self.tail.clear();
             let want = wanted as u64;
             read_at(&mut self.file, &self.plan.path, at, &mut self.tail, want)?;
-            match self.plan.layout.record(&self.tail) {
+            match self.plan.layout.block(&self.tail) {
                 Record::Need(more) if more > wanted && self.tail.len() == wanted => wanted = more,
                 _ => return Ok(()),
             }
@@ -353,7 +406,7 @@ fn read_at(
 /// header that is not one (a payload's bytes that look like one), but following it soon
 /// falls into step with the real records, as their lengths lead from one to the next: it
 /// is where it arrives, not where it started, that is the guess.
-fn guess(layout: &PcapLayout, data: &[u8], skip: usize) -> Option<usize> {
+fn guess(layout: &Layout, data: &[u8], skip: usize) -> Option<usize> {
     let chain = |p: usize| {
         let mut at = p;
         let mut last: Option<u32> = None;
@@ -365,10 +418,12 @@ fn guess(layout: &PcapLayout, data: &[u8], skip: usize) -> Option<usize> {
             let Some((len, secs)) = layout.plausible(rest) else {
                 return false;
             };
-            if last.is_some_and(|l| l.abs_diff(secs) > CHAIN_SECONDS) {
-                return false;
+            if let (Some(l), Some(s)) = (last, secs) {
+                if l.abs_diff(s) > CHAIN_SECONDS {
+                    return false;
+                }
             }
-            last = Some(secs);
+            last = secs;
             at = at.saturating_add(len);
         }
         true
@@ -405,19 +460,23 @@ fn owner_of(shares: Shares, hash: u64) -> usize {
 struct Owner {
     me: usize,
     own: Owned,
-    /// Decodes the packets the parts' decoders left (IP fragments), all of them.
+    /// Decodes the packets the parts' decoders left (IP fragments), all of them, and every
+    /// packet read on in order after a block that changes what a reader keeps.
     decoder: Decoder,
     shares: Shares,
     /// Where the next part's first record must start.
     expected: u64,
-    /// Packets of the parts taken.
-    packets: u64,
+    /// The input's summary so far: packets, bytes, link types, warnings.
+    summary: InputSummary,
     first_ts: Option<Timestamp>,
+    /// The latest time of a packet so far (where the flow table's end happens).
+    max_ts: Timestamp,
+    /// The last packet's time (a pcapng Simple Packet Block takes it).
     last_ts: Timestamp,
     /// The parts' decoders' counts (the first owner's).
     counts: (DecodeStats, AnomalyCounts),
-    /// Where and why the reading stopped early.
-    stopped: Option<(u64, String)>,
+    /// No part is taken any more: the reading ended (damage) or went on in order.
+    done: bool,
 }
 
 impl Owner {
@@ -447,50 +506,107 @@ impl Owner {
             shares,
             ..
         } = self;
-        part.batch.replay(self.packets, &mut |r| match r {
+        part.batch.replay(self.summary.packets, &mut |r| match r {
             Replayed::Segment(d, seg) => own.process(&d, &seg),
-            Replayed::Deferred(pkt) => {
-                if let Some(d) = decoder.decode(&pkt) {
-                    if let Transport::Tcp(seg) = d.transport {
-                        if owner_of(*shares, flow_hash(d.src, d.dst)) == *me {
-                            own.process(&d, &seg);
-                        }
-                    }
-                }
-            }
+            Replayed::Deferred(pkt) => keep_own(decoder, own, *shares, *me, &pkt),
         });
-        self.packets += part.packets;
+        self.summary.packets += part.packets;
+        for link in part.links {
+            if !self.summary.link_types.contains(&link) {
+                self.summary.link_types.push(link);
+            }
+        }
         if self.first_ts.is_none() {
             self.first_ts = part.first_ts;
         }
-        self.last_ts = self.last_ts.max(part.max_ts.unwrap_or_default());
+        self.max_ts = self.max_ts.max(part.max_ts.unwrap_or_default());
+        self.last_ts = part.last_ts.unwrap_or(self.last_ts);
         if part.start.is_some() {
             self.expected = part.end;
+            self.summary.bytes = part.end;
         }
         if let Some(what) = part.damage {
-            self.stopped = Some((part.end, what));
+            self.summary.warnings.push(damage_warning(&what, part.end));
+            self.done = true;
+        } else if part.stateful {
+            self.read_on(part.end, reader.plan);
+            self.done = true;
         }
+    }
+
+    /// Reads the rest of the file in order from `at`, a block that changes what a reader
+    /// keeps, as one thread would (every owner does, keeping its own connections).
+    fn read_on(&mut self, at: u64, plan: &Plan) {
+        let summary = self.summary.clone();
+        let mut src = match FileSource::resume(&plan.path, &plan.layout, at, summary, self.last_ts)
+        {
+            Ok(src) => src,
+            Err(_) => {
+                self.summary.warnings.push(damage_warning(READ_ERROR, at));
+                return;
+            }
+        };
+        let mut pkt = OwnedPacket::default();
+        while src.next_packet(&mut pkt) {
+            for secret in src.take_secrets() {
+                StreamSink::key_material(&mut self.own.ledger, &secret);
+            }
+            let index = src.summary().packets;
+            let (Some(link), Some(data)) = (pkt.link, src.chunk().get(pkt.at.0..pkt.at.1)) else {
+                continue;
+            };
+            self.first_ts.get_or_insert(pkt.ts);
+            self.max_ts = self.max_ts.max(pkt.ts);
+            let raw = RawPacket {
+                index,
+                origin: Origin {
+                    input: 0,
+                    packet: index,
+                },
+                ts: pkt.ts,
+                link,
+                data,
+                orig_len: pkt.orig_len,
+            };
+            keep_own(&mut self.decoder, &mut self.own, self.shares, self.me, &raw);
+        }
+        self.summary = src.summary().clone();
+        self.expected = self.summary.bytes;
     }
 
     fn last(&self) -> EventMeta {
         EventMeta {
-            ts: self.last_ts,
-            packet: self.packets,
+            ts: self.max_ts,
+            packet: self.summary.packets,
         }
     }
 }
 
-/// What a thread ends with: its connections, and (all owners agree on them) where the
-/// reading ended.
+/// Decodes a packet every owner sees, and analyses its segment if it is `me`'s.
+fn keep_own(
+    decoder: &mut Decoder,
+    own: &mut Owned,
+    shares: Shares,
+    me: usize,
+    pkt: &RawPacket<'_>,
+) {
+    if let Some(d) = decoder.decode(pkt) {
+        if let Transport::Tcp(seg) = d.transport {
+            if owner_of(shares, flow_hash(d.src, d.dst)) == me {
+                own.process(&d, &seg);
+            }
+        }
+    }
+}
+
+/// What a thread ends with: its connections, and (all owners agree on them) what was read.
 struct Ended {
     outcome: WorkerOutcome,
     owner_decoder: Decoder,
     counts: (DecodeStats, AnomalyCounts),
-    packets: u64,
+    summary: InputSummary,
     first_ts: Option<Timestamp>,
     last: EventMeta,
-    end: u64,
-    stopped: Option<(u64, String)>,
 }
 
 /// Tells the other threads when this one panics.
@@ -536,8 +652,10 @@ pub(super) fn analyze(
     drop(senders);
     let abandoned = AtomicBool::new(false);
     let context = Context {
-        next_read: AtomicUsize::new(0),
-        taken: (0..n).map(|_| AtomicUsize::new(0)).collect(),
+        next_read: AtomicUsize::new(plan.first_part()),
+        taken: (0..n)
+            .map(|_| AtomicUsize::new(plan.first_part()))
+            .collect(),
         abandoned: &abandoned,
         plan,
         keylog,
@@ -582,16 +700,7 @@ pub(super) fn analyze(
             run.anomalies = anomalies;
             run.first_ts = e.first_ts;
             run.last_ts = e.first_ts.map(|_| e.last.ts);
-            summary.packets = e.packets;
-            summary.bytes = e.end;
-            summary.link_types = if e.packets > 0 {
-                vec![plan.layout.link]
-            } else {
-                Vec::new()
-            };
-            if let Some((at, what)) = &e.stopped {
-                summary.warnings.push(damage_warning(what, *at));
-            }
+            summary = e.summary;
         }
         run.connections += e.outcome.opened;
         run.evicted += e.outcome.evicted;
@@ -641,18 +750,23 @@ impl Context<'_> {
             own: Owned::new(limits, self.keylog),
             decoder: Decoder::new(self.limits),
             shares: self.shares,
-            expected: PCAP_HEADER,
-            packets: 0,
+            expected: self.plan.layout.start,
+            summary: self.plan.summary.clone(),
             first_ts: None,
-            last_ts: Timestamp::default(),
+            max_ts: Timestamp::default(),
+            last_ts: self.plan.layout.last_ts,
             counts: Default::default(),
-            stopped: None,
+            done: false,
         };
+        for secret in &self.plan.secrets {
+            StreamSink::key_material(&mut owner.own.ledger, secret);
+        }
         let _guard = PanicGuard(self.abandoned);
         let mut waiting: BTreeMap<usize, Part> = BTreeMap::new();
-        let mut next_take = 0;
+        let first = self.plan.first_part();
+        let mut next_take = first;
         let mine = self.taken.get(lanes.me);
-        while owner.stopped.is_none() && next_take < count {
+        while !owner.done && next_take < count {
             // The next part, when it is here.
             if let Some(part) = waiting.remove(&next_take) {
                 owner.take(part, &mut reader);
@@ -676,7 +790,7 @@ impl Context<'_> {
                     .compare_exchange(k, k + 1, Ordering::Relaxed, Ordering::Relaxed)
                     .is_ok()
                 {
-                    let start = (k == 0).then_some(PCAP_HEADER);
+                    let start = (k == first).then_some(self.plan.layout.start);
                     for (o, part) in reader.read(k, start).into_iter().enumerate() {
                         if o == lanes.me {
                             waiting.insert(part.k, part);
@@ -704,11 +818,9 @@ impl Context<'_> {
         drop(lanes);
         let last = owner.last();
         Ended {
-            packets: owner.packets,
             first_ts: owner.first_ts,
             last,
-            end: owner.expected,
-            stopped: owner.stopped,
+            summary: owner.summary,
             counts: owner.counts,
             owner_decoder: owner.decoder,
             outcome: owner.own.finish(last),
