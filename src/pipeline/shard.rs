@@ -320,6 +320,9 @@ impl Shares {
 
     /// The worker of `hash` (its lane), or `None` when it is the first owner's.
     pub(super) fn lane(self, hash: u64) -> Option<usize> {
+        if self.workers == 0 {
+            return None;
+        }
         let past = hash.checked_sub(self.own)? >> 32;
         Some(((u128::from(past) * self.scale) >> 64) as usize)
     }
@@ -369,6 +372,15 @@ mod tests {
             }
             let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
             assert!(max - min <= 2, "{workers} workers: {counts:?}");
+        }
+    }
+
+    /// With no workers, the first owner has every hash, up to the last.
+    #[test]
+    fn one_owner_has_every_hash() {
+        let shares = Shares::new(0, 1.0);
+        for hash in [0, 1 << 63, u64::MAX - 1, u64::MAX] {
+            assert_eq!(shares.lane(hash), None);
         }
     }
 

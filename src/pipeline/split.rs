@@ -74,8 +74,9 @@ const WINDOW_PER_THREAD: usize = 2;
 /// Seconds between two records of a guessed chain at most. Captures have gaps longer than
 /// this (a guess that misses is read again, slower), but random bytes rarely have this.
 const CHAIN_SECONDS: u32 = 3600;
-/// Chunks a thread keeps for reuse.
-const SPARE_CHUNKS: usize = 16;
+/// Chunks a thread keeps for reuse (the others are freed when the last batch that holds
+/// them is done).
+const SPARE_CHUNKS: usize = WINDOW_PER_THREAD + 2;
 
 /// A capture that can be split, and how.
 pub(super) struct Plan {
@@ -203,8 +204,8 @@ struct PartReader<'p> {
     shares: Shares,
     owners: usize,
     spare: Vec<Chunk>,
-    /// A record that runs past its part's end, read whole.
-    tail: Vec<u8>,
+    /// A record that runs past its part's end, read whole (shared like a part's chunk).
+    tail: Chunk,
 }
 
 impl PartReader<'_> {
@@ -246,14 +247,20 @@ impl PartReader<'_> {
         while from + (p as u64) < hi {
             let at = from + p as u64;
             let rest = chunk.get(p..).unwrap_or_default();
+            let mut in_tail = false;
             let record = match self.plan.layout.block(rest) {
                 Record::Need(_) if at_end => Record::Damage(CUT_SHORT.into()),
                 Record::Need(wanted) => match self.read_whole(at, wanted) {
-                    Ok(()) => self.plan.layout.block(&self.tail),
+                    Ok(()) => {
+                        in_tail = true;
+                        self.plan.layout.block(&self.tail)
+                    }
                     Err(_) => Record::Damage(READ_ERROR.into()),
                 },
                 r => r,
             };
+            // Where the record lies, shared by every batch that keeps a part of it.
+            let held = if in_tail { &self.tail } else { &chunk };
             let (len, link, ts, data, orig_len) = match record {
                 Record::Packet {
                     len,
@@ -298,14 +305,14 @@ impl PartReader<'_> {
                     if let Transport::Tcp(seg) = d.transport {
                         let owner = owner_of(self.shares, flow_hash(d.src, d.dst));
                         if let Some(part) = parts.get_mut(owner) {
-                            part.batch.push(&d, &seg, &chunk);
+                            part.batch.push(&d, &seg, held);
                         }
                     }
                 }
                 Ok(None) => {}
                 Err(_) => {
                     for part in &mut parts {
-                        part.batch.push_raw(&pkt, &chunk);
+                        part.batch.push_raw(&pkt, held);
                     }
                 }
             }
@@ -348,9 +355,15 @@ impl PartReader<'_> {
     /// asks for more (never past the record limit: [`Layout::block`] stops before).
     fn read_whole(&mut self, at: u64, mut wanted: usize) -> std::io::Result<()> {
         loop {
-            self.tail.clear();
-            let want = wanted as u64;
-            read_at(&mut self.file, &self.plan.path, at, &mut self.tail, want)?;
+            // A tail that batches still hold is theirs; this one is new.
+            if Arc::get_mut(&mut self.tail).is_none() {
+                self.tail = Chunk::default();
+            }
+            let Some(buf) = Arc::get_mut(&mut self.tail) else {
+                return Err(std::io::Error::other("tail still shared"));
+            };
+            buf.clear();
+            read_at(&mut self.file, &self.plan.path, at, buf, wanted as u64)?;
             match self.plan.layout.block(&self.tail) {
                 Record::Need(more) if more > wanted && self.tail.len() == wanted => wanted = more,
                 _ => return Ok(()),
@@ -368,7 +381,13 @@ impl PartReader<'_> {
                 }
                 c
             }
-            None => Arc::new(Vec::with_capacity(self.plan.part + self.plan.overlap)),
+            None => {
+                let part = u64::try_from(self.plan.part)
+                    .unwrap_or(u64::MAX)
+                    .min(self.plan.len);
+                let part = usize::try_from(part).unwrap_or(usize::MAX);
+                Arc::new(Vec::with_capacity(part.saturating_add(self.plan.overlap)))
+            }
         }
     }
 
@@ -664,6 +683,9 @@ pub(super) fn analyze(
         limits,
     };
     let ended: Vec<Ended> = std::thread::scope(|s| {
+        // This thread failing to start one (or panicking) must not leave the others waiting
+        // for its parts while the scope waits for them.
+        let _guard = PanicGuard(&abandoned);
         let mut handles = Vec::with_capacity(n);
         let mine = lanes.remove(0);
         for lane in lanes {
@@ -734,6 +756,7 @@ impl Context<'_> {
     /// One thread: takes every part in order, and reads the next part nobody has read
     /// whenever the next one to take is not there yet.
     fn run(&self, lanes: Lanes, limits: &Limits, progress: &mut dyn FnMut(u64)) -> Ended {
+        let _guard = PanicGuard(self.abandoned);
         let n = self.owners;
         let count = self.plan.parts();
         let mut reader = PartReader {
@@ -743,7 +766,7 @@ impl Context<'_> {
             shares: self.shares,
             owners: n,
             spare: Vec::new(),
-            tail: Vec::new(),
+            tail: Chunk::default(),
         };
         let mut owner = Owner {
             me: lanes.me,
@@ -761,7 +784,6 @@ impl Context<'_> {
         for secret in &self.plan.secrets {
             StreamSink::key_material(&mut owner.own.ledger, secret);
         }
-        let _guard = PanicGuard(self.abandoned);
         let mut waiting: BTreeMap<usize, Part> = BTreeMap::new();
         let first = self.plan.first_part();
         let mut next_take = first;

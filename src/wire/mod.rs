@@ -228,62 +228,6 @@ impl Decoder {
         let cut_bytes = pkt.cut_bytes();
         self.tunnel.clear();
         let link = link::strip(pkt.link, pkt.data);
-        if let (true, Ok(link)) = (self.fast, link) {
-            if let Some(inner) = fast::tcp(pkt, link) {
-                self.count(pkt, cut_bytes);
-                self.stats.tcp += 1;
-                return Ok(Some(Decapsulated {
-                    inner,
-                    tunnel: &self.tunnel,
-                }));
-            }
-        }
-        // What the counts were, to be put back if this packet is deferred (rare: only packets
-        // off the plain path pay for the copy, and only when deferring).
-        let before = defer.then(|| (self.stats.clone(), self.anomalies.clone()));
-        self.count(pkt, cut_bytes);
-        let mut deferred = false;
-        let decoded = self.decode_general(pkt, link, cut_bytes, before, &mut deferred);
-        if deferred {
-            return Err(Deferred);
-        }
-        Ok(decoded)
-    }
-
-    fn count(&mut self, pkt: &RawPacket<'_>, cut_bytes: u32) {
-        self.stats.packets += 1;
-        self.stats.captured_bytes += pkt.data.len() as u64;
-        if cut_bytes > 0 {
-            self.anomalies.add(Anomaly::SnaplenTruncated);
-        }
-    }
-
-    /// The general path: every layer, tunnels and IP reassembly. With `undo` (the counts
-    /// before this packet), a fragment sets `deferred` and puts the counts back.
-    fn decode_general<'a>(
-        &'a mut self,
-        pkt: &RawPacket<'a>,
-        link: Result<LinkPayload<'a>, LinkError>,
-        cut_bytes: u32,
-        undo: Option<(DecodeStats, AnomalyCounts)>,
-        deferred: &mut bool,
-    ) -> Option<Decapsulated<'a>> {
-        let (mut next, mut data) = match link {
-            Ok(LinkPayload::Ethernet(frame)) => (Next::Ethernet, frame),
-            Ok(LinkPayload::Network { ether_type, data }) => (Next::EtherType(ether_type), data),
-            Ok(LinkPayload::NotIp) => {
-                self.stats.not_ip += 1;
-                return None;
-            }
-            Err(LinkError::Truncated) => {
-                self.anomalies.add(Anomaly::LinkHeaderInvalid);
-                return None;
-            }
-            Err(LinkError::Unsupported) => {
-                self.anomalies.add(Anomaly::UnsupportedLinkType);
-                return None;
-            }
-        };
         let Decoder {
             defrag,
             held,
@@ -291,103 +235,198 @@ impl Decoder {
             config,
             stats,
             anomalies,
-            fast: _,
+            fast,
         } = self;
-        let mut layers = Layers {
-            stats,
-            anomalies,
-            tunnel: &mut *tunnel,
-            config,
-            index: pkt.index,
-            origin: pkt.origin,
-            ts: pkt.ts,
-            cut_bytes,
-        };
-        // Every step removes a header, and only encapsulations (bounded by the depth limit)
-        // lead back to a link or network layer; this bound is a second guard.
-        let max_steps = config.max_depth.saturating_add(2).saturating_mul(4);
-        // The packet's own bytes: what is decoded borrows the packet.
-        let cut = cut_bytes > 0;
-        let mut steps = 0;
-        let mut frag = loop {
-            steps += 1;
-            if steps > max_steps {
-                layers.anomalies.add(Anomaly::EncapsulationDepthLimit);
-                return None;
+        if let (true, Ok(link)) = (*fast, link) {
+            if let Some(inner) = fast::tcp(pkt, link) {
+                count(stats, anomalies, pkt, cut_bytes);
+                stats.tcp += 1;
+                return Ok(Some(Decapsulated { inner, tunnel }));
             }
-            match layers.step(next, data, cut) {
-                Step::Inner(n, d) => (next, data) = (n, d),
-                Step::Done(inner) => return Some(Decapsulated { inner, tunnel }),
-                Step::Fragment(f) => break f,
-                Step::Stop => return None,
-            }
-        };
-        if let Some((stats, anomalies)) = undo {
-            (*layers.stats, *layers.anomalies) = (stats, anomalies);
-            *deferred = true;
-            return None;
         }
-        // A reassembled datagram, decoded from a buffer of ours; a fragment found inside it (a
-        // fragmented packet in a fragmented tunnel packet) is reassembled in turn.
-        let mut buf = Vec::new();
-        loop {
-            let ips = (frag.key.src, frag.key.dst);
-            let protocol = frag.key.protocol;
-            let whole = defrag.add(frag, pkt.ts, layers.anomalies)?;
-            defrag.recycle(std::mem::replace(&mut buf, whole));
-            layers.stats.ip_datagrams_reassembled += 1;
-            next = Next::Reassembled { ips, protocol };
-            frag = loop {
-                steps += 1;
-                if steps > max_steps {
-                    layers.anomalies.add(Anomaly::EncapsulationDepthLimit);
-                    return None;
-                }
-                match layers.step(next, &buf, false) {
-                    Step::Inner(n, d) => {
-                        let (start, end) = place(&buf, d)?;
-                        buf.truncate(end);
-                        buf.drain(..start);
-                        next = n;
-                    }
-                    Step::Done(inner) => {
-                        // Re-borrow the payload from where the buffer is kept.
-                        let (start, end) = place(&buf, inner.transport.payload())?;
-                        let Decoded {
-                            index,
-                            origin,
-                            ts,
-                            src,
-                            dst,
-                            transport,
-                        } = inner;
-                        let transport = transport.with_payload(&[]);
-                        defrag.recycle(std::mem::replace(held, buf));
-                        let held: &'a Vec<u8> = held;
-                        let payload = held.get(start..end)?;
-                        return Some(Decapsulated {
-                            inner: Decoded {
-                                index,
-                                origin,
-                                ts,
-                                src,
-                                dst,
-                                transport: transport.with_payload(payload),
-                            },
-                            tunnel,
-                        });
-                    }
-                    Step::Fragment(f) => break f,
-                    Step::Stop => return None,
-                }
+        if !defer {
+            count(stats, anomalies, pkt, cut_bytes);
+            let parts = Parts {
+                defrag,
+                held,
+                tunnel,
+                config,
+                stats,
+                anomalies,
             };
+            return Ok(decode_general(
+                parts, pkt, link, cut_bytes, false, &mut false,
+            ));
         }
+        // What this packet counts stays apart until it is known not to be deferred (an
+        // empty map of anomalies costs no allocation).
+        let (mut mine, mut my_anomalies) = (DecodeStats::default(), AnomalyCounts::default());
+        count(&mut mine, &mut my_anomalies, pkt, cut_bytes);
+        let mut deferred = false;
+        let parts = Parts {
+            defrag,
+            held,
+            tunnel,
+            config,
+            stats: &mut mine,
+            anomalies: &mut my_anomalies,
+        };
+        let decoded = decode_general(parts, pkt, link, cut_bytes, true, &mut deferred);
+        if deferred {
+            return Err(Deferred);
+        }
+        stats.add(&mine);
+        anomalies.merge(&my_anomalies);
+        Ok(decoded)
     }
 
     /// Incomplete datagrams left at the end of the capture are counted as timed out.
     pub fn finish(&mut self) {
         let left = self.defrag.pending() as u64;
         self.anomalies.add_n(Anomaly::IpFragmentTimeout, left);
+    }
+}
+
+/// What every packet counts, before its layers.
+fn count(stats: &mut DecodeStats, anomalies: &mut AnomalyCounts, pkt: &RawPacket<'_>, cut: u32) {
+    stats.packets += 1;
+    stats.captured_bytes += pkt.data.len() as u64;
+    if cut > 0 {
+        anomalies.add(Anomaly::SnaplenTruncated);
+    }
+}
+
+/// A decoder's parts, borrowed apart: the packet's counts may go elsewhere than its own.
+struct Parts<'a, 'c> {
+    defrag: &'c mut Defragmenter,
+    held: &'a mut Vec<u8>,
+    tunnel: &'a mut Tunnel,
+    config: &'c Config,
+    stats: &'c mut DecodeStats,
+    anomalies: &'c mut AnomalyCounts,
+}
+
+/// The general path: every layer, tunnels and IP reassembly. With `defer`, a fragment sets
+/// `deferred` instead of going into reassembly.
+fn decode_general<'a>(
+    parts: Parts<'a, '_>,
+    pkt: &RawPacket<'a>,
+    link: Result<LinkPayload<'a>, LinkError>,
+    cut_bytes: u32,
+    defer: bool,
+    deferred: &mut bool,
+) -> Option<Decapsulated<'a>> {
+    let Parts {
+        defrag,
+        held,
+        tunnel,
+        config,
+        stats,
+        anomalies,
+    } = parts;
+    let (mut next, mut data) = match link {
+        Ok(LinkPayload::Ethernet(frame)) => (Next::Ethernet, frame),
+        Ok(LinkPayload::Network { ether_type, data }) => (Next::EtherType(ether_type), data),
+        Ok(LinkPayload::NotIp) => {
+            stats.not_ip += 1;
+            return None;
+        }
+        Err(LinkError::Truncated) => {
+            anomalies.add(Anomaly::LinkHeaderInvalid);
+            return None;
+        }
+        Err(LinkError::Unsupported) => {
+            anomalies.add(Anomaly::UnsupportedLinkType);
+            return None;
+        }
+    };
+    let mut layers = Layers {
+        stats,
+        anomalies,
+        tunnel: &mut *tunnel,
+        config,
+        index: pkt.index,
+        origin: pkt.origin,
+        ts: pkt.ts,
+        cut_bytes,
+    };
+    // Every step removes a header, and only encapsulations (bounded by the depth limit)
+    // lead back to a link or network layer; this bound is a second guard.
+    let max_steps = config.max_depth.saturating_add(2).saturating_mul(4);
+    // The packet's own bytes: what is decoded borrows the packet.
+    let cut = cut_bytes > 0;
+    let mut steps = 0;
+    let mut frag = loop {
+        steps += 1;
+        if steps > max_steps {
+            layers.anomalies.add(Anomaly::EncapsulationDepthLimit);
+            return None;
+        }
+        match layers.step(next, data, cut) {
+            Step::Inner(n, d) => (next, data) = (n, d),
+            Step::Done(inner) => return Some(Decapsulated { inner, tunnel }),
+            Step::Fragment(f) => break f,
+            Step::Stop => return None,
+        }
+    };
+    if defer {
+        *deferred = true;
+        return None;
+    }
+    // A reassembled datagram, decoded from a buffer of ours; a fragment found inside it (a
+    // fragmented packet in a fragmented tunnel packet) is reassembled in turn.
+    let mut buf = Vec::new();
+    loop {
+        let ips = (frag.key.src, frag.key.dst);
+        let protocol = frag.key.protocol;
+        let whole = defrag.add(frag, pkt.ts, layers.anomalies)?;
+        defrag.recycle(std::mem::replace(&mut buf, whole));
+        layers.stats.ip_datagrams_reassembled += 1;
+        next = Next::Reassembled { ips, protocol };
+        frag = loop {
+            steps += 1;
+            if steps > max_steps {
+                layers.anomalies.add(Anomaly::EncapsulationDepthLimit);
+                return None;
+            }
+            match layers.step(next, &buf, false) {
+                Step::Inner(n, d) => {
+                    let (start, end) = place(&buf, d)?;
+                    buf.truncate(end);
+                    buf.drain(..start);
+                    next = n;
+                }
+                Step::Done(inner) => {
+                    // Re-borrow the payload from where the buffer is kept.
+                    let (start, end) = place(&buf, inner.transport.payload())?;
+                    let Decoded {
+                        index,
+                        origin,
+                        ts,
+                        src,
+                        dst,
+                        transport,
+                    } = inner;
+                    let transport = transport.with_payload(&[]);
+                    defrag.recycle(std::mem::replace(held, buf));
+                    let held: &'a Vec<u8> = held;
+                    let payload = held.get(start..end)?;
+                    return Some(Decapsulated {
+                        inner: Decoded {
+                            index,
+                            origin,
+                            ts,
+                            src,
+                            dst,
+                            transport: transport.with_payload(payload),
+                        },
+                        tunnel,
+                    });
+                }
+                Step::Fragment(f) => break f,
+                Step::Stop => return None,
+            }
+        };
     }
 }
 
