@@ -23,7 +23,10 @@
 # its end, so CONCURRENCY=100000 makes a capture of about 8 GB whatever SIZE is:
 # `CONCURRENCY=100000 benches/compare.sh 1G 200M` measures memory at 100k open connections.
 #
-# Needs: cargo, tshark, jq, /usr/bin/time (GNU).
+# FORMAT=pcapng runs everything on the same traffic written as pcapng (editcap -F pcapng,
+# next to the pcap; the synthesizer writes pcap).
+#
+# Needs: cargo, tshark, jq, /usr/bin/time (GNU); editcap for FORMAT=pcapng.
 set -euo pipefail
 
 SIZE=${1:-1G}
@@ -31,11 +34,13 @@ TSHARK_SIZE=${2:-$SIZE}
 SEED=${SEED:-1}
 CONCURRENCY=${CONCURRENCY:-}
 THREADS=${THREADS:-$(nproc)}
+FORMAT=${FORMAT:-pcap}
+[[ $FORMAT == pcap || $FORMAT == pcapng ]] || { echo "compare.sh: FORMAT is pcap or pcapng" >&2; exit 2; }
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH_DIR=${BENCH_DIR:-${TMPDIR:-/tmp}/misdirect-bench}
 mkdir -p "$BENCH_DIR"
 
-for tool in tshark jq /usr/bin/time; do
+for tool in tshark jq /usr/bin/time $([[ $FORMAT == pcapng ]] && echo editcap); do
     command -v "$tool" >/dev/null || { echo "compare.sh: $tool is needed" >&2; exit 2; }
 done
 
@@ -52,6 +57,11 @@ synth() {
         "$SYNTH" --size "$1" --seed "$SEED" ${2:+--concurrency "$2"} \
             --out "$base.pcap" --keylog "$base.keys" >"$base.json.tmp"
         mv "$base.json.tmp" "$base.json"
+    fi
+    if [[ $FORMAT == pcapng && ( ! -s $base.pcapng || $base.pcapng -ot $base.pcap ) ]]; then
+        echo "== writing $base.pcap as pcapng" >&2
+        editcap -F pcapng "$base.pcap" "$base.pcapng.tmp"
+        mv "$base.pcapng.tmp" "$base.pcapng"
     fi
     echo "$base"
 }
@@ -78,6 +88,9 @@ timed() {
     local name=$1 file=$2
     shift 2
     echo "== $name" >&2
+    # The file read once first, so that every run reads it from the page cache (tshark's
+    # gigabytes of memory push part of it out, and the next run read that from disk).
+    cat "$file" >/dev/null
     # Wall time from the clock (GNU time's is in centiseconds), peak RSS from GNU time.
     local start end secs rss_kb bytes
     start=$(date +%s.%N)
@@ -97,8 +110,8 @@ misdirect_facts() { # REPORT.json
             ([.connections[].requests[]] | length)] | @tsv' "$1"
 }
 
-echo "== checking misdirect against the synthesizer on $(basename "$BIG").pcap" >&2
-"$MISDIRECT" analyze -q -f json -o "$BENCH_DIR/keyed.$$.json" --keylog "$BIG.keys" "$BIG.pcap"
+echo "== checking misdirect against the synthesizer on $(basename "$BIG").$FORMAT" >&2
+"$MISDIRECT" analyze -q -f json -o "$BENCH_DIR/keyed.$$.json" --keylog "$BIG.keys" "$BIG.$FORMAT"
 IFS=$'\t' read -r conns tls snis n421 reqs < <(misdirect_facts "$BENCH_DIR/keyed.$$.json")
 exp=$BIG.json
 check "connections" "$(jq .connections "$exp")" "$conns"
@@ -108,19 +121,19 @@ check "SNIs" "$(jq -r '.snis | to_entries | map("\(.key)=\(.value)") | join(",")
 check "requests" "$(jq .requests "$exp")" "$reqs"
 check "421s" "$(jq .http_421 "$exp")" "$n421"
 check "anomalies" "{}" "$(jq -c .anomalies "$BENCH_DIR/keyed.$$.json")"
-"$MISDIRECT" analyze -q -f json -o "$BENCH_DIR/keyed1.$$.json" --threads 1 --keylog "$BIG.keys" "$BIG.pcap"
-"$MISDIRECT" analyze -q -f json -o "$BENCH_DIR/keyedN.$$.json" --threads "$THREADS" --keylog "$BIG.keys" "$BIG.pcap"
+"$MISDIRECT" analyze -q -f json -o "$BENCH_DIR/keyed1.$$.json" --threads 1 --keylog "$BIG.keys" "$BIG.$FORMAT"
+"$MISDIRECT" analyze -q -f json -o "$BENCH_DIR/keyedN.$$.json" --threads "$THREADS" --keylog "$BIG.keys" "$BIG.$FORMAT"
 check "report, 1 vs $THREADS threads" "identical" \
     "$(cmp -s "$BENCH_DIR/keyed1.$$.json" "$BENCH_DIR/keyedN.$$.json" && echo identical || echo different)"
 
-echo "== checking misdirect against tshark on $(basename "$SMALL").pcap" >&2
-"$MISDIRECT" analyze -q -f json -o "$BENCH_DIR/small.$$.json" --keylog "$SMALL.keys" "$SMALL.pcap"
+echo "== checking misdirect against tshark on $(basename "$SMALL").$FORMAT" >&2
+"$MISDIRECT" analyze -q -f json -o "$BENCH_DIR/small.$$.json" --keylog "$SMALL.keys" "$SMALL.$FORMAT"
 IFS=$'\t' read -r m_conns _ m_snis m_421 _ < <(misdirect_facts "$BENCH_DIR/small.$$.json")
 # h2c prior knowledge is on port 8080; out-of-order segments need tshark's OOO reassembly.
 TSHARK_ARGS=(-n -o tcp.reassemble_out_of_order:TRUE -d tcp.port==8080,http2
     -T fields -e tcp.stream -e tls.handshake.extensions_server_name
     -e http2.headers.status -e http.response.code)
-tshark -r "$SMALL.pcap" -o "tls.keylog_file:$SMALL.keys" "${TSHARK_ARGS[@]}" 2>/dev/null \
+tshark -r "$SMALL.$FORMAT" -o "tls.keylog_file:$SMALL.keys" "${TSHARK_ARGS[@]}" 2>/dev/null \
     >"$BENCH_DIR/tshark.$$.tsv"
 t_conns=$(cut -f1 "$BENCH_DIR/tshark.$$.tsv" | sort -u | grep -c .)
 # One SNI per stream (a retransmitted ClientHello is not a second connection).
@@ -134,19 +147,19 @@ check "421s (tshark, with keys)" "$t_421" "$m_421"
 
 # The timed runs: misdirect on SIZE, tshark on TSHARK_SIZE, each without and with keys.
 for t in 1 "$THREADS"; do
-    timed "misdirect/$t" "$BIG.pcap" \
-        "$MISDIRECT" analyze -q -f json -o /dev/null --threads "$t" "$BIG.pcap"
-    timed "misdirect+keys/$t" "$BIG.pcap" \
-        "$MISDIRECT" analyze -q -f json -o /dev/null --threads "$t" --keylog "$BIG.keys" "$BIG.pcap"
+    timed "misdirect/$t" "$BIG.$FORMAT" \
+        "$MISDIRECT" analyze -q -f json -o /dev/null --threads "$t" "$BIG.$FORMAT"
+    timed "misdirect+keys/$t" "$BIG.$FORMAT" \
+        "$MISDIRECT" analyze -q -f json -o /dev/null --threads "$t" --keylog "$BIG.keys" "$BIG.$FORMAT"
 done
-timed "tshark" "$SMALL.pcap" \
-    sh -c 'tshark -r "$0" "${@}" >/dev/null 2>&1' "$SMALL.pcap" "${TSHARK_ARGS[@]}"
-timed "tshark+keys" "$SMALL.pcap" \
-    sh -c 'tshark -r "$0" "${@}" >/dev/null 2>&1' "$SMALL.pcap" -o "tls.keylog_file:$SMALL.keys" "${TSHARK_ARGS[@]}"
+timed "tshark" "$SMALL.$FORMAT" \
+    sh -c 'tshark -r "$0" "${@}" >/dev/null 2>&1' "$SMALL.$FORMAT" "${TSHARK_ARGS[@]}"
+timed "tshark+keys" "$SMALL.$FORMAT" \
+    sh -c 'tshark -r "$0" "${@}" >/dev/null 2>&1' "$SMALL.$FORMAT" -o "tls.keylog_file:$SMALL.keys" "${TSHARK_ARGS[@]}"
 
 echo
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
-echo "misdirect: $(basename "$BIG").pcap; tshark: $(basename "$SMALL").pcap (MB = 10^6 bytes)"
+echo "misdirect: $(basename "$BIG").$FORMAT; tshark: $(basename "$SMALL").$FORMAT (MB = 10^6 bytes)"
 echo "misdirect/N: N threads"
 awk '
     { name[NR] = $1; bytes[NR] = $2; secs[NR] = $3; rss[NR] = $4
