@@ -788,7 +788,7 @@ impl Aes {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::proto::tls::keys::tests::{all_fixtures, derive, Fixture};
     use crate::proto::tls::keys::{derive_traffic_keys, suite, tls12_key_block};
@@ -1012,7 +1012,7 @@ mod tests {
     }
 
     /// Seals a TLS 1.3 inner plaintext the way a sender would (RFC 8446 §5.2).
-    fn seal13(keys: &TrafficKeys, s: &Suite, seq: u64, inner: &[u8]) -> Vec<u8> {
+    pub(crate) fn seal13(keys: &TrafficKeys, s: &Suite, seq: u64, inner: &[u8]) -> Vec<u8> {
         let alg = match s.cipher {
             BulkCipher::Aes128Gcm => &aead::AES_128_GCM,
             BulkCipher::Aes256Gcm => &aead::AES_256_GCM,

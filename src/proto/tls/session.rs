@@ -183,10 +183,11 @@ struct DirKeys {
     /// TLS 1.2: the key block waiting for this direction's ChangeCipherSpec (boxed: it is
     /// there only until then).
     pending12: Option<Box<keys::TrafficKeys>>,
-    /// TLS 1.3: the current traffic secret (for KeyUpdate) and the application secret to
-    /// switch to after this direction's Finished.
+    /// TLS 1.3: the handshake traffic secret until this direction's Finished (0-RTT ends
+    /// with it); after, only an application secret a KeyUpdate derived. The first
+    /// application secret is read from the key log when it is needed (at Finished, and at
+    /// the first KeyUpdate), rather than kept by every open connection.
     secret13: Option<Secret>,
-    app_secret13: Option<Secret>,
     /// An application-data record (not 0-RTT) authenticated under the current keys: only
     /// application keys open one (TLS 1.3 after this direction's Finished, TLS 1.2 after its
     /// ChangeCipherSpec). The handshake messages that follow a handshake (tickets) come
@@ -200,13 +201,25 @@ struct DirKeys {
 }
 
 impl DirKeys {
-    /// TLS 1.3: moves on to `secret` (application keys after Finished, the next generation
-    /// at a KeyUpdate).
-    fn advance(&mut self, suite: &Suite, secret: Secret) {
+    /// TLS 1.3: moves on to the keys of `secret` (application keys after Finished, the next
+    /// generation at a KeyUpdate).
+    fn advance(&mut self, suite: &Suite, secret: &[u8]) {
         if let Some(dec) = self.decrypter.as_mut() {
-            dec.rekey(keys::derive_traffic_keys(suite, secret.bytes()));
+            dec.rekey(keys::derive_traffic_keys(suite, secret));
         }
-        self.secret13 = Some(secret);
+    }
+}
+
+/// TLS 1.3: a direction's first application traffic secret, as the key log has it.
+fn first_application_secret<'k>(
+    keylog: &'k KeyLog,
+    client_random: &[u8; 32],
+    dir: Direction,
+) -> Option<&'k [u8]> {
+    let secrets = keylog.get(client_random)?;
+    match dir {
+        Direction::ClientToServer => secrets.client_traffic_0(),
+        Direction::ServerToClient => secrets.server_traffic_0(),
     }
 }
 
@@ -221,6 +234,9 @@ impl DirKeys {
 #[derive(Default)]
 struct Keying {
     hellos: Option<Box<Hellos>>,
+    /// The ClientHello's random, which names the session in the key log (TLS 1.3 reads
+    /// its application secrets there when it needs them); set with the keys.
+    client_random: [u8; 32],
     /// TLS 1.2 CBC: both hellos agreed on encrypt_then_mac (RFC 7366); set with the keys.
     encrypt_then_mac: bool,
     suite: Option<Suite>,
@@ -1201,9 +1217,11 @@ impl TlsSession {
                     return;
                 };
                 let suite = k.suite;
+                let app = first_application_secret(keylog, &k.client_random, dir);
                 if let Some(d) = k.dir_mut(dir) {
-                    if let (Some(suite), Some(secret)) = (suite, d.app_secret13.take()) {
+                    if let (Some(suite), Some(secret)) = (suite, app) {
                         d.advance(&suite, secret);
+                        d.secret13 = None;
                     }
                     d.cert_requested = false;
                 }
@@ -1223,12 +1241,16 @@ impl TlsSession {
                     return;
                 };
                 let suite = k.suite;
+                let first = first_application_secret(keylog, &k.client_random, dir);
                 if let Some(d) = k.dir_mut(dir) {
-                    if let (Some(suite), Some(current)) = (suite, d.secret13.take()) {
-                        d.advance(
-                            &suite,
-                            keys::next_traffic_secret(suite.hash, current.bytes()),
-                        );
+                    let current = match d.secret13.take() {
+                        Some(updated) => Some(updated),
+                        None => first.map(Secret::from),
+                    };
+                    if let (Some(suite), Some(current)) = (suite, current) {
+                        let next = keys::next_traffic_secret(suite.hash, current.bytes());
+                        d.advance(&suite, next.bytes());
+                        d.secret13 = Some(next);
                     }
                 }
             }
@@ -1346,7 +1368,7 @@ impl TlsSession {
                     self.no_keys(keylog);
                     return;
                 };
-                let tls13 = |hs: &[u8], app: Option<&[u8]>| DirKeys {
+                let tls13 = |hs: &[u8]| DirKeys {
                     decrypter: Some(RecordDecrypter::new(
                         suite,
                         keys::derive_traffic_keys(&suite, hs),
@@ -1354,15 +1376,11 @@ impl TlsSession {
                     )),
                     pending12: None,
                     secret13: Some(Secret::from(hs)),
-                    app_secret13: app.map(Secret::from),
                     data_seen: false,
                     cert_requested: false,
                     opening: None,
                 };
-                [
-                    tls13(c_hs, secrets.client_traffic_0()),
-                    tls13(s_hs, secrets.server_traffic_0()),
-                ]
+                [tls13(c_hs), tls13(s_hs)]
             }
             0x0303 => {
                 let Some(ms) = secrets.master_secret() else {
@@ -1385,6 +1403,7 @@ impl TlsSession {
             return;
         };
         k.suite = Some(suite);
+        k.client_random = ch.random;
         k.dirs = Some(Box::new(dirs));
         k.encrypt_then_mac = suite.mac.is_some() && ch.encrypt_then_mac && sh.encrypt_then_mac;
         let early_offered = k.offers_early_data();
@@ -1469,6 +1488,81 @@ mod tests {
         );
         assert_eq!(s.info().version, Some(TlsVersion(0x0304)));
         s
+    }
+
+    /// TLS 1.3 through the server's Finished and two KeyUpdates: its application data is
+    /// decrypted with the first application secret read from the key log at Finished, and
+    /// then with each generation derived from the one before; no application secret is
+    /// kept before a KeyUpdate needs one.
+    #[test]
+    fn key_updates_follow_the_key_log_secret() {
+        let random = [7u8; 32];
+        let secret = |b: u8| [b; 32];
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let mut keylog = KeyLog::default();
+        for (label, b) in [
+            ("CLIENT_HANDSHAKE_TRAFFIC_SECRET", 1),
+            ("SERVER_HANDSHAKE_TRAFFIC_SECRET", 2),
+            ("CLIENT_TRAFFIC_SECRET_0", 3),
+            ("SERVER_TRAFFIC_SECRET_0", 4),
+        ] {
+            let line = format!("{label} {} {}\n", hex(&random), hex(&secret(b)));
+            keylog.add(line.as_bytes());
+        }
+        let mut s = handshake(&keylog);
+        let suite = keys::suite(0x1301).unwrap();
+        let record = |secret: &[u8], seq: u64, content: &[u8], kind: u8| {
+            let keys = keys::derive_traffic_keys(&suite, secret);
+            let mut inner = content.to_vec();
+            inner.push(kind);
+            let sealed = crate::proto::tls::decrypt::tests::seal13(&keys, &suite, seq, &inner);
+            let mut rec = vec![23, 3, 3];
+            rec.extend_from_slice(&u16::try_from(sealed.len()).unwrap().to_be_bytes());
+            rec.extend(sealed);
+            rec
+        };
+        let message = |t: u8, body: &[u8]| {
+            let mut m = vec![t, 0, 0, u8::try_from(body.len()).unwrap()];
+            m.extend_from_slice(body);
+            m
+        };
+        let gen1 = keys::next_traffic_secret(suite.hash, &secret(4));
+        let gen2 = keys::next_traffic_secret(suite.hash, gen1.bytes());
+        let mut first = record(&secret(2), 0, &message(ht::FINISHED, &[0; 32]), 22);
+        first.extend(record(&secret(4), 0, b"generation 0", 23));
+        let mut then = record(&secret(4), 1, &message(ht::KEY_UPDATE, &[0]), 22);
+        then.extend(record(gen1.bytes(), 0, b"generation 1", 23));
+        then.extend(record(gen1.bytes(), 1, &message(ht::KEY_UPDATE, &[0]), 22));
+        then.extend(record(gen2.bytes(), 0, b"generation 2", 23));
+        let mut seen = Vec::new();
+        let kept = |s: &TlsSession| -> Vec<bool> {
+            let dirs = s.keying.as_deref().and_then(|k| k.dirs.as_deref()).unwrap();
+            dirs.iter().map(|d| d.secret13.is_some()).collect()
+        };
+        for (bytes, secrets_kept) in [(first, [true, false]), (then, [true, true])] {
+            s.data(
+                Direction::ServerToClient,
+                &bytes,
+                &keylog,
+                &Default::default(),
+                &mut |_, d| {
+                    if let AppData::Data(b) = d {
+                        seen.push(b.to_vec());
+                    }
+                },
+            );
+            // The client (still on handshake keys) keeps its handshake secret; the server
+            // none after its Finished, then only the generation its KeyUpdates derived.
+            assert_eq!(kept(&s), secrets_kept);
+        }
+        let texts: Vec<&[u8]> = seen.iter().map(Vec::as_slice).collect();
+        assert_eq!(
+            texts,
+            [&b"generation 0"[..], b"generation 1", b"generation 2"]
+        );
+        let info = s.info();
+        assert_eq!(info.server_to_client.key_updates, 2);
+        assert!(info.server_to_client.stopped.is_none());
     }
 
     /// Most sessions of a capture have no keys: once that is certain, the session keeps
