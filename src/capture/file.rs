@@ -184,30 +184,46 @@ impl FileSource {
             })
         };
         let fingerprint = super::fingerprint(&name, &first);
-        Ok(FileSource {
+        let state = State {
+            big_endian: false,
+            interfaces: Vec::new(),
+            last_ts: Timestamp::default(),
+            summary: InputSummary {
+                name,
+                fingerprint,
+                ..InputSummary::default()
+            },
+            secrets: Vec::new(),
+        };
+        Ok(Self::reading(
+            input, first, eof, frame, state, max_block, chunk_size,
+        ))
+    }
+
+    /// A source whose first chunk has been read.
+    fn reading(
+        input: Box<dyn Read + Send>,
+        first: Vec<u8>,
+        eof: bool,
+        frame: Option<Framing>,
+        state: State,
+        max_block: usize,
+        chunk_size: usize,
+    ) -> Self {
+        FileSource {
             input,
             chunk: Arc::new(first),
             pos: 0,
             spare: Vec::new(),
             eof,
             frame,
-            state: State {
-                big_endian: false,
-                interfaces: Vec::new(),
-                last_ts: Timestamp::default(),
-                summary: InputSummary {
-                    name,
-                    fingerprint,
-                    ..InputSummary::default()
-                },
-                secrets: Vec::new(),
-            },
+            state,
             max_block,
             chunk_size,
             done: false,
             damage: None,
             packet_at: 0,
-        })
+        }
     }
 
     /// Reads `path` on from byte `at`, where reading in parts (`pipeline::split`) met a
@@ -238,26 +254,16 @@ impl FileSource {
                 interfaces,
             } => (None, *big_endian, interfaces.to_vec()),
         };
-        Ok(FileSource {
-            input,
-            chunk: Arc::new(first),
-            pos: 0,
-            spare: Vec::new(),
-            eof,
-            frame,
-            state: State {
-                big_endian,
-                interfaces,
-                last_ts,
-                summary,
-                secrets: Vec::new(),
-            },
-            max_block: layout.max_block,
-            chunk_size: CHUNK,
-            done: false,
-            damage: None,
-            packet_at: at,
-        })
+        let state = State {
+            big_endian,
+            interfaces,
+            last_ts,
+            summary,
+            secrets: Vec::new(),
+        };
+        let mut source = Self::reading(input, first, eof, frame, state, layout.max_block, CHUNK);
+        source.packet_at = at;
+        Ok(source)
     }
 
     pub fn summary(&self) -> &InputSummary {

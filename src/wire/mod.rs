@@ -244,39 +244,32 @@ impl Decoder {
                 return Ok(Some(Decapsulated { inner, tunnel }));
             }
         }
-        if !defer {
-            count(stats, anomalies, pkt, cut_bytes);
-            let parts = Parts {
-                defrag,
-                held,
-                tunnel,
-                config,
-                stats,
-                anomalies,
-            };
-            return Ok(decode_general(
-                parts, pkt, link, cut_bytes, false, &mut false,
-            ));
-        }
-        // What this packet counts stays apart until it is known not to be deferred (an
-        // empty map of anomalies costs no allocation).
+        // Deferring, what this packet counts stays apart until it is known not to be
+        // deferred (an empty map of anomalies costs no allocation).
         let (mut mine, mut my_anomalies) = (DecodeStats::default(), AnomalyCounts::default());
-        count(&mut mine, &mut my_anomalies, pkt, cut_bytes);
-        let mut deferred = false;
+        let (counts, counted) = if defer {
+            (&mut mine, &mut my_anomalies)
+        } else {
+            (&mut *stats, &mut *anomalies)
+        };
+        count(counts, counted, pkt, cut_bytes);
         let parts = Parts {
             defrag,
             held,
             tunnel,
             config,
-            stats: &mut mine,
-            anomalies: &mut my_anomalies,
+            stats: counts,
+            anomalies: counted,
         };
-        let decoded = decode_general(parts, pkt, link, cut_bytes, true, &mut deferred);
+        let mut deferred = false;
+        let decoded = decode_general(parts, pkt, link, cut_bytes, defer, &mut deferred);
         if deferred {
             return Err(Deferred);
         }
-        stats.add(&mine);
-        anomalies.merge(&my_anomalies);
+        if defer {
+            stats.add(&mine);
+            anomalies.merge(&my_anomalies);
+        }
         Ok(decoded)
     }
 
