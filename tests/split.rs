@@ -263,3 +263,47 @@ fn pcapng_blocks_that_change_the_reader_read_the_same_in_parts() {
     assert!(one.contains("undeclared interface"), "{one}");
     assert_same_in_parts_of(&file, &KeyLog::default(), &[61, 700, 4096, 65536]);
 }
+
+/// A writer's quirk (microseconds past their second) makes no record header look plausible:
+/// such a file is not read in parts (every guess would be read again by every owner), and
+/// two threads still report what one does.
+#[test]
+fn a_file_whose_records_never_look_plausible_is_not_read_in_parts() {
+    let body = std::fs::read(common::samples_dir().join("http1-keepalive-reuse.pcap")).unwrap();
+    let mut f = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
+    f.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    f.extend_from_slice(&262_144u32.to_le_bytes());
+    f.extend_from_slice(&1u32.to_le_bytes());
+    for (n, fr) in downloads(2, &body).iter().enumerate() {
+        f.extend_from_slice(&(1_700_000_000u32 + n as u32 / 100).to_le_bytes());
+        f.extend_from_slice(&(1_000_000u32 + n as u32).to_le_bytes());
+        f.extend_from_slice(&(fr.data.len() as u32).to_le_bytes());
+        f.extend_from_slice(&(fr.data.len() as u32).to_le_bytes());
+        f.extend_from_slice(&fr.data);
+    }
+    let file = temp_file("quirky-microseconds.pcap", &f);
+    let inputs = [InputName::Path(file.clone())];
+    let parts = misdirect::pipeline::analyze_in_parts(
+        &inputs,
+        &Limits::default(),
+        &KeyLog::default(),
+        2,
+        700,
+    )
+    .unwrap();
+    assert!(parts.is_none(), "read in parts");
+    let one = one_thread(&file, &KeyLog::default());
+    assert!(one.contains("capture-1.pcap"), "the requests are found");
+    let report = |threads| {
+        let r = misdirect::pipeline::analyze_inputs(
+            &inputs,
+            &Limits::default(),
+            &KeyLog::default(),
+            threads,
+            &mut |_| {},
+        )
+        .unwrap();
+        serde_json::to_string(&r).unwrap()
+    };
+    assert!(report(2) == one);
+}

@@ -122,6 +122,14 @@ impl Plan {
         if !meta.is_file() || summary.packets == 0 || meta.len().div_ceil(part as u64) < min_parts {
             return None;
         }
+        // Guesses look for records like the file's first ones: when those do not look
+        // plausible (a writer's quirk, such as microseconds past a second), no guess would
+        // be right, and every owner would read every part again.
+        let mut first = Vec::new();
+        read_at(&mut None, path, layout.start, &mut first, OVERLAP as u64).ok()?;
+        if !chain(&layout, &first, 0) {
+            return None;
+        }
         summary.packets = 0;
         summary.bytes = layout.start;
         summary.link_types.clear();
@@ -426,27 +434,7 @@ fn read_at(
 /// falls into step with the real records, as their lengths lead from one to the next: it
 /// is where it arrives, not where it started, that is the guess.
 fn guess(layout: &Layout, data: &[u8], skip: usize) -> Option<usize> {
-    let chain = |p: usize| {
-        let mut at = p;
-        let mut last: Option<u32> = None;
-        for n in 0..CHAIN {
-            let rest = data.get(at..).unwrap_or_default();
-            if rest.len() < layout.header() {
-                return n > 1;
-            }
-            let Some((len, secs)) = layout.plausible(rest) else {
-                return false;
-            };
-            if let (Some(l), Some(s)) = (last, secs) {
-                if l.abs_diff(s) > CHAIN_SECONDS {
-                    return false;
-                }
-            }
-            last = secs;
-            at = at.saturating_add(len);
-        }
-        true
-    };
+    let chain = |p: usize| chain(layout, data, p);
     let follow = |mut at: usize| {
         while at < skip {
             match layout.plausible(data.get(at..).unwrap_or_default()) {
@@ -468,6 +456,30 @@ fn guess(layout: &Layout, data: &[u8], skip: usize) -> Option<usize> {
     }
     let at = follow(at)?;
     (at < data.len()).then_some(at)
+}
+
+/// Whether a chain starts at `data[p..]`: [`CHAIN`] plausible headers, each leading to the
+/// next, at most [`CHAIN_SECONDS`] apart (or at least two that run to the end of `data`).
+fn chain(layout: &Layout, data: &[u8], p: usize) -> bool {
+    let mut at = p;
+    let mut last: Option<u32> = None;
+    for n in 0..CHAIN {
+        let rest = data.get(at..).unwrap_or_default();
+        if rest.len() < layout.header() {
+            return n > 1;
+        }
+        let Some((len, secs)) = layout.plausible(rest) else {
+            return false;
+        };
+        if let (Some(l), Some(s)) = (last, secs) {
+            if l.abs_diff(s) > CHAIN_SECONDS {
+                return false;
+            }
+        }
+        last = secs;
+        at = at.saturating_add(len);
+    }
+    true
 }
 
 /// The owner of a connection's hash: the first share is the first owner's.
