@@ -160,9 +160,18 @@ impl Plan {
     }
 }
 
-/// A part as read, for one owner.
+/// A part as read, for one owner: what every owner learns of it, and the owner's batch.
 struct Part {
     k: usize,
+    facts: Facts,
+    /// The part decoder's counts (in the first owner's copy only).
+    counts: Option<Box<(DecodeStats, AnomalyCounts)>>,
+    batch: Batch,
+}
+
+/// What a part's reading found, the same for every owner.
+#[derive(Clone, Default)]
+struct Facts {
     /// Where its first record starts (guessed unless it was known); `None`: none was found.
     start: Option<u64>,
     /// Where the records read end: after the last one that starts in the part, or where
@@ -180,27 +189,12 @@ struct Part {
     last_ts: Option<Timestamp>,
     first_ts: Option<Timestamp>,
     max_ts: Option<Timestamp>,
-    /// The part decoder's counts (in the first owner's copy only).
-    counts: Option<Box<(DecodeStats, AnomalyCounts)>>,
-    batch: Batch,
 }
 
-impl Part {
-    fn new(k: usize, start: Option<u64>) -> Self {
-        Part {
-            k,
-            start,
-            end: start.unwrap_or(0),
-            damage: None,
-            stateful: false,
-            packets: 0,
-            links: Vec::new(),
-            last_ts: None,
-            first_ts: None,
-            max_ts: None,
-            counts: None,
-            batch: Batch::default(),
-        }
+impl Facts {
+    fn damaged(&mut self, at: u64, what: &str) {
+        self.end = at;
+        self.damage = Some(what.to_string());
     }
 }
 
@@ -219,12 +213,39 @@ struct PartReader<'p> {
 impl PartReader<'_> {
     /// Part `k`, read from `start` when it is known, else from a guess; one copy per owner.
     fn read(&mut self, k: usize, start: Option<u64>) -> Vec<Part> {
+        let mut facts = Facts {
+            start,
+            end: start.unwrap_or(0),
+            ..Facts::default()
+        };
+        let mut batches: Vec<Batch> = (0..self.owners).map(|_| Batch::default()).collect();
+        let counts = self.read_into(k, &mut facts, &mut batches);
+        let mut counts = Some(Box::new(counts));
+        batches
+            .into_iter()
+            .map(|batch| Part {
+                k,
+                facts: facts.clone(),
+                counts: counts.take(),
+                batch,
+            })
+            .collect()
+    }
+
+    /// Reads part `k` from `facts.start` (or a guess), filling each owner's batch and the
+    /// facts; returns the decoder's counts.
+    fn read_into(
+        &mut self,
+        k: usize,
+        facts: &mut Facts,
+        batches: &mut [Batch],
+    ) -> (DecodeStats, AnomalyCounts) {
+        let start = facts.start;
         let (lo, hi) = self.plan.bounds(k);
         // A guess starts from further back, where the records before the part are.
         let from = start.unwrap_or(lo.saturating_sub(self.plan.overlap as u64));
-        let mut parts: Vec<Part> = (0..self.owners).map(|_| Part::new(k, start)).collect();
         if from >= hi {
-            return parts;
+            return Default::default();
         }
         let skip = (lo - from.min(lo)) as usize;
         let mut chunk = self.fresh_chunk();
@@ -235,20 +256,18 @@ impl PartReader<'_> {
             // Only where the part surely starts is it where reading stops; a guess is
             // checked, and the part read again from there.
             if start.is_some() {
-                self.damaged(&mut parts, from, READ_ERROR);
+                facts.damaged(from, READ_ERROR);
             }
-            return parts;
+            return Default::default();
         }
         let first = match start {
             Some(_) => Some(0),
             None => guess(&self.plan.layout, &chunk, skip),
         };
         let Some(mut p) = first else {
-            return parts;
+            return Default::default();
         };
-        for part in &mut parts {
-            part.start = Some(from + p as u64);
-        }
+        facts.start = Some(from + p as u64);
         // The file's end lies within this part's bytes.
         let at_end = from + chunk.len() as u64 >= self.plan.len;
         let mut local = 0;
@@ -282,17 +301,15 @@ impl PartReader<'_> {
                     continue;
                 }
                 Record::Stateful => {
-                    for part in &mut parts {
-                        part.stateful = true;
-                    }
+                    facts.stateful = true;
                     break;
                 }
                 Record::Need(_) => {
-                    self.damaged(&mut parts, at, CUT_SHORT);
+                    facts.damaged(at, CUT_SHORT);
                     break;
                 }
                 Record::Damage(what) => {
-                    self.damaged(&mut parts, at, &what);
+                    facts.damaged(at, &what);
                     break;
                 }
             };
@@ -312,51 +329,35 @@ impl PartReader<'_> {
                 Ok(Some(d)) => {
                     if let Transport::Tcp(seg) = d.transport {
                         let owner = owner_of(self.shares, flow_hash(d.src, d.dst));
-                        if let Some(part) = parts.get_mut(owner) {
-                            part.batch.push(&d, &seg, held);
+                        if let Some(batch) = batches.get_mut(owner) {
+                            batch.push(&d, &seg, held);
                         }
                     }
                 }
                 Ok(None) => {}
                 Err(_) => {
-                    for part in &mut parts {
-                        part.batch.push_raw(&pkt, held);
+                    for batch in batches.iter_mut() {
+                        batch.push_raw(&pkt, held);
                     }
                 }
             }
-            for part in &mut parts {
-                part.first_ts.get_or_insert(ts);
-                part.max_ts = part.max_ts.max(Some(ts));
-                part.last_ts = Some(ts);
-                if !part.links.contains(&link) {
-                    part.links.push(link);
-                }
+            facts.first_ts.get_or_insert(ts);
+            facts.max_ts = facts.max_ts.max(Some(ts));
+            facts.last_ts = Some(ts);
+            if !facts.links.contains(&link) {
+                facts.links.push(link);
             }
             p += len;
         }
-        let end = from + p as u64;
-        let counts = Box::new((
-            std::mem::take(&mut self.decoder.stats),
-            std::mem::take(&mut self.decoder.anomalies),
-        ));
-        for part in &mut parts {
-            part.packets = local;
-            if part.damage.is_none() {
-                part.end = end;
-            }
-        }
-        if let Some(first) = parts.first_mut() {
-            first.counts = Some(counts);
+        facts.packets = local;
+        if facts.damage.is_none() {
+            facts.end = from + p as u64;
         }
         self.keep(chunk);
-        parts
-    }
-
-    fn damaged(&self, parts: &mut [Part], at: u64, what: &str) {
-        for part in parts {
-            part.end = at;
-            part.damage = Some(what.to_string());
-        }
+        (
+            std::mem::take(&mut self.decoder.stats),
+            std::mem::take(&mut self.decoder.anomalies),
+        )
     }
 
     /// Reads the record at `at`, `wanted` bytes at least, into `tail`; more when its header
@@ -513,7 +514,7 @@ struct Owner {
 impl Owner {
     fn take(&mut self, part: Part, reader: &mut PartReader<'_>) {
         let (_, hi) = reader.plan.bounds(part.k);
-        let right = match part.start {
+        let right = match part.facts.start {
             Some(start) => start == self.expected,
             None => self.expected >= hi,
         };
@@ -541,26 +542,27 @@ impl Owner {
             Replayed::Segment(d, seg) => own.process(&d, &seg),
             Replayed::Deferred(pkt) => keep_own(decoder, own, *shares, *me, &pkt),
         });
-        self.summary.packets += part.packets;
-        for link in part.links {
+        let facts = part.facts;
+        self.summary.packets += facts.packets;
+        for link in facts.links {
             if !self.summary.link_types.contains(&link) {
                 self.summary.link_types.push(link);
             }
         }
         if self.first_ts.is_none() {
-            self.first_ts = part.first_ts;
+            self.first_ts = facts.first_ts;
         }
-        self.max_ts = self.max_ts.max(part.max_ts.unwrap_or_default());
-        self.last_ts = part.last_ts.unwrap_or(self.last_ts);
-        if part.start.is_some() {
-            self.expected = part.end;
-            self.summary.bytes = part.end;
+        self.max_ts = self.max_ts.max(facts.max_ts.unwrap_or_default());
+        self.last_ts = facts.last_ts.unwrap_or(self.last_ts);
+        if facts.start.is_some() {
+            self.expected = facts.end;
+            self.summary.bytes = facts.end;
         }
-        if let Some(what) = part.damage {
-            self.summary.warnings.push(damage_warning(&what, part.end));
+        if let Some(what) = facts.damage {
+            self.summary.warnings.push(damage_warning(&what, facts.end));
             self.done = true;
-        } else if part.stateful {
-            self.read_on(part.end, reader.plan);
+        } else if facts.stateful {
+            self.read_on(facts.end, reader.plan);
             self.done = true;
         }
     }

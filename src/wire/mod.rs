@@ -246,11 +246,10 @@ impl Decoder {
         }
         // Deferring, what this packet counts stays apart until it is known not to be
         // deferred (an empty map of anomalies costs no allocation).
-        let (mut mine, mut my_anomalies) = (DecodeStats::default(), AnomalyCounts::default());
-        let (counts, counted) = if defer {
-            (&mut mine, &mut my_anomalies)
-        } else {
-            (&mut *stats, &mut *anomalies)
+        let mut apart = defer.then(|| (DecodeStats::default(), AnomalyCounts::default()));
+        let (counts, counted) = match apart.as_mut() {
+            Some((s, a)) => (s, a),
+            None => (&mut *stats, &mut *anomalies),
         };
         count(counts, counted, pkt, cut_bytes);
         let parts = Parts {
@@ -266,9 +265,9 @@ impl Decoder {
         if deferred {
             return Err(Deferred);
         }
-        if defer {
-            stats.add(&mine);
-            anomalies.merge(&my_anomalies);
+        if let Some((s, a)) = apart {
+            stats.add(&s);
+            anomalies.merge(&a);
         }
         Ok(decoded)
     }

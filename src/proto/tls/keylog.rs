@@ -82,36 +82,6 @@ impl SessionSecrets {
         (len > 0).then(|| self.bytes.get(at..at + len)).flatten()
     }
 
-    /// `CLIENT_RANDOM`: the TLS 1.2 (and earlier) master secret, 48 bytes.
-    pub fn master_secret(&self) -> Option<&[u8]> {
-        self.get(Label::ClientRandom)
-    }
-
-    /// `CLIENT_HANDSHAKE_TRAFFIC_SECRET` (TLS 1.3).
-    pub fn client_handshake(&self) -> Option<&[u8]> {
-        self.get(Label::ClientHandshake)
-    }
-
-    /// `SERVER_HANDSHAKE_TRAFFIC_SECRET` (TLS 1.3).
-    pub fn server_handshake(&self) -> Option<&[u8]> {
-        self.get(Label::ServerHandshake)
-    }
-
-    /// `CLIENT_TRAFFIC_SECRET_0` (TLS 1.3).
-    pub fn client_traffic_0(&self) -> Option<&[u8]> {
-        self.get(Label::ClientTraffic0)
-    }
-
-    /// `SERVER_TRAFFIC_SECRET_0` (TLS 1.3).
-    pub fn server_traffic_0(&self) -> Option<&[u8]> {
-        self.get(Label::ServerTraffic0)
-    }
-
-    /// `CLIENT_EARLY_TRAFFIC_SECRET` (TLS 1.3 0-RTT).
-    pub fn client_early(&self) -> Option<&[u8]> {
-        self.get(Label::ClientEarly)
-    }
-
     /// Whether a line with `label` was logged, kept or not.
     pub fn has(&self, label: Label) -> bool {
         self.seen & (1 << label as u8) != 0
@@ -123,7 +93,12 @@ impl SessionSecrets {
         self.seen |= 1 << label as u8;
         let i = label as usize;
         let at: usize = self.lens.iter().take(i).map(|&l| usize::from(l)).sum();
-        let (Some(len), true) = (self.lens.get_mut(i), label.kept()) else {
+        // A secret is at most 48 bytes (`Label::length_ok`); the length is kept in a byte.
+        let (Some(len), true, Ok(new_len)) = (
+            self.lens.get_mut(i),
+            label.kept(),
+            u8::try_from(secret.len()),
+        ) else {
             return was;
         };
         let (before, rest) = self.bytes.split_at(at.min(self.bytes.len()));
@@ -135,8 +110,7 @@ impl SessionSecrets {
         bytes.extend_from_slice(secret);
         bytes.extend_from_slice(after);
         self.bytes = Zeroizing::new(bytes.as_slice().into());
-        // A secret is at most 48 bytes (`Label::length_ok`).
-        *len = secret.len() as u8;
+        *len = new_len;
         was
     }
 }
@@ -199,7 +173,9 @@ impl fmt::Debug for KeyLog {
 /// The labels of the key log format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Label {
+    /// `CLIENT_RANDOM`: the TLS 1.2 (and earlier) master secret, 48 bytes.
     ClientRandom,
+    /// `CLIENT_HANDSHAKE_TRAFFIC_SECRET`, and the others of TLS 1.3 by their names.
     ClientHandshake,
     ServerHandshake,
     ClientTraffic0,
@@ -483,12 +459,12 @@ mod tests {
         assert_eq!(log.stats().entries, 8);
         let s = log.get(&[1; 32]).unwrap();
         let first = |x: Option<&[u8]>| x.map(|s| (s.len(), s[0]));
-        assert_eq!(first(s.master_secret()), Some((48, 1)));
-        assert_eq!(first(s.client_handshake()), Some((48, 2)));
-        assert_eq!(first(s.server_handshake()), Some((48, 3)));
-        assert_eq!(first(s.client_traffic_0()), Some((48, 4)));
-        assert_eq!(first(s.server_traffic_0()), Some((48, 5)));
-        assert_eq!(first(s.client_early()), Some((48, 7)));
+        assert_eq!(first(s.get(Label::ClientRandom)), Some((48, 1)));
+        assert_eq!(first(s.get(Label::ClientHandshake)), Some((48, 2)));
+        assert_eq!(first(s.get(Label::ServerHandshake)), Some((48, 3)));
+        assert_eq!(first(s.get(Label::ClientTraffic0)), Some((48, 4)));
+        assert_eq!(first(s.get(Label::ServerTraffic0)), Some((48, 5)));
+        assert_eq!(first(s.get(Label::ClientEarly)), Some((48, 7)));
         // Exporter secrets are counted, not kept.
         for l in [Label::Exporter, Label::EarlyExporter] {
             assert!(s.has(l) && s.get(l).is_none());
@@ -504,13 +480,13 @@ mod tests {
         log.add(format!("SERVER_TRAFFIC_SECRET_0 {R1} 99{}\n", hex(47, "ef")).as_bytes());
         let s = log.get(&[1; 32]).unwrap();
         assert_eq!(log.stats().duplicates, 1);
-        assert_eq!(first(s.master_secret()), Some((48, 1)));
-        assert_eq!(first(s.client_handshake()), Some((32, 2)));
-        assert_eq!(first(s.server_handshake()), Some((48, 3)));
-        assert_eq!(first(s.client_traffic_0()), Some((32, 4)));
-        assert_eq!(first(s.server_traffic_0()), Some((48, 0x99)));
-        assert_eq!(first(s.client_early()), Some((48, 7)));
-        assert_eq!(s.client_early().unwrap()[47], 0xcd);
+        assert_eq!(first(s.get(Label::ClientRandom)), Some((48, 1)));
+        assert_eq!(first(s.get(Label::ClientHandshake)), Some((32, 2)));
+        assert_eq!(first(s.get(Label::ServerHandshake)), Some((48, 3)));
+        assert_eq!(first(s.get(Label::ClientTraffic0)), Some((32, 4)));
+        assert_eq!(first(s.get(Label::ServerTraffic0)), Some((48, 0x99)));
+        assert_eq!(first(s.get(Label::ClientEarly)), Some((48, 7)));
+        assert_eq!(s.get(Label::ClientEarly).unwrap()[47], 0xcd);
     }
 
     #[test]
@@ -531,9 +507,9 @@ mod tests {
         let mut r2 = [2u8; 32];
         r2[31] = 0xaa;
         let s = log.get(&r2).unwrap();
-        assert_eq!(s.master_secret(), Some(&[0xfe; 48][..]));
+        assert_eq!(s.get(Label::ClientRandom), Some(&[0xfe; 48][..]));
         let s = log.get(&[1; 32]).unwrap();
-        assert_eq!(s.client_traffic_0(), Some(&[7; 32][..]));
+        assert_eq!(s.get(Label::ClientTraffic0), Some(&[7; 32][..]));
         assert_eq!(sum(st), st.lines);
     }
 
@@ -587,7 +563,7 @@ mod tests {
         assert_eq!((st.lines, st.entries, st.duplicates), (3, 3, 1));
         assert_eq!(log.len(), 1);
         let s = log.get(&[1; 32]).unwrap();
-        assert_eq!(s.master_secret(), Some(&[2; 48][..]));
+        assert_eq!(s.get(Label::ClientRandom), Some(&[2; 48][..]));
     }
 
     #[test]

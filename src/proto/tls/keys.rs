@@ -598,6 +598,7 @@ pub fn tls12_key_block(
 pub(crate) mod tests {
     use super::*;
     use crate::proto::tls::keylog::KeyLog;
+    use crate::proto::tls::keylog::Label;
 
     pub(crate) fn unhex(s: &str) -> Vec<u8> {
         if s == "-" {
@@ -845,18 +846,18 @@ pub(crate) mod tests {
     pub(crate) fn derive(f: &Fixture, dir: char, epoch: &str) -> TrafficKeys {
         let s = f.keylog.get(&f.client_random).unwrap();
         if !f.tls13 {
-            let ms = s.master_secret().unwrap();
+            let ms = s.get(Label::ClientRandom).unwrap();
             let (c, sv) = tls12_key_block(&f.suite, ms, &f.client_random, &f.server_random);
             return if dir == 'c' { c } else { sv };
         }
         let secret = match (dir, epoch) {
-            ('c', "hs") => Secret::from(s.client_handshake().unwrap()),
-            ('s', "hs") => Secret::from(s.server_handshake().unwrap()),
+            ('c', "hs") => Secret::from(s.get(Label::ClientHandshake).unwrap()),
+            ('s', "hs") => Secret::from(s.get(Label::ServerHandshake).unwrap()),
             (_, app) => {
                 let mut secret = Secret::from(if dir == 'c' {
-                    s.client_traffic_0().unwrap()
+                    s.get(Label::ClientTraffic0).unwrap()
                 } else {
-                    s.server_traffic_0().unwrap()
+                    s.get(Label::ServerTraffic0).unwrap()
                 });
                 let n: usize = app.strip_prefix("app").unwrap().parse().unwrap();
                 for _ in 0..n {
@@ -896,7 +897,7 @@ pub(crate) mod tests {
                 let s = f.keylog.get(&f.client_random).unwrap();
                 let mut seed = f.server_random.to_vec();
                 seed.extend_from_slice(&f.client_random);
-                let ms = s.master_secret().unwrap();
+                let ms = s.get(Label::ClientRandom).unwrap();
                 let got = prf(f.suite.hash, ms, b"key expansion", &seed, block.len());
                 assert_eq!(&got, block, "key block {}", f.name);
             }
@@ -912,9 +913,9 @@ pub(crate) mod tests {
             let s = f.keylog.get(&f.client_random).unwrap();
             for (label, want) in &f.extra_secrets {
                 let base = if label.starts_with("CLIENT") {
-                    s.client_traffic_0()
+                    s.get(Label::ClientTraffic0)
                 } else {
-                    s.server_traffic_0()
+                    s.get(Label::ServerTraffic0)
                 };
                 let next = next_traffic_secret(f.suite.hash, base.unwrap());
                 assert_eq!(next.bytes(), &want[..], "{} {label}", f.name);

@@ -22,7 +22,7 @@ use super::certs;
 use super::decrypt::{RecordDecrypter, RecordProtocol};
 use super::handshake::HandshakeReader;
 use super::hello::{self, handshake_type as ht, CertificateNames, ClientHello, ServerHello};
-use super::keylog::{KeyLog, Secret};
+use super::keylog::{KeyLog, Label, Secret};
 use super::keys::{self, Suite};
 use super::opening::Opening;
 use super::record::{self, Part, Record, RecordBudget, RecordError, RecordReader};
@@ -218,8 +218,8 @@ fn first_application_secret<'k>(
 ) -> Option<&'k [u8]> {
     let secrets = keylog.get(client_random)?;
     match dir {
-        Direction::ClientToServer => secrets.client_traffic_0(),
-        Direction::ServerToClient => secrets.server_traffic_0(),
+        Direction::ClientToServer => secrets.get(Label::ClientTraffic0),
+        Direction::ServerToClient => secrets.get(Label::ServerTraffic0),
     }
 }
 
@@ -1012,12 +1012,12 @@ impl TlsSession {
             return false;
         };
         if sh.version == 0x0304 {
-            s.client_handshake().is_some()
-                && s.server_handshake().is_some()
-                && s.client_traffic_0().is_some()
-                && s.server_traffic_0().is_some()
+            s.get(Label::ClientHandshake).is_some()
+                && s.get(Label::ServerHandshake).is_some()
+                && s.get(Label::ClientTraffic0).is_some()
+                && s.get(Label::ServerTraffic0).is_some()
         } else {
-            s.master_secret().is_some()
+            s.get(Label::ClientRandom).is_some()
         }
     }
 
@@ -1362,9 +1362,10 @@ impl TlsSession {
         };
         let dirs = match version {
             0x0304 => {
-                let (Some(c_hs), Some(s_hs)) =
-                    (secrets.client_handshake(), secrets.server_handshake())
-                else {
+                let (Some(c_hs), Some(s_hs)) = (
+                    secrets.get(Label::ClientHandshake),
+                    secrets.get(Label::ServerHandshake),
+                ) else {
                     self.no_keys(keylog);
                     return;
                 };
@@ -1383,7 +1384,7 @@ impl TlsSession {
                 [tls13(c_hs), tls13(s_hs)]
             }
             0x0303 => {
-                let Some(ms) = secrets.master_secret() else {
+                let Some(ms) = secrets.get(Label::ClientRandom) else {
                     self.no_keys(keylog);
                     return;
                 };
@@ -1414,7 +1415,7 @@ impl TlsSession {
         }
         // 0-RTT: the client's first protected records use the early traffic secret.
         let stash = k.held.as_mut().map(|h| h.take_early()).unwrap_or_default();
-        if let (true, Some(early)) = (early_offered, secrets.client_early()) {
+        if let (true, Some(early)) = (early_offered, secrets.get(Label::ClientEarly)) {
             let c2s = k.dir_mut(Direction::ClientToServer);
             if let Some(dec) = c2s.and_then(|d| d.decrypter.as_mut()) {
                 dec.rekey(keys::derive_traffic_keys(&suite, early));
