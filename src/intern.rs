@@ -13,8 +13,12 @@
 //! a small allocation (32 bytes or more with the allocator's header) for as long as the
 //! connection was open, and again in its record.
 
+/// Texts many records repeat (request fields): a pointer of 8 bytes.
+pub use arcstr::ArcStr;
+use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::hash::Hash;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 /// Values kept per interner.
@@ -47,38 +51,44 @@ impl Weigh for [u16] {
     }
 }
 
-pub struct Interner<T: ?Sized> {
-    kept: HashSet<Arc<T>, foldhash::fast::RandomState>,
+/// An interner of `T`s, handing them out as `H`: an `Arc<T>`, or for texts an
+/// [`arcstr::ArcStr`], a pointer half the size of an `Arc<str>` (requests keep a dozen texts
+/// each, for as long as the report is not written).
+pub struct Interner<T: ?Sized, H = Arc<T>> {
+    kept: HashSet<H, foldhash::fast::RandomState>,
     bytes: usize,
+    of: PhantomData<fn(&T)>,
 }
 
-impl<T: ?Sized> Default for Interner<T> {
+impl<T: ?Sized, H> Default for Interner<T, H> {
     fn default() -> Self {
         Interner {
             kept: HashSet::default(),
             bytes: 0,
+            of: PhantomData,
         }
     }
 }
 
-impl<T: ?Sized + Eq + Hash + Weigh> Interner<T> {
+impl<T, H> Interner<T, H>
+where
+    T: ?Sized + Eq + Hash + Weigh,
+    H: Borrow<T> + Clone + Eq + Hash + for<'a> From<&'a T>,
+{
     /// A shared copy of `v`.
-    pub fn get(&mut self, v: &T) -> Arc<T>
-    where
-        for<'a> &'a T: Into<Arc<T>>,
-    {
+    pub fn get(&mut self, v: &T) -> H {
         let size = v.weight();
         if size > MAX_VALUE {
             return v.into();
         }
         if let Some(kept) = self.kept.get(v) {
-            return Arc::clone(kept);
+            return kept.clone();
         }
         if self.kept.len() >= MAX_KEPT || self.bytes + size > MAX_KEPT_BYTES {
             *self = Interner::default();
         }
-        let new: Arc<T> = v.into();
-        self.kept.insert(Arc::clone(&new));
+        let new = H::from(v);
+        self.kept.insert(new.clone());
         self.bytes += size;
         new
     }
@@ -95,10 +105,13 @@ impl<T: ?Sized + Eq + Hash + Weigh> Interner<T> {
 /// Declares a thread's interner of `T`s and a function that interns through it.
 macro_rules! thread_interner {
     ($(#[$doc:meta])* $vis:vis fn $name:ident($t:ty)) => {
+        $crate::intern::thread_interner!($(#[$doc])* $vis fn $name($t) -> std::sync::Arc<$t>);
+    };
+    ($(#[$doc:meta])* $vis:vis fn $name:ident($t:ty) -> $h:ty) => {
         $(#[$doc])*
-        $vis fn $name(v: &$t) -> std::sync::Arc<$t> {
+        $vis fn $name(v: &$t) -> $h {
             thread_local! {
-                static KEPT: std::cell::RefCell<$crate::intern::Interner<$t>> =
+                static KEPT: std::cell::RefCell<$crate::intern::Interner<$t, $h>> =
                     std::cell::RefCell::new($crate::intern::Interner::default());
             }
             KEPT.with(|k| k.borrow_mut().get(v))
@@ -150,6 +163,10 @@ mod tests {
         assert!(!Arc::ptr_eq(&names.get(&many), &names.get(&many)));
         let few = Names(vec!["n".repeat(MAX_VALUE / 2)]);
         assert!(Arc::ptr_eq(&names.get(&few), &names.get(&few)));
+        let mut texts: Interner<str, arcstr::ArcStr> = Interner::default();
+        let t = texts.get("example.test");
+        assert!(arcstr::ArcStr::ptr_eq(&t, &texts.get("example.test")));
+        assert_eq!(t, "example.test");
         let mut lists: Interner<[u16]> = Interner::default();
         let l = lists.get(&[0x1d, 0x17][..]);
         assert!(Arc::ptr_eq(&l, &lists.get(&vec![0x1d, 0x17][..])));

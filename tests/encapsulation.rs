@@ -78,7 +78,7 @@ struct InnerView {
 }
 
 fn inner_view(r: &Report) -> Vec<InnerView> {
-    let s = |v: &Option<std::sync::Arc<str>>| v.as_deref().unwrap_or("?").to_string();
+    let s = |v: &Option<misdirect::intern::ArcStr>| v.as_deref().unwrap_or("?").to_string();
     r.connections
         .iter()
         .map(|c| InnerView {

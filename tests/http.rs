@@ -27,7 +27,7 @@ fn report(name: &str) -> Report {
 type Row = (Option<u32>, String, String, String, Option<u16>);
 
 fn rows(c: &ConnectionRecord) -> Vec<Row> {
-    let s = |v: &Option<std::sync::Arc<str>>| v.as_deref().unwrap_or("?").to_string();
+    let s = |v: &Option<misdirect::intern::ArcStr>| v.as_deref().unwrap_or("?").to_string();
     c.requests
         .iter()
         .map(|e| {

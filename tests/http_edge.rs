@@ -31,7 +31,9 @@ fn conn() -> Conversation {
     c
 }
 
-fn statuses(c: &ConnectionRecord) -> Vec<(Option<std::sync::Arc<str>>, Option<u16>, Pairing)> {
+fn statuses(
+    c: &ConnectionRecord,
+) -> Vec<(Option<misdirect::intern::ArcStr>, Option<u16>, Pairing)> {
     c.requests
         .iter()
         .map(|e| (e.path.clone(), e.status, e.pairing))

@@ -1024,7 +1024,7 @@ mod tests {
         Box::new(ConnectionRecord {
             protocol: AppProtocol::Http2,
             tls: Some(Box::new(TlsInfo {
-                sni: sni.map(std::sync::Arc::from),
+                sni: sni.map(crate::intern::ArcStr::from),
                 server_names: ["*.example.test".to_string()].into(),
                 ..TlsInfo::default()
             })),

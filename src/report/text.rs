@@ -330,7 +330,7 @@ fn conversation(c: &ConnectionRecord, out: &mut dyn io::Write) -> io::Result<()>
         protocol_word(c.protocol)
     )?;
     for e in requests {
-        let opt = |v: &Option<std::sync::Arc<str>>| v.as_deref().map_or("?".to_string(), clean);
+        let opt = |v: &Option<crate::intern::ArcStr>| v.as_deref().map_or("?".to_string(), clean);
         let time = e.request_time.or(e.response_time).map_or("?".into(), clock);
         let stream = e.stream_id.map_or(String::new(), |s| format!("[{s}] "));
         let mut status = e

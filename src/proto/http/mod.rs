@@ -12,6 +12,7 @@ pub mod http2;
 
 use crate::anomaly::{Anomaly, AnomalyCounts};
 use crate::flow::Direction;
+use crate::intern::ArcStr;
 use crate::Timestamp;
 use serde::Serialize;
 use std::borrow::Cow;
@@ -75,24 +76,24 @@ pub struct Exchange {
     pub request_seen: bool,
     /// Time of the request's first byte (HTTP/1) or of its header block (HTTP/2).
     pub request_time: Option<Timestamp>,
-    pub method: Option<Arc<str>>,
+    pub method: Option<ArcStr>,
     /// HTTP/2 `:scheme`, or the scheme of an absolute-form HTTP/1 target.
-    pub scheme: Option<Arc<str>>,
+    pub scheme: Option<ArcStr>,
     /// The authority the request names, as sent: HTTP/2 `:authority`, else the authority of
     /// an absolute-form target (which the server must use, RFC 9112 §3.2.2), else `Host`.
-    pub authority: Option<Arc<str>>,
+    pub authority: Option<ArcStr>,
     /// The `Host` header as sent, when there was one.
-    pub host: Option<Arc<str>>,
+    pub host: Option<ArcStr>,
     /// The target: HTTP/2 `:path`, the HTTP/1 request target as sent.
-    pub path: Option<Arc<str>>,
+    pub path: Option<ArcStr>,
     /// Header fields of the request whose names could not be decoded (HPACK references to
     /// dynamic-table entries never seen): the request is only partly known.
     pub unknown_fields: u32,
     /// Final status; null when unanswered.
     pub status: Option<u16>,
-    pub reason: Option<Arc<str>>,
+    pub reason: Option<ArcStr>,
     pub response_time: Option<Timestamp>,
-    pub server: Option<Arc<str>>,
+    pub server: Option<ArcStr>,
     pub content_length: Option<u64>,
     pub response_unknown_fields: u32,
     /// HTTP/2 server push: the request is the server's PUSH_PROMISE.
@@ -109,16 +110,16 @@ pub struct Exchange {
 /// 312 bytes, and a capture's report keeps every exchange.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rare {
-    pub forwarded: Option<Arc<str>>,
-    pub x_forwarded_host: Option<Arc<str>>,
-    pub via: Option<Arc<str>>,
+    pub forwarded: Option<ArcStr>,
+    pub x_forwarded_host: Option<ArcStr>,
+    pub via: Option<ArcStr>,
     /// Interim (1xx) statuses before the final one, the first [`Exchange::MAX_INTERIM`].
     pub interim: Vec<u16>,
     /// RST_STREAM on this stream: who sent it and its error code name.
     pub reset: Option<Reset>,
     /// The protocol the connection switched to after this request (`101`, or a CONNECT
     /// tunnel): `h2c`, `websocket`, `tunnel`, or the Upgrade token.
-    pub upgraded_to: Option<Arc<str>>,
+    pub upgraded_to: Option<ArcStr>,
 }
 
 /// An exchange's rare fields, when any was set. Compared by what it reads: a box whose
@@ -308,7 +309,7 @@ impl ExchangeLog {
     }
 
     /// Bytes of a field as kept in the report: lossy UTF-8, cut at the field limit.
-    pub fn text(&mut self, bytes: &[u8]) -> Arc<str> {
+    pub fn text(&mut self, bytes: &[u8]) -> ArcStr {
         text(bytes, self.limits.max_field_bytes, &mut self.anomalies)
     }
 }
@@ -317,7 +318,7 @@ impl ExchangeLog {
 /// Shared with the thread's earlier equal texts ([`crate::intern`]): exchanges keep a dozen
 /// of these for as long as their connection is open and then in the report, and most
 /// repeat (methods, authorities, server names, common paths).
-pub fn text(bytes: &[u8], max: usize, anomalies: &mut AnomalyCounts) -> Arc<str> {
+pub fn text(bytes: &[u8], max: usize, anomalies: &mut AnomalyCounts) -> ArcStr {
     shared_text(&cut_text(bytes, max, anomalies))
 }
 
@@ -338,7 +339,7 @@ fn cut_text<'a>(bytes: &'a [u8], max: usize, anomalies: &mut AnomalyCounts) -> C
     Cow::Owned(s)
 }
 
-crate::intern::thread_interner!(fn shared_text(str));
+crate::intern::thread_interner!(fn shared_text(str) -> ArcStr);
 
 /// Both boxed: a connection keeps one of them, and the other's room would be wasted on it.
 enum Mode {

@@ -29,6 +29,7 @@ use super::record::{self, Part, Record, RecordBudget, RecordError, RecordReader}
 use super::{CipherSuite, ProtocolName, TlsVersion};
 use crate::anomaly::{Anomaly, AnomalyCounts};
 use crate::flow::Direction;
+use crate::intern::ArcStr;
 use crate::Timestamp;
 use serde::Serialize;
 use std::sync::Arc;
@@ -37,7 +38,7 @@ use std::sync::Arc;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct TlsInfo {
     /// The first host name of the ClientHello's server_name extension; `None` when absent.
-    pub sni: Option<Arc<str>>,
+    pub sni: Option<ArcStr>,
     /// The whole server_name extension, for the unusual cases (several names, IP literal).
     pub sni_detail: Arc<hello::Sni>,
     /// ALPN protocols offered by the client, in order.
@@ -73,7 +74,7 @@ pub struct TlsInfo {
     /// The server sent its certificate compressed (RFC 8879), so its names are not known.
     pub certificate_compressed: bool,
     /// `decrypted`, `no_keys`, `not_applicable` (no handshake seen), or `failed: <reason>`.
-    pub decryption: Arc<str>,
+    pub decryption: ArcStr,
     /// True when every direction that carried application data was decrypted.
     pub decrypted: bool,
     pub client_to_server: DirectionInfo,
@@ -455,7 +456,7 @@ pub enum AppData<'a> {
 
 const MAX_ALERTS: usize = 16;
 
-crate::intern::thread_interner!(fn shared_str(str));
+crate::intern::thread_interner!(fn shared_str(str) -> ArcStr);
 crate::intern::thread_interner!(fn shared_sni(hello::Sni));
 crate::intern::thread_interner!(fn shared_alpn([ProtocolName]));
 crate::intern::thread_interner!(fn shared_versions([TlsVersion]));

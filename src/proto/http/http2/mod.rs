@@ -19,11 +19,11 @@ use super::{
 };
 use crate::anomaly::Anomaly;
 use crate::flow::Direction;
+use crate::intern::ArcStr;
 use crate::proto::codec::Reader;
 use crate::Timestamp;
 use frame::{flag, kind, Frame, FrameReader};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// Bytes of GOAWAY debug data kept.
 const MAX_DEBUG: usize = 256;
@@ -486,18 +486,18 @@ fn is_header_frame(k: u8) -> bool {
 /// The fields of a header block the report keeps.
 #[derive(Default)]
 struct Fields {
-    method: Option<Arc<str>>,
-    scheme: Option<Arc<str>>,
-    authority: Option<Arc<str>>,
-    path: Option<Arc<str>>,
+    method: Option<ArcStr>,
+    scheme: Option<ArcStr>,
+    authority: Option<ArcStr>,
+    path: Option<ArcStr>,
     /// Parsed where they lie, not kept as text: numbers, mostly unique (content-length),
     /// that would only churn the shared texts. `Some(None)`: present but not a number.
     status: Option<Option<u16>>,
-    host: Option<Arc<str>>,
-    forwarded: Option<Arc<str>>,
-    x_forwarded_host: Option<Arc<str>>,
-    via: Option<Arc<str>>,
-    server: Option<Arc<str>>,
+    host: Option<ArcStr>,
+    forwarded: Option<ArcStr>,
+    x_forwarded_host: Option<ArcStr>,
+    via: Option<ArcStr>,
+    server: Option<ArcStr>,
     content_length: Option<Option<u64>>,
     unknown: u32,
     cut: bool,
