@@ -29,6 +29,7 @@ pub mod limits;
 pub mod live;
 pub mod pipeline;
 pub mod proto;
+pub mod rare;
 pub mod report;
 pub mod timestamp;
 pub mod wire;
@@ -57,9 +58,10 @@ mod per_connection_state {
         // before); certificate and ECH offer are boxed, versions and suite are numbers (944
         // before those). Each direction's record reader keeps when its record began, so that
         // a record's plaintext is dated alike held or streamed (544 before).
-        // The suite's name is looked up, not copied into it (560 before); SNI and decryption
-        // outcome are thin pointers (536 before).
-        assert!(size_of::<crate::proto::tls::session::TlsSession>() <= 520);
+        // The suite's name is looked up, not copied into it (560 before); SNI, decryption
+        // outcome and stop reasons are thin pointers, and the rare facts (ECH offer, early
+        // data, alerts) are boxed (536 before).
+        assert!(size_of::<crate::proto::tls::session::TlsSession>() <= 464);
         // Two per decrypted connection (88 before the suite lost its name).
         assert!(size_of::<crate::proto::tls::decrypt::RecordDecrypter>() <= 64);
         // HTTP/1 and HTTP/2 state both boxed (272 before).

@@ -1021,13 +1021,12 @@ mod tests {
         sni: Option<&str>,
         requests: Vec<Exchange>,
     ) -> Box<ConnectionRecord> {
+        let mut tls = TlsInfo::default();
+        tls.sni = sni.map(crate::intern::ArcStr::from);
+        tls.server_names = ["*.example.test".to_string()].into();
         Box::new(ConnectionRecord {
             protocol: AppProtocol::Http2,
-            tls: Some(Box::new(TlsInfo {
-                sni: sni.map(crate::intern::ArcStr::from),
-                server_names: ["*.example.test".to_string()].into(),
-                ..TlsInfo::default()
-            })),
+            tls: Some(Box::new(tls)),
             requests,
             ..ConnectionRecord::bare(ConnId(id), client.parse().unwrap(), server.parse().unwrap())
         })

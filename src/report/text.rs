@@ -588,15 +588,14 @@ mod tests {
 
     #[test]
     fn every_captured_cell_of_the_connection_table_is_cleaned() {
+        let mut tls = TlsInfo::default();
+        tls.sni = Some("evil\x1b[2J.test".into());
+        tls.alpn = Some("h2\x1b]0;owned\x07".into());
         let record = ConnectionRecord {
             first_packet: 1,
             last_packet: 1,
             protocol: AppProtocol::Unknown,
-            tls: Some(Box::new(TlsInfo {
-                sni: Some("evil\x1b[2J.test".into()),
-                alpn: Some("h2\x1b]0;owned\x07".into()),
-                ..TlsInfo::default()
-            })),
+            tls: Some(Box::new(tls)),
             ..ConnectionRecord::bare(
                 crate::flow::ConnId(1),
                 "10.0.0.1:40000".parse().unwrap(),

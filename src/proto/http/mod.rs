@@ -103,7 +103,7 @@ pub struct Exchange {
     /// (its SNI, or without SNI its first request's); null when the authority is unknown.
     pub first_party: Option<bool>,
     /// Made when one of its fields is set; read through [`Exchange::rare`].
-    rare: RareBox,
+    rare: crate::rare::RareBox<Rare>,
 }
 
 /// The fields of an exchange that most leave empty. Boxed: they were 120 of an exchange's
@@ -122,34 +122,17 @@ pub struct Rare {
     pub upgraded_to: Option<ArcStr>,
 }
 
-/// An exchange's rare fields, when any was set. Compared by what it reads: a box whose
-/// fields were all set back to none equals none, as the report shows them alike.
-#[derive(Clone, Debug, Default)]
-struct RareBox(Option<Box<Rare>>);
-
-impl RareBox {
-    fn read(&self) -> &Rare {
-        self.0.as_deref().unwrap_or(&NO_RARE)
-    }
-}
-
-impl PartialEq for RareBox {
-    fn eq(&self, other: &Self) -> bool {
-        self.read() == other.read()
-    }
-}
-
-impl Eq for RareBox {}
-
 /// What an exchange without rare fields reads.
-static NO_RARE: Rare = Rare {
-    forwarded: None,
-    x_forwarded_host: None,
-    via: None,
-    interim: Vec::new(),
-    reset: None,
-    upgraded_to: None,
-};
+impl crate::rare::Rare for Rare {
+    const NONE: &'static Self = &Rare {
+        forwarded: None,
+        x_forwarded_host: None,
+        via: None,
+        interim: Vec::new(),
+        reset: None,
+        upgraded_to: None,
+    };
+}
 
 impl Serialize for Exchange {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -208,7 +191,7 @@ impl Exchange {
     }
 
     pub fn rare_mut(&mut self) -> &mut Rare {
-        self.rare.0.get_or_insert_with(Box::default)
+        self.rare.write()
     }
 
     /// Whether the request is only partly known.

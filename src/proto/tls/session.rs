@@ -30,12 +30,15 @@ use super::{CipherSuite, ProtocolName, TlsVersion};
 use crate::anomaly::{Anomaly, AnomalyCounts};
 use crate::flow::Direction;
 use crate::intern::ArcStr;
+use crate::rare::{Rare, RareBox};
 use crate::Timestamp;
 use serde::Serialize;
 use std::sync::Arc;
 
-/// What the report says about a TLS connection.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+/// What the report says about a TLS connection. Serialized with its rare fields in their
+/// places among the others (see the `Serialize` impl): the report's field order is the same
+/// as when they were fields of their own.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TlsInfo {
     /// The first host name of the ClientHello's server_name extension; `None` when absent.
     pub sni: Option<ArcStr>,
@@ -53,14 +56,11 @@ pub struct TlsInfo {
     /// The ClientHello carried an encrypted_client_hello extension; `sni` is then the outer
     /// (public) name, not the name the client really wants.
     pub ech: bool,
-    pub ech_detail: Option<Box<hello::EchOffer>>,
     /// Versions the client offered (supported_versions), e.g. ["TLS 1.3", "TLS 1.2"].
     pub versions_offered: Arc<[TlsVersion]>,
     /// Key-share groups the client sent shares for (GREASE removed).
     pub key_share_groups: Arc<[u16]>,
     pub hello_retry_request: bool,
-    /// 0-RTT early data: `decrypted`, or why not; `None` when the client sent none.
-    pub early_data: Option<Box<str>>,
     /// Session resumption offered by the client (session ID, ticket or PSK) and whether the
     /// server took it.
     pub resumption_offered: bool,
@@ -79,8 +79,69 @@ pub struct TlsInfo {
     pub decrypted: bool,
     pub client_to_server: DirectionInfo,
     pub server_to_client: DirectionInfo,
+    /// Made when one of its fields is set; read through [`TlsInfo::rare`].
+    rare: RareBox<RareTls>,
+}
+
+/// The facts of a TLS connection that most leave empty. Boxed: 48 of `TlsInfo`'s bytes,
+/// which every TLS connection keeps while open and in its record.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RareTls {
+    /// The ClientHello's encrypted_client_hello extension.
+    pub ech_detail: Option<hello::EchOffer>,
+    /// 0-RTT early data: `decrypted`, or why not; `None` when the client sent none.
+    pub early_data: Option<Box<str>>,
     /// Alerts seen (in clear or decrypted), as "level:description" numbers, at most 16.
     pub alerts: Vec<String>,
+}
+
+impl Rare for RareTls {
+    const NONE: &'static Self = &RareTls {
+        ech_detail: None,
+        early_data: None,
+        alerts: Vec::new(),
+    };
+}
+
+impl TlsInfo {
+    pub fn rare(&self) -> &RareTls {
+        self.rare.read()
+    }
+
+    pub fn rare_mut(&mut self) -> &mut RareTls {
+        self.rare.write()
+    }
+}
+
+impl Serialize for TlsInfo {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let r = self.rare();
+        let mut st = s.serialize_struct("TlsInfo", 24)?;
+        st.serialize_field("sni", &self.sni)?;
+        st.serialize_field("sni_detail", &self.sni_detail)?;
+        st.serialize_field("alpn_offered", &self.alpn_offered)?;
+        st.serialize_field("alpn", &self.alpn)?;
+        st.serialize_field("version", &self.version)?;
+        st.serialize_field("cipher", &self.cipher)?;
+        st.serialize_field("ech", &self.ech)?;
+        st.serialize_field("ech_detail", &r.ech_detail)?;
+        st.serialize_field("versions_offered", &self.versions_offered)?;
+        st.serialize_field("key_share_groups", &self.key_share_groups)?;
+        st.serialize_field("hello_retry_request", &self.hello_retry_request)?;
+        st.serialize_field("early_data", &r.early_data)?;
+        st.serialize_field("resumption_offered", &self.resumption_offered)?;
+        st.serialize_field("resumed", &self.resumed)?;
+        st.serialize_field("server_names", &self.server_names)?;
+        st.serialize_field("certificate", &self.certificate)?;
+        st.serialize_field("certificate_compressed", &self.certificate_compressed)?;
+        st.serialize_field("decryption", &self.decryption)?;
+        st.serialize_field("decrypted", &self.decrypted)?;
+        st.serialize_field("client_to_server", &self.client_to_server)?;
+        st.serialize_field("server_to_client", &self.server_to_client)?;
+        st.serialize_field("alerts", &r.alerts)?;
+        st.end()
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -92,7 +153,7 @@ pub struct DirectionInfo {
     pub decrypted_bytes: u64,
     pub key_updates: u64,
     /// Why this direction stopped being read, if it did.
-    pub stopped: Option<Box<str>>,
+    pub stopped: Option<ArcStr>,
 }
 
 /// Protected records a session holds until it can read them.
@@ -945,8 +1006,8 @@ impl TlsSession {
             give_plain(plain);
             return self.lost(dir, out);
         };
-        if early && self.info.early_data.is_none() && result.is_ok() {
-            self.info.early_data = Some("decrypted".into());
+        if early && self.info.rare().early_data.is_none() && result.is_ok() {
+            self.info.rare_mut().early_data = Some("decrypted".into());
         }
         if result.is_err() && early {
             // The server refused 0-RTT, so the client moved on to handshake keys without an
@@ -1143,8 +1204,8 @@ impl TlsSession {
             }
             record::ALERT => {
                 if let [level, desc, ..] = data {
-                    if self.info.alerts.len() < MAX_ALERTS {
-                        self.info.alerts.push(format!("{level}:{desc}"));
+                    if self.info.rare().alerts.len() < MAX_ALERTS {
+                        self.info.rare_mut().alerts.push(format!("{level}:{desc}"));
                     }
                 }
             }
@@ -1281,7 +1342,9 @@ impl TlsSession {
         i.sni_detail = shared_sni(&ch.sni);
         i.alpn_offered = shared_alpn(&ch.alpn);
         i.ech = ch.ech.as_ref().is_some_and(|e| e.outer);
-        i.ech_detail = ch.ech.clone().map(Box::new);
+        if ch.ech.is_some() {
+            i.rare_mut().ech_detail = ch.ech.clone();
+        }
         let versions: Vec<TlsVersion> = ch
             .supported_versions
             .iter()
@@ -1428,7 +1491,7 @@ impl TlsSession {
                 self.handle(Direction::ClientToServer, held.record(), keylog, out);
             }
         } else if !stash.is_empty() {
-            self.info.early_data =
+            self.info.rare_mut().early_data =
                 Some("not decrypted: no CLIENT_EARLY_TRAFFIC_SECRET logged".into());
         }
     }

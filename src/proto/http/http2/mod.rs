@@ -556,7 +556,7 @@ impl Fields {
         // A block may fill an exchange again (a PUSH_PROMISE promising a stream already
         // known): what it lacks is cleared, as the other fields are.
         let any = self.forwarded.is_some() || self.x_forwarded_host.is_some() || self.via.is_some();
-        if any || e.rare.0.is_some() {
+        if any || e.rare.is_made() {
             let r = e.rare_mut();
             r.forwarded = self.forwarded;
             r.x_forwarded_host = self.x_forwarded_host;
