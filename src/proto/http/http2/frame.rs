@@ -117,7 +117,8 @@ pub struct FrameReader {
     state: State,
     preface_seen: bool,
     buf: Vec<u8>,
-    max_payload: usize,
+    /// A 32-bit number (a frame's length is 24 bits): two readers per HTTP/2 connection.
+    max_payload: u32,
 }
 
 impl FrameReader {
@@ -132,7 +133,7 @@ impl FrameReader {
             },
             preface_seen: false,
             buf: Vec::new(),
-            max_payload,
+            max_payload: u32::try_from(max_payload).unwrap_or(u32::MAX),
         }
     }
 
@@ -189,7 +190,7 @@ impl FrameReader {
                     if *n == HEADER_LEN {
                         let hdr = FrameHeader::parse(have);
                         let len = hdr.len as usize;
-                        let keep = hdr.keeps_payload() && len <= self.max_payload;
+                        let keep = hdr.keeps_payload() && len <= self.max_payload as usize;
                         if hdr.keeps_payload() && !keep {
                             out(Frame::Skipped(hdr, true));
                         }

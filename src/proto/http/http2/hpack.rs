@@ -110,13 +110,15 @@ impl Entry {
 pub struct Decoder {
     /// Newest first: index 62 is `table[0]`.
     table: VecDeque<Entry>,
-    size: usize,
+    /// Sizes as 32-bit numbers: SETTINGS_HEADER_TABLE_SIZE is one, the table never holds
+    /// more than `cap`, and every HTTP/2 connection keeps two decoders (16 bytes each).
+    size: u32,
     /// The table's maximum size as last set by a size update (or the default).
-    max_size: usize,
+    max_size: u32,
     /// The most a size update may set: the decoding endpoint's SETTINGS_HEADER_TABLE_SIZE.
-    allowed: usize,
+    allowed: u32,
     /// Memory cap of this observer: entries beyond it are dropped (and become unknown).
-    cap: usize,
+    cap: u32,
     /// Older entries than those in `table` may exist, unseen.
     unknown_beyond: bool,
     /// References that could not be resolved, over the decoder's life.
@@ -150,14 +152,14 @@ impl Decoder {
         Decoder {
             table: VecDeque::new(),
             size: 0,
-            max_size: DEFAULT_TABLE_SIZE,
+            max_size: DEFAULT_TABLE_SIZE as u32,
             // Mid-stream, the SETTINGS that bound size updates were not seen.
             allowed: if mid_stream {
-                usize::MAX
+                u32::MAX
             } else {
-                DEFAULT_TABLE_SIZE
+                DEFAULT_TABLE_SIZE as u32
             },
-            cap,
+            cap: u32::try_from(cap).unwrap_or(u32::MAX),
             unknown_beyond: mid_stream,
             unknown_fields: 0,
         }
@@ -166,7 +168,7 @@ impl Decoder {
     /// The decoding endpoint announced SETTINGS_HEADER_TABLE_SIZE: the encoder may now use
     /// up to `n` (RFC 7541 §4.2).
     pub fn set_allowed_size(&mut self, n: u32) {
-        self.allowed = n as usize;
+        self.allowed = n;
     }
 
     /// Forget everything: bytes of this direction were lost or a block was malformed.
@@ -225,9 +227,9 @@ impl Decoder {
                 if !first {
                     return Err(HpackError::LateSizeUpdate);
                 }
-                if n > self.allowed {
+                let Some(n) = u32::try_from(n).ok().filter(|&n| n <= self.allowed) else {
                     return Err(HpackError::TableSizeTooLarge);
-                }
+                };
                 self.max_size = n;
                 self.evict(0);
                 continue;
@@ -309,27 +311,28 @@ impl Decoder {
         self.evict(size);
         // §4.4: an entry larger than the table empties it and is not added. Past this
         // observer's cap it is not kept either, and references to it become unknown.
-        if size <= self.max_size.min(self.cap) {
-            self.size += size;
+        if size <= self.max_size.min(self.cap) as usize {
+            // Fits in the limit, a `u32`, with what the table holds (`evict`).
+            self.size = u32::try_from(self.size as usize + size).unwrap_or(u32::MAX);
             // Grown one by one while short: a table's first growths would make room for
             // 4, 8, 16 entries, and most connections insert a handful.
             if self.table.len() == self.table.capacity() && self.table.len() < 16 {
                 self.table.reserve_exact(1);
             }
             self.table.push_front(e);
-        } else if size <= self.max_size {
+        } else if size <= self.max_size as usize {
             self.desynchronise();
         }
     }
 
     /// Evicts until `room` more bytes fit.
     fn evict(&mut self, room: usize) {
-        let limit = self.max_size.min(self.cap);
-        while self.size + room > limit {
+        let limit = self.max_size.min(self.cap) as usize;
+        while self.size as usize + room > limit {
             let Some(e) = self.table.pop_back() else {
                 break;
             };
-            self.size -= e.size();
+            self.size = u32::try_from((self.size as usize).saturating_sub(e.size())).unwrap_or(0);
             if self.max_size > self.cap {
                 // Dropped for this observer's cap, not by the protocol: it still exists.
                 self.unknown_beyond = true;
