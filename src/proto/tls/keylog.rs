@@ -8,8 +8,9 @@
 //! which zeroes its memory on drop and whose `Debug` prints only its length. A later line for
 //! the same label and client random replaces an earlier one (and is counted as a duplicate).
 
-use std::collections::HashMap;
+use hashbrown::HashTable;
 use std::fmt;
+use std::hash::BuildHasher;
 use zeroize::Zeroizing;
 
 /// A key log line longer than this is malformed. The longest legal line is
@@ -146,7 +147,7 @@ pub struct KeyLogStats {
 pub struct KeyLog {
     /// Shared by clones (each owner of connections has one, with its own record budget);
     /// copied only when a clone adds to it.
-    sessions: std::sync::Arc<HashMap<[u8; 32], SessionSecrets>>,
+    sessions: std::sync::Arc<Sessions>,
     stats: KeyLogStats,
     /// Bytes of encrypted records a session may hold waiting for its keys; 0 unless the key
     /// log is still growing (live capture following SSLKEYLOGFILE).
@@ -161,10 +162,63 @@ pub struct KeyLog {
     records: std::sync::Arc<super::record::RecordBudget>,
 }
 
+/// The sessions of a key log: a list, and an index of it by client random. A map of
+/// `SessionSecrets` by client random kept its 64-byte slots in a power of two, about half of
+/// them empty after it doubled (8.4 MB for 72k sessions, against 4.6 MB of list and 0.7 MB of
+/// index); the list grows by an eighth at a time, so its spare room stays small too.
+#[derive(Clone, Default)]
+struct Sessions {
+    list: Vec<([u8; 32], SessionSecrets)>,
+    /// Positions in `list`.
+    index: HashTable<u32>,
+    /// Seeded: a pcapng's Decryption Secrets Block is capture input, so client randoms may
+    /// be chosen to collide.
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Sessions {
+    fn get(&self, random: &[u8; 32]) -> Option<&SessionSecrets> {
+        let at = self.index.find(self.hasher.hash_one(random), |&i| {
+            self.random(i) == Some(random)
+        })?;
+        self.list.get(*at as usize).map(|(_, s)| s)
+    }
+
+    fn random(&self, i: u32) -> Option<&[u8; 32]> {
+        self.list.get(i as usize).map(|(r, _)| r)
+    }
+
+    /// The secrets of `random`, made empty if it had none. `None` past 2^32 sessions, which
+    /// positions in the index cannot name (a key log of some 600 GB).
+    fn entry(&mut self, random: [u8; 32]) -> Option<&mut SessionSecrets> {
+        let hash = self.hasher.hash_one(random);
+        let found = self
+            .index
+            .find(hash, |&i| self.random(i) == Some(&random))
+            .copied();
+        let at = match found {
+            Some(at) => at,
+            None => {
+                let at = u32::try_from(self.list.len()).ok()?;
+                if self.list.len() == self.list.capacity() {
+                    self.list.reserve_exact(self.list.len() / 8 + 16);
+                }
+                self.list.push((random, SessionSecrets::default()));
+                let (list, hasher) = (&self.list, &self.hasher);
+                self.index.insert_unique(hash, at, |&i| {
+                    list.get(i as usize).map_or(0, |(r, _)| hasher.hash_one(r))
+                });
+                at
+            }
+        };
+        self.list.get_mut(at as usize).map(|(_, s)| s)
+    }
+}
+
 impl fmt::Debug for KeyLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyLog")
-            .field("sessions", &self.sessions.len())
+            .field("sessions", &self.sessions.list.len())
             .field("stats", &self.stats)
             .finish()
     }
@@ -273,8 +327,7 @@ impl KeyLog {
                     let sessions = std::sync::Arc::make_mut(&mut self.sessions);
                     if sessions
                         .entry(random)
-                        .or_default()
-                        .set(label, secret.get(..len).unwrap_or_default())
+                        .is_some_and(|s| s.set(label, secret.get(..len).unwrap_or_default()))
                     {
                         self.stats.duplicates += 1;
                     }
@@ -345,11 +398,11 @@ impl KeyLog {
 
     /// Number of distinct client randoms.
     pub fn len(&self) -> usize {
-        self.sessions.len()
+        self.sessions.list.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.sessions.is_empty()
+        self.sessions.list.is_empty()
     }
 }
 
@@ -564,6 +617,41 @@ mod tests {
         assert_eq!(log.len(), 1);
         let s = log.get(&[1; 32]).unwrap();
         assert_eq!(s.get(Label::ClientRandom), Some(&[2; 48][..]));
+    }
+
+    #[test]
+    fn many_sessions_added_in_several_parts_are_each_found() {
+        // Enough to grow the list and its index many times, in parts as a live capture adds
+        // them, each session's lines apart from each other as browsers interleave them.
+        let random = |n: u32| {
+            let mut r = [0u8; 32];
+            r[..4].copy_from_slice(&n.to_be_bytes());
+            r
+        };
+        let line = |label: &str, n: u32, len: usize| {
+            let r: String = random(n).iter().map(|b| format!("{b:02x}")).collect();
+            format!("{label} {r} {}\n", hex(len, &format!("{:02x}", n % 251)))
+        };
+        let mut log = KeyLog::new();
+        for part in 0..4u32 {
+            let range = part * 5000..(part + 1) * 5000;
+            let mut text: String = range
+                .clone()
+                .map(|n| line("CLIENT_HANDSHAKE_TRAFFIC_SECRET", n, 32))
+                .collect();
+            text.extend(range.map(|n| line("SERVER_TRAFFIC_SECRET_0", n, 48)));
+            log.add(text.as_bytes());
+        }
+        assert_eq!((log.len(), log.stats().duplicates), (20_000, 0));
+        for n in [0, 1, 4999, 5000, 12_345, 19_999] {
+            let s = log.get(&random(n)).unwrap();
+            let fill = (n % 251) as u8;
+            assert_eq!(s.get(Label::ClientHandshake), Some(&[fill; 32][..]));
+            assert_eq!(s.get(Label::ServerTraffic0), Some(&[fill; 48][..]));
+        }
+        assert!(log.get(&random(20_000)).is_none());
+        // Its spare room stays an eighth or so, not the half a doubling leaves.
+        assert!(log.sessions.list.capacity() <= 20_000 + 20_000 / 8 + 16);
     }
 
     #[test]
