@@ -93,6 +93,7 @@ anomalies! {
 /// and made at the first anomaly: every open connection keeps two or three of these and
 /// every record one, and nearly all stay empty (8 bytes each instead of 24).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[allow(clippy::box_collection)]
 pub struct AnomalyCounts(Option<Box<BTreeMap<Anomaly, u64>>>);
 
 impl AnomalyCounts {
