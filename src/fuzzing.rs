@@ -702,8 +702,8 @@ impl StreamSink for ContractSink {
             );
             if let Some(f) = content {
                 let sender = match dir {
-                    Direction::ClientToServer => conn.client,
-                    Direction::ServerToClient => conn.server,
+                    Direction::ClientToServer => conn.client(),
+                    Direction::ServerToClient => conn.server(),
                 };
                 check_content(id, dir, r.offset_of(0), &d.log, |seq| f(seq, sender.port()));
             }

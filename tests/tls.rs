@@ -47,8 +47,8 @@ impl StreamSink for TlsCollector {
             c.id.0,
             Conn {
                 proto: Some(ConnProto::new(false, self.limits.http())),
-                client: c.client.to_string(),
-                server: c.server.to_string(),
+                client: c.client().to_string(),
+                server: c.server().to_string(),
                 ..Conn::default()
             },
         );

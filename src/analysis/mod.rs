@@ -167,7 +167,7 @@ impl ConnectionRecord {
             close: c.close,
             client_to_server: c.dir(Direction::ClientToServer).stats.report(),
             server_to_client: c.dir(Direction::ServerToClient).stats.report(),
-            ..Self::bare(c.id, c.client, c.server)
+            ..Self::bare(c.id, c.client(), c.server())
         }
     }
 
@@ -324,7 +324,7 @@ const WATCH_TAIL: usize = 64;
 impl StreamSink for Ledger {
     fn open(&mut self, conn: &Connection, _at: EventMeta) {
         if let Some(w) = &mut self.watch {
-            w.endpoints.insert(conn.id, (conn.client, conn.server));
+            w.endpoints.insert(conn.id, (conn.client(), conn.server()));
         }
         // Without a SYN or SYN-ACK the capture started inside the connection.
         if matches!(

@@ -55,8 +55,9 @@ pub enum Close {
 #[derive(Debug)]
 pub struct Connection {
     pub id: ConnId,
-    pub client: SocketAddr,
-    pub server: SocketAddr,
+    /// Read through [`Connection::client`] and [`Connection::server`].
+    client: Endpoint,
+    server: Endpoint,
     pub orientation: Orientation,
     pub first_ts: Timestamp,
     pub last_ts: Timestamp,
@@ -80,7 +81,56 @@ pub struct Connection {
     pub sink_state: SinkState,
 }
 
+/// An address and port as a connection keeps them: 20 bytes, where a `SocketAddr` takes 32
+/// (an IPv6 address's flow label and scope, which packets do not set here, and the enum's
+/// tag), for each of two per connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Endpoint {
+    /// An IPv4 address in the first four bytes.
+    ip: [u8; 16],
+    port: u16,
+    v4: bool,
+}
+
+impl From<SocketAddr> for Endpoint {
+    fn from(a: SocketAddr) -> Self {
+        let (ip, v4) = match a.ip() {
+            std::net::IpAddr::V4(v4) => {
+                let mut ip = [0; 16];
+                ip[..4].copy_from_slice(&v4.octets());
+                (ip, true)
+            }
+            std::net::IpAddr::V6(v6) => (v6.octets(), false),
+        };
+        Endpoint {
+            ip,
+            port: a.port(),
+            v4,
+        }
+    }
+}
+
+impl From<Endpoint> for SocketAddr {
+    fn from(e: Endpoint) -> Self {
+        let ip = if e.v4 {
+            let [a, b, c, d, ..] = e.ip;
+            std::net::IpAddr::from([a, b, c, d])
+        } else {
+            std::net::IpAddr::from(e.ip)
+        };
+        SocketAddr::new(ip, e.port)
+    }
+}
+
 impl Connection {
+    pub fn client(&self) -> SocketAddr {
+        self.client.into()
+    }
+
+    pub fn server(&self) -> SocketAddr {
+        self.server.into()
+    }
+
     pub fn dir(&self, d: Direction) -> &Reassembler {
         let [c2s, s2c] = &self.dirs;
         match d {
@@ -90,7 +140,7 @@ impl Connection {
     }
 
     fn direction_of(&self, src: SocketAddr) -> Direction {
-        if src == self.client {
+        if src == self.client() {
             Direction::ClientToServer
         } else {
             Direction::ServerToClient
@@ -98,7 +148,7 @@ impl Connection {
     }
 
     fn key(&self) -> FlowKey {
-        FlowKey::new(self.client, self.server, self.context)
+        FlowKey::new(self.client(), self.server(), self.context)
     }
 
     fn has_payload(&self) -> bool {
@@ -113,7 +163,7 @@ impl Connection {
         }
         let ended = self.dirs.iter().all(|d| d.is_finished())
             || matches!(self.close, Close::ResetByClient | Close::ResetByServer);
-        if ended || src != self.client {
+        if ended || src != self.client() {
             return true;
         }
         if let Some(isn) = self
@@ -396,8 +446,8 @@ impl FlowTable {
         self.opened += 1;
         Connection {
             id,
-            client,
-            server,
+            client: client.into(),
+            server: server.into(),
             orientation,
             first_ts: pkt.ts,
             last_ts: pkt.ts,
@@ -652,7 +702,7 @@ mod tests {
         assert!(table
             .conns
             .iter()
-            .all(|c| c.client.to_string() != "10.0.0.3:1"));
+            .all(|c| c.client().to_string() != "10.0.0.3:1"));
         for i in 0..10_000u32 {
             let (seq, index) = (i.wrapping_mul(7919), u64::from(i) + 10);
             syn_in(

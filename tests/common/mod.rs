@@ -357,8 +357,8 @@ impl StreamSink for Collector {
     fn open(&mut self, conn: &Connection, _at: EventMeta) {
         let s = self.conns.entry(conn.id.0).or_default();
         assert!(s.client.is_none(), "connection {} opened twice", conn.id.0);
-        s.client = Some(conn.client);
-        s.server = Some(conn.server);
+        s.client = Some(conn.client());
+        s.server = Some(conn.server());
     }
 
     fn stream(
