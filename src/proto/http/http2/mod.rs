@@ -61,8 +61,29 @@ struct Side {
 /// and a map's first node takes about 240 bytes. A map past that, so that hostile stream
 /// ids cannot make inserting slow.
 enum Streams {
-    Few(Vec<(u32, Option<usize>)>),
+    Few(Vec<(u32, Slot)>),
     Many(BTreeMap<u32, Option<usize>>),
+}
+
+/// An exchange's position in a short list's entry: 0 for none, else the position + 1. An
+/// entry is 8 bytes, where `(u32, Option<usize>)` is 24.
+#[derive(Clone, Copy)]
+struct Slot(u32);
+
+impl Slot {
+    /// A position past `u32::MAX - 1` (more exchanges than a connection could keep in
+    /// memory) is none: its frames are then not paired with an exchange.
+    fn new(exchange: Option<usize>) -> Self {
+        Slot(
+            exchange
+                .and_then(|i| u32::try_from(i).ok()?.checked_add(1))
+                .unwrap_or(0),
+        )
+    }
+
+    fn get(self) -> Option<usize> {
+        self.0.checked_sub(1).map(|i| i as usize)
+    }
 }
 
 /// Streams kept in the sorted list before it becomes a map.
@@ -81,7 +102,7 @@ impl Streams {
                 .binary_search_by_key(&stream, |&(s, _)| s)
                 .ok()
                 .and_then(|at| v.get(at))
-                .map(|&(_, i)| i),
+                .map(|&(_, i)| i.get()),
             Streams::Many(m) => m.get(&stream).copied(),
         }
     }
@@ -91,18 +112,18 @@ impl Streams {
             Streams::Few(v) => match v.binary_search_by_key(&stream, |&(s, _)| s) {
                 Ok(at) => {
                     if let Some(e) = v.get_mut(at) {
-                        e.1 = exchange;
+                        e.1 = Slot::new(exchange);
                     }
                 }
                 Err(_) if v.len() == FEW_STREAMS => {
-                    let mut m: BTreeMap<_, _> = v.drain(..).collect();
+                    let mut m: BTreeMap<_, _> = v.drain(..).map(|(s, i)| (s, i.get())).collect();
                     m.insert(stream, exchange);
                     *self = Streams::Many(m);
                 }
                 Err(at) => {
                     // Grown one by one: a connection's first streams are most of its streams.
                     v.reserve_exact(1);
-                    v.insert(at, (stream, exchange));
+                    v.insert(at, (stream, Slot::new(exchange)));
                 }
             },
             Streams::Many(m) => {
@@ -635,6 +656,14 @@ mod tests {
         few.insert(5, Some(1));
         few.insert(3, Some(0));
         few.insert(5, None);
-        assert!(matches!(&few, Streams::Few(v) if v == &[(3, Some(0)), (5, None)]));
+        let Streams::Few(v) = &few else {
+            panic!("a short list")
+        };
+        let kept: Vec<_> = v.iter().map(|&(s, i)| (s, i.get())).collect();
+        assert_eq!(kept, [(3, Some(0)), (5, None)]);
+        // The largest position a slot holds, and one past it, which it cannot.
+        let last = u32::MAX as usize - 1;
+        assert_eq!(Slot::new(Some(last)).get(), Some(last));
+        assert_eq!(Slot::new(Some(last + 1)).get(), None);
     }
 }
