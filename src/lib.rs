@@ -60,9 +60,10 @@ mod per_connection_state {
         // before those). Each direction's record reader keeps when its record began, so that
         // a record's plaintext is dated alike held or streamed (544 before).
         // The suite's name is looked up, not copied into it (560 before); SNI, decryption
-        // outcome and stop reasons are thin pointers, and the rare facts (ECH offer, early
-        // data, alerts) are boxed (536 before).
-        assert!(size_of::<crate::proto::tls::session::TlsSession>() <= 464);
+        // outcome and stop reasons are thin pointers, the rare facts (ECH offer, early data,
+        // alerts) are boxed, and the ClientHello's four lists are one shared value (536
+        // before).
+        assert!(size_of::<crate::proto::tls::session::TlsSession>() <= 416);
         // Two per decrypted connection (88 before the suite lost its name).
         assert!(size_of::<crate::proto::tls::decrypt::RecordDecrypter>() <= 64);
         // HTTP/1 and HTTP/2 state both boxed (272 before).

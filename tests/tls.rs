@@ -258,11 +258,11 @@ fn chromium_coalescing_capture_handshakes() {
         // Chromium offers ECH (GREASE) and a post-quantum key share.
         assert!(t.ech, "ECH offered");
         assert!(
-            t.key_share_groups.contains(&0x11ec),
+            t.offered().key_share_groups.contains(&0x11ec),
             "X25519MLKEM768: {:?}",
-            t.key_share_groups
+            t.offered().key_share_groups
         );
-        assert_eq!(*t.alpn_offered, ["h2", "http/1.1"]);
+        assert_eq!(*t.offered().alpn, ["h2", "http/1.1"]);
         assert!(
             t.server_names.iter().any(|n| n == "*.example.test"),
             "{:?}",
@@ -504,7 +504,7 @@ fn chromium_client_hello_out_of_order_still_yields_its_sni() {
     let first = c.conns.values().next().unwrap();
     let t = first.tls.as_ref().unwrap();
     assert_eq!(t.sni.as_deref(), Some("a.example.test"));
-    assert!(t.key_share_groups.contains(&0x11ec));
+    assert!(t.offered().key_share_groups.contains(&0x11ec));
     assert!(t.decrypted, "{}", t.decryption);
 }
 

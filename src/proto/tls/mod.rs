@@ -72,12 +72,6 @@ pub fn protocol_name(bytes: &[u8]) -> ProtocolName {
     }
 }
 
-impl crate::intern::Weigh for [TlsVersion] {
-    fn weight(&self) -> usize {
-        std::mem::size_of_val(self)
-    }
-}
-
 impl crate::intern::Weigh for [ProtocolName] {
     fn weight(&self) -> usize {
         self.iter()
