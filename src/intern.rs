@@ -52,7 +52,7 @@ impl Weigh for [u16] {
 }
 
 /// An interner of `T`s, handing them out as `H`: an `Arc<T>`, or for texts an
-/// [`arcstr::ArcStr`], a pointer half the size of an `Arc<str>` (requests keep a dozen texts
+/// [`arcstr::ArcStr`], a pointer half the size of an `Arc<str>` (requests keep seven texts
 /// each, for as long as the report is not written).
 pub struct Interner<T: ?Sized, H = Arc<T>> {
     kept: HashSet<H, foldhash::fast::RandomState>,

@@ -81,10 +81,11 @@ pub struct Connection {
     pub sink_state: SinkState,
 }
 
-/// An address and port as a connection keeps them: 20 bytes, where a `SocketAddr` takes 32
-/// (an IPv6 address's flow label and scope, which packets do not set here, and the enum's
-/// tag), for each of two per connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// An address and port as a connection keeps them and the table finds them: 20 bytes, where
+/// a `SocketAddr` takes 32 (an IPv6 address's flow label and scope, which are not part of a
+/// connection's identity and which decoded packets do not set, and the enum's tag), for each
+/// of two per connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Endpoint {
     /// An IPv4 address in the first four bytes.
     ip: [u8; 16],
@@ -140,7 +141,7 @@ impl Connection {
     }
 
     fn direction_of(&self, src: SocketAddr) -> Direction {
-        if src == self.client() {
+        if Endpoint::from(src) == self.client {
             Direction::ClientToServer
         } else {
             Direction::ServerToClient
@@ -148,7 +149,7 @@ impl Connection {
     }
 
     fn key(&self) -> FlowKey {
-        FlowKey::new(self.client(), self.server(), self.context)
+        FlowKey::new(self.client, self.server, self.context)
     }
 
     fn has_payload(&self) -> bool {
@@ -163,7 +164,7 @@ impl Connection {
         }
         let ended = self.dirs.iter().all(|d| d.is_finished())
             || matches!(self.close, Close::ResetByClient | Close::ResetByServer);
-        if ended || src != self.client() {
+        if ended || Endpoint::from(src) != self.client {
             return true;
         }
         if let Some(isn) = self
@@ -191,10 +192,10 @@ const LATE_SYN_WINDOW: i64 = 1 << 20;
 /// Canonical 5-tuple key (TCP implied), the same for both directions, within a tunnel
 /// context (0 when captured bare; see [`Contexts`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct FlowKey(SocketAddr, SocketAddr, u64);
+struct FlowKey(Endpoint, Endpoint, u64);
 
 impl FlowKey {
-    fn new(a: SocketAddr, b: SocketAddr, tunnel: u64) -> Self {
+    fn new(a: Endpoint, b: Endpoint, tunnel: u64) -> Self {
         if a <= b {
             FlowKey(a, b, tunnel)
         } else {
@@ -373,7 +374,7 @@ impl FlowTable {
         let key = self
             .contexts
             .find(tunnel.key())
-            .map(|t| FlowKey::new(pkt.src, pkt.dst, t));
+            .map(|t| FlowKey::new(pkt.src.into(), pkt.dst.into(), t));
         let mut ctx = Ctx {
             now: pkt.ts,
             limits: &self.limits,
