@@ -6,9 +6,13 @@
 //! (`Limits::max_tls_handshake_message`) stops the reader (anomaly `tls_handshake_limit`): its
 //! remaining bytes could not be framed anyway.
 
+use thin_vec::ThinVec;
+
 #[derive(Debug, Default)]
 pub struct HandshakeReader {
-    buf: Vec<u8>,
+    /// A `ThinVec`, one pointer: every TLS connection has two readers, and their buffers are
+    /// empty but while a message spans records.
+    buf: ThinVec<u8>,
     stopped: bool,
 }
 
@@ -71,14 +75,14 @@ impl HandshakeReader {
         self.buf.drain(..start);
         if self.buf.is_empty() {
             // Certificate chains make this buffer large; a finished handshake keeps none of it.
-            self.buf = Vec::new();
+            self.buf = ThinVec::new();
         }
         Ok(())
     }
 
     fn stop(&mut self) -> Result<(), TooLong> {
         self.stopped = true;
-        self.buf = Vec::new();
+        self.buf = ThinVec::new();
         Err(TooLong)
     }
 }

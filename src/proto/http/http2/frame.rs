@@ -10,6 +10,8 @@
 //! frame being read keeps the framing (that frame's payload is lost, and said so); a gap that
 //! reaches past it loses the framing, and the direction is no longer parsed.
 
+use thin_vec::ThinVec;
+
 /// The client connection preface (RFC 9113 §3.4).
 pub const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -116,7 +118,8 @@ enum State {
 pub struct FrameReader {
     state: State,
     preface_seen: bool,
-    buf: Vec<u8>,
+    /// A `ThinVec`, one pointer: two readers per HTTP/2 connection, mostly empty.
+    buf: ThinVec<u8>,
     /// A 32-bit number (a frame's length is 24 bits): two readers per HTTP/2 connection.
     max_payload: u32,
 }
@@ -132,7 +135,7 @@ impl FrameReader {
                 None => header_state(),
             },
             preface_seen: false,
-            buf: Vec::new(),
+            buf: ThinVec::new(),
             max_payload: u32::try_from(max_payload).unwrap_or(u32::MAX),
         }
     }

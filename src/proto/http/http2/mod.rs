@@ -24,6 +24,7 @@ use crate::proto::codec::Reader;
 use crate::Timestamp;
 use frame::{flag, kind, Frame, FrameReader};
 use std::collections::BTreeMap;
+use thin_vec::ThinVec;
 
 /// Bytes of GOAWAY debug data kept.
 const MAX_DEBUG: usize = 256;
@@ -60,9 +61,12 @@ struct Side {
 /// Stream id → exchange. A sorted list while short: most connections carry a few streams,
 /// and a map's first node takes about 240 bytes. A map past that, so that hostile stream
 /// ids cannot make inserting slow.
+/// Each kind is one pointer (a `ThinVec`, a boxed map), so that the list costs 16 bytes,
+/// not 32.
+#[allow(clippy::box_collection)]
 enum Streams {
-    Few(Vec<(u32, Slot)>),
-    Many(BTreeMap<u32, Option<usize>>),
+    Few(ThinVec<(u32, Slot)>),
+    Many(Box<BTreeMap<u32, Option<usize>>>),
 }
 
 /// An exchange's position in a short list's entry: 0 for none, else the position + 1. An
@@ -91,7 +95,7 @@ const FEW_STREAMS: usize = 16;
 
 impl Default for Streams {
     fn default() -> Self {
-        Streams::Few(Vec::new())
+        Streams::Few(ThinVec::new())
     }
 }
 
@@ -118,7 +122,7 @@ impl Streams {
                 Err(_) if v.len() == FEW_STREAMS => {
                     let mut m: BTreeMap<_, _> = v.drain(..).map(|(s, i)| (s, i.get())).collect();
                     m.insert(stream, exchange);
-                    *self = Streams::Many(m);
+                    *self = Streams::Many(Box::new(m));
                 }
                 Err(at) => {
                     // Grown one by one: a connection's first streams are most of its streams.
