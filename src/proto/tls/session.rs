@@ -42,8 +42,8 @@ use std::sync::Arc;
 pub struct TlsInfo {
     /// The first host name of the ClientHello's server_name extension; `None` when absent.
     pub sni: Option<ArcStr>,
-    /// The ClientHello's lists; `None` before it. Read through [`TlsInfo::offered`].
-    offered: Option<Arc<Offered>>,
+    /// The ClientHello's lists; none before it. Read through [`TlsInfo::offered`].
+    offered: RareBox<Offered, Arc<Offered>>,
     /// ALPN protocol selected by the server (ServerHello in TLS 1.2, EncryptedExtensions in
     /// TLS 1.3, the latter only when decrypted).
     pub alpn: Option<ProtocolName>,
@@ -112,8 +112,8 @@ pub struct Offered {
     pub key_share_groups: Vec<u16>,
 }
 
-impl Offered {
-    /// What a connection whose ClientHello was not seen offered.
+/// What a connection whose ClientHello was not seen offered.
+impl Rare for Offered {
     const NONE: &'static Offered = &Offered {
         sni: hello::Sni {
             present: false,
@@ -145,7 +145,7 @@ impl From<&Offered> for Arc<Offered> {
 impl TlsInfo {
     /// The ClientHello's lists (empty when it was not seen).
     pub fn offered(&self) -> &Offered {
-        self.offered.as_deref().unwrap_or(Offered::NONE)
+        self.offered.read()
     }
 
     pub fn rare(&self) -> &RareTls {
@@ -161,7 +161,7 @@ impl Serialize for TlsInfo {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let (r, o) = (self.rare(), self.offered());
-        let mut st = s.serialize_struct("TlsInfo", 24)?;
+        let mut st = s.serialize_struct("TlsInfo", 22)?;
         st.serialize_field("sni", &self.sni)?;
         st.serialize_field("sni_detail", &o.sni)?;
         st.serialize_field("alpn_offered", &o.alpn)?;
@@ -1380,7 +1380,7 @@ impl TlsSession {
         // Shared with the thread's other connections that sent the same: a client repeats
         // its lists on every connection, and they stay for each connection's lifetime.
         i.sni = ch.sni.names.first().map(|n| shared_str(n));
-        i.offered = Some(shared_offered(&Offered {
+        i.offered = RareBox::shared(shared_offered(&Offered {
             sni: ch.sni.clone(),
             alpn: ch.alpn.clone(),
             versions: ch
@@ -1549,6 +1549,53 @@ fn dir_name(d: Direction) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The report's fields, in the order the report has them (docs/report-schema.md): the
+    /// `Serialize` impl lists them by hand since some moved into shared or boxed parts.
+    #[test]
+    fn tls_facts_serialize_every_field_in_schema_order() {
+        let names = [
+            "sni",
+            "sni_detail",
+            "alpn_offered",
+            "alpn",
+            "version",
+            "cipher",
+            "ech",
+            "ech_detail",
+            "versions_offered",
+            "key_share_groups",
+            "hello_retry_request",
+            "early_data",
+            "resumption_offered",
+            "resumed",
+            "server_names",
+            "certificate",
+            "certificate_compressed",
+            "decryption",
+            "decrypted",
+            "client_to_server",
+            "server_to_client",
+            "alerts",
+        ];
+        let json = serde_json::to_string(&TlsInfo::default()).unwrap();
+        let at: Vec<usize> = names
+            .iter()
+            .map(|n| {
+                json.find(&format!("\"{n}\":"))
+                    .unwrap_or_else(|| panic!("{n} missing"))
+            })
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{json}");
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value.as_object().unwrap().len(), names.len(), "{json}");
+        // A ClientHello that offered nothing reads, and compares, as none seen.
+        let seen = TlsInfo {
+            offered: RareBox::shared(Arc::new(Offered::default())),
+            ..TlsInfo::default()
+        };
+        assert_eq!(seen, TlsInfo::default());
+    }
 
     fn handshake_record(msg_type: u8, body: &[u8]) -> Vec<u8> {
         let len = u32::try_from(body.len()).unwrap().to_be_bytes();
