@@ -148,16 +148,22 @@ struct Config {
 pub(crate) struct Deferred;
 
 pub struct Decoder {
+    general: General,
+    /// Plain TCP packets are decoded by [`fast`] (off only to check it against the rest).
+    fast: bool,
+    pub stats: DecodeStats,
+    pub anomalies: AnomalyCounts,
+}
+
+/// What the general path (every layer, tunnels, IP reassembly) keeps between packets; a
+/// packet's counts are passed apart, since they may go elsewhere than the decoder's own.
+struct General {
     defrag: Defragmenter,
     /// The reassembled datagram the last packet returned borrows from.
     held: Vec<u8>,
     /// The last packet's tunnel context.
     tunnel: Tunnel,
     config: Config,
-    /// Plain TCP packets are decoded by [`fast`] (off only to check it against the rest).
-    fast: bool,
-    pub stats: DecodeStats,
-    pub anomalies: AnomalyCounts,
 }
 
 /// What the bytes at hand start with.
@@ -190,12 +196,14 @@ impl Decoder {
         vxlan_ports.sort_unstable();
         vxlan_ports.dedup();
         Decoder {
-            defrag: Defragmenter::new(limits),
-            held: Vec::new(),
-            tunnel: Tunnel::default(),
-            config: Config {
-                vxlan_ports,
-                max_depth: limits.max_encapsulation_depth,
+            general: General {
+                defrag: Defragmenter::new(limits),
+                held: Vec::new(),
+                tunnel: Tunnel::default(),
+                config: Config {
+                    vxlan_ports,
+                    max_depth: limits.max_encapsulation_depth,
+                },
             },
             fast: true,
             stats: DecodeStats::default(),
@@ -226,13 +234,10 @@ impl Decoder {
         defer: bool,
     ) -> Result<Option<Decapsulated<'a>>, Deferred> {
         let cut_bytes = pkt.cut_bytes();
-        self.tunnel.clear();
+        self.general.tunnel.clear();
         let link = link::strip(pkt.link, pkt.data);
         let Decoder {
-            defrag,
-            held,
-            tunnel,
-            config,
+            general,
             stats,
             anomalies,
             fast,
@@ -241,7 +246,10 @@ impl Decoder {
             if let Some(inner) = fast::tcp(pkt, link) {
                 count(stats, anomalies, pkt, cut_bytes);
                 stats.tcp += 1;
-                return Ok(Some(Decapsulated { inner, tunnel }));
+                return Ok(Some(Decapsulated {
+                    inner,
+                    tunnel: &general.tunnel,
+                }));
             }
         }
         // Deferring, what this packet counts stays apart until it is known not to be
@@ -252,16 +260,8 @@ impl Decoder {
             None => (&mut *stats, &mut *anomalies),
         };
         count(counts, counted, pkt, cut_bytes);
-        let parts = Parts {
-            defrag,
-            held,
-            tunnel,
-            config,
-            stats: counts,
-            anomalies: counted,
-        };
         let mut deferred = false;
-        let decoded = decode_general(parts, pkt, link, cut_bytes, defer, &mut deferred);
+        let decoded = general.decode(counts, counted, pkt, link, defer, &mut deferred);
         if deferred {
             return Err(Deferred);
         }
@@ -274,7 +274,7 @@ impl Decoder {
 
     /// Incomplete datagrams left at the end of the capture are counted as timed out.
     pub fn finish(&mut self) {
-        let left = self.defrag.pending() as u64;
+        let left = self.general.defrag.pending() as u64;
         self.anomalies.add_n(Anomaly::IpFragmentTimeout, left);
     }
 }
@@ -288,137 +288,129 @@ fn count(stats: &mut DecodeStats, anomalies: &mut AnomalyCounts, pkt: &RawPacket
     }
 }
 
-/// A decoder's parts, borrowed apart: the packet's counts may go elsewhere than its own.
-struct Parts<'a, 'c> {
-    defrag: &'c mut Defragmenter,
-    held: &'a mut Vec<u8>,
-    tunnel: &'a mut Tunnel,
-    config: &'c Config,
-    stats: &'c mut DecodeStats,
-    anomalies: &'c mut AnomalyCounts,
-}
-
-/// The general path: every layer, tunnels and IP reassembly. With `defer`, a fragment sets
-/// `deferred` instead of going into reassembly.
-fn decode_general<'a>(
-    parts: Parts<'a, '_>,
-    pkt: &RawPacket<'a>,
-    link: Result<LinkPayload<'a>, LinkError>,
-    cut_bytes: u32,
-    defer: bool,
-    deferred: &mut bool,
-) -> Option<Decapsulated<'a>> {
-    let Parts {
-        defrag,
-        held,
-        tunnel,
-        config,
-        stats,
-        anomalies,
-    } = parts;
-    let (mut next, mut data) = match link {
-        Ok(LinkPayload::Ethernet(frame)) => (Next::Ethernet, frame),
-        Ok(LinkPayload::Network { ether_type, data }) => (Next::EtherType(ether_type), data),
-        Ok(LinkPayload::NotIp) => {
-            stats.not_ip += 1;
-            return None;
-        }
-        Err(LinkError::Truncated) => {
-            anomalies.add(Anomaly::LinkHeaderInvalid);
-            return None;
-        }
-        Err(LinkError::Unsupported) => {
-            anomalies.add(Anomaly::UnsupportedLinkType);
-            return None;
-        }
-    };
-    let mut layers = Layers {
-        stats,
-        anomalies,
-        tunnel: &mut *tunnel,
-        config,
-        index: pkt.index,
-        origin: pkt.origin,
-        ts: pkt.ts,
-        cut_bytes,
-    };
-    // Every step removes a header, and only encapsulations (bounded by the depth limit)
-    // lead back to a link or network layer; this bound is a second guard.
-    let max_steps = config.max_depth.saturating_add(2).saturating_mul(4);
-    // The packet's own bytes: what is decoded borrows the packet.
-    let cut = cut_bytes > 0;
-    let mut steps = 0;
-    let mut frag = loop {
-        steps += 1;
-        if steps > max_steps {
-            layers.anomalies.add(Anomaly::EncapsulationDepthLimit);
-            return None;
-        }
-        match layers.step(next, data, cut) {
-            Step::Inner(n, d) => (next, data) = (n, d),
-            Step::Done(inner) => return Some(Decapsulated { inner, tunnel }),
-            Step::Fragment(f) => break f,
-            Step::Stop => return None,
-        }
-    };
-    if defer {
-        *deferred = true;
-        return None;
-    }
-    // A reassembled datagram, decoded from a buffer of ours; a fragment found inside it (a
-    // fragmented packet in a fragmented tunnel packet) is reassembled in turn.
-    let mut buf = Vec::new();
-    loop {
-        let ips = (frag.key.src, frag.key.dst);
-        let protocol = frag.key.protocol;
-        let whole = defrag.add(frag, pkt.ts, layers.anomalies)?;
-        defrag.recycle(std::mem::replace(&mut buf, whole));
-        layers.stats.ip_datagrams_reassembled += 1;
-        next = Next::Reassembled { ips, protocol };
-        frag = loop {
+impl General {
+    /// The general path. With `defer`, a fragment sets `deferred` instead of going into
+    /// reassembly.
+    fn decode<'a>(
+        &'a mut self,
+        stats: &mut DecodeStats,
+        anomalies: &mut AnomalyCounts,
+        pkt: &RawPacket<'a>,
+        link: Result<LinkPayload<'a>, LinkError>,
+        defer: bool,
+        deferred: &mut bool,
+    ) -> Option<Decapsulated<'a>> {
+        let cut_bytes = pkt.cut_bytes();
+        let General {
+            defrag,
+            held,
+            tunnel,
+            config,
+        } = self;
+        let (mut next, mut data) = match link {
+            Ok(LinkPayload::Ethernet(frame)) => (Next::Ethernet, frame),
+            Ok(LinkPayload::Network { ether_type, data }) => (Next::EtherType(ether_type), data),
+            Ok(LinkPayload::NotIp) => {
+                stats.not_ip += 1;
+                return None;
+            }
+            Err(LinkError::Truncated) => {
+                anomalies.add(Anomaly::LinkHeaderInvalid);
+                return None;
+            }
+            Err(LinkError::Unsupported) => {
+                anomalies.add(Anomaly::UnsupportedLinkType);
+                return None;
+            }
+        };
+        let mut layers = Layers {
+            stats,
+            anomalies,
+            tunnel: &mut *tunnel,
+            config,
+            index: pkt.index,
+            origin: pkt.origin,
+            ts: pkt.ts,
+            cut_bytes,
+        };
+        // Every step removes a header, and only encapsulations (bounded by the depth limit)
+        // lead back to a link or network layer; this bound is a second guard.
+        let max_steps = config.max_depth.saturating_add(2).saturating_mul(4);
+        // The packet's own bytes: what is decoded borrows the packet.
+        let cut = cut_bytes > 0;
+        let mut steps = 0;
+        let mut frag = loop {
             steps += 1;
             if steps > max_steps {
                 layers.anomalies.add(Anomaly::EncapsulationDepthLimit);
                 return None;
             }
-            match layers.step(next, &buf, false) {
-                Step::Inner(n, d) => {
-                    let (start, end) = place(&buf, d)?;
-                    buf.truncate(end);
-                    buf.drain(..start);
-                    next = n;
+            match layers.step(next, data, cut) {
+                Step::Inner(n, d) => (next, data) = (n, d),
+                Step::Done(inner) => return Some(Decapsulated { inner, tunnel }),
+                Step::Fragment(f) => break f,
+                Step::Stop => return None,
+            }
+        };
+        if defer {
+            *deferred = true;
+            return None;
+        }
+        // A reassembled datagram, decoded from a buffer of ours; a fragment found inside it (a
+        // fragmented packet in a fragmented tunnel packet) is reassembled in turn.
+        let mut buf = Vec::new();
+        loop {
+            let ips = (frag.key.src, frag.key.dst);
+            let protocol = frag.key.protocol;
+            let whole = defrag.add(frag, pkt.ts, layers.anomalies)?;
+            defrag.recycle(std::mem::replace(&mut buf, whole));
+            layers.stats.ip_datagrams_reassembled += 1;
+            next = Next::Reassembled { ips, protocol };
+            frag = loop {
+                steps += 1;
+                if steps > max_steps {
+                    layers.anomalies.add(Anomaly::EncapsulationDepthLimit);
+                    return None;
                 }
-                Step::Done(inner) => {
-                    // Re-borrow the payload from where the buffer is kept.
-                    let (start, end) = place(&buf, inner.transport.payload())?;
-                    let Decoded {
-                        index,
-                        origin,
-                        ts,
-                        src,
-                        dst,
-                        transport,
-                    } = inner;
-                    let transport = transport.with_payload(&[]);
-                    defrag.recycle(std::mem::replace(held, buf));
-                    let held: &'a Vec<u8> = held;
-                    let payload = held.get(start..end)?;
-                    return Some(Decapsulated {
-                        inner: Decoded {
+                match layers.step(next, &buf, false) {
+                    Step::Inner(n, d) => {
+                        let (start, end) = place(&buf, d)?;
+                        buf.truncate(end);
+                        buf.drain(..start);
+                        next = n;
+                    }
+                    Step::Done(inner) => {
+                        // Re-borrow the payload from where the buffer is kept.
+                        let (start, end) = place(&buf, inner.transport.payload())?;
+                        let Decoded {
                             index,
                             origin,
                             ts,
                             src,
                             dst,
-                            transport: transport.with_payload(payload),
-                        },
-                        tunnel,
-                    });
+                            transport,
+                        } = inner;
+                        let transport = transport.with_payload(&[]);
+                        defrag.recycle(std::mem::replace(held, buf));
+                        let held: &'a Vec<u8> = held;
+                        let payload = held.get(start..end)?;
+                        return Some(Decapsulated {
+                            inner: Decoded {
+                                index,
+                                origin,
+                                ts,
+                                src,
+                                dst,
+                                transport: transport.with_payload(payload),
+                            },
+                            tunnel,
+                        });
+                    }
+                    Step::Fragment(f) => break f,
+                    Step::Stop => return None,
                 }
-                Step::Fragment(f) => break f,
-                Step::Stop => return None,
-            }
-        };
+            };
+        }
     }
 }
 
