@@ -6,7 +6,8 @@
 mod common;
 
 use common::{fragment_ipv4, Conversation, Frame, Link};
-use misdirect::capture::{Capture, InputName};
+use misdirect::capture::write::PcapNgWriter;
+use misdirect::capture::{Capture, DecryptionSecret, InputName};
 use misdirect::proto::tls::keylog::KeyLog;
 use misdirect::Limits;
 use std::path::{Path, PathBuf};
@@ -178,46 +179,6 @@ fn payloads_of_capture_records_and_ip_fragments_read_the_same_in_parts() {
     }
 }
 
-fn ng_block(kind: u32, body: &[u8]) -> Vec<u8> {
-    let mut body = body.to_vec();
-    while body.len() % 4 != 0 {
-        body.push(0);
-    }
-    let len = (body.len() + 12) as u32;
-    let mut v = kind.to_le_bytes().to_vec();
-    v.extend_from_slice(&len.to_le_bytes());
-    v.extend_from_slice(&body);
-    v.extend_from_slice(&len.to_le_bytes());
-    v
-}
-
-fn section_header() -> Vec<u8> {
-    let mut b = 0x1a2b_3c4du32.to_le_bytes().to_vec();
-    b.extend_from_slice(&[1, 0, 0, 0]);
-    b.extend_from_slice(&(-1i64).to_le_bytes());
-    ng_block(0x0a0d_0d0a, &b)
-}
-
-/// An interface with `tsresol` (pcapng §4.2: 6 is microseconds, 9 nanoseconds).
-fn interface(linktype: u16, tsresol: u8) -> Vec<u8> {
-    let mut b = linktype.to_le_bytes().to_vec();
-    b.extend_from_slice(&[0, 0]);
-    b.extend_from_slice(&262_144u32.to_le_bytes());
-    b.extend_from_slice(&[9, 0, 1, 0, tsresol, 0, 0, 0, 0, 0, 0, 0]);
-    ng_block(1, &b)
-}
-
-fn enhanced(if_id: u32, units: u64, f: &Frame, data: &[u8]) -> Vec<u8> {
-    let ts = f.ts.0 as u64 / (1_000_000_000 / units);
-    let mut b = if_id.to_le_bytes().to_vec();
-    b.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
-    b.extend_from_slice(&(ts as u32).to_le_bytes());
-    b.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    b.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    b.extend_from_slice(data);
-    ng_block(6, &b)
-}
-
 /// A pcapng whose blocks change what its reader keeps along the way: interface statistics
 /// (skipped), secrets, a second interface of another link type, a simple packet (which
 /// takes the time of the one before), a second section with microsecond times; and a
@@ -227,37 +188,49 @@ fn pcapng_blocks_that_change_the_reader_read_the_same_in_parts() {
     let body = std::fs::read(common::samples_dir().join("http1-keepalive-reuse.pcap")).unwrap();
     let frames = downloads(4, &body);
     let third = frames.len() / 3;
-    let mut f = section_header();
-    f.extend(interface(1, 9));
+    let packet = |w: &mut PcapNgWriter<Vec<u8>>, if_id, fr: &Frame, data: &[u8]| {
+        let len = data.len() as u32;
+        w.write_packet(if_id, fr.ts, data, len).unwrap();
+    };
+    let mut w = PcapNgWriter::new(Vec::new()).unwrap();
+    w.add_interface(1, 262_144, 9).unwrap();
     for (n, fr) in frames[..third].iter().enumerate() {
-        f.extend(enhanced(0, 1_000_000_000, fr, &fr.data));
+        packet(&mut w, 0, fr, &fr.data);
         if n % 50 == 49 {
-            f.extend(ng_block(5, &[0; 12]));
+            w.write_other(5, &[0; 12]).unwrap();
         }
     }
-    let mut dsb = 0x544c_534bu32.to_le_bytes().to_vec();
-    let secrets = b"CLIENT_RANDOM 00 00\n";
-    dsb.extend_from_slice(&(secrets.len() as u32).to_le_bytes());
-    dsb.extend_from_slice(secrets);
-    f.extend(ng_block(10, &dsb));
-    f.extend(interface(101, 9));
+    w.write_secrets(&DecryptionSecret {
+        secrets_type: DecryptionSecret::TLS_KEY_LOG,
+        data: b"CLIENT_RANDOM 00 00\n".to_vec(),
+    })
+    .unwrap();
+    w.add_interface(101, 262_144, 9).unwrap();
     for (n, fr) in frames[third..2 * third].iter().enumerate() {
         match common::encap::ip_of_frame(&fr.data) {
-            Some(ip) if n % 2 == 1 => f.extend(enhanced(1, 1_000_000_000, fr, ip)),
-            _ => f.extend(enhanced(0, 1_000_000_000, fr, &fr.data)),
+            Some(ip) if n % 2 == 1 => packet(&mut w, 1, fr, ip),
+            _ => packet(&mut w, 0, fr, &fr.data),
         }
         if n == 7 {
             let mut spb = (fr.data.len() as u32).to_le_bytes().to_vec();
             spb.extend_from_slice(&fr.data);
-            f.extend(ng_block(3, &spb));
+            w.write_other(3, &spb).unwrap();
         }
     }
-    f.extend(enhanced(9, 1_000_000_000, &frames[2 * third], &[0x45]));
-    f.extend(section_header());
-    f.extend(interface(1, 6));
+    // An Enhanced Packet Block on interface 9, which no block declared.
+    let mut epb = 9u32.to_le_bytes().to_vec();
+    epb.extend_from_slice(&[0; 8]);
+    epb.extend_from_slice(&1u32.to_le_bytes());
+    epb.extend_from_slice(&1u32.to_le_bytes());
+    epb.push(0x45);
+    w.write_other(6, &epb).unwrap();
+    // A second section, with microsecond times.
+    let mut w = PcapNgWriter::new(w.into_inner()).unwrap();
+    w.add_interface(1, 262_144, 6).unwrap();
     for fr in &frames[2 * third..] {
-        f.extend(enhanced(0, 1_000_000, fr, &fr.data));
+        packet(&mut w, 0, fr, &fr.data);
     }
+    let f = w.into_inner();
     let file = temp_file("stateful-blocks.pcapng", &f);
     let one = one_thread(&file, &KeyLog::default());
     assert!(one.contains("undeclared interface"), "{one}");

@@ -114,6 +114,14 @@ impl<W: Write> PcapNgWriter<W> {
         write_block(&mut self.out, 6, &body)
     }
 
+    /// Writes a block of another kind as given (statistics, a simple packet, a packet on an
+    /// interface not declared), padded to 32 bits.
+    pub fn write_other(&mut self, block_type: u32, body: &[u8]) -> io::Result<()> {
+        let mut body = body.to_vec();
+        pad4(&mut body);
+        write_block(&mut self.out, block_type, &body)
+    }
+
     /// Writes a Decryption Secrets Block.
     pub fn write_secrets(&mut self, secret: &DecryptionSecret) -> io::Result<()> {
         let mut body = Vec::with_capacity(8 + secret.data.len() + 3);
