@@ -573,17 +573,22 @@ fn gap_stops_decryption_and_keeps_the_true_prefix() {
 
 /// A key log that grows while the capture is analysed (live capture): sessions whose keys
 /// come late hold their records and decrypt them when the keys arrive, with the times the
-/// records were captured, so the report is the one a complete key log gives.
+/// records were captured, so the report is the one a complete key log gives. Keys that come
+/// after the last packet find connections that already ended both ways: those are not
+/// concluded while their keys may still come.
 #[test]
 fn keys_that_arrive_late_decrypt_what_was_held() {
     use misdirect::analysis::Ledger;
     use misdirect::capture::{Capture, FileSource, InputName};
     use misdirect::pipeline::Pipeline;
-    for name in [
-        "chromium-coalesce-421.pcapng",
-        "h2-tls12.pcap",
-        "tls13-keyupdate.pcap",
-    ] {
+    let cases = [
+        ("chromium-coalesce-421.pcapng", [10, 20]),
+        ("h2-tls12.pcap", [10, 20]),
+        ("tls13-keyupdate.pcap", [10, 20]),
+        ("h2-tls12.pcap", [usize::MAX; 2]),
+        ("tls13-keyupdate.pcap", [usize::MAX; 2]),
+    ];
+    for (name, [first, second]) in cases {
         let file = sample(name);
         let keys = std::fs::read(file.with_extension("keys")).unwrap();
         let whole = common::analyze_path(&file);
@@ -594,19 +599,24 @@ fn keys_that_arrive_late_decrypt_what_was_held() {
         let mut cap = Capture::from_sources(vec![src]).unwrap();
         let mut pipeline = Pipeline::new(&limits);
         let mut n = 0;
+        let lines: Vec<&[u8]> = keys.split(|&b| b == b'\n').collect();
+        let half = lines.len() / 2;
+        let mut last = Default::default();
+        // Half of the key log comes at packet `first`, the rest at `second`, or both after
+        // the last packet.
         while let Some(pkt) = cap.next_packet() {
-            let last = pkt.ts;
+            last = pkt.ts;
             pipeline.packet(&pkt, &mut ledger);
             n += 1;
-            // Half of the key log comes a third of the way in, the rest two thirds in.
-            let lines: Vec<&[u8]> = keys.split(|&b| b == b'\n').collect();
-            let half = lines.len() / 2;
-            if n == 10 {
+            if n == first {
                 ledger.add_keys(&lines[..half].join(&b'\n'), last, pipeline.sink_states());
             }
-            if n == 20 {
+            if n == second {
                 ledger.add_keys(&lines[half..].join(&b'\n'), last, pipeline.sink_states());
             }
+        }
+        if first == usize::MAX {
+            ledger.add_keys(&keys, last, pipeline.sink_states());
         }
         let run = pipeline.finish(&mut ledger);
         let late = ledger.into_report(cap.summaries(), run);

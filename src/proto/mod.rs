@@ -64,6 +64,42 @@ enum State {
         app: App,
     },
     Clear(App),
+    /// Both directions ended: what the parsers found, the parsers themselves dropped. A
+    /// closed connection stays in the flow table until its 5-tuple is reused or the capture
+    /// ends, and its key material, HPACK tables and buffers would stay with it.
+    Ended(Box<Found>),
+}
+
+/// What a connection's parsers found: its TLS facts (with the session's anomalies merged
+/// into the application's), and its application summary.
+struct Found {
+    tls: Option<TlsInfo>,
+    app: AppSummary,
+}
+
+impl State {
+    fn into_found(self) -> Found {
+        match self {
+            State::Tls { session, app } => {
+                let (info, anomalies) = session.finish();
+                let mut app = app.finish();
+                app.anomalies.merge(&anomalies);
+                Found {
+                    tls: Some(info),
+                    app,
+                }
+            }
+            State::Clear(app) => Found {
+                tls: None,
+                app: app.finish(),
+            },
+            State::Detecting(_) => Found {
+                tls: None,
+                app: AppSummary::default(),
+            },
+            State::Ended(found) => *found,
+        }
+    }
 }
 
 /// The protocol layer of one connection.
@@ -73,6 +109,8 @@ pub struct ConnProto {
     limits: Arc<HttpLimits>,
     /// CONNECT tunnels around this connection (0 for a TCP connection).
     depth: u8,
+    /// The directions that ended (bit 0 client to server, bit 1 server to client).
+    ended: u8,
     /// The cleartext part of a connection that switched to TLS (STARTTLS). Boxed: rare, and
     /// every connection would pay for it.
     before_tls: Option<Box<AppSummary>>,
@@ -101,6 +139,7 @@ impl ConnProto {
             mid_stream,
             limits,
             depth: 0,
+            ended: 0,
             before_tls: None,
             clock: Cell::new(Timestamp::default()),
         }
@@ -116,8 +155,36 @@ impl ConnProto {
     }
 
     /// Takes one stream event. Decrypted application data also goes to `tap`, for tools
-    /// and tests that want the plaintext itself.
+    /// and tests that want the plaintext itself. Once both directions ended, nothing more
+    /// can come (a stream ends at most once, [`crate::flow::reassembly`]), so the parsers
+    /// are concluded then, unless a growing key log may still decrypt what a session held.
     pub fn event(
+        &mut self,
+        dir: Direction,
+        ev: StreamEvent<'_>,
+        at: Timestamp,
+        keylog: &KeyLog,
+        tap: &mut dyn FnMut(Direction, AppData<'_>),
+    ) {
+        self.handle(dir, ev, at, keylog, tap);
+        if matches!(ev, StreamEvent::Fin | StreamEvent::Rst) {
+            self.ended |= match dir {
+                Direction::ClientToServer => 1,
+                Direction::ServerToClient => 2,
+            };
+            let late_keys = match &self.state {
+                State::Tls { session, .. } => session.awaits_late_keys(keylog),
+                _ => false,
+            };
+            let parsing = matches!(self.state, State::Tls { .. } | State::Clear(_));
+            if self.ended == 3 && parsing && !late_keys {
+                let state = std::mem::replace(&mut self.state, State::Detecting(None));
+                self.state = State::Ended(Box::new(state.into_found()));
+            }
+        }
+    }
+
+    fn handle(
         &mut self,
         dir: Direction,
         ev: StreamEvent<'_>,
@@ -151,11 +218,11 @@ impl ConnProto {
                 (Direction::ServerToClient, s2c),
             ] {
                 if !held.is_empty() {
-                    self.event(d, StreamEvent::Data(&held), at, keylog, tap);
+                    self.handle(d, StreamEvent::Data(&held), at, keylog, tap);
                 }
             }
             if ended {
-                self.event(dir, ev, at, keylog, tap);
+                self.handle(dir, ev, at, keylog, tap);
             }
             return;
         }
@@ -207,11 +274,11 @@ impl ConnProto {
                         self.before_tls = Some(Box::new(app.finish()));
                     }
                     if !rest.is_empty() {
-                        self.event(dir, StreamEvent::Data(rest), at, keylog, tap);
+                        self.handle(dir, StreamEvent::Data(rest), at, keylog, tap);
                     }
                 }
             }
-            State::Detecting(_) => {}
+            State::Detecting(_) | State::Ended(_) => {}
         }
     }
 
@@ -230,6 +297,7 @@ impl ConnProto {
         match &self.state {
             State::Tls { session, app } => (Some(session.info()), app.exchanges()),
             State::Clear(app) => (None, app.exchanges()),
+            State::Ended(found) => (found.tls.as_ref(), &found.app.exchanges),
             State::Detecting(_) => (None, &[]),
         }
     }
@@ -251,21 +319,12 @@ impl ConnProto {
                 app.cut(at, keylog);
             }
             State::Clear(app) => app.cut(at, keylog),
-            State::Detecting(_) => {}
+            State::Detecting(_) | State::Ended(_) => {}
         }
     }
 
     pub fn finish(self, carried_payload: bool) -> ProtoSummary {
-        let (tls, app) = match self.state {
-            State::Tls { session, app } => {
-                let (info, anomalies) = session.finish();
-                let mut app = app.finish();
-                app.anomalies.merge(&anomalies);
-                (Some(info), app)
-            }
-            State::Clear(app) => (None, app.finish()),
-            State::Detecting(_) => (None, AppSummary::default()),
-        };
+        let Found { tls, app } = self.state.into_found();
         let protocol = app
             .protocol
             .or(self.before_tls.as_ref().and_then(|b| b.protocol))
@@ -388,6 +447,43 @@ mod tests {
         feed(&mut p, Direction::ClientToServer, &[22, 3]);
         feed(&mut p, Direction::ServerToClient, &[22, 3, 3, 0, 2, 2, 0]);
         assert!(matches!(p.state, State::Tls { .. }));
+    }
+
+    /// A connection that ended both ways keeps what its parsers found, not the parsers.
+    #[test]
+    fn ending_both_ways_concludes_the_parsers() {
+        let mut p = conn();
+        let end = |p: &mut ConnProto, dir| {
+            let keylog = KeyLog::default();
+            p.event(
+                dir,
+                StreamEvent::Fin,
+                Timestamp::default(),
+                &keylog,
+                &mut |_, _| {},
+            );
+        };
+        feed(
+            &mut p,
+            Direction::ClientToServer,
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        );
+        feed(
+            &mut p,
+            Direction::ServerToClient,
+            b"HTTP/1.1 421 No\r\nContent-Length: 0\r\n\r\n",
+        );
+        end(&mut p, Direction::ServerToClient);
+        assert!(matches!(p.state, State::Clear(_)));
+        end(&mut p, Direction::ServerToClient);
+        assert!(matches!(p.state, State::Clear(_)), "one direction twice");
+        end(&mut p, Direction::ClientToServer);
+        assert!(matches!(p.state, State::Ended(_)));
+        assert_eq!(p.peek().1.len(), 1);
+        p.cut(Timestamp::default(), &KeyLog::default());
+        let found = p.finish(true);
+        assert_eq!(found.protocol, AppProtocol::Http1);
+        assert_eq!(found.app.exchanges[0].status, Some(421));
     }
 
     #[test]

@@ -1169,6 +1169,12 @@ impl TlsSession {
         self.now = at;
     }
 
+    /// Whether a growing key log may still bring this session's keys
+    /// ([`TlsSession::keys_arrived`]).
+    pub fn awaits_late_keys(&self, keylog: &KeyLog) -> bool {
+        self.keys_state == KeysState::NoKeys && keylog.can_grow()
+    }
+
     /// Whether the session has no keys yet and the key log now has them.
     pub fn keys_now_available(&self, keylog: &KeyLog) -> bool {
         self.keys_state == KeysState::NoKeys && self.has_keys_now(keylog)
