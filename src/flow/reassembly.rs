@@ -209,20 +209,57 @@ impl OutOfOrder {
     }
 }
 
+/// Where the sender ended a direction (the offset after its last data byte) and how, in one
+/// word, where `Option<(u64, End)>` takes two: two per open connection. Offsets come from
+/// non-negative `i64`s, so the top bit is free to say RST; all ones is none.
+#[derive(Clone, Copy, Debug)]
+struct EndAt(u64);
+
+impl EndAt {
+    const NONE: EndAt = EndAt(u64::MAX);
+    const RST: u64 = 1 << 63;
+
+    fn new(at: u64, how: End) -> Self {
+        // An offset of 2^63 - 1 and a RST would read as none: an 8-exabyte stream.
+        let at = at.min(Self::RST - 2);
+        EndAt(match how {
+            End::Fin => at,
+            End::Rst => at | Self::RST,
+        })
+    }
+
+    fn get(self) -> Option<(u64, End)> {
+        match self.0 {
+            u64::MAX => None,
+            e if e & Self::RST != 0 => Some((e & !Self::RST, End::Rst)),
+            e => Some((e, End::Fin)),
+        }
+    }
+}
+
+impl Default for EndAt {
+    fn default() -> Self {
+        EndAt::NONE
+    }
+}
+
+/// One direction's reassembly. 72 bytes, two per open connection: the sequence space and
+/// the end are kept in the fields' spare room (88 bytes as `Option`s).
 #[derive(Debug, Default)]
 pub struct Reassembler {
-    space: Option<SeqSpace>,
     /// Offset of the next byte to deliver.
     next: u64,
     ooo: OutOfOrder,
-    /// Where the sender ended this direction (the offset after its last data byte) and how.
-    end_at: Option<(u64, End)>,
+    end_at: EndAt,
     /// Highest offset the peer acknowledged.
     acked: u64,
+    pub stats: Counters,
+    /// The sequence number at offset 0, once `spaced` (see [`Reassembler::space`]).
+    base: u32,
+    spaced: bool,
     finished: bool,
     /// True when the stream did not start at a SYN.
     pub mid_stream: bool,
-    pub stats: Counters,
 }
 
 /// Shared context for one call: limits, the global budget and the anomaly counters.
@@ -235,25 +272,35 @@ pub struct Ctx<'c> {
 }
 
 impl Reassembler {
+    /// Where the stream starts in sequence space, once known.
+    fn space(&self) -> Option<SeqSpace> {
+        self.spaced.then_some(SeqSpace { base: self.base })
+    }
+
+    /// Fixes the start of the stream at `base`, unless it is known already; its start.
+    fn space_or(&mut self, base: u32) -> SeqSpace {
+        if !self.spaced {
+            self.spaced = true;
+            self.base = base;
+        }
+        SeqSpace { base: self.base }
+    }
+
     /// A SYN from this direction fixes the start of the stream at ISN + 1.
     pub fn syn(&mut self, isn: u32) {
-        if self.space.is_none() {
-            self.space = Some(SeqSpace {
-                base: isn.wrapping_add(1),
-            });
-        }
+        self.space_or(isn.wrapping_add(1));
     }
 
     /// The initial sequence number, when the SYN was seen.
     pub fn isn(&self) -> Option<u32> {
-        self.space
+        self.space()
             .filter(|_| !self.mid_stream)
             .map(|s| s.base.wrapping_sub(1))
     }
 
     /// The stream offset of sequence number `seq`, once the direction has a start.
     pub fn offset_of(&self, seq: u32) -> Option<i64> {
-        self.space.map(|s| s.offset(seq, self.next))
+        self.space().map(|s| s.offset(seq, self.next))
     }
 
     /// True once a FIN or RST ended this direction and every byte before it was handed on.
@@ -268,17 +315,15 @@ impl Reassembler {
 
     /// Takes one segment of this direction.
     pub fn segment(&mut self, seg: Segment<'_>, ctx: &mut Ctx<'_>, out: Out<'_>) {
-        let space = *self.space.get_or_insert_with(|| {
-            self.mid_stream = true;
-            SeqSpace { base: seg.seq }
-        });
+        self.mid_stream |= !self.spaced;
+        let space = self.space_or(seg.seq);
         self.stats.packets += 1;
         let len = seg.payload.len() as u64 + u64::from(seg.missing);
         self.stats.payload_bytes += len;
         let start = space.offset(seg.seq, self.next);
         let end = start.saturating_add(len as i64);
-        if seg.fin && self.end_at.is_none() && end >= 0 {
-            self.end_at = Some((end as u64, End::Fin));
+        if seg.fin && self.end_at.get().is_none() && end >= 0 {
+            self.end_at = EndAt::new(end as u64, End::Fin);
         }
         if len > 0 {
             self.data(start, seg.payload, seg.missing, ctx, out);
@@ -291,13 +336,13 @@ impl Reassembler {
 
     /// The peer acknowledged everything before `ack` (a sequence number of this direction).
     pub fn peer_ack(&mut self, ack: u32, ctx: &mut Ctx<'_>, out: Out<'_>) {
-        let Some(space) = self.space else { return };
+        let Some(space) = self.space() else { return };
         let acked = space.offset(ack, self.next);
         if acked <= 0 {
             return;
         }
         // The FIN takes one sequence number; an ACK of it acknowledges no data.
-        let acked = match self.end_at {
+        let acked = match self.end_at.get() {
             Some((f, _)) => (acked as u64).min(f),
             None => acked as u64,
         };
@@ -329,7 +374,7 @@ impl Reassembler {
         while !self.ooo.is_empty() {
             self.release_first_hole(budget, out);
         }
-        let end = self.end_at.map_or(self.acked, |(e, _)| e);
+        let end = self.end_at.get().map_or(self.acked, |(e, _)| e);
         if end > self.next && !self.finished {
             self.gap(end - self.next, out);
         }
@@ -341,15 +386,15 @@ impl Reassembler {
     /// before the RST but captured after it (reordering) is not lost.
     pub fn reset(&mut self, seq: u32, budget: &mut BufferBudget, out: Out<'_>) {
         self.stats.packets += 1;
-        let at = match self.space {
+        let at = match self.space() {
             Some(space) => space.offset(seq, self.next).max(self.next as i64) as u64,
             None => self.next,
         };
-        match self.end_at {
+        match self.end_at.get() {
             // A FIN already ended the stream; a RST after it changes nothing here.
             Some((_, End::Fin)) => {}
             Some((e, End::Rst)) if e <= at => {}
-            _ => self.end_at = Some((at, End::Rst)),
+            _ => self.end_at = EndAt::new(at, End::Rst),
         }
         self.drain(budget, out);
     }
@@ -369,7 +414,7 @@ impl Reassembler {
         let closed_at = if self.finished {
             Some(next)
         } else {
-            self.end_at.map(|(f, _)| f as i64)
+            self.end_at.get().map(|(f, _)| f as i64)
         };
         if let Some(close) = closed_at {
             if start >= close {
@@ -407,7 +452,7 @@ impl Reassembler {
             // The snap length cut this segment: its tail is lost for good, up to bytes already
             // held (their first copy wins) and never past the direction's end.
             let mut lost_end = wire_end as u64;
-            if let Some((e, _)) = self.end_at {
+            if let Some((e, _)) = self.end_at.get() {
                 lost_end = lost_end.min(e);
             }
             if let Some(k) = self.ooo.first() {
@@ -535,7 +580,7 @@ impl Reassembler {
                 self.deliver(rest, out);
             }
         }
-        if let Some((f, how)) = self.end_at {
+        if let Some((f, how)) = self.end_at.get() {
             if self.next >= f && !self.finished {
                 self.finished = true;
                 // Anything still buffered lies beyond the end the sender declared.
