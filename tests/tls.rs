@@ -77,7 +77,7 @@ impl StreamSink for TlsCollector {
     }
     fn close(&mut self, c: Connection, _: EventMeta) {
         let conn = self.conns.get_mut(&c.id.0).unwrap();
-        conn.tls = conn.proto.take().unwrap().finish(true).tls;
+        conn.tls = conn.proto.take().unwrap().finish(true).tls.map(|t| *t);
     }
     fn key_material(&mut self, s: &misdirect::capture::DecryptionSecret) {
         self.keylog.add(&s.data);

@@ -223,9 +223,9 @@ impl TunnelRecord {
     fn from_summary(p: ProtoSummary) -> Self {
         TunnelRecord {
             protocol: p.protocol,
-            tls: p.tls.map(Box::new),
+            tls: p.tls,
             requests: p.app.exchanges,
-            http2: p.app.http2.map(Box::new),
+            http2: p.app.http2,
             tunnel: p
                 .app
                 .tunnel
@@ -383,7 +383,7 @@ impl StreamSink for Ledger {
             }
             let summary = p.finish(carried);
             record.protocol = summary.protocol;
-            record.tls = summary.tls.map(Box::new);
+            record.tls = summary.tls;
             self.anomalies.merge(&summary.anomalies);
             record.anomalies = summary.anomalies;
             let mut app = summary.app;
@@ -393,7 +393,7 @@ impl StreamSink for Ledger {
             }
             record.requests = std::mem::take(&mut app.exchanges);
             record.requests_dropped = app.exchanges_dropped;
-            record.http2 = app.http2.map(Box::new);
+            record.http2 = app.http2;
             // A control connection that went on in TLS: the cleartext part has the replies.
             let mut control = summary.before_tls.and_then(|b| b.control);
             if let Some(inner) = app.control {
@@ -402,7 +402,7 @@ impl StreamSink for Ledger {
                     None => control = Some(inner),
                 }
             }
-            record.control = control.map(Box::new);
+            record.control = control;
         }
         self.unwatch(conn.id);
         self.connections.push(Box::new(record));

@@ -68,8 +68,11 @@ pub struct AppSummary {
     pub protocol: Option<AppProtocol>,
     pub exchanges: Vec<Exchange>,
     pub exchanges_dropped: u64,
-    pub http2: Option<Http2Info>,
-    pub control: Option<ControlInfo>,
+    /// Boxed as the connection's record keeps them: a connection that ended both ways keeps
+    /// its summary while it stays in the flow table ([`super::ConnProto::event`]), and a
+    /// summary that fits where its parsers were is made without new memory.
+    pub http2: Option<Box<Http2Info>>,
+    pub control: Option<Box<ControlInfo>>,
     /// What a CONNECT tunnel carried.
     pub tunnel: Option<Box<ProtoSummary>>,
     pub anomalies: AnomalyCounts,
@@ -278,7 +281,7 @@ impl App {
                         Some(Dialect::Smtp) => AppProtocol::Smtp,
                         None => AppProtocol::FtpOrSmtp,
                     }),
-                    control: Some(info),
+                    control: Some(Box::new(info)),
                     anomalies,
                     ..AppSummary::default()
                 }
@@ -303,7 +306,7 @@ fn finish_http(h: HttpConn) -> AppSummary {
         }),
         exchanges: log.exchanges,
         exchanges_dropped: log.dropped,
-        http2,
+        http2: http2.map(Box::new),
         control: None,
         tunnel: None,
         anomalies: log.anomalies,
