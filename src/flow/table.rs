@@ -145,8 +145,8 @@ impl Connection {
         }
     }
 
-    fn direction_of(&self, src: SocketAddr) -> Direction {
-        if Endpoint::from(src) == self.client {
+    fn direction_of(&self, src: Endpoint) -> Direction {
+        if src == self.client {
             Direction::ClientToServer
         } else {
             Direction::ServerToClient
@@ -163,13 +163,13 @@ impl Connection {
 
     /// Whether a SYN from `src` starts a new connection on this 5-tuple (RFC 9293 §3.10.7.4
     /// lets a closed or TIME-WAIT 5-tuple be reused).
-    fn is_reused_by(&self, src: SocketAddr, seg: &TcpSegment<'_>) -> bool {
+    fn is_reused_by(&self, src: Endpoint, seg: &TcpSegment<'_>) -> bool {
         if !seg.flags.syn || seg.flags.ack {
             return false;
         }
         let ended = self.dirs.iter().all(|d| d.is_finished())
             || matches!(self.close, Close::ResetByClient | Close::ResetByServer);
-        if ended || Endpoint::from(src) != self.client {
+        if ended || src != self.client {
             return true;
         }
         if let Some(isn) = self
@@ -375,11 +375,13 @@ impl FlowTable {
             packet: pkt.index,
         };
         // One lookup on the common path (a known connection); the rare ones pay more. A
-        // context no connection uses yet means a new connection.
+        // context no connection uses yet means a new connection. The addresses are
+        // converted once, for the key and for telling the direction.
+        let src = Endpoint::from(pkt.src);
         let key = self
             .contexts
             .find(tunnel.key())
-            .map(|t| FlowKey::new(pkt.src.into(), pkt.dst.into(), t));
+            .map(|t| FlowKey::new(src, pkt.dst.into(), t));
         let mut ctx = Ctx {
             now: pkt.ts,
             limits: &self.limits,
@@ -391,8 +393,8 @@ impl FlowTable {
             self.conns.find_mut(hash, |c| c.key() == k)
         });
         let reused = match found {
-            Some(conn) if !conn.is_reused_by(pkt.src, seg) => {
-                return take_segment(conn, pkt, seg, &mut ctx, at, sink);
+            Some(conn) if !conn.is_reused_by(src, seg) => {
+                return take_segment(conn, src, pkt, seg, &mut ctx, at, sink);
             }
             Some(_) => key,
             None => None,
@@ -414,7 +416,7 @@ impl FlowTable {
             budget: &mut self.budget,
             anomalies: &mut self.anomalies,
         };
-        take_segment(&mut conn, pkt, seg, &mut ctx, at, sink);
+        take_segment(&mut conn, src, pkt, seg, &mut ctx, at, sink);
         let hasher = &self.hasher;
         self.conns
             .insert_unique(hasher.hash_one(conn.key()), conn, |c| {
@@ -601,9 +603,11 @@ fn server_port_rank(port: u16) -> u8 {
     }
 }
 
-/// One segment of a connection: its direction's reassembly, and the peer's acknowledgement.
+/// One segment of a connection, sent from `src`: its direction's reassembly, and the peer's
+/// acknowledgement.
 fn take_segment(
     conn: &mut Connection,
+    src: Endpoint,
     pkt: &Decoded<'_>,
     seg: &TcpSegment<'_>,
     ctx: &mut Ctx<'_>,
@@ -612,7 +616,7 @@ fn take_segment(
 ) {
     conn.last_ts = conn.last_ts.max(pkt.ts);
     conn.last_packet = pkt.index;
-    let dir = conn.direction_of(pkt.src);
+    let dir = conn.direction_of(src);
     let id = conn.id;
     let state = &mut conn.sink_state;
     let [c2s, s2c] = &mut conn.dirs;

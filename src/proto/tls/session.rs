@@ -1383,28 +1383,29 @@ impl TlsSession {
         }
         self.client_hello_seen = true;
         let i = &mut self.info;
-        // Shared with the thread's other connections that sent the same: a client repeats
-        // its lists on every connection, and they stay for each connection's lifetime.
-        i.sni = ch.sni.names.first().map(|n| shared_str(n));
-        i.offered = RareBox::shared(shared_offered(&Offered {
-            sni: ch.sni.clone(),
-            alpn: ch.alpn.clone(),
-            versions: ch
-                .supported_versions
-                .iter()
-                .map(|&v| TlsVersion(v))
-                .collect(),
-            key_share_groups: ch.key_share_groups.clone(),
-        }));
-        i.ech = ch.ech.as_ref().is_some_and(|e| e.outer);
-        if ch.ech.is_some() {
-            i.rare_mut().ech_detail = ch.ech.clone();
-        }
         // A TLS 1.3 client always sends a legacy session ID (RFC 8446 §4.1.2, middlebox
         // compatibility); only a client without supported_versions resumes by session ID.
         i.resumption_offered = ch.psk_offered
             || ch.session_ticket
             || (ch.session_id_len > 0 && ch.supported_versions.is_empty());
+        i.ech = ch.ech.as_ref().is_some_and(|e| e.outer);
+        if ch.ech.is_some() {
+            i.rare_mut().ech_detail = ch.ech;
+        }
+        // Shared with the thread's other connections that sent the same: a client repeats
+        // its lists on every connection, and they stay for each connection's lifetime. The
+        // hello's own lists are moved in, not copied.
+        i.sni = ch.sni.names.first().map(|n| shared_str(n));
+        i.offered = RareBox::shared(shared_offered(&Offered {
+            sni: ch.sni,
+            alpn: ch.alpn,
+            versions: ch
+                .supported_versions
+                .iter()
+                .map(|&v| TlsVersion(v))
+                .collect(),
+            key_share_groups: ch.key_share_groups,
+        }));
         self.setup_keys(keylog, out);
     }
 
