@@ -35,50 +35,50 @@ pub enum Nonce {
     Salt([u8; 4]),
 }
 
-/// The keystream: its key, nonce and how far it has been used. The cipher is keyed afresh
+/// The keystream: its key and nonce (how far it has been used is what the body has used).
+/// The cipher is keyed afresh
 /// for each piece (an AES key schedule takes tens of nanoseconds) rather than kept: keyed
 /// ciphers were 128-288 bytes more per record open, and a capture can have one open on
 /// every connection.
 struct Keystream {
     cipher: BulkCipher,
     key: Zeroizing<[u8; 32]>,
-    /// Known from the start, except TLS 1.2 GCM's until its explicit part has come.
+    /// Known from the start, except TLS 1.2 GCM's: its implicit salt, then the explicit
+    /// part as it comes.
     nonce: [u8; 12],
-    /// Keystream bytes used so far.
-    pos: u64,
-}
-
-enum Mac {
-    /// GHASH, and `E_K(J0)`, which masks it into the tag (SP 800-38D §7.2 step 6), known once
-    /// the nonce is.
-    Gcm(ghash::GHash, [u8; 16]),
-    /// Boxed: with its precomputed powers it is 576 bytes, and ChaCha20 suites are rare.
-    Poly(Box<poly1305::Poly1305>),
 }
 
 /// A record being opened; see the module's contract.
+///
+/// Its lengths are 32-bit or narrower (a record's length is 16 bits on the wire) and the MAC
+/// is two fields rather than an enum, whose tag beside GHASH's 16-byte alignment took 16
+/// bytes: an opening is 272 bytes, not 336, and a capture can have one on every connection
+/// (32k of them at once at 100k connections).
 pub struct Opening {
     keystream: Keystream,
-    mac: Mac,
+    /// GHASH (AES-GCM), and `E_K(J0)`, which masks it into the tag (SP 800-38D §7.2 step 6),
+    /// known once the nonce is. Unused (keyed with zeros) when `poly` is there.
+    ghash: ghash::GHash,
+    mask: [u8; 16],
+    /// ChaCha20-Poly1305's MAC. Boxed: with its precomputed powers it is 576 bytes, and
+    /// ChaCha20 suites are rare.
+    poly: Option<Box<poly1305::Poly1305>>,
     /// MAC input short of a whole block.
     block: [u8; 16],
-    block_len: usize,
-    aad_len: usize,
-    /// Fragment parts still to come: explicit nonce, ciphertext, tag.
-    /// TLS 1.2 GCM: the implicit salt and the explicit nonce, as it comes.
-    salt: [u8; 4],
-    explicit: [u8; EXPLICIT_LEN],
-    explicit_left: usize,
-    body_len: usize,
-    body_left: usize,
+    block_len: u8,
+    aad_len: u8,
+    /// Fragment parts still to come: explicit nonce (TLS 1.2 GCM), ciphertext, tag.
+    explicit_left: u8,
+    body_len: u32,
+    body_left: u32,
     tag: [u8; TAG_LEN],
-    tag_left: usize,
+    tag_left: u8,
     /// The record header's content type (TLS 1.2 keeps it outside).
     outer_type: u8,
     tls13: bool,
     /// TLS 1.3: plaintext kept back, `[last non-zero byte] ++ zeros`.
     tail_type: Option<u8>,
-    tail_zeros: usize,
+    tail_zeros: u32,
 }
 
 impl Opening {
@@ -101,6 +101,9 @@ impl Opening {
         let body_len = length
             .checked_sub(explicit_left + TAG_LEN)
             .ok_or(DecryptError::TooShort)?;
+        let body_len = u32::try_from(body_len).map_err(|_| DecryptError::RecordOverflow)?;
+        // 5 bytes in TLS 1.3, 13 in TLS 1.2.
+        let aad_len = u8::try_from(aad.len()).map_err(|_| DecryptError::RecordOverflow)?;
         if key.len() != cipher.key_len() {
             return Err(DecryptError::BadKeyMaterial);
         }
@@ -108,22 +111,17 @@ impl Opening {
             cipher,
             key: Zeroizing::new([0; 32]),
             nonce: [0; 12],
-            pos: 0,
         };
         keystream
             .key
             .get_mut(..key.len())
             .ok_or(DecryptError::BadKeyMaterial)?
             .copy_from_slice(key);
-        let mac = match (cipher, nonce) {
+        let (ghash, poly) = match (cipher, nonce) {
             (BulkCipher::Aes128Gcm | BulkCipher::Aes256Gcm, _) => {
                 // The hash key H = E_K(0^128) does not depend on the nonce.
-                let hash = ghash::GHash::new(&keystream.block([0; 16]).into());
-                let mut mac = Mac::Gcm(hash, [0; 16]);
-                if let Nonce::Full(n) = nonce {
-                    keystream.start(n, &mut mac);
-                }
-                mac
+                let h = keystream.block([0; 16]);
+                (ghash::GHash::new(&h.into()), None)
             }
             (BulkCipher::ChaCha20Poly1305, Nonce::Full(n)) => {
                 // The one-time Poly1305 key is block 0's first 32 bytes; the ciphertext is
@@ -133,32 +131,38 @@ impl Opening {
                     .apply_keystream(&mut block0);
                 let mut otk = [0u8; 32];
                 otk.iter_mut().zip(block0).for_each(|(k, b)| *k = b);
-                keystream.nonce = n;
-                Mac::Poly(Box::new(poly1305::Poly1305::new(&otk.into())))
+                let poly = poly1305::Poly1305::new(&otk.into());
+                (ghash::GHash::new(&[0; 16].into()), Some(Box::new(poly)))
             }
             _ => return Err(DecryptError::Unsupported),
         };
         let mut opening = Opening {
             keystream,
-            mac,
+            ghash,
+            mask: [0; 16],
+            poly,
             block: [0; 16],
             block_len: 0,
-            aad_len: aad.len(),
-            salt: match nonce {
-                Nonce::Salt(salt) => salt,
-                Nonce::Full(_) => [0; 4],
-            },
-            explicit: [0; EXPLICIT_LEN],
-            explicit_left,
+            aad_len,
+            explicit_left: explicit_left as u8, // 0 or 8
             body_len,
             body_left: body_len,
             tag: [0; TAG_LEN],
-            tag_left: TAG_LEN,
+            tag_left: TAG_LEN as u8,
             outer_type,
             tls13,
             tail_type: None,
             tail_zeros: 0,
         };
+        match nonce {
+            Nonce::Full(n) if opening.poly.is_some() => opening.keystream.nonce = n,
+            Nonce::Full(n) => opening.start_gcm(n),
+            Nonce::Salt(salt) => {
+                if let Some(dst) = opening.keystream.nonce.get_mut(..4) {
+                    dst.copy_from_slice(&salt);
+                }
+            }
+        }
         opening.absorb(aad);
         opening.pad();
         Ok(opening)
@@ -166,7 +170,7 @@ impl Opening {
 
     /// Fragment bytes still to come.
     pub fn remaining(&self) -> usize {
-        self.explicit_left + self.body_left + self.tag_left
+        usize::from(self.explicit_left) + self.body_left as usize + usize::from(self.tag_left)
     }
 
     /// Takes the next bytes of the fragment and appends the plaintext they carry to `out`
@@ -174,31 +178,35 @@ impl Opening {
     /// are ignored.
     pub fn update(&mut self, mut piece: &[u8], out: &mut Vec<u8>) {
         if self.explicit_left > 0 {
-            let n = self.explicit_left.min(piece.len());
-            let at = EXPLICIT_LEN - self.explicit_left;
+            let left = usize::from(self.explicit_left);
+            let n = left.min(piece.len());
+            // The explicit part is the nonce's last eight bytes, after the salt.
+            let at = 12 - left;
             let (head, rest) = piece.split_at(n);
-            if let Some(dst) = self.explicit.get_mut(at..at + n) {
+            if let Some(dst) = self.keystream.nonce.get_mut(at..at + n) {
                 dst.copy_from_slice(head);
             }
-            self.explicit_left -= n;
+            self.explicit_left -= n as u8;
             piece = rest;
             if self.explicit_left == 0 {
-                self.start_gcm12();
+                self.start_gcm(self.keystream.nonce);
             }
         }
-        let n = self.body_left.min(piece.len());
+        let n = (self.body_left as usize).min(piece.len());
         let (body, rest) = piece.split_at(n);
         if !body.is_empty() {
-            self.body_left -= n;
+            let used = self.body_len - self.body_left;
+            self.body_left -= n as u32;
             self.absorb(body);
-            self.decrypt(body, out);
+            self.decrypt(body, used, out);
         }
-        let n = self.tag_left.min(rest.len());
-        let at = TAG_LEN - self.tag_left;
+        let left = usize::from(self.tag_left);
+        let n = left.min(rest.len());
+        let at = TAG_LEN - left;
         if let (Some(dst), Some(src)) = (self.tag.get_mut(at..at + n), rest.get(..n)) {
             dst.copy_from_slice(src);
         }
-        self.tag_left -= n;
+        self.tag_left -= n as u8;
     }
 
     /// Checks the tag once the whole fragment has come, and gives the content type: TLS
@@ -208,28 +216,23 @@ impl Opening {
             return Err(DecryptError::TooShort);
         }
         self.pad();
-        let lengths = match &self.mac {
-            Mac::Gcm(..) => {
-                let mut b = [0u8; 16];
-                b[..8].copy_from_slice(&(self.aad_len as u64 * 8).to_be_bytes());
-                b[8..].copy_from_slice(&(self.body_len as u64 * 8).to_be_bytes());
-                b
-            }
-            Mac::Poly(_) => {
-                let mut b = [0u8; 16];
-                b[..8].copy_from_slice(&(self.aad_len as u64).to_le_bytes());
-                b[8..].copy_from_slice(&(self.body_len as u64).to_le_bytes());
-                b
-            }
-        };
+        let (aad_len, body_len) = (u64::from(self.aad_len), u64::from(self.body_len));
+        let mut lengths = [0u8; 16];
+        if self.poly.is_some() {
+            lengths[..8].copy_from_slice(&aad_len.to_le_bytes());
+            lengths[8..].copy_from_slice(&body_len.to_le_bytes());
+        } else {
+            lengths[..8].copy_from_slice(&(aad_len * 8).to_be_bytes());
+            lengths[8..].copy_from_slice(&(body_len * 8).to_be_bytes());
+        }
         self.absorb(&lengths);
-        let tag: [u8; 16] = match self.mac {
-            Mac::Gcm(hash, mask) => {
-                let mut t: [u8; 16] = hash.finalize().into();
-                t.iter_mut().zip(mask).for_each(|(t, m)| *t ^= m);
+        let tag: [u8; 16] = match self.poly {
+            Some(mac) => (*mac).finalize().into(),
+            None => {
+                let mut t: [u8; 16] = self.ghash.finalize().into();
+                t.iter_mut().zip(self.mask).for_each(|(t, m)| *t ^= m);
                 t
             }
-            Mac::Poly(mac) => (*mac).finalize().into(),
         };
         if tag != self.tag {
             return Err(DecryptError::AuthenticationFailed);
@@ -240,25 +243,29 @@ impl Opening {
         self.tail_type.ok_or(DecryptError::NoContentType)
     }
 
-    /// TLS 1.2 GCM: the explicit nonce is complete, so the keystream can start.
-    fn start_gcm12(&mut self) {
-        let mut n = [0u8; 12];
-        n[..4].copy_from_slice(&self.salt);
-        n[4..].copy_from_slice(&self.explicit);
-        self.keystream.start(n, &mut self.mac);
+    /// GCM with a 96-bit nonce (for TLS 1.2, once its explicit part has come): `J0 = nonce ||
+    /// 1` masks the tag, and the keystream counts from `nonce || 2` (SP 800-38D §7.2 steps
+    /// 2-3).
+    fn start_gcm(&mut self, nonce: [u8; 12]) {
+        self.keystream.nonce = nonce;
+        let mut j0 = [0u8; 16];
+        j0[..12].copy_from_slice(&nonce);
+        j0[15] = 1;
+        self.mask = self.keystream.block(j0);
     }
 
-    fn decrypt(&mut self, body: &[u8], out: &mut Vec<u8>) {
+    /// `used`: body bytes decrypted before these.
+    fn decrypt(&mut self, body: &[u8], used: u32, out: &mut Vec<u8>) {
         let base = out.len();
         if self.tls13 {
             // What was kept back is content after all if non-zero plaintext follows.
             out.extend(self.tail_type.take());
-            out.resize(out.len() + std::mem::take(&mut self.tail_zeros), 0);
+            out.resize(out.len() + std::mem::take(&mut self.tail_zeros) as usize, 0);
         }
         let start = out.len();
         out.extend_from_slice(body);
         let plain = out.get_mut(start..).unwrap_or_default();
-        self.keystream.apply(plain);
+        self.keystream.apply(plain, used);
         if !self.tls13 {
             return;
         }
@@ -270,9 +277,9 @@ impl Opening {
         match kept.split_first() {
             Some((&first, zeros)) if first != 0 => {
                 self.tail_type = Some(first);
-                self.tail_zeros = zeros.len();
+                self.tail_zeros = u32::try_from(zeros.len()).unwrap_or(u32::MAX);
             }
-            _ => self.tail_zeros = kept.len(),
+            _ => self.tail_zeros = u32::try_from(kept.len()).unwrap_or(u32::MAX),
         }
         out.truncate(keep);
     }
@@ -280,12 +287,13 @@ impl Opening {
     /// Feeds the MAC, a whole block at a time.
     fn absorb(&mut self, mut data: &[u8]) {
         if self.block_len > 0 {
-            let n = (16 - self.block_len).min(data.len());
+            let at = usize::from(self.block_len);
+            let n = (16 - at).min(data.len());
             let (head, rest) = data.split_at(n);
-            if let Some(dst) = self.block.get_mut(self.block_len..self.block_len + n) {
+            if let Some(dst) = self.block.get_mut(at..at + n) {
                 dst.copy_from_slice(head);
             }
-            self.block_len += n;
+            self.block_len += n as u8;
             data = rest;
             if self.block_len < 16 {
                 return;
@@ -300,7 +308,7 @@ impl Opening {
         if let Some(dst) = self.block.get_mut(..rest.len()) {
             dst.copy_from_slice(rest);
         }
-        self.block_len = rest.len();
+        self.block_len = rest.len() as u8;
     }
 
     /// Ends a MAC input with zeros to a block's end (both constructions pad the additional
@@ -308,7 +316,7 @@ impl Opening {
     fn pad(&mut self) {
         if self.block_len > 0 {
             let mut block = self.block;
-            if let Some(rest) = block.get_mut(self.block_len..) {
+            if let Some(rest) = block.get_mut(usize::from(self.block_len)..) {
                 rest.fill(0);
             }
             self.mac_blocks(&block);
@@ -318,9 +326,9 @@ impl Opening {
 
     fn mac_blocks(&mut self, bytes: &[u8]) {
         let (blocks, _) = universal_hash::array::Array::slice_as_chunks(bytes);
-        match &mut self.mac {
-            Mac::Gcm(h, _) => h.update(blocks),
-            Mac::Poly(p) => p.update(blocks),
+        match &mut self.poly {
+            Some(p) => p.update(blocks),
+            None => self.ghash.update(blocks),
         }
     }
 }
@@ -341,24 +349,13 @@ impl Keystream {
         b.into()
     }
 
-    /// GCM with a 96-bit nonce: `J0 = nonce || 1` masks the tag, and the keystream counts
-    /// from `nonce || 2` (SP 800-38D §7.2 steps 2-3).
-    fn start(&mut self, nonce: [u8; 12], mac: &mut Mac) {
-        self.nonce = nonce;
-        let mut j0 = [0u8; 16];
-        j0[..12].copy_from_slice(&nonce);
-        j0[15] = 1;
-        if let Mac::Gcm(_, mask) = mac {
-            *mask = self.block(j0);
-        }
-    }
-
-    fn apply(&mut self, buf: &mut [u8]) {
+    /// Applies the keystream from byte `pos` on to `buf`.
+    fn apply(&self, buf: &mut [u8], pos: u32) {
         let key = self.key();
         match self.cipher {
             BulkCipher::ChaCha20Poly1305 => {
                 if let Ok(mut c) = chacha20::ChaCha20::new_from_slices(key, &self.nonce) {
-                    c.seek(64 + self.pos);
+                    c.seek(64 + u64::from(pos));
                     c.apply_keystream(buf);
                 }
             }
@@ -367,15 +364,14 @@ impl Keystream {
                 iv[..12].copy_from_slice(&self.nonce);
                 iv[15] = 2;
                 if let Ok(mut c) = Ctr32BE::<aes::Aes128Enc>::new_from_slices(key, &iv) {
-                    c.seek(self.pos);
+                    c.seek(u64::from(pos));
                     c.apply_keystream(buf);
                 } else if let Ok(mut c) = Ctr32BE::<aes::Aes256Enc>::new_from_slices(key, &iv) {
-                    c.seek(self.pos);
+                    c.seek(u64::from(pos));
                     c.apply_keystream(buf);
                 }
             }
         }
-        self.pos += buf.len() as u64;
     }
 }
 
