@@ -61,62 +61,64 @@ impl From<&[u8]> for Secret {
     }
 }
 
-/// Everything a key log holds for one client random: the secrets decryption uses, one
-/// after the other in [`Label`] order in one exact-sized allocation. A key log of 100k
+/// Where a key log keeps one client random's secrets: one after the other in [`Label`] order,
+/// at `at` in the key log's one buffer of secrets, in a room sized at the session's first
+/// line for the lines that usually follow ([`Label::session_room`]), so that a browser's key
+/// log, whose sessions' lines are interleaved, fills each room in place. A key log of 100k
 /// sessions kept a box of eight optional secrets and a box for each secret per session
-/// (about 450 bytes with the allocator's headers; now about 250).
-#[derive(Default, Clone)]
-pub struct SessionSecrets {
-    /// Length of each label's secret in `bytes`; 0 when not logged.
+/// (about 450 bytes with the allocator's headers), then one exact-sized box per session
+/// (about 210 bytes with its list entry); now 48 bytes of list entry and the secrets.
+#[derive(Default, Clone, Copy)]
+struct Slot {
+    /// Length of each label's secret; 0 when not logged.
     lens: [u8; LABELS],
     /// Labels logged, including those whose secret is not kept (the exporter secrets).
     seen: u8,
-    bytes: Zeroizing<Box<[u8]>>,
+    /// Bytes at `at` that are the session's (its secrets first, then zeros).
+    room: u16,
+    at: u32,
 }
 
-impl SessionSecrets {
-    /// The secret logged under `label`, when it was logged and is kept.
-    pub fn get(&self, label: Label) -> Option<&[u8]> {
+impl Slot {
+    fn has(&self, label: Label) -> bool {
+        self.seen & (1 << label as u8) != 0
+    }
+
+    fn total(&self) -> usize {
+        self.lens.iter().map(|&l| usize::from(l)).sum()
+    }
+
+    /// Where `label`'s secret lies among the session's: offset and length.
+    fn place(&self, label: Label) -> Option<(usize, usize)> {
         let i = label as usize;
         let len = usize::from(*self.lens.get(i)?);
-        let at: usize = self.lens.iter().take(i).map(|&l| usize::from(l)).sum();
+        let at = self.lens.iter().take(i).map(|&l| usize::from(l)).sum();
+        Some((at, len))
+    }
+}
+
+/// Everything a key log holds for one client random: the secrets decryption uses.
+#[derive(Clone, Copy)]
+pub struct SessionSecrets<'a> {
+    slot: Slot,
+    /// The session's secrets, one after the other.
+    bytes: &'a [u8],
+}
+
+impl<'a> SessionSecrets<'a> {
+    /// The secret logged under `label`, when it was logged and is kept.
+    pub fn get(&self, label: Label) -> Option<&'a [u8]> {
+        let (at, len) = self.slot.place(label)?;
         (len > 0).then(|| self.bytes.get(at..at + len)).flatten()
     }
 
     /// Whether a line with `label` was logged, kept or not.
     pub fn has(&self, label: Label) -> bool {
-        self.seen & (1 << label as u8) != 0
-    }
-
-    /// Sets `label`'s secret; true when it replaced one.
-    fn set(&mut self, label: Label, secret: &[u8]) -> bool {
-        let was = self.has(label);
-        self.seen |= 1 << label as u8;
-        let i = label as usize;
-        let at: usize = self.lens.iter().take(i).map(|&l| usize::from(l)).sum();
-        // A secret is at most 48 bytes (`Label::length_ok`); the length is kept in a byte.
-        let (Some(len), true, Ok(new_len)) = (
-            self.lens.get_mut(i),
-            label.kept(),
-            u8::try_from(secret.len()),
-        ) else {
-            return was;
-        };
-        let (before, rest) = self.bytes.split_at(at.min(self.bytes.len()));
-        let after = rest.get(usize::from(*len)..).unwrap_or_default();
-        let mut bytes = Zeroizing::new(Vec::with_capacity(
-            before.len() + secret.len() + after.len(),
-        ));
-        bytes.extend_from_slice(before);
-        bytes.extend_from_slice(secret);
-        bytes.extend_from_slice(after);
-        self.bytes = Zeroizing::new(bytes.as_slice().into());
-        *len = new_len;
-        was
+        self.slot.has(label)
     }
 }
 
-impl fmt::Debug for SessionSecrets {
+impl fmt::Debug for SessionSecrets<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("SessionSecrets");
         for label in Label::ALL {
@@ -162,56 +164,193 @@ pub struct KeyLog {
     records: std::sync::Arc<super::record::RecordBudget>,
 }
 
-/// The sessions of a key log: a list, and an index of it by client random. A map of
-/// `SessionSecrets` by client random kept its 64-byte slots in a power of two, about half of
-/// them empty after it doubled (8.4 MB for 72k sessions, against 4.6 MB of list and 0.7 MB of
-/// index); the list grows by an eighth at a time, so its spare room stays small too.
+/// The sessions of a key log: a list, an index of it by client random, and every session's
+/// secrets in one buffer. A map of sessions by client random kept its 64-byte slots in a
+/// power of two, about half of them empty after it doubled (8.4 MB for 72k sessions, against
+/// 4.6 MB of list and 0.7 MB of index); the list and the buffer grow by an eighth at a time,
+/// so their spare room stays small too.
 #[derive(Clone, Default)]
 struct Sessions {
-    list: Vec<([u8; 32], SessionSecrets)>,
+    list: Vec<([u8; 32], Slot)>,
     /// Positions in `list`.
     index: HashTable<u32>,
     /// Seeded: a pcapng's Decryption Secrets Block is capture input, so client randoms may
     /// be chosen to collide.
     hasher: foldhash::fast::RandomState,
+    /// The sessions' secrets. Grown by copying into a new buffer, so that the old one is
+    /// wiped when dropped (a `Vec` growing in place would leave copies unwiped).
+    secrets: Zeroizing<Vec<u8>>,
+    /// Bytes of `secrets` no session points to any more (a session given a secret after
+    /// another session's moves to the end); wiped, and given back when half the buffer.
+    stale: usize,
 }
 
+/// The most a session keeps: six kept labels of at most 48 bytes.
+const SESSION_MAX: usize = 6 * 48;
+
 impl Sessions {
-    fn get(&self, random: &[u8; 32]) -> Option<&SessionSecrets> {
+    fn get(&self, random: &[u8; 32]) -> Option<SessionSecrets<'_>> {
         let at = self.index.find(self.hasher.hash_one(random), |&i| {
             self.random(i) == Some(random)
         })?;
-        self.list.get(*at as usize).map(|(_, s)| s)
+        let &(_, slot) = self.list.get(*at as usize)?;
+        let start = slot.at as usize;
+        let bytes = self.secrets.get(start..start + slot.total())?;
+        Some(SessionSecrets { slot, bytes })
     }
 
     fn random(&self, i: u32) -> Option<&[u8; 32]> {
         self.list.get(i as usize).map(|(r, _)| r)
     }
 
-    /// The secrets of `random`, made empty if it had none. `None` past 2^32 sessions, which
-    /// positions in the index cannot name (a key log of some 600 GB).
-    fn entry(&mut self, random: [u8; 32]) -> Option<&mut SessionSecrets> {
-        let hash = self.hasher.hash_one(random);
-        let found = self
-            .index
-            .find(hash, |&i| self.random(i) == Some(&random))
-            .copied();
-        let at = match found {
-            Some(at) => at,
-            None => {
-                let at = u32::try_from(self.list.len()).ok()?;
-                if self.list.len() == self.list.capacity() {
-                    self.list.reserve_exact(self.list.len() / 8 + 16);
-                }
-                self.list.push((random, SessionSecrets::default()));
-                let (list, hasher) = (&self.list, &self.hasher);
-                self.index.insert_unique(hash, at, |&i| {
-                    list.get(i as usize).map_or(0, |(r, _)| hasher.hash_one(r))
-                });
-                at
-            }
+    /// Sets `label`'s secret for `random`; true when it replaced one. Nothing is kept past
+    /// 2^32 sessions or 4 GiB of secrets, which positions cannot name (a key log of some
+    /// 600 GB, or of 15 million sessions).
+    fn set(&mut self, random: [u8; 32], label: Label, secret: &[u8]) -> bool {
+        let Some(i) = self.entry(random, Label::session_room(label, secret.len())) else {
+            return false;
         };
-        self.list.get_mut(at as usize).map(|(_, s)| s)
+        let Some((_, slot)) = self.list.get_mut(i) else {
+            return false;
+        };
+        let was = slot.has(label);
+        slot.seen |= 1 << label as u8;
+        // A secret is at most 48 bytes (`Label::length_ok`); its length is kept in a byte.
+        let (Some((at, len)), true, Ok(new_len)) =
+            (slot.place(label), label.kept(), u8::try_from(secret.len()))
+        else {
+            return was;
+        };
+        // The session's secrets with this one in its place.
+        let old = *slot;
+        let (start, total, room) = (old.at as usize, old.total(), usize::from(old.room));
+        let mut new = Zeroizing::new([0u8; SESSION_MAX]);
+        let new_total = total - len + secret.len();
+        let (Some(before), Some(after), Some(dst)) = (
+            self.secrets.get(start..start + at),
+            self.secrets.get(start + at + len..start + total),
+            new.get_mut(..new_total),
+        ) else {
+            return was;
+        };
+        let (head, rest) = dst.split_at_mut(before.len());
+        head.copy_from_slice(before);
+        let (mid, tail) = rest.split_at_mut(secret.len());
+        mid.copy_from_slice(secret);
+        tail.copy_from_slice(after);
+        let new = new.get(..new_total).unwrap_or_default();
+        // In its room when it fits, else at the end (in place when it is there already).
+        let (new_at, new_room) = if new_total <= room {
+            (start, room)
+        } else if start + room == self.secrets.len() {
+            (start, new_total)
+        } else {
+            (self.secrets.len(), new_total)
+        };
+        let (Ok(new_at), Ok(_), Ok(new_room)) = (
+            u32::try_from(new_at),
+            u32::try_from(new_at + new_room),
+            u16::try_from(new_room),
+        ) else {
+            return was;
+        };
+        // Old bytes are wiped wherever the secrets go.
+        if let Some(old) = self.secrets.get_mut(start..start + room) {
+            old.fill(0);
+        }
+        if new_at as usize == start && new_total <= room {
+            if let Some(dst) = self.secrets.get_mut(start..start + new_total) {
+                dst.copy_from_slice(new);
+            }
+        } else {
+            if new_at as usize == start {
+                self.secrets.truncate(start);
+            } else {
+                self.stale += room;
+            }
+            self.append(new);
+        }
+        if let Some((_, slot)) = self.list.get_mut(i) {
+            slot.at = new_at;
+            slot.room = new_room;
+            if let Some(l) = slot.lens.get_mut(label as usize) {
+                *l = new_len;
+            }
+        }
+        if self.stale > self.secrets.len() / 2 {
+            self.compact();
+        }
+        was
+    }
+
+    /// Makes room for `more` bytes of secrets at once (see [`KeyLog::add`]).
+    fn reserve(&mut self, more: usize) {
+        let len = self.secrets.len();
+        if self.secrets.capacity() - len < more {
+            self.regrow(len + more);
+        }
+    }
+
+    /// Moves `secrets` into a new buffer of `capacity`, so that the old one is wiped as it
+    /// is dropped (a `Vec` growing in place would leave its old copy unwiped).
+    fn regrow(&mut self, capacity: usize) {
+        let mut grown = Zeroizing::new(Vec::with_capacity(capacity));
+        grown.extend_from_slice(&self.secrets);
+        self.secrets = grown;
+    }
+
+    /// Appends to `secrets`, growing it by an eighth when full.
+    fn append(&mut self, bytes: &[u8]) {
+        let len = self.secrets.len();
+        if len + bytes.len() > self.secrets.capacity() {
+            self.regrow(len + (len / 8).max(bytes.len()).max(4096));
+        }
+        self.secrets.extend_from_slice(bytes);
+    }
+
+    /// Rewrites `secrets` without the rooms sessions moved away from.
+    fn compact(&mut self) {
+        let live = self.secrets.len() - self.stale;
+        let mut packed = Zeroizing::new(Vec::with_capacity(live + live / 8));
+        for (_, slot) in &mut self.list {
+            let start = slot.at as usize;
+            let Some(bytes) = self.secrets.get(start..start + usize::from(slot.room)) else {
+                continue;
+            };
+            // Fits: `packed` holds less than `secrets`, whose positions fit.
+            slot.at = u32::try_from(packed.len()).unwrap_or(u32::MAX);
+            packed.extend_from_slice(bytes);
+        }
+        self.secrets = packed;
+        self.stale = 0;
+    }
+
+    /// The position of `random` in `list`, added with `room` bytes for its secrets if it had
+    /// none; `None` past 2^32 sessions.
+    fn entry(&mut self, random: [u8; 32], room: usize) -> Option<usize> {
+        let hash = self.hasher.hash_one(random);
+        if let Some(&at) = self.index.find(hash, |&i| self.random(i) == Some(&random)) {
+            return Some(at as usize);
+        }
+        let at = u32::try_from(self.list.len()).ok()?;
+        let slot = Slot {
+            at: u32::try_from(self.secrets.len()).ok()?,
+            room: u16::try_from(room).ok()?,
+            ..Slot::default()
+        };
+        if u32::try_from(self.secrets.len() + room).is_err() {
+            return None;
+        }
+        if self.list.len() == self.list.capacity() {
+            self.list.reserve_exact(self.list.len() / 8 + 16);
+        }
+        self.list.push((random, slot));
+        let (list, hasher) = (&self.list, &self.hasher);
+        self.index.insert_unique(hash, at, |&i| {
+            list.get(i as usize).map_or(0, |(r, _)| hasher.hash_one(r))
+        });
+        self.append([0; SESSION_MAX].get(..room).unwrap_or_default());
+        Some(at as usize)
     }
 }
 
@@ -286,6 +425,17 @@ impl Label {
     fn kept(self) -> bool {
         !matches!(self, Label::Exporter | Label::EarlyExporter)
     }
+
+    /// The room a session whose first line is `label` with a secret of `len` bytes keeps
+    /// for its secrets: the master secret in TLS 1.2, the four traffic secrets (five with
+    /// 0-RTT) of one hash's length in TLS 1.3.
+    fn session_room(label: Label, len: usize) -> usize {
+        match label {
+            Label::ClientRandom => len,
+            Label::ClientEarly | Label::EarlyExporter => 5 * len,
+            _ => 4 * len,
+        }
+    }
 }
 
 /// What one line turned out to be.
@@ -313,6 +463,12 @@ impl KeyLog {
         }
         // The newline ends the last line; it does not start an empty one.
         let text = text.strip_suffix(b"\n").unwrap_or(text);
+        // The secrets' buffer is sized once for what the lines bring (a session's room is
+        // what its lines fill), not grown by copies while they are read.
+        let incoming = text.split(|&b| b == b'\n').map(kept_len).sum();
+        if incoming > 0 {
+            std::sync::Arc::make_mut(&mut self.sessions).reserve(incoming);
+        }
         // Each line's secret is decoded here, wiped at the end, never moved by value.
         let mut secret = Zeroizing::new([0u8; 48]);
         for line in text.split(|&b| b == b'\n') {
@@ -325,10 +481,7 @@ impl KeyLog {
                 Line::Entry(label, random, len) => {
                     self.stats.entries += 1;
                     let sessions = std::sync::Arc::make_mut(&mut self.sessions);
-                    if sessions
-                        .entry(random)
-                        .is_some_and(|s| s.set(label, secret.get(..len).unwrap_or_default()))
-                    {
+                    if sessions.set(random, label, secret.get(..len).unwrap_or_default()) {
                         self.stats.duplicates += 1;
                     }
                 }
@@ -336,7 +489,7 @@ impl KeyLog {
         }
     }
 
-    pub fn get(&self, client_random: &[u8; 32]) -> Option<&SessionSecrets> {
+    pub fn get(&self, client_random: &[u8; 32]) -> Option<SessionSecrets<'_>> {
         self.sessions.get(client_random)
     }
 
@@ -408,25 +561,9 @@ impl KeyLog {
 
 /// Classifies one line; an entry's secret is decoded into `secret_out`.
 fn classify(line: &[u8], secret_out: &mut [u8; 48]) -> Line {
-    // Checked before anything else so that a huge line costs one comparison, no copy.
-    if line.len() > MAX_LINE_LEN {
-        return Line::Malformed;
-    }
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let line = line.trim_ascii();
-    if line.is_empty() {
-        return Line::Blank;
-    }
-    if line.starts_with(b"#") {
-        return Line::Comment;
-    }
-    let mut fields = line
-        .split(|b| b.is_ascii_whitespace())
-        .filter(|f| !f.is_empty());
-    let (Some(label), Some(random), Some(secret), None) =
-        (fields.next(), fields.next(), fields.next(), fields.next())
-    else {
-        return Line::Malformed;
+    let (label, random, secret) = match fields(line) {
+        Ok(f) => f,
+        Err(other) => return other,
     };
     let Some(label) = Label::parse(label) else {
         return Line::UnknownLabel;
@@ -446,6 +583,42 @@ fn classify(line: &[u8], secret_out: &mut [u8; 48]) -> Line {
         return Line::Malformed;
     }
     Line::Entry(label, client_random, len)
+}
+
+/// A line's label, client random and secret, as text.
+type Fields<'a> = (&'a [u8], &'a [u8], &'a [u8]);
+
+/// A line's fields, or what else the line is.
+fn fields(line: &[u8]) -> Result<Fields<'_>, Line> {
+    // Checked before anything else so that a huge line costs one comparison, no copy.
+    if line.len() > MAX_LINE_LEN {
+        return Err(Line::Malformed);
+    }
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = line.trim_ascii();
+    if line.is_empty() {
+        return Err(Line::Blank);
+    }
+    if line.starts_with(b"#") {
+        return Err(Line::Comment);
+    }
+    let mut fields = line
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|f| !f.is_empty());
+    match (fields.next(), fields.next(), fields.next(), fields.next()) {
+        (Some(label), Some(random), Some(secret), None) => Ok((label, random, secret)),
+        _ => Err(Line::Malformed),
+    }
+}
+
+/// The bytes a line's secret will take among the key log's secrets, without decoding it.
+fn kept_len(line: &[u8]) -> usize {
+    match fields(line) {
+        Ok((label, _, secret)) if Label::parse(label).is_some_and(Label::kept) => {
+            (secret.len() / 2).min(48)
+        }
+        _ => 0,
+    }
 }
 
 /// Decodes `hex` into exactly `out.len()` bytes; false on a wrong length or a non-hex digit.
@@ -652,6 +825,86 @@ mod tests {
         assert!(log.get(&random(20_000)).is_none());
         // Its spare room stays an eighth or so, not the half a doubling leaves.
         assert!(log.sessions.list.capacity() <= 20_000 + 20_000 / 8 + 16);
+        // Each session's second line filled the room its first made (four secrets of the
+        // first's length): nothing moved.
+        assert_eq!(log.sessions.stale, 0);
+        assert_eq!(log.sessions.secrets.len(), 20_000 * 4 * 32);
+        check_rooms(&log.sessions);
+    }
+
+    /// Every byte of the secrets' buffer outside the sessions' rooms is wiped and counted
+    /// stale, and the stale part stays under half the buffer.
+    fn check_rooms(sessions: &Sessions) {
+        let mut used = vec![false; sessions.secrets.len()];
+        for (_, slot) in &sessions.list {
+            let start = slot.at as usize;
+            let room = &mut used[start..start + usize::from(slot.room)];
+            assert!(room.iter().all(|u| !u), "rooms overlap");
+            room.fill(true);
+        }
+        let outside = sessions.secrets.iter().zip(&used).filter(|(_, &u)| !u);
+        assert!(outside.clone().all(|(&b, _)| b == 0));
+        assert_eq!(outside.count(), sessions.stale);
+        assert!(sessions.stale <= sessions.secrets.len() / 2);
+    }
+
+    #[test]
+    fn sessions_that_outgrow_their_room_move_and_leave_it_wiped() {
+        // A TLS 1.2 line first makes a room of 48 bytes; TLS 1.3 lines for the same random
+        // (a key log that reuses randoms, or a hostile one) outgrow it, interleaved with
+        // other sessions, so each moves to the end; the rooms left behind are wiped and,
+        // once half the buffer, packed away.
+        let random = |n: u32| {
+            let mut r = [0u8; 32];
+            r[..4].copy_from_slice(&n.to_be_bytes());
+            r.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        };
+        let mut log = KeyLog::new();
+        let mut text = String::new();
+        for n in 0..3000u32 {
+            text += &format!("CLIENT_RANDOM {} {}\n", random(n), hex(48, "0a"));
+        }
+        for n in 0..3000u32 {
+            text += &format!("CLIENT_TRAFFIC_SECRET_0 {} {}\n", random(n), hex(48, "0b"));
+        }
+        for n in 0..3000u32 {
+            text += &format!("SERVER_TRAFFIC_SECRET_0 {} {}\n", random(n), hex(48, "0c"));
+        }
+        for n in 0..3000u32 {
+            text += &format!(
+                "SERVER_HANDSHAKE_TRAFFIC_SECRET {} {}\n",
+                random(n),
+                hex(48, "0e")
+            );
+        }
+        log.add(text.as_bytes());
+        check_rooms(&log.sessions);
+        // Less than every room ever made: the stale ones were packed away.
+        assert!(log.sessions.secrets.len() < 3000 * (48 + 96 + 144 + 192));
+        for n in [0u32, 1, 1500, 2999] {
+            let mut r = [0u8; 32];
+            r[..4].copy_from_slice(&n.to_be_bytes());
+            let s = log.get(&r).unwrap();
+            assert_eq!(s.get(Label::ClientRandom), Some(&[0x0a; 48][..]));
+            assert_eq!(s.get(Label::ClientTraffic0), Some(&[0x0b; 48][..]));
+            assert_eq!(s.get(Label::ServerTraffic0), Some(&[0x0c; 48][..]));
+            assert_eq!(s.get(Label::ServerHandshake), Some(&[0x0e; 48][..]));
+        }
+        // Rewritten in place when the session is last: a duplicate of another length.
+        let mut r = [0u8; 32];
+        r[..4].copy_from_slice(&2999u32.to_be_bytes());
+        log.add(
+            format!(
+                "CLIENT_HANDSHAKE_TRAFFIC_SECRET {} {}",
+                random(2999),
+                hex(32, "0d")
+            )
+            .as_bytes(),
+        );
+        check_rooms(&log.sessions);
+        let s = log.get(&r).unwrap();
+        assert_eq!(s.get(Label::ClientHandshake), Some(&[0x0d; 32][..]));
+        assert_eq!(s.get(Label::ServerTraffic0), Some(&[0x0c; 48][..]));
     }
 
     #[test]
