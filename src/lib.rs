@@ -64,8 +64,9 @@ mod per_connection_state {
         // outcome and stop reasons are thin pointers, the rare facts (ECH offer, early data,
         // alerts) are boxed, and the ClientHello's four lists are one shared value (536
         // before).
-        // Its handshake readers' buffers are `ThinVec`s (416 before).
-        assert!(size_of::<crate::proto::tls::session::TlsSession>() <= 384);
+        // Its handshake readers' buffers are `ThinVec`s (416 before), and so are its record
+        // readers' (384 before).
+        assert!(size_of::<crate::proto::tls::session::TlsSession>() <= 336);
         // Two per decrypted connection (88 before the suite lost its name).
         assert!(size_of::<crate::proto::tls::decrypt::RecordDecrypter>() <= 64);
         // One per record being decrypted as it arrives, which at 100k connections is a third

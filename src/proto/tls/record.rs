@@ -20,6 +20,7 @@
 use crate::Timestamp;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use thin_vec::ThinVec;
 
 /// Largest fragment a legal record can carry: 2^14 bytes of plaintext plus up to 2048 bytes of
 /// TLS 1.2 expansion (RFC 5246 §6.2.3; TLS 1.3 allows only 256, RFC 8446 §5.2).
@@ -161,7 +162,9 @@ impl RecordBudget {
 
 #[derive(Debug, Default)]
 pub struct RecordReader {
-    buf: Vec<u8>,
+    /// The start of a record that is not whole yet. One pointer (`ThinVec`), not a `Vec`'s
+    /// three words: every open connection has two readers, most of them holding nothing.
+    buf: ThinVec<u8>,
     failed: Option<RecordError>,
     skip_application_data: bool,
     /// Long application-data records may stream (see [`RecordReader::stream_long`]).
@@ -196,7 +199,7 @@ impl RecordReader {
     /// The stream is cut (a gap, or its end) while an application-data record that could
     /// have streamed is held: hands over its version, declared fragment length, the bytes
     /// held (header first) and when it began, and holds nothing more.
-    pub fn take_cut(&mut self) -> Option<(u16, usize, Vec<u8>, Timestamp)> {
+    pub fn take_cut(&mut self) -> Option<(u16, usize, ThinVec<u8>, Timestamp)> {
         let total = record_len(&self.buf)?;
         if self.buf.first() != Some(&APPLICATION_DATA) || total < 5 + STREAM_FROM {
             return None;
@@ -255,7 +258,7 @@ impl RecordReader {
     /// Stops reading for good (e.g. after a gap, record boundaries are unknown).
     pub fn stop(&mut self, why: RecordError) {
         self.failed.get_or_insert(why);
-        self.buf = Vec::new();
+        self.buf = ThinVec::new();
         self.streaming = 0;
     }
 
@@ -383,7 +386,7 @@ impl RecordReader {
 /// header is not complete): grown by doubling as a `Vec` grows, but never past the record's
 /// end. Every connection in the middle of a record holds one of these, and doubling made a
 /// 16 kB record's buffer 23 kB.
-fn hold(buf: &mut Vec<u8>, bytes: &[u8], total: usize) {
+fn hold(buf: &mut ThinVec<u8>, bytes: &[u8], total: usize) {
     let want = buf.len() + bytes.len();
     if want > buf.capacity() {
         let cap = (buf.capacity() * 2).max(want).min(total.max(want));
