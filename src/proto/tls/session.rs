@@ -292,8 +292,9 @@ struct DirKeys {
     /// TLS 1.3: the handshake traffic secret until this direction's Finished (0-RTT ends
     /// with it); after, only an application secret a KeyUpdate derived. The first
     /// application secret is read from the key log when it is needed (at Finished, and at
-    /// the first KeyUpdate), rather than kept by every open connection.
-    secret13: Option<Secret>,
+    /// the first KeyUpdate), rather than kept by every open connection. Boxed again (a thin
+    /// pointer, not a slice's two words): an open connection past its handshake has none.
+    secret13: Option<Box<Secret>>,
     /// An application-data record (not 0-RTT) authenticated under the current keys: only
     /// application keys open one (TLS 1.3 after this direction's Finished, TLS 1.2 after its
     /// ChangeCipherSpec). The handshake messages that follow a handshake (tickets) come
@@ -346,8 +347,10 @@ struct Keying {
     /// TLS 1.2 CBC: both hellos agreed on encrypt_then_mac (RFC 7366); set with the keys.
     encrypt_then_mac: bool,
     suite: Option<Suite>,
-    /// `[client to server, server to client]`, made when the keys are found.
-    dirs: Option<Box<[DirKeys; 2]>>,
+    /// `[client to server, server to client]`, made when the keys are found. Not boxed: a
+    /// session that will not be decrypted drops its `Keying` at the ServerHello, and one
+    /// that will has both, in one allocation rather than two.
+    dirs: Option<[DirKeys; 2]>,
     /// 0-RTT: whether the client is still in its early-data epoch.
     early_active: bool,
     held: Option<Box<Held>>,
@@ -361,20 +364,21 @@ struct Keying {
 #[derive(Default)]
 struct Charge {
     budget: Option<std::sync::Arc<RecordBudget>>,
-    bytes: [usize; 2],
+    /// A record's length at most, so 32 bits.
+    bytes: [u32; 2],
 }
 
 impl Charge {
     fn set(&mut self, dir: Direction, bytes: usize, keylog: &KeyLog) {
         let i = dir as usize;
-        let Some(was) = self.bytes.get_mut(i) else {
+        let (Some(was), Ok(bytes)) = (self.bytes.get_mut(i), u32::try_from(bytes)) else {
             return;
         };
         if *was != bytes {
             let budget = self
                 .budget
                 .get_or_insert_with(|| keylog.record_budget_handle());
-            budget.recharge(*was, bytes);
+            budget.recharge(*was as usize, bytes as usize);
             *was = bytes;
         }
     }
@@ -383,14 +387,14 @@ impl Charge {
 impl Drop for Charge {
     fn drop(&mut self) {
         if let Some(b) = &self.budget {
-            b.recharge(self.bytes.iter().sum(), 0);
+            b.recharge(self.bytes.iter().map(|&b| b as usize).sum(), 0);
         }
     }
 }
 
 impl Keying {
     fn dir(&self, dir: Direction) -> Option<&DirKeys> {
-        let [c2s, s2c] = &**self.dirs.as_ref()?;
+        let [c2s, s2c] = self.dirs.as_ref()?;
         Some(match dir {
             Direction::ClientToServer => c2s,
             Direction::ServerToClient => s2c,
@@ -398,7 +402,7 @@ impl Keying {
     }
 
     fn dir_mut(&mut self, dir: Direction) -> Option<&mut DirKeys> {
-        let [c2s, s2c] = &mut **self.dirs.as_mut()?;
+        let [c2s, s2c] = self.dirs.as_mut()?;
         Some(match dir {
             Direction::ClientToServer => c2s,
             Direction::ServerToClient => s2c,
@@ -1353,13 +1357,13 @@ impl TlsSession {
                 let first = first_application_secret(keylog, &k.client_random, dir);
                 if let Some(d) = k.dir_mut(dir) {
                     let current = match d.secret13.take() {
-                        Some(updated) => Some(updated),
+                        Some(updated) => Some(*updated),
                         None => first.map(Secret::from),
                     };
                     if let (Some(suite), Some(current)) = (suite, current) {
                         let next = keys::next_traffic_secret(suite.hash, current.bytes());
                         d.advance(&suite, next.bytes());
-                        d.secret13 = Some(next);
+                        d.secret13 = Some(Box::new(next));
                     }
                 }
             }
@@ -1489,7 +1493,7 @@ impl TlsSession {
                         RecordProtocol::Tls13,
                     )),
                     pending12: None,
-                    secret13: Some(Secret::from(hs)),
+                    secret13: Some(Box::new(Secret::from(hs))),
                     data_seen: false,
                     cert_requested: false,
                     opening: None,
@@ -1518,7 +1522,7 @@ impl TlsSession {
         };
         k.suite = Some(suite);
         k.client_random = ch.random;
-        k.dirs = Some(Box::new(dirs));
+        k.dirs = Some(dirs);
         k.encrypt_then_mac = suite.mac.is_some() && ch.encrypt_then_mac && sh.encrypt_then_mac;
         let early_offered = k.offers_early_data();
         k.hellos = None;
@@ -1556,6 +1560,15 @@ fn dir_name(d: Direction) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A decrypted connection keeps these while it is open (`per_connection_state` in
+    /// `lib.rs` watches the public ones): its keys in one allocation of 272 bytes (96 and
+    /// two directions of 104 in a box before), the handshake secret boxed.
+    #[test]
+    fn key_state_stays_small() {
+        assert!(std::mem::size_of::<Keying>() <= 272);
+        assert!(std::mem::size_of::<DirKeys>() <= 96);
+    }
 
     /// The report's fields, in the order the report has them (docs/report-schema.md): the
     /// `Serialize` impl lists them by hand since some moved into shared or boxed parts.
@@ -1697,7 +1710,7 @@ mod tests {
         then.extend(record(gen2.bytes(), 0, b"generation 2", 23));
         let mut seen = Vec::new();
         let kept = |s: &TlsSession| -> Vec<bool> {
-            let dirs = s.keying.as_deref().and_then(|k| k.dirs.as_deref()).unwrap();
+            let dirs = s.keying.as_deref().and_then(|k| k.dirs.as_ref()).unwrap();
             dirs.iter().map(|d| d.secret13.is_some()).collect()
         };
         for (bytes, secrets_kept) in [(first, [true, false]), (then, [true, true])] {
