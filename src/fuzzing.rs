@@ -680,7 +680,7 @@ impl StreamSink for ContractSink {
                 continue;
             };
             let r = conn.dir(dir);
-            let stats = r.stats.report();
+            let stats = r.report();
             assert_eq!(
                 stats.stream_bytes, d.data_bytes,
                 "connection {id} {dir:?}: stream_bytes differs from the data delivered"

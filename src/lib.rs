@@ -49,12 +49,15 @@ mod per_connection_state {
         // needed (496 before the first, 416 before the second); the 16 bytes of its sink
         // state replace the ledger's own map of protocol layers. Addresses are 20 bytes each,
         // not a `SocketAddr`'s 32 (352 before). Each direction keeps its sequence space and
-        // end in spare room, the tunnel layers are a `ThinVec` (328 before).
-        assert!(size_of::<crate::flow::Connection>() <= 280);
+        // end in spare room, the tunnel layers are a `ThinVec` (328 before). The bytes a
+        // direction delivered are where its stream is, less its gaps, not a counter (280
+        // before).
+        assert!(size_of::<crate::flow::Connection>() <= 264);
         // `HttpLimits` is shared, not copied (it was 72 bytes in ConnProto, App and
         // ExchangeLog each); detection buffers are boxed, made at the first stream event
-        // (104 before).
-        assert!(size_of::<crate::proto::ConnProto>() <= 80);
+        // (104 before). The clock that dates plaintext is made per event, not kept (80
+        // before).
+        assert!(size_of::<crate::proto::ConnProto>() <= 72);
         // Hello facts, key material and held records are in one box that a session without
         // keys drops (792 before), its facts' lists and texts are exact-sized boxes (616
         // before); certificate and ECH offer are boxed, versions and suite are numbers (944
@@ -65,8 +68,9 @@ mod per_connection_state {
         // alerts) are boxed, and the ClientHello's four lists are one shared value (536
         // before).
         // Its handshake readers' buffers are `ThinVec`s (416 before), and so are its record
-        // readers' (384 before).
-        assert!(size_of::<crate::proto::tls::session::TlsSession>() <= 336);
+        // readers' (384 before). The capture time of the bytes read is the caller's
+        // clock, not kept (336 before).
+        assert!(size_of::<crate::proto::tls::session::TlsSession>() <= 328);
         // Two per decrypted connection (88 before the suite lost its name).
         assert!(size_of::<crate::proto::tls::decrypt::RecordDecrypter>() <= 64);
         // One per record being decrypted as it arrives, which at 100k connections is a third

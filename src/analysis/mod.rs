@@ -165,8 +165,8 @@ impl ConnectionRecord {
             last_packet: c.last_packet,
             source: c.origin,
             close: c.close,
-            client_to_server: c.dir(Direction::ClientToServer).stats.report(),
-            server_to_client: c.dir(Direction::ServerToClient).stats.report(),
+            client_to_server: c.dir(Direction::ClientToServer).report(),
+            server_to_client: c.dir(Direction::ServerToClient).report(),
             ..Self::bare(c.id, c.client(), c.server())
         }
     }

@@ -61,14 +61,14 @@ pub struct DirectionStats {
     pub bytes_after_end: u64,
 }
 
-/// A direction's counters while it is open. The three that every direction moves are
-/// inline; the six that most never move are boxed, made at their first count (every open
-/// connection paid 96 bytes for them).
+/// A direction's counters while it is open. The two that every direction moves are inline;
+/// the six that most never move are boxed, made at their first count (every open connection
+/// paid 96 bytes for them). The bytes delivered in order are not counted: they are where
+/// the stream is, less its gaps ([`Reassembler::report`]).
 #[derive(Debug, Default)]
 pub struct Counters {
     pub packets: u64,
     pub payload_bytes: u64,
-    pub stream_bytes: u64,
     /// Its `packets`, `payload_bytes` and `stream_bytes` are unused.
     rare: Option<Box<DirectionStats>>,
 }
@@ -83,16 +83,6 @@ impl Counters {
 
     pub fn bytes_after_end(&self) -> u64 {
         self.rare.as_ref().map_or(0, |r| r.bytes_after_end)
-    }
-
-    /// The counters as the report has them.
-    pub fn report(&self) -> DirectionStats {
-        DirectionStats {
-            packets: self.packets,
-            payload_bytes: self.payload_bytes,
-            stream_bytes: self.stream_bytes,
-            ..self.rare.as_deref().cloned().unwrap_or_default()
-        }
     }
 }
 
@@ -272,6 +262,18 @@ pub struct Ctx<'c> {
 }
 
 impl Reassembler {
+    /// The direction's counters as the report has them. `next` moves only by bytes
+    /// delivered and by gaps, so the bytes delivered are `next` less the gaps' bytes.
+    pub fn report(&self) -> DirectionStats {
+        let rare = self.stats.rare.as_deref().cloned().unwrap_or_default();
+        DirectionStats {
+            packets: self.stats.packets,
+            payload_bytes: self.stats.payload_bytes,
+            stream_bytes: self.next - rare.gap_bytes,
+            ..rare
+        }
+    }
+
     /// Where the stream starts in sequence space, once known.
     fn space(&self) -> Option<SeqSpace> {
         self.spaced.then_some(SeqSpace { base: self.base })
@@ -600,7 +602,6 @@ impl Reassembler {
             return;
         }
         self.next += data.len() as u64;
-        self.stats.stream_bytes += data.len() as u64;
         out(StreamEvent::Data(data));
     }
 

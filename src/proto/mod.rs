@@ -117,9 +117,6 @@ pub struct ConnProto {
     /// The cleartext part of a connection that switched to TLS (STARTTLS). Boxed: rare, and
     /// every connection would pay for it.
     before_tls: Option<Box<AppSummary>>,
-    /// Capture time of the plaintext being handed on: the event's, or a held record's when
-    /// late keys decrypt it.
-    clock: Cell<Timestamp>,
 }
 
 /// What the protocol layer found, for the connection's record.
@@ -144,7 +141,6 @@ impl ConnProto {
             depth: 0,
             ended: 0,
             before_tls: None,
-            clock: Cell::new(Timestamp::default()),
         }
     }
 
@@ -233,9 +229,7 @@ impl ConnProto {
             State::Tls { session, app } => {
                 // Plaintext goes to the application layer and to the tap; the tap shows this
                 // TLS session's plaintext only, not that of a tunnel it carries.
-                let clock = &self.clock;
-                clock.set(at);
-                session.set_time(at);
+                let clock = &Cell::new(at);
                 let mut to_app = plaintext_to(app, keylog, clock);
                 let mut feed = |d: Direction, data: AppData<'_>| {
                     to_app(d, data);
@@ -288,8 +282,7 @@ impl ConnProto {
     /// The key log grew: a TLS session waiting for its keys decrypts what it held.
     pub fn keys_arrived(&mut self, keylog: &KeyLog, at: Timestamp) {
         if let State::Tls { session, app } = &mut self.state {
-            let clock = &self.clock;
-            clock.set(at);
+            let clock = &Cell::new(at);
             session.keys_arrived(keylog, clock, &mut plaintext_to(app, keylog, clock));
         }
     }
@@ -311,9 +304,7 @@ impl ConnProto {
     pub fn cut(&mut self, at: Timestamp, keylog: &KeyLog) {
         match &mut self.state {
             State::Tls { session, app } => {
-                let clock = &self.clock;
-                clock.set(at);
-                session.set_time(at);
+                let clock = &Cell::new(at);
                 let mut to_app = plaintext_to(app, keylog, clock);
                 for dir in [Direction::ClientToServer, Direction::ServerToClient] {
                     session.pass_on_cut(dir, keylog, clock, &mut to_app);
@@ -350,8 +341,9 @@ impl ConnProto {
     }
 }
 
-/// Where a TLS session's plaintext goes: the application layer, dated by `clock` (which
-/// the session sets to when each record began).
+/// Where a TLS session's plaintext goes: the application layer, dated by `clock`, the
+/// capture time of the plaintext being handed on: the event's, or when a record began (the
+/// session sets it). Made for each event, not kept: every open connection would pay for it.
 fn plaintext_to<'a>(
     app: &'a mut App,
     keylog: &'a KeyLog,

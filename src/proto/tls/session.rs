@@ -483,8 +483,6 @@ pub struct TlsSession {
     client_hello_seen: bool,
     keys_state: KeysState,
     certificate_seen: bool,
-    /// Capture time of the bytes being read (see [`TlsSession::set_time`]).
-    now: Timestamp,
     info: TlsInfo,
     limits: TlsLimits,
     pub anomalies: AnomalyCounts,
@@ -599,9 +597,10 @@ impl TlsSession {
         }
     }
 
-    /// Takes bytes of one direction in order, captured at the time of
-    /// [`TlsSession::set_time`]. A record's plaintext is dated when the record began to
-    /// arrive: `clock` is set to that time while it goes to `out`, and back after.
+    /// Takes bytes of one direction in order, captured at `clock`'s time. A record's
+    /// plaintext is dated when the record began to arrive (held records keep it, so what they
+    /// hold is dated when it was captured, not when its keys came): `clock` is set to that
+    /// time while it goes to `out`, and back after.
     pub fn data(
         &mut self,
         dir: Direction,
@@ -612,7 +611,7 @@ impl TlsSession {
     ) {
         let mut records = std::mem::take(&mut self.dir_mut(dir).records);
         records.stream_long(self.may_stream(dir, keylog));
-        let now = self.now;
+        let now = clock.get();
         let result = records.feed(data, now, &mut |rec| {
             if rec.part == Part::First {
                 keylog.record_budget().count_streamed();
@@ -693,9 +692,10 @@ impl TlsSession {
             part: Part::First,
             at: since,
         };
+        let now = clock.get();
         clock.set(since);
         self.stream_part(dir, first, keylog, out);
-        clock.set(self.now);
+        clock.set(now);
         if let Some(k) = self.keys_mut(dir) {
             k.opening = None;
         }
@@ -1165,12 +1165,6 @@ impl TlsSession {
         held.waiting_bytes += n;
         held.waiting.push((dir, rec.at, HeldRecord::of(rec)));
         true
-    }
-
-    /// Capture time of the bytes the next calls read: held records keep it, so what they
-    /// hold is dated when it was captured, not when its keys came.
-    pub fn set_time(&mut self, at: Timestamp) {
-        self.now = at;
     }
 
     /// Whether a growing key log may still bring this session's keys
