@@ -1107,7 +1107,7 @@ fn check_exchanges(exchanges: &[Exchange], dropped: u64, limits: &HttpLimits) {
             !h2_only || e.stream_id.is_some(),
             "HTTP/2 facts on an exchange without a stream: {e:?}"
         );
-        if let Some(id) = e.stream_id {
+        if let Some(id) = e.stream_id.map(std::num::NonZeroU32::get) {
             assert!(
                 (1..=0x7fff_ffff).contains(&id),
                 "stream id {id} out of range"
@@ -1269,8 +1269,8 @@ impl FrameLogs {
     fn new(preface: bool, max_payload: usize) -> Self {
         FrameLogs {
             readers: [
-                frame_fz::FrameReader::new(Some(!preface), max_payload),
-                frame_fz::FrameReader::new(None, max_payload),
+                frame_fz::FrameReader::new(Some(!preface)),
+                frame_fz::FrameReader::new(None),
             ],
             seen: Default::default(),
             gapped: [false; 2],
@@ -1313,7 +1313,7 @@ impl FrameLogs {
             })
         };
         match ev {
-            AppEvent::Data(d) => r.push(d, &mut out),
+            AppEvent::Data(d) => r.push(d, max, &mut out),
             AppEvent::Gap(n) => {
                 *gapped = true;
                 // A gap ending inside a payload completes the frame: lost when its payload

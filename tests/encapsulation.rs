@@ -97,7 +97,7 @@ fn inner_view(r: &Report) -> Vec<InnerView> {
                 .iter()
                 .map(|e| {
                     (
-                        e.stream_id,
+                        e.stream_id.map(u32::from),
                         s(&e.method),
                         s(&e.authority),
                         s(&e.path),

@@ -343,8 +343,7 @@ fn write_app_seeds() {
 
     /// Each direction's header blocks (HEADERS or PUSH_PROMISE with their CONTINUATIONs).
     fn header_blocks(events: &Events, d: Direction) -> Vec<Vec<u8>> {
-        let mut reader =
-            FrameReader::new((d == Direction::ClientToServer).then_some(true), 1 << 20);
+        let mut reader = FrameReader::new((d == Direction::ClientToServer).then_some(true));
         let mut blocks = Vec::new();
         let mut open: Option<Vec<u8>> = None;
         for (dir, ev) in events {
@@ -352,7 +351,7 @@ fn write_app_seeds() {
             if *dir != d {
                 continue;
             }
-            reader.push(b, &mut |f| {
+            reader.push(b, 1 << 20, &mut |f| {
                 let Frame::Full(h, p) = f else { return };
                 let end = h.flags & frame::flag::END_HEADERS != 0;
                 let fragment = match h.kind {

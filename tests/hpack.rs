@@ -664,7 +664,11 @@ fn check_never_guessed(story: &Story, start: usize, mut d: Decoder, what: &str) 
             }
         }
     }
-    assert_eq!(d.unknown_fields, tally.unknown as u64, "{what}: counter");
+    assert_eq!(
+        d.unknown_fields,
+        u32::try_from(tally.unknown).unwrap(),
+        "{what}: counter"
+    );
     tally
 }
 

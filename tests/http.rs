@@ -32,7 +32,7 @@ fn rows(c: &ConnectionRecord) -> Vec<Row> {
         .iter()
         .map(|e| {
             (
-                e.stream_id,
+                e.stream_id.map(u32::from),
                 s(&e.method),
                 s(&e.authority),
                 s(&e.path),
@@ -132,7 +132,7 @@ fn h2c_upgrade_keeps_the_upgraded_request_as_stream_1() {
     assert_eq!(c.protocol, AppProtocol::Http2);
     let e = &c.requests[0];
     assert_eq!(e.version, Some(HttpVersion::Http11));
-    assert_eq!((e.stream_id, e.status), (Some(1), Some(200)));
+    assert_eq!((e.stream_id.map(u32::from), e.status), (Some(1), Some(200)));
     assert_eq!(e.rare().interim, vec![101]);
     assert_eq!(e.rare().upgraded_to.as_deref(), Some("h2c"));
     assert_eq!(
@@ -200,7 +200,11 @@ fn http2_mid_connection_marks_unknown_fields() {
     let c = &r.connections[0];
     assert!(c.mid_stream);
     assert!(!c.http2.as_ref().unwrap().preface_seen);
-    let first = c.requests.iter().find(|e| e.stream_id == Some(1)).unwrap();
+    let first = c
+        .requests
+        .iter()
+        .find(|e| e.stream_id.map(u32::from) == Some(1))
+        .unwrap();
     assert!(!first.request_seen);
     assert_eq!(first.status, Some(200));
     let later: Vec<_> = c.requests.iter().filter(|e| e.request_seen).collect();
@@ -280,7 +284,7 @@ fn our_view(c: &ConnectionRecord) -> HttpView {
     let tunnelled = c.tunnel.iter().flat_map(|t| &t.requests);
     for e in c.requests.iter().chain(tunnelled) {
         if e.version == Some(HttpVersion::Http2) {
-            let entry = v.h2.entry(e.stream_id.unwrap()).or_default();
+            let entry = v.h2.entry(u32::from(e.stream_id.unwrap())).or_default();
             entry.0 = e.authority.as_deref().map(str::to_string);
             entry
                 .1

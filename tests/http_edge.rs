@@ -192,7 +192,7 @@ fn http2_frames_servers_rarely_send() {
         .iter()
         .map(|e| {
             (
-                e.stream_id,
+                e.stream_id.map(u32::from),
                 e.path.clone().unwrap(),
                 e.status,
                 e.pushed,

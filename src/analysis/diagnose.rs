@@ -17,6 +17,7 @@ use crate::Timestamp;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 
 /// What a finding is about. Serialised by [`Kind::name`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -748,7 +749,7 @@ fn finding(
         connection: v.conn.id,
         request: Some(i),
         in_tunnel: v.in_tunnel,
-        stream_id: e.stream_id,
+        stream_id: e.stream_id.map(NonZeroU32::get),
         time: e.request_time.or(e.response_time),
         method: e.method.as_deref().map(str::to_string),
         path: e.path.as_deref().map(str::to_string),
@@ -793,7 +794,7 @@ fn retry_of(views: &Views<'_>, vi: usize, i: usize) -> Option<Retry> {
                 Retry {
                     connection: o.conn.id,
                     request: j,
-                    stream_id: r.stream_id,
+                    stream_id: r.stream_id.map(NonZeroU32::get),
                     status: r.status,
                     sni: o.sni().map(str::to_string),
                     after_ms: t.since(after) as f64 / 1e6,
@@ -1091,7 +1092,7 @@ mod tests {
 
     fn get(authority: &str, host: Option<&str>, t: i64, status: u16) -> Exchange {
         let mut e = Exchange::default();
-        e.stream_id = Some(1);
+        e.stream_id = NonZeroU32::new(1);
         e.version = Some(HttpVersion::Http2);
         e.request_seen = true;
         e.request_time = Some(Timestamp(t));

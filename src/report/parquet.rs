@@ -276,7 +276,7 @@ fn request_columns<'a>() -> Vec<Col<RequestRow<'a>>> {
         req("connection", Int(|r: &R| int(r.c.id.0))),
         req("index", Int(|r: &R| count(r.index))),
         req("in_tunnel", Bool(|r: &R| Some(r.in_tunnel))),
-        opt("stream_id", Int(|r: &R| Some(r.e.stream_id?.into()))),
+        opt("stream_id", Int(|r: &R| Some(r.e.stream_id?.get().into()))),
         opt("version", Str(|r: &R| name(&r.e.version?))),
         req("request_seen", Bool(|r: &R| Some(r.e.request_seen))),
         opt("request_time_ns", Int(|r: &R| time(r.e.request_time))),

@@ -508,7 +508,7 @@ impl Http1 {
             if h2c {
                 // The final response comes on HTTP/2 stream 1.
                 x.add_interim(101);
-                x.stream_id = Some(1);
+                x.stream_id = Some(std::num::NonZeroU32::MIN);
             } else {
                 answer(x, e, Pairing::Exact);
             }
@@ -976,7 +976,10 @@ mod upgrade_tests {
         let e = run(b"GET / HTTP/1.1\r\nUpgrade: foo\r\n\r\n", &resp);
         assert_eq!(e[0].rare().upgraded_to.as_deref(), Some("h2c"));
         assert_eq!(
-            (e[0].stream_id, &e[0].rare().interim),
+            (
+                e[0].stream_id.map(std::num::NonZeroU32::get),
+                &e[0].rare().interim
+            ),
             (Some(1), &vec![101])
         );
         assert!(

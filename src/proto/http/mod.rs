@@ -16,6 +16,7 @@ use crate::intern::ArcStr;
 use crate::Timestamp;
 use serde::Serialize;
 use std::borrow::Cow;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 /// Bounds of the HTTP parsers (see [`crate::Limits`]).
@@ -69,8 +70,9 @@ pub enum Pairing {
 /// impl): the report's field order is the same as when they were fields of their own.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Exchange {
-    /// HTTP/2 stream id; null for HTTP/1.
-    pub stream_id: Option<u32>,
+    /// HTTP/2 stream id; null for HTTP/1. Never 0 (the connection's own stream), which
+    /// keeps it in 4 bytes: an exchange is 136 bytes, not 144.
+    pub stream_id: Option<NonZeroU32>,
     pub version: Option<HttpVersion>,
     /// False when only the response was seen (capture started late, or bytes were lost).
     pub request_seen: bool,

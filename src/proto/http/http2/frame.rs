@@ -98,37 +98,38 @@ pub enum FrameError {
 enum State {
     /// Matching the client preface; `optional`: a frame header instead is fine too.
     Preface {
-        pos: usize,
+        pos: u8,
         optional: bool,
     },
     Header {
         have: [u8; HEADER_LEN],
-        n: usize,
+        n: u8,
     },
     Payload {
         hdr: FrameHeader,
-        left: usize,
+        /// At most a frame's length, 24 bits.
+        left: u32,
         keep: bool,
         lost: bool,
     },
     Dead(FrameError),
 }
 
-/// Splits one direction into frames.
+/// Splits one direction into frames. 32 bytes: two per HTTP/2 connection. Its state's
+/// counts are as narrow as frames allow, and the payload limit is the caller's, given with
+/// each piece, not kept (40 bytes before).
 pub struct FrameReader {
     state: State,
     preface_seen: bool,
-    /// A `ThinVec`, one pointer: two readers per HTTP/2 connection, mostly empty.
+    /// A `ThinVec`, one pointer: mostly empty.
     buf: ThinVec<u8>,
-    /// A 32-bit number (a frame's length is 24 bits): two readers per HTTP/2 connection.
-    max_payload: u32,
 }
 
 impl FrameReader {
     /// A reader for a direction that starts with the client preface, or may (`optional`:
     /// the client's side when the server's frames were seen first), or starts with a frame
-    /// (`None`). Kept payloads longer than `max_payload` are skipped.
-    pub fn new(preface: Option<bool>, max_payload: usize) -> Self {
+    /// (`None`).
+    pub fn new(preface: Option<bool>) -> Self {
         FrameReader {
             state: match preface {
                 Some(optional) => State::Preface { pos: 0, optional },
@@ -136,7 +137,6 @@ impl FrameReader {
             },
             preface_seen: false,
             buf: ThinVec::new(),
-            max_payload: u32::try_from(max_payload).unwrap_or(u32::MAX),
         }
     }
 
@@ -153,13 +153,14 @@ impl FrameReader {
         }
     }
 
-    /// Takes the next bytes of the direction.
-    pub fn push(&mut self, mut data: &[u8], out: &mut dyn FnMut(Frame<'_>)) {
+    /// Takes the next bytes of the direction. Kept payloads longer than `max_payload` are
+    /// skipped.
+    pub fn push(&mut self, mut data: &[u8], max_payload: usize, out: &mut dyn FnMut(Frame<'_>)) {
         while !data.is_empty() {
             match &mut self.state {
                 State::Dead(_) => return,
                 State::Preface { pos, optional } => {
-                    let want = PREFACE.get(*pos..).unwrap_or(&[]);
+                    let want = PREFACE.get(usize::from(*pos)..).unwrap_or(&[]);
                     let n = want.len().min(data.len());
                     if data.get(..n) != want.get(..n) {
                         if !*optional {
@@ -170,30 +171,32 @@ impl FrameReader {
                         // preface in earlier pieces is that header's start. (Deciding so only
                         // at the first byte made a stream starting with a preface prefix
                         // parse as frames in one piece and fail when cut after the prefix.)
-                        let matched = PREFACE.get(..*pos).unwrap_or(&[]);
+                        let matched = PREFACE.get(..usize::from(*pos)).unwrap_or(&[]);
                         self.state = header_state();
-                        self.push(matched, out);
+                        self.push(matched, max_payload, out);
                         continue;
                     }
-                    *pos += n;
+                    // The preface is 24 bytes.
+                    *pos += n as u8;
                     data = data.get(n..).unwrap_or(&[]);
-                    if *pos == PREFACE.len() {
+                    if usize::from(*pos) == PREFACE.len() {
                         self.preface_seen = true;
                         self.state = header_state();
                     }
                 }
                 State::Header { have, n } => {
-                    let take = (HEADER_LEN - *n).min(data.len());
+                    let at = usize::from(*n);
+                    let take = (HEADER_LEN - at).min(data.len());
                     let (head, rest) = data.split_at(take);
-                    if let Some(dst) = have.get_mut(*n..*n + take) {
+                    if let Some(dst) = have.get_mut(at..at + take) {
                         dst.copy_from_slice(head);
                     }
-                    *n += take;
+                    *n += take as u8;
                     data = rest;
-                    if *n == HEADER_LEN {
+                    if usize::from(*n) == HEADER_LEN {
                         let hdr = FrameHeader::parse(have);
-                        let len = hdr.len as usize;
-                        let keep = hdr.keeps_payload() && len <= self.max_payload as usize;
+                        let len = hdr.len;
+                        let keep = hdr.keeps_payload() && len as usize <= max_payload;
                         if hdr.keeps_payload() && !keep {
                             out(Frame::Skipped(hdr, true));
                         }
@@ -213,9 +216,9 @@ impl FrameReader {
                     keep,
                     lost,
                 } => {
-                    let take = (*left).min(data.len());
+                    let take = (*left as usize).min(data.len());
                     let (part, rest) = data.split_at(take);
-                    *left -= take;
+                    *left -= take as u32;
                     data = rest;
                     if *keep && !*lost {
                         if *left == 0 && self.buf.is_empty() {
@@ -261,7 +264,7 @@ impl FrameReader {
                 keep,
                 hdr,
             } if n <= *left as u64 => {
-                *left -= n as usize;
+                *left -= n as u32;
                 *lost |= *keep;
                 let _ = hdr;
                 self.buf.clear();
@@ -325,10 +328,17 @@ mod tests {
         Lost(u8),
     }
 
+    /// Kept payloads up to this long, unless a test says otherwise.
+    const MAX: usize = 1024;
+
     fn run(r: &mut FrameReader, pieces: &[&[u8]]) -> Vec<Seen> {
+        run_max(r, pieces, MAX)
+    }
+
+    fn run_max(r: &mut FrameReader, pieces: &[&[u8]], max: usize) -> Vec<Seen> {
         let mut seen = Vec::new();
         for p in pieces {
-            r.push(p, &mut |f| {
+            r.push(p, max, &mut |f| {
                 seen.push(match f {
                     Frame::Full(h, p) => Seen::Full(h.kind, h.stream, p.to_vec()),
                     Frame::Skipped(h, o) => Seen::Skipped(h.kind, h.stream, o),
@@ -353,31 +363,31 @@ mod tests {
             Seen::Skipped(0xee, 0, false),
         ];
         for cut in 1..bytes.len() {
-            let mut r = FrameReader::new(Some(false), 1024);
+            let mut r = FrameReader::new(Some(false));
             let (a, b) = bytes.split_at(cut);
             assert_eq!(run(&mut r, &[a, b]), want, "cut at {cut}");
         }
-        let mut r = FrameReader::new(Some(false), 1024);
+        let mut r = FrameReader::new(Some(false));
         let singles: Vec<&[u8]> = bytes.chunks(1).collect();
         assert_eq!(run(&mut r, &singles), want);
     }
 
     #[test]
     fn bad_preface_and_oversized_frames() {
-        let mut r = FrameReader::new(Some(false), 1024);
+        let mut r = FrameReader::new(Some(false));
         run(&mut r, &[b"GET / HTTP/1.1\r\n"]);
         assert_eq!(r.error(), Some(FrameError::BadPreface));
-        let mut r = FrameReader::new(None, 4);
+        let mut r = FrameReader::new(None);
         let f = frame(kind::HEADERS, 0, 1, b"too long");
         assert_eq!(
-            run(&mut r, &[&f]),
+            run_max(&mut r, &[&f], 4),
             vec![Seen::Skipped(kind::HEADERS, 1, true)]
         );
     }
 
     #[test]
     fn gaps_inside_a_payload_keep_the_framing() {
-        let mut r = FrameReader::new(None, 1024);
+        let mut r = FrameReader::new(None);
         let d = frame(kind::DATA, 0, 1, &[0; 50]);
         run(&mut r, &[&d[..20]]);
         r.gap(39, &mut |_| {});

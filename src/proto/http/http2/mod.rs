@@ -156,7 +156,7 @@ impl Http2 {
     /// start, so HPACK tables hold unseen entries.
     pub fn new(preface: bool, mid_stream: bool, limits: &HttpLimits) -> Self {
         let side = |preface| Side {
-            reader: FrameReader::new(preface, limits.max_header_block),
+            reader: FrameReader::new(preface),
             hpack: hpack::Decoder::new(mid_stream, limits.max_hpack_table),
             block: None,
         };
@@ -177,8 +177,9 @@ impl Http2 {
     }
 
     pub fn data(&mut self, dir: Direction, data: &[u8], at: Timestamp, log: &mut ExchangeLog) {
+        let max_payload = log.limits.max_header_block;
         self.read(dir, at, log, Anomaly::Http2PrefaceInvalid, |r, out| {
-            r.push(data, out)
+            r.push(data, max_payload, out)
         });
     }
 
@@ -199,7 +200,7 @@ impl Http2 {
         broke: Anomaly,
         step: impl FnOnce(&mut FrameReader, &mut dyn FnMut(Frame<'_>)),
     ) {
-        let mut reader = std::mem::replace(&mut self.side(dir).reader, FrameReader::new(None, 0));
+        let mut reader = std::mem::replace(&mut self.side(dir).reader, FrameReader::new(None));
         let had_error = reader.error().is_some();
         step(&mut reader, &mut |f| self.frame(dir, f, at, log));
         if !had_error && reader.error().is_some() {
@@ -428,11 +429,9 @@ impl Http2 {
         if let Some(i) = self.streams.get(stream) {
             return i;
         }
-        if stream == 0 {
-            return None;
-        }
+        let stream_id = Some(std::num::NonZeroU32::new(stream)?);
         let i = log.push(Exchange {
-            stream_id: Some(stream),
+            stream_id,
             version: Some(HttpVersion::Http2),
             ..Exchange::default()
         });
