@@ -180,8 +180,8 @@ struct Sessions {
     /// The sessions' secrets. Grown by copying into a new buffer, so that the old one is
     /// wiped when dropped (a `Vec` growing in place would leave copies unwiped).
     secrets: Zeroizing<Vec<u8>>,
-    /// Bytes of `secrets` no session points to any more (a session given a secret after
-    /// another session's moves to the end); wiped, and given back when half the buffer.
+    /// Bytes of `secrets` no session points to any more (the rooms of sessions that outgrew
+    /// them and moved to the end); wiped, and packed away when they are half the buffer.
     stale: usize,
 }
 

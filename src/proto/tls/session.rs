@@ -334,10 +334,9 @@ fn first_application_secret<'k>(
 /// and the records held for later. Made at the first hello, and dropped as soon as the
 /// session cannot be decrypted (no keys in a key log that cannot grow, or an unusable suite
 /// or version): most sessions of a capture have no keys, and each open one would keep this
-/// for its lifetime. The key material and held records are boxed again, made when there are
-/// any: a session that never gets an answer to its ClientHello keeps only the facts. The
-/// hellos' facts are boxed too, and dropped once the keys are found: nothing reads them
-/// after.
+/// for its lifetime. The held records are boxed again, made when there are any; the two
+/// directions' key material is made with the keys, in this allocation. The hellos' facts
+/// are boxed, and dropped once the keys are found: nothing reads them after.
 #[derive(Default)]
 struct Keying {
     hellos: Option<Box<Hellos>>,
