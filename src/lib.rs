@@ -18,6 +18,7 @@
 
 pub mod analysis;
 pub mod anomaly;
+pub mod bytes;
 pub mod capture;
 pub mod cli;
 pub mod flow;

@@ -6,13 +6,13 @@
 //! (`Limits::max_tls_handshake_message`) stops the reader (anomaly `tls_handshake_limit`): its
 //! remaining bytes could not be framed anyway.
 
-use thin_vec::ThinVec;
+use crate::bytes::ThinBytes;
 
 #[derive(Debug, Default)]
 pub struct HandshakeReader {
-    /// A `ThinVec`, one pointer: every TLS connection has two readers, and their buffers are
-    /// empty but while a message spans records.
-    buf: ThinVec<u8>,
+    /// One pointer: every TLS connection has two readers, and their buffers are empty but
+    /// while a message spans records.
+    buf: ThinBytes,
     stopped: bool,
 }
 
@@ -72,17 +72,17 @@ impl HandshakeReader {
             on_message(t, body);
             start += 4 + len;
         }
-        self.buf.drain(..start);
+        self.buf.drop_front(start);
         if self.buf.is_empty() {
             // Certificate chains make this buffer large; a finished handshake keeps none of it.
-            self.buf = ThinVec::new();
+            self.buf.free();
         }
         Ok(())
     }
 
     fn stop(&mut self) -> Result<(), TooLong> {
         self.stopped = true;
-        self.buf = ThinVec::new();
+        self.buf.free();
         Err(TooLong)
     }
 }

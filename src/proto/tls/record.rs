@@ -17,6 +17,7 @@
 //! fragment, and passes over their bytes without keeping them: no copy, and no record-sized
 //! buffer per connection while a record is on its way.
 
+use crate::bytes::ThinBytes;
 use crate::Timestamp;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -161,7 +162,8 @@ impl RecordBudget {
 
 #[derive(Debug, Default)]
 pub struct RecordReader {
-    buf: Held,
+    /// The start of a record that is not whole yet, dropped once it is whole.
+    buf: ThinBytes,
     failed: Option<RecordError>,
     skip_application_data: bool,
     /// Long application-data records may stream (see [`RecordReader::stream_long`]).
@@ -255,7 +257,7 @@ impl RecordReader {
     /// Stops reading for good (e.g. after a gap, record boundaries are unknown).
     pub fn stop(&mut self, why: RecordError) {
         self.failed.get_or_insert(why);
-        self.buf = Held::default();
+        self.buf.free();
         self.streaming = 0;
     }
 
@@ -379,42 +381,15 @@ impl RecordReader {
     }
 }
 
-/// The start of a record that is not whole yet: a `Vec` behind one pointer, made when a
-/// record is split and dropped once it is whole. One pointer, not a `Vec`'s three words:
-/// every open TLS connection has two readers, most holding nothing. Not a `ThinVec`, whose
-/// `extend_from_slice` copies byte by byte: decrypting the 1 GB mix took half as long again.
-#[derive(Debug, Default)]
-#[allow(clippy::box_collection)]
-struct Held(Option<Box<Vec<u8>>>);
-
-impl Held {
-    fn take(&mut self) -> Vec<u8> {
-        self.0.take().map(|b| *b).unwrap_or_default()
-    }
-
-    #[cfg(test)]
-    fn capacity(&self) -> usize {
-        self.0.as_ref().map_or(0, |v| v.capacity())
-    }
-}
-
-impl std::ops::Deref for Held {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        self.0.as_deref().map_or(&[], Vec::as_slice)
-    }
-}
-
 /// Appends `bytes` to `buf`, which holds the start of a record of `total` bytes (0 when its
 /// header is not complete): grown by doubling as a `Vec` grows, but never past the record's
 /// end. Every connection in the middle of a record holds one of these, and doubling made a
 /// 16 kB record's buffer 23 kB.
-fn hold(buf: &mut Held, bytes: &[u8], total: usize) {
+fn hold(buf: &mut ThinBytes, bytes: &[u8], total: usize) {
     if bytes.is_empty() {
         return;
     }
-    let buf = buf.0.get_or_insert_with(Box::default);
+    let buf = buf.vec();
     let want = buf.len() + bytes.len();
     if want > buf.capacity() {
         let cap = (buf.capacity() * 2).max(want).min(total.max(want));

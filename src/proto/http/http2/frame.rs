@@ -10,7 +10,7 @@
 //! frame being read keeps the framing (that frame's payload is lost, and said so); a gap that
 //! reaches past it loses the framing, and the direction is no longer parsed.
 
-use thin_vec::ThinVec;
+use crate::bytes::ThinBytes;
 
 /// The client connection preface (RFC 9113 §3.4).
 pub const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -121,8 +121,8 @@ enum State {
 pub struct FrameReader {
     state: State,
     preface_seen: bool,
-    /// A `ThinVec`, one pointer: mostly empty.
-    buf: ThinVec<u8>,
+    /// One pointer: mostly empty.
+    buf: ThinBytes,
 }
 
 impl FrameReader {
@@ -136,7 +136,7 @@ impl FrameReader {
                 None => header_state(),
             },
             preface_seen: false,
-            buf: ThinVec::new(),
+            buf: ThinBytes::default(),
         }
     }
 
