@@ -269,7 +269,7 @@ impl Reassembler {
         DirectionStats {
             packets: self.stats.packets,
             payload_bytes: self.stats.payload_bytes,
-            stream_bytes: self.next - rare.gap_bytes,
+            stream_bytes: self.next.saturating_sub(rare.gap_bytes),
             ..rare
         }
     }
