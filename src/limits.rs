@@ -86,9 +86,12 @@ pub struct Limits {
     /// have opened application data already (AES-GCM and ChaCha20-Poly1305 suites) are
     /// instead decrypted as their bytes come and authenticated at their end. Other records
     /// (shorter ones, handshake flights, a direction's first application data, CBC and CCM
-    /// suites) are still held past it: it is a budget, not a cap. Not an anomaly: the plaintext is the same; a record that fails has passed on its
-    /// plaintext before the failure is known. A note on standard error counts the records
-    /// streamed.
+    /// suites) are still held past it: it is a budget, not a cap. Not an anomaly: the
+    /// plaintext is the same; a record that fails has passed on its plaintext before the
+    /// failure is known. A note on standard error counts the records streamed. Kept small:
+    /// held records' buffers, freed between the connections' long-lived state, leave the
+    /// heap in pieces (16 MiB cost 11 MB more than 4 MiB at 100k connections, and streaming
+    /// was no slower there; `docs/performance.md`, tenth session).
     pub max_tls_records_held: usize,
     /// Bytes of one TLS handshake message (a certificate chain is the largest, tens of KiB
     /// in practice; the protocol allows 16 MiB). A longer one stops that direction's
@@ -123,7 +126,7 @@ impl Default for Limits {
             max_exchanges_per_connection: 100_000,
             max_field_bytes: 4096,
             max_held_for_keys: 64 << 20,
-            max_tls_records_held: 16 << 20,
+            max_tls_records_held: 4 << 20,
             max_tls_handshake_message: 128 << 10,
             max_tls_early_data: 64 << 10,
         }
