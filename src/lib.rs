@@ -68,9 +68,9 @@ mod per_connection_state {
         // outcome and stop reasons are thin pointers, the rare facts (ECH offer, early data,
         // alerts) are boxed, and the ClientHello's four lists are one shared value (536
         // before).
-        // Its handshake readers' buffers are `ThinVec`s (416 before), and so are its record
-        // readers' (384 before). The capture time of the bytes read is the caller's
-        // clock, not kept (336 before).
+        // Its handshake and record readers' buffers are one pointer each (`bytes::ThinBytes`;
+        // 416 and 384 before). The capture time of the bytes read is the caller's clock, not
+        // kept (336 before).
         assert!(size_of::<crate::proto::tls::session::TlsSession>() <= 328);
         // Two per decrypted connection (88 before the suite lost its name).
         assert!(size_of::<crate::proto::tls::decrypt::RecordDecrypter>() <= 64);

@@ -36,10 +36,9 @@ pub enum Nonce {
 }
 
 /// The keystream: its key and nonce (how far it has been used is what the body has used).
-/// The cipher is keyed afresh
-/// for each piece (an AES key schedule takes tens of nanoseconds) rather than kept: keyed
-/// ciphers were 128-288 bytes more per record open, and a capture can have one open on
-/// every connection.
+/// The cipher is keyed afresh for each piece (an AES key schedule takes tens of
+/// nanoseconds) rather than kept: keyed ciphers were 128-288 bytes more per record open, and
+/// a capture can have one open on every connection.
 struct Keystream {
     cipher: BulkCipher,
     key: Zeroizing<[u8; 32]>,
