@@ -47,6 +47,7 @@ anomalies! {
     PppoeHeaderInvalid => "pppoe_header_invalid": "PPPoE session header short, of another version/type than 1/1, with a non-zero code, or a length of 0",
     EncapsulationDepthLimit => "encapsulation_depth_limit": "a packet nested in more tunnels than the limit; it was not decoded",
     FlowTableLimit => "flow_table_limit": "connection table full; the connection idle the longest was evicted",
+    TimeDisorder => "time_disorder": "a connection starts more than a second before one that opened ahead of it (the capture's clock stepped back); a retry or proxy leg across the step may be missed",
     ConnectionRecordLimit => "connection_record_limit": "a connection that carried no payload was not listed: the limit on such records was reached",
     TcpReassemblyLimit => "tcp_reassembly_limit": "out-of-order buffer full; the hole was declared a gap",
     TcpOverlapMismatch => "tcp_overlap_mismatch": "retransmitted bytes differ from the copy already held; the first copy was kept",

@@ -2,20 +2,22 @@
 //! request that reached a server under another name than its TLS SNI, and every FTP/SMTP 421.
 //!
 //! Contract: [`diagnose`] reads the finished connection records (in id order) and returns
-//! findings in a stable order (connection id, then request order). It also marks each request
-//! first-party or reused. Every cause listed holds on the evidence shown; `unexplained` is
-//! listed only when none does. Nothing here guesses past what the capture shows: a request
-//! whose authority is unknown gets no authority-based cause.
+//! findings in a stable order (connection id, then request order); [`mark_first_party`]
+//! marks each request first-party or reused. Every cause listed holds on the evidence shown;
+//! `unexplained` is listed only when none does. Nothing here guesses past what the capture
+//! shows: a request whose authority is unknown gets no authority-based cause. What a finding
+//! says is here; which connections are in view when it is made is `window`'s business.
 
 use super::authority::{default_port, same_host, Authority, NameSet, OriginSet};
+use super::window::Window;
 use super::ConnectionRecord;
 use crate::flow::ConnId;
+use crate::intern::ArcStr;
 use crate::proto::http::{Exchange, Http2Info, HttpVersion};
 use crate::proto::tls::session::TlsInfo;
 use crate::proto::AppProtocol;
 use crate::Timestamp;
 use serde::Serialize;
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 
@@ -229,8 +231,6 @@ struct View<'a> {
     tls: Option<&'a TlsInfo>,
     http2: Option<&'a Http2Info>,
     requests: &'a [Exchange],
-    /// The first `MAX_LISTED + 1` connections to this server (this one among them).
-    same_server: &'a [ConnId],
     /// Made at the view's first finding: most views have none, and every connection has a
     /// view while the diagnosis runs.
     index: std::cell::OnceCell<Box<Index<'a>>>,
@@ -240,7 +240,7 @@ struct View<'a> {
 /// a proxy's upstream leg or its downstream one are looked for among the views of one
 /// address, not all of them (every 421 of a capture of 117k connections scanned them all:
 /// 15 s of its 35).
-struct Views<'a> {
+pub(super) struct Views<'a> {
     /// Each is boxed: the diagnosis runs when the connections' own state has just been
     /// freed, and a view takes the place of a freed piece, where one list of them all (117k
     /// views, 16 MB on a 100k-connection capture) would be new memory.
@@ -316,7 +316,6 @@ impl<'a> View<'a> {
         tls: Option<&'a TlsInfo>,
         http2: Option<&'a Http2Info>,
         requests: &'a [Exchange],
-        same_server: &'a [ConnId],
     ) -> Self {
         View {
             conn,
@@ -324,7 +323,6 @@ impl<'a> View<'a> {
             tls,
             http2,
             requests,
-            same_server,
             index: std::cell::OnceCell::new(),
         }
     }
@@ -380,13 +378,10 @@ impl<'a> View<'a> {
     }
 }
 
-fn views<'a>(
-    conns: &'a [Box<ConnectionRecord>],
-    by_server: &'a HashMap<SocketAddr, Vec<ConnId>>,
-) -> Views<'a> {
+/// The views of `conns` (in id order): each connection's own, then its tunnel's.
+pub(super) fn views<'a>(conns: impl Iterator<Item = &'a ConnectionRecord>) -> Views<'a> {
     let mut v = Vec::new();
     for c in conns {
-        let same_server = same_server(by_server, c);
         // The connection, then what its CONNECT tunnel carried.
         let outer = (false, c.tls.as_deref(), c.http2.as_deref(), &c.requests);
         let inner = c
@@ -400,35 +395,15 @@ fn views<'a>(
                 tls,
                 http2,
                 requests,
-                same_server,
             )));
         }
     }
     Views::new(v)
 }
 
-/// The first `MAX_LISTED + 1` connections (in id order) to each server.
-fn by_server(conns: &[Box<ConnectionRecord>]) -> HashMap<SocketAddr, Vec<ConnId>> {
-    let mut map: HashMap<SocketAddr, Vec<ConnId>> = HashMap::new();
-    for c in conns {
-        let ids = map.entry(c.server).or_default();
-        if ids.len() <= MAX_LISTED {
-            ids.push(c.id);
-        }
-    }
-    map
-}
-
-/// The first connections to `c`'s server (see `by_server`).
-fn same_server<'a>(
-    by_server: &'a HashMap<SocketAddr, Vec<ConnId>>,
-    c: &ConnectionRecord,
-) -> &'a [ConnId] {
-    by_server.get(&c.server).map_or(&[], Vec::as_slice)
-}
-
-/// Other connections to the server of `id`, from its `same_server` list.
-fn others(same_server: &[ConnId], id: ConnId) -> Vec<ConnId> {
+/// Other connections to the server of `id`, from the first `MAX_LISTED + 1` connections
+/// to it (`window` keeps them).
+pub(super) fn others(same_server: &[ConnId], id: ConnId) -> Vec<ConnId> {
     same_server
         .iter()
         .copied()
@@ -455,7 +430,6 @@ pub fn preliminary(
         tls,
         http2,
         requests,
-        &[],
     ))]);
     let (mut causes, evidence) = assess(&views, 0, i);
     if causes.is_empty() {
@@ -463,7 +437,7 @@ pub fn preliminary(
     }
     let (v, e) = at(&views, 0, i);
     let mut f = finding(Kind::Http421, v, i, e, causes, evidence);
-    f.explanation = explain_421(&f, v, false);
+    f.explanation = explain_421(&f, v);
     Some(f)
 }
 
@@ -494,73 +468,121 @@ fn mark(requests: &mut [Exchange], sni: Option<&str>) {
     }
 }
 
-/// All findings of a capture, in connection then request order.
+/// All findings of a capture, in connection then request order: `conns` (in id order)
+/// through one [`Window`].
 pub fn diagnose(conns: &[Box<ConnectionRecord>]) -> Vec<Finding> {
-    let by_server = by_server(conns);
-    let views = views(conns, &by_server);
-    let mut findings = Vec::new();
-    for (vi, v) in views.list.iter().enumerate() {
+    let mut window = Window::new();
+    for c in conns {
+        window.push(&**c, &mut |_| {});
+    }
+    window.finish(&mut |_| {}).0
+}
+
+/// Until when a connection's findings may change with connections yet to come, when they
+/// may: the answer to its last 421 whose upstream leg (a request a proxy sent while it
+/// waited, `upstream_of`) may be on a connection that starts up to that answer.
+pub(super) fn waits_until(c: &ConnectionRecord) -> Option<Timestamp> {
+    http_421s(c)
+        .filter_map(|e| e.request_time.and(e.response_time))
+        .max()
+}
+
+/// The earliest time the lookups for this connection's findings ask about (for its 421s'
+/// upstream legs and retries), when they ask at all.
+pub(super) fn asks_from(c: &ConnectionRecord) -> Option<Timestamp> {
+    http_421s(c)
+        .filter_map(|e| e.request_time.or(e.response_time))
+        .min()
+}
+
+/// The HTTP 421s of `c`, on it and in its tunnel.
+fn http_421s(c: &ConnectionRecord) -> impl Iterator<Item = &Exchange> {
+    let tunnel = c.tunnel.as_deref().map(|t| &t.requests[..]);
+    c.requests
+        .iter()
+        .chain(tunnel.unwrap_or_default())
+        .filter(|e| e.status == Some(421))
+}
+
+/// The findings of connection `c`, whose views in `views` start at number `first`: its
+/// HTTP requests', then its FTP/SMTP replies'. A 421 comes with the search for its retry,
+/// which `window` carries on as later connections arrive.
+pub(super) fn findings_of(
+    views: &Views<'_>,
+    first: usize,
+    c: &ConnectionRecord,
+    out: &mut dyn FnMut(Finding, Option<RetrySearch>),
+) {
+    let own = (first..).take_while(|&vi| views.get(vi).is_some_and(|v| v.conn.id == c.id));
+    for vi in own {
+        let Some(v) = views.get(vi) else { break };
         for (i, e) in v.requests.iter().enumerate() {
             let answered_elsewhere = e.status.is_some() && e.status != Some(421);
             let mismatch =
                 matches!((v.sni(), &e.authority), (Some(s), Some(a)) if !same_host(s, a));
             if e.status == Some(421) {
-                findings.push(http_421(&views, vi, i));
+                let mut f = http_421(views, vi, i);
+                let search = RetrySearch::of(v, e);
+                if search.is_none() {
+                    end_search(&mut f, None);
+                }
+                out(f, search);
             } else if answered_elsewhere && mismatch {
-                findings.push(mismatch_finding(&views, vi, i));
+                out(mismatch_finding(views, vi, i), None);
             } else if answered_elsewhere && host_conflict(e) {
-                findings.push(host_conflict_finding(&views, vi, i));
+                out(host_conflict_finding(views, vi, i), None);
             }
         }
     }
-    link_downstream(&mut findings);
-    for c in conns {
-        let Some(ctl) = &c.control else { continue };
-        for r in ctl.replies.iter().filter(|r| r.code == 421) {
-            let (kind, word) = match c.protocol {
-                AppProtocol::Ftp => (Kind::Ftp421, "FTP"),
-                AppProtocol::Smtp => (Kind::Smtp421, "SMTP"),
-                _ => (Kind::FtpOrSmtp421, "FTP or SMTP"),
-            };
-            let when = if r.command.is_none() {
-                "instead of its greeting".to_string()
-            } else {
-                format!("to {}", r.command.as_deref().unwrap_or("?"))
-            };
-            findings.push(Finding {
-                kind,
-                connection: c.id,
-                request: None,
-                in_tunnel: false,
-                stream_id: None,
-                time: Some(r.time),
-                method: None,
-                path: None,
-                sni: None,
-                authority: None,
-                status: Some(421),
-                causes: Vec::new(),
-                evidence: Evidence {
-                    server: Some(c.server.to_string()),
-                    same_server_connections: others(same_server(&by_server, c), c.id),
-                    ..Evidence::default()
-                },
-                retry: None,
-                upstream: None,
-                downstream: None,
-                reply: Some(r.text.clone()),
-                explanation: format!(
-                    "Connection {} to {}: the {word} server answered 421 {when} (\"{}\"). \
-                     This is {word}'s \"service not available\", not HTTP's Misdirected \
-                     Request: the server is refusing connections (often a per-client or total \
-                     connection limit).",
-                    c.id.0, c.server, r.text
-                ),
-            });
-        }
+    let Some(ctl) = &c.control else { return };
+    for r in ctl.replies.iter().filter(|r| r.code == 421) {
+        let (kind, word) = match c.protocol {
+            AppProtocol::Ftp => (Kind::Ftp421, "FTP"),
+            AppProtocol::Smtp => (Kind::Smtp421, "SMTP"),
+            _ => (Kind::FtpOrSmtp421, "FTP or SMTP"),
+        };
+        let when = if r.command.is_none() {
+            "instead of its greeting".to_string()
+        } else {
+            format!("to {}", r.command.as_deref().unwrap_or("?"))
+        };
+        let f = Finding {
+            kind,
+            connection: c.id,
+            request: None,
+            in_tunnel: false,
+            stream_id: None,
+            time: Some(r.time),
+            method: None,
+            path: None,
+            sni: None,
+            authority: None,
+            status: Some(421),
+            causes: Vec::new(),
+            evidence: Evidence {
+                server: Some(c.server.to_string()),
+                ..Evidence::default()
+            },
+            retry: None,
+            upstream: None,
+            downstream: None,
+            reply: Some(r.text.clone()),
+            explanation: format!(
+                "Connection {} to {}: the {word} server answered 421 {when} (\"{}\"). \
+                 This is {word}'s \"service not available\", not HTTP's Misdirected \
+                 Request: the server is refusing connections (often a per-client or total \
+                 connection limit).",
+                c.id.0, c.server, r.text
+            ),
+        };
+        out(f, None);
     }
+}
+
+/// Findings in their report order: connection, then request (FTP/SMTP replies, which have
+/// none, first), then time.
+pub(super) fn order(findings: &mut [Finding]) {
     findings.sort_by_key(|f| (f.connection, f.in_tunnel, f.request, f.time));
-    findings
 }
 
 /// The evidence and the causes that hold for request `i` of view `vi`.
@@ -628,7 +650,8 @@ fn assess(views: &Views<'_>, vi: usize, i: usize) -> (Vec<Cause>, Evidence) {
         origin_set: origin_set.map(|set| set.iter().take(MAX_LISTED).cloned().collect()),
         in_origin_set,
         server: Some(v.conn.server.to_string()),
-        same_server_connections: others(v.same_server, v.conn.id),
+        // Filled in when every connection to the server is known (`window`).
+        same_server_connections: Vec::new(),
     };
     (causes, evidence)
 }
@@ -654,7 +677,6 @@ fn http_421(views: &Views<'_>, vi: usize, i: usize) -> Finding {
     if causes.is_empty() {
         causes.push(Cause::Unexplained);
     }
-    let retry = retry_of(views, vi, i);
     let upstream = upstream.map(|(uv, ui)| {
         let (u, ue) = at(views, uv, ui);
         Upstream {
@@ -666,9 +688,9 @@ fn http_421(views: &Views<'_>, vi: usize, i: usize) -> Finding {
         }
     });
     let mut f = finding(Kind::Http421, v, i, e, causes, evidence);
-    f.retry = retry;
     f.upstream = upstream;
-    f.explanation = explain_421(&f, v, true);
+    // The retry's sentence is added when the search for it ends (`RetrySearch`).
+    f.explanation = explain_421(&f, v);
     f
 }
 
@@ -766,43 +788,90 @@ fn finding(
     }
 }
 
-/// The client's retry of a 421: the first later request from the same client address with
-/// the same method, authority and path on another connection.
-fn retry_of(views: &Views<'_>, vi: usize, i: usize) -> Option<Retry> {
-    let (v, e) = at(views, vi, i);
-    let after = e.response_time.or(e.request_time)?;
-    let authority = Authority::parse(e.authority.as_deref()?);
-    let mut best: Option<(Timestamp, Retry)> = None;
-    for (oi, o) in views.of_client(v.conn.client.ip()) {
-        if o.conn.id == v.conn.id {
-            continue;
-        }
-        for (j, r) in o.requests.iter().enumerate() {
-            let Some(t) = r.request_time.filter(|t| *t >= after) else {
-                continue;
-            };
-            let same = r.method == e.method
-                && (e.path.is_none() || r.path == e.path)
-                && r.authority
-                    .as_deref()
-                    .is_some_and(|a| Authority::parse(a).same_origin(&authority, v.default_port()));
-            if !same || best.as_ref().is_some_and(|(bt, _)| *bt <= t) || is_upstream(views, oi, j) {
+/// The search for a 421's retry: the first later request from the same client address
+/// with the same method, authority and path on another connection. It is made in steps,
+/// each over the requests sent in one span of time ([`RetrySearch::find`]), so a 421 can be
+/// reported before the connections that follow it in the capture are all known.
+pub(super) struct RetrySearch {
+    conn: ConnId,
+    client: IpAddr,
+    method: Option<ArcStr>,
+    path: Option<ArcStr>,
+    authority: Authority,
+    /// The port the 421's connection implies when an authority names none.
+    port: u16,
+    /// When the 421 was answered (sent, when the answer was not seen).
+    after: Timestamp,
+}
+
+impl RetrySearch {
+    /// The search for a retry of `e`, a 421 in view `v`; none when it names no authority or
+    /// was seen at no time.
+    fn of(v: &View<'_>, e: &Exchange) -> Option<Self> {
+        Some(RetrySearch {
+            conn: v.conn.id,
+            client: v.conn.client.ip(),
+            method: e.method.clone(),
+            path: e.path.clone(),
+            authority: Authority::parse(e.authority.as_deref()?),
+            port: v.default_port(),
+            after: e.response_time.or(e.request_time)?,
+        })
+    }
+
+    pub(super) fn after(&self) -> Timestamp {
+        self.after
+    }
+
+    /// The retry among the requests of `views` sent from `from` and before `to` (`None`:
+    /// at any time after): the earliest, and of those the first in view order. Sound when
+    /// `views` holds every connection with a request in that span, and every one with a
+    /// request that began before `to` and ended after `from` (for [`is_upstream`]).
+    pub(super) fn find(
+        &self,
+        views: &Views<'_>,
+        from: Timestamp,
+        to: Option<Timestamp>,
+    ) -> Option<Retry> {
+        let from = from.max(self.after);
+        let mut best: Option<(Timestamp, Retry)> = None;
+        for (oi, o) in views.of_client(self.client) {
+            if o.conn.id == self.conn {
                 continue;
             }
-            best = Some((
-                t,
-                Retry {
-                    connection: o.conn.id,
-                    request: j,
-                    stream_id: r.stream_id.map(NonZeroU32::get),
-                    status: r.status,
-                    sni: o.sni().map(str::to_string),
-                    after_ms: t.since(after) as f64 / 1e6,
-                },
-            ));
+            for (j, r) in o.requests.iter().enumerate() {
+                let Some(t) = r
+                    .request_time
+                    .filter(|t| *t >= from && to.is_none_or(|to| *t < to))
+                else {
+                    continue;
+                };
+                let same = r.method == self.method
+                    && (self.path.is_none() || r.path == self.path)
+                    && r.authority.as_deref().is_some_and(|a| {
+                        Authority::parse(a).same_origin(&self.authority, self.port)
+                    });
+                if !same
+                    || best.as_ref().is_some_and(|(bt, _)| *bt <= t)
+                    || is_upstream(views, oi, j)
+                {
+                    continue;
+                }
+                best = Some((
+                    t,
+                    Retry {
+                        connection: o.conn.id,
+                        request: j,
+                        stream_id: r.stream_id.map(NonZeroU32::get),
+                        status: r.status,
+                        sni: o.sni().map(str::to_string),
+                        after_ms: t.since(self.after) as f64 / 1e6,
+                    },
+                ));
+            }
         }
+        best.map(|(_, r)| r)
     }
-    best.map(|(_, r)| r)
 }
 
 /// Whether request `j` of view `oi` is a reverse proxy's upstream request: made from the
@@ -852,8 +921,9 @@ fn upstream_of(views: &Views<'_>, vi: usize, i: usize) -> Option<(usize, usize)>
     best.map(|(_, at)| at)
 }
 
-/// Upstream findings name the client-side request they served.
-fn link_downstream(findings: &mut [Finding]) {
+/// Upstream findings name the client-side request they served (FTP/SMTP replies have no
+/// request to name).
+pub(super) fn link_downstream(findings: &mut [Finding]) {
     let links: Vec<(ConnId, Option<u32>, ConnId)> = findings
         .iter()
         .filter_map(|f| {
@@ -862,7 +932,7 @@ fn link_downstream(findings: &mut [Finding]) {
                 .map(|u| (f.connection, f.stream_id, u.connection))
         })
         .collect();
-    for f in findings.iter_mut() {
+    for f in findings.iter_mut().filter(|f| f.request.is_some()) {
         if let Some((c, s, _)) = links.iter().find(|(_, _, u)| *u == f.connection) {
             f.downstream = Some(Downstream {
                 connection: *c,
@@ -885,9 +955,8 @@ fn tunnel_words(v: &View<'_>) -> &'static str {
     }
 }
 
-/// The paragraph a person reads; `retry`: say what the client did next (not known while
-/// the capture goes on).
-fn explain_421(f: &Finding, v: &View<'_>, retry: bool) -> String {
+/// The paragraph a person reads, but for what the client did next ([`retry_words`]).
+fn explain_421(f: &Finding, v: &View<'_>) -> String {
     let ev = &f.evidence;
     let mut s = format!(
         "Connection {}{} ({}{}) carried {} {}{} for {}{}, and the server refused it with 421 \
@@ -994,11 +1063,19 @@ fn explain_421(f: &Finding, v: &View<'_>, retry: bool) -> String {
             ),
         });
     }
-    if !retry {
-        return s;
-    }
-    s.push(' ');
-    s.push_str(&match &f.retry {
+    s
+}
+
+/// A 421's search for its retry is over: `retry` is what it found.
+pub(super) fn end_search(f: &mut Finding, retry: Option<Retry>) {
+    f.explanation.push(' ');
+    f.explanation.push_str(&retry_words(retry.as_ref()));
+    f.retry = retry;
+}
+
+/// The sentence of a 421's explanation that says what the client did next.
+fn retry_words(retry: Option<&Retry>) -> String {
+    match retry {
         Some(r) => format!(
             "The client retried {:.1} ms later on connection {} (SNI {}) and got {}.",
             r.after_ms,
@@ -1007,8 +1084,7 @@ fn explain_421(f: &Finding, v: &View<'_>, retry: bool) -> String {
             r.status.map_or("no response".into(), |s| s.to_string())
         ),
         None => "The capture shows no retry on another connection.".to_string(),
-    });
-    s
+    }
 }
 
 #[cfg(test)]
@@ -1062,8 +1138,7 @@ mod tests {
                 )
             })
             .collect();
-        let by_server = by_server(&conns);
-        let views = views(&conns, &by_server);
+        let views = views(conns.iter().map(|c| &**c));
         let addresses = clients
             .iter()
             .chain(&servers)

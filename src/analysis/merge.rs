@@ -12,6 +12,7 @@
 
 use super::diagnose;
 use super::totals::FindingTotals;
+use super::window::Window;
 use super::{settle_dialects, Records, Report, Summary, TlsSummary, Tool};
 use crate::anomaly::{Anomaly, AnomalyCounts};
 use crate::capture::InputSummary;
@@ -66,7 +67,16 @@ impl Report {
         }
         settle_dialects(&mut connections);
         diagnose::mark_first_party(&mut connections);
-        let findings = diagnose::diagnose(&connections);
+        let mut window = Window::new();
+        let mut diagnosed = Records::with_capacity(connections.len());
+        for c in connections {
+            window.push(c, &mut |c| diagnosed.push(c));
+        }
+        let (findings, late) = window.finish(&mut |c| diagnosed.push(c));
+        run.anomalies.add_n(Anomaly::TimeDisorder, late);
+        // Records leave the window as lookups are done with them, not in id order.
+        diagnosed.sort_unstable_by_key(|c| c.id);
+        let connections = diagnosed;
         let mut tls = TlsSummary {
             keylog,
             ..TlsSummary::default()
@@ -92,7 +102,7 @@ impl Report {
                 // Each connection left unlisted is one of these.
                 unlisted_connections: run.anomalies.get(Anomaly::ConnectionRecordLimit),
                 tls,
-                findings: FindingTotals::count(&connections, &findings),
+                findings: FindingTotals::count(&findings),
                 capture: None,
             },
             anomalies: run.anomalies,
@@ -133,7 +143,7 @@ impl Report {
                 }));
             merged.findings.extend(r.findings);
         }
-        merged.summary.findings = FindingTotals::count(&merged.connections, &merged.findings);
+        merged.summary.findings = FindingTotals::count(&merged.findings);
         Some(merged)
     }
 }

@@ -10,6 +10,7 @@ pub mod authority;
 pub mod diagnose;
 mod merge;
 pub mod totals;
+mod window;
 
 pub use merge::{LedgerPart, Partial};
 

@@ -1,12 +1,11 @@
 //! Findings counted for the summary: what a fleet-wide job adds up across runs.
 //!
-//! Contract: [`FindingTotals::count`] is a function of the report's connections and
-//! findings only, and every map is sorted by key, so totals from separate runs (one per
+//! Contract: [`FindingTotals::count`] is a function of the report's findings only, and
+//! every map is sorted by key, so totals from separate runs (one per
 //! capture partition, `docs/scale-out.md`) add up, key by key, to the totals of one run
 //! over all of them.
 
 use super::diagnose::{Finding, Kind};
-use super::ConnectionRecord;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -30,8 +29,7 @@ pub struct Http421Totals {
 }
 
 impl FindingTotals {
-    /// `connections` sorted by id, as in a report.
-    pub fn count(connections: &[Box<ConnectionRecord>], findings: &[Finding]) -> Self {
+    pub fn count(findings: &[Finding]) -> Self {
         let mut t = FindingTotals::default();
         for f in findings {
             t.total += 1;
@@ -43,10 +41,9 @@ impl FindingTotals {
             for c in &f.causes {
                 *h.by_cause.entry(c.name()).or_default() += 1;
             }
-            if let Ok(i) = connections.binary_search_by_key(&f.connection, |c| c.id) {
-                if let Some(c) = connections.get(i) {
-                    *h.by_server.entry(c.server.to_string()).or_default() += 1;
-                }
+            // An HTTP finding names the server of its connection.
+            if let Some(server) = &f.evidence.server {
+                *h.by_server.entry(server.clone()).or_default() += 1;
             }
             let authority = f.authority.clone().unwrap_or_default();
             *h.by_authority.entry(authority).or_default() += 1;
