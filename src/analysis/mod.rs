@@ -7,6 +7,7 @@
 //! never renamed.
 
 pub mod authority;
+mod codec;
 pub mod diagnose;
 mod merge;
 pub mod totals;

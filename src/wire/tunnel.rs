@@ -72,6 +72,20 @@ impl Labels {
     pub fn as_slice(&self) -> &[u32] {
         self.labels.get(..usize::from(self.len)).unwrap_or(&[])
     }
+
+    /// The stack [`Labels::as_slice`] gave; `None` past [`MPLS_LABELS_KEPT`] labels. (For
+    /// the spill codec, `analysis::codec`: the slots past the stack stay 0, as `push` leaves
+    /// them.)
+    pub(crate) fn from_slice(labels: &[u32]) -> Option<Self> {
+        if labels.len() > MPLS_LABELS_KEPT {
+            return None;
+        }
+        let mut l = Labels::default();
+        for &label in labels {
+            l.push(label);
+        }
+        Some(l)
+    }
 }
 
 impl Serialize for Labels {

@@ -196,6 +196,17 @@ impl Exchange {
         self.rare.write()
     }
 
+    /// The rare fields' box as it is, made or not: for the spill codec
+    /// (`analysis::codec`), which keeps a box that was never made unmade.
+    pub(crate) fn rare_box(&self) -> &crate::rare::RareBox<Rare> {
+        &self.rare
+    }
+
+    /// Puts back a box [`Exchange::rare_box`] gave (the spill codec's inverse).
+    pub(crate) fn set_rare_box(&mut self, rare: crate::rare::RareBox<Rare>) {
+        self.rare = rare;
+    }
+
     /// Whether the request is only partly known.
     pub fn partial(&self) -> bool {
         !self.request_seen || self.unknown_fields > 0

@@ -155,6 +155,23 @@ impl TlsInfo {
     pub fn rare_mut(&mut self) -> &mut RareTls {
         self.rare.write()
     }
+
+    /// The boxes of the ClientHello's lists and of the rare facts as they are, made or not:
+    /// for the spill codec (`analysis::codec`), which keeps a box that was never made
+    /// unmade.
+    pub(crate) fn boxes(&self) -> (&RareBox<Offered, Arc<Offered>>, &RareBox<RareTls>) {
+        (&self.offered, &self.rare)
+    }
+
+    /// Puts back the boxes [`TlsInfo::boxes`] gave (the spill codec's inverse).
+    pub(crate) fn set_boxes(
+        &mut self,
+        offered: RareBox<Offered, Arc<Offered>>,
+        rare: RareBox<RareTls>,
+    ) {
+        self.offered = offered;
+        self.rare = rare;
+    }
 }
 
 impl Serialize for TlsInfo {
