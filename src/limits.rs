@@ -19,6 +19,11 @@ pub struct Limits {
     /// `summary.unlisted_connections`, not listed, so a flood of a million SYNs does not
     /// keep a million records. Anomaly: `connection_record_limit`.
     pub max_empty_connection_records: usize,
+    /// Capture time a connection that ended (FIN both ways, or RST) stays in the table for
+    /// late packets (retransmitted FINs and ACKs) before it is finished and its record made,
+    /// as Zeek's `tcp_close_delay`. A packet later than that starts a new connection. Keeps
+    /// the table to the connections open about now, not every one the capture ended.
+    pub close_linger_ns: i64,
     /// Out-of-order bytes buffered per direction of a connection, waiting for a hole to fill.
     /// When exceeded the hole is declared a gap and buffered data is delivered.
     /// Anomaly: `tcp_reassembly_limit`.
@@ -110,6 +115,7 @@ impl Default for Limits {
             max_capture_block: 16 << 20,
             max_connections: 262_144,
             max_empty_connection_records: 65_536,
+            close_linger_ns: 5 * crate::Timestamp::NANOS_PER_SEC,
             max_ooo_bytes_per_direction: 1 << 20,
             max_ooo_bytes_total: 64 << 20,
             max_ooo_segments_per_direction: 2048,

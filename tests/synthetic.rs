@@ -266,6 +266,33 @@ fn reused_five_tuple_starts_a_new_connection() {
     assert_eq!(v[0].record().close, Close::Fin);
 }
 
+/// A connection that ended (FIN both ways, both acknowledged) is finished once
+/// `close_linger_ns` of capture time passed without a packet of it: a packet later than that
+/// starts a new connection, seen from its middle; one within it is the same connection's.
+#[test]
+fn an_ended_connection_waits_the_linger_for_late_packets() {
+    for (late_s, connections) in [(3, 1), (10, 2)] {
+        let mut c = Conversation::new("10.0.0.1:40000", "10.0.0.2:80", Link::Ethernet, 10, 20);
+        c.handshake();
+        c.client_sends(b"hello", 10);
+        c.server_sends(b"world", 10);
+        c.close();
+        c.ts_us += late_s * 1_000_000;
+        c.ack_from_client();
+        let (sink, stats) = run_one(c.pcap());
+        assert_eq!(sink.conns.len(), connections, "late by {late_s} s");
+        assert_eq!(stats.connections, connections as u64);
+        let v: Vec<_> = sink.conns.values().collect();
+        assert_eq!(
+            (&v[0].c2s[..], v[0].record().close),
+            (&b"hello"[..], Close::Fin)
+        );
+        if let Some(ghost) = v.get(1) {
+            assert!(ghost.record().mid_stream && ghost.c2s.is_empty());
+        }
+    }
+}
+
 #[test]
 fn syn_retransmission_is_the_same_connection() {
     let mut c = Conversation::new("10.0.0.1:40000", "10.0.0.2:80", Link::Ethernet, 10, 20);

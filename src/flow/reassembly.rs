@@ -248,6 +248,8 @@ pub struct Reassembler {
     base: u32,
     spaced: bool,
     finished: bool,
+    /// The peer acknowledged the FIN (its sequence number, past the last byte).
+    fin_acked: bool,
     /// True when the stream did not start at a SYN.
     pub mid_stream: bool,
 }
@@ -310,6 +312,12 @@ impl Reassembler {
         self.finished
     }
 
+    /// Whether the peer acknowledged this direction's FIN: nothing more is due from either
+    /// side for it.
+    pub fn fin_acked(&self) -> bool {
+        self.fin_acked
+    }
+
     /// Bytes held in the out-of-order buffer.
     pub fn buffered(&self) -> usize {
         self.ooo.bytes()
@@ -345,7 +353,10 @@ impl Reassembler {
         }
         // The FIN takes one sequence number; an ACK of it acknowledges no data.
         let acked = match self.end_at.get() {
-            Some((f, _)) => (acked as u64).min(f),
+            Some((f, _)) => {
+                self.fin_acked |= acked as u64 > f;
+                (acked as u64).min(f)
+            }
             None => acked as u64,
         };
         self.acked = self.acked.max(acked);

@@ -153,6 +153,13 @@ impl Connection {
         }
     }
 
+    /// Whether one direction was reset, or both ended (FIN delivered) and had their FIN
+    /// acknowledged: the last packet a closing connection is due has been seen.
+    fn has_ended(&self) -> bool {
+        matches!(self.close, Close::ResetByClient | Close::ResetByServer)
+            || self.dirs.iter().all(|d| d.is_finished() && d.fin_acked())
+    }
+
     fn key(&self) -> FlowKey {
         FlowKey::new(self.client, self.server, self.context)
     }
@@ -304,6 +311,11 @@ pub struct FlowTable {
     /// Built the first time the table is full, kept from then on: a table that never
     /// fills (most captures) does not pay for it (88 bytes a connection, twice over).
     idle: Option<BinaryHeap<Reverse<(Timestamp, ConnId, FlowKeyOrd)>>>,
+    /// Connections that ended (FIN both ways, or RST), by when they were last seen: each is
+    /// finished once `Limits::close_linger_ns` passed without a packet of it, so the table
+    /// holds the connections open about now, not all the capture ended. Roughly in time
+    /// order; an entry whose connection was seen since is queued again.
+    ended: std::collections::VecDeque<(Timestamp, ConnId, FlowKey)>,
     next_id: u64,
     contexts: Contexts,
     budget: BufferBudget,
@@ -334,6 +346,7 @@ impl FlowTable {
             conns: HashTable::new(),
             hasher: Default::default(),
             idle: None,
+            ended: Default::default(),
             next_id: 1,
             contexts: Contexts::default(),
             budget: BufferBudget {
@@ -374,6 +387,10 @@ impl FlowTable {
             ts: pkt.ts,
             packet: pkt.index,
         };
+        // Before this packet is looked up: one later than the linger starts a new
+        // connection whichever other packets this table saw meanwhile (a thread's table sees
+        // only its share), so the report is the same for any number of threads.
+        self.finish_ended(pkt.ts, sink);
         // One lookup on the common path (a known connection); the rare ones pay more. A
         // context no connection uses yet means a new connection. The addresses are
         // converted once, for the key and for telling the direction.
@@ -394,7 +411,12 @@ impl FlowTable {
         });
         let reused = match found {
             Some(conn) if !conn.is_reused_by(src, seg) => {
-                return take_segment(conn, src, pkt, seg, &mut ctx, at, sink);
+                let was_ended = conn.has_ended();
+                take_segment(conn, src, pkt, seg, &mut ctx, at, sink);
+                if !was_ended && conn.has_ended() {
+                    self.ended.push_back((conn.last_ts, conn.id, conn.key()));
+                }
+                return;
             }
             Some(_) => key,
             None => None,
@@ -417,6 +439,9 @@ impl FlowTable {
             anomalies: &mut self.anomalies,
         };
         take_segment(&mut conn, src, pkt, seg, &mut ctx, at, sink);
+        if conn.has_ended() {
+            self.ended.push_back((conn.last_ts, conn.id, conn.key()));
+        }
         let hasher = &self.hasher;
         self.conns
             .insert_unique(hasher.hash_one(conn.key()), conn, |c| {
@@ -431,11 +456,43 @@ impl FlowTable {
         Some(entry.remove().0)
     }
 
+    /// Finishes the connections that ended longer than the linger before `now`. Each is
+    /// finished at its own last packet, so its record does not depend on when that is.
+    fn finish_ended(&mut self, now: Timestamp, sink: &mut dyn StreamSink) {
+        let linger = self.limits.close_linger_ns;
+        while let Some(&(seen, id, key)) = self.ended.front() {
+            if seen.0.saturating_add(linger) >= now.0 {
+                break;
+            }
+            self.ended.pop_front();
+            let hash = self.hasher.hash_one(key);
+            let Ok(entry) = self
+                .conns
+                .find_entry(hash, |c| c.key() == key && c.id == id)
+            else {
+                // Replaced by a new connection on the same addresses meanwhile.
+                continue;
+            };
+            let last = entry.get().last_ts;
+            if last.0.saturating_add(linger) >= now.0 {
+                self.ended.push_back((last, id, key));
+                continue;
+            }
+            let conn = entry.remove().0;
+            let at = EventMeta {
+                ts: conn.last_ts,
+                packet: conn.last_packet,
+            };
+            self.finish_conn(*conn, Close::Open, at, sink);
+        }
+    }
+
     /// Closes every connection still open, in id order, as the capture has ended.
     pub fn finish(&mut self, at: EventMeta, sink: &mut dyn StreamSink) {
         let mut rest: Vec<Box<Connection>> = self.conns.drain().collect();
         rest.sort_unstable_by_key(|c| c.id);
         self.idle = None;
+        self.ended.clear();
         for conn in rest {
             self.finish_conn(*conn, Close::Open, at, sink);
         }
