@@ -107,6 +107,11 @@ pub struct Limits {
     /// until then. Beyond it, that direction stops being decrypted.
     /// Anomaly: `tls_decrypt_failed`.
     pub max_tls_early_data: usize,
+    /// Where finished connection records wait for the report: `false`, in memory; `true`,
+    /// on a temporary file, read back as the report is written, so memory does not grow
+    /// with the capture (`analysis::spill`). The command line spills for `--format json`
+    /// and `ndjson`; the library keeps them for a [`crate::analysis::Report`] of records.
+    pub spill_records: bool,
 }
 
 impl Default for Limits {
@@ -135,6 +140,7 @@ impl Default for Limits {
             max_tls_records_held: 4 << 20,
             max_tls_handshake_message: 128 << 10,
             max_tls_early_data: 64 << 10,
+            spill_records: false,
         }
     }
 }

@@ -89,10 +89,6 @@ pub(crate) enum CodecError {
 }
 
 /// Appends the encoding of `r` to `out`.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "the spill file is being written")
-)]
 pub(crate) fn put_record(r: &ConnectionRecord, out: &mut Vec<u8>) {
     let mut w = Writer { out, base: 0 };
     r.put(&mut w);
@@ -100,10 +96,6 @@ pub(crate) fn put_record(r: &ConnectionRecord, out: &mut Vec<u8>) {
 
 /// Reads one record from the front of `input` and advances `input` past it; on an error,
 /// `input` is left as it was.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "the spill file is being written")
-)]
 pub(crate) fn take_record(input: &mut &[u8]) -> Result<ConnectionRecord, CodecError> {
     let mut r = Reader {
         input,

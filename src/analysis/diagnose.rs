@@ -136,6 +136,18 @@ pub struct Finding {
     pub reply: Option<String>,
     /// The finding in plain words.
     pub explanation: String,
+    /// Its connection's addresses and first packet, for the records that name it by them
+    /// (NDJSON); the JSON report has the connection itself.
+    #[serde(skip)]
+    pub at: Option<FoundOn>,
+}
+
+/// The connection a finding was made on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FoundOn {
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub source: crate::capture::Origin,
 }
 
 /// What the capture shows around a finding.
@@ -228,7 +240,11 @@ impl Endpoints {
 struct View<'a> {
     conn: Endpoints,
     in_tunnel: bool,
+    /// The TLS facts: all of them for a record, none for a slimmed one ([`Slim`]), which
+    /// keeps only whether it is TLS and its SNI (what other findings look up).
     tls: Option<&'a TlsInfo>,
+    is_tls: bool,
+    sni: Option<&'a str>,
     http2: Option<&'a Http2Info>,
     requests: &'a [Exchange],
     /// Made at the view's first finding: most views have none, and every connection has a
@@ -321,6 +337,8 @@ impl<'a> View<'a> {
             conn,
             in_tunnel,
             tls,
+            is_tls: tls.is_some(),
+            sni: tls.and_then(|t| t.sni.as_deref()),
             http2,
             requests,
             index: std::cell::OnceCell::new(),
@@ -369,19 +387,114 @@ impl<'a> View<'a> {
         self.conn.server.ip()
     }
 
-    fn sni(&self) -> Option<&str> {
-        self.tls.and_then(|t| t.sni.as_deref())
+    fn sni(&self) -> Option<&'a str> {
+        self.sni
     }
 
     fn default_port(&self) -> u16 {
-        default_port(self.tls.is_some())
+        default_port(self.is_tls)
+    }
+}
+
+/// A connection as the diagnosis holds it: its record, or once its own findings are
+/// made and the record is not kept for the report, what other findings look up of it.
+#[derive(Clone, Copy)]
+pub(super) enum Held<'a> {
+    Record(&'a ConnectionRecord),
+    Slim(&'a Slim),
+}
+
+/// What other connections' findings look up of a diagnosed connection (`RetrySearch::find`,
+/// `upstream_of`, `downstream_of`): its addresses, and for it and its tunnel whether they
+/// are TLS, their SNI, and each request's method, authority, path, times, status and
+/// stream. Records read back from a spill are slimmed so: a diagnosis holds the
+/// connections open at one time, 100k of them on a busy capture, at about 250 bytes each
+/// instead of a kilobyte.
+pub(super) struct Slim {
+    conn: Endpoints,
+    pub(super) last_seen: Timestamp,
+    outer: SlimPart,
+    tunnel: Option<Box<SlimPart>>,
+}
+
+struct SlimPart {
+    is_tls: bool,
+    sni: Option<ArcStr>,
+    requests: Box<[Exchange]>,
+}
+
+impl Slim {
+    /// `c` slimmed; its texts are taken through `texts`, so that those repeated from
+    /// connection to connection are kept once.
+    pub(super) fn of(
+        c: &ConnectionRecord,
+        texts: &mut crate::intern::Interner<str, ArcStr>,
+    ) -> Self {
+        let mut text = |t: &Option<ArcStr>| t.as_deref().map(|t| texts.get(t));
+        let mut part = |tls: &Option<Box<TlsInfo>>, requests: &[Exchange]| SlimPart {
+            is_tls: tls.is_some(),
+            sni: text(&tls.as_ref().and_then(|t| t.sni.clone())),
+            requests: requests
+                .iter()
+                .map(|e| {
+                    let mut slim = Exchange::default();
+                    slim.stream_id = e.stream_id;
+                    slim.request_time = e.request_time;
+                    slim.method = text(&e.method);
+                    slim.authority = text(&e.authority);
+                    slim.path = text(&e.path);
+                    slim.status = e.status;
+                    slim.response_time = e.response_time;
+                    slim
+                })
+                .collect(),
+        };
+        Slim {
+            conn: Endpoints::of(c),
+            last_seen: c.last_seen,
+            outer: part(&c.tls, &c.requests),
+            tunnel: c
+                .tunnel
+                .as_deref()
+                .map(|t| Box::new(part(&t.tls, &t.requests))),
+        }
+    }
+}
+
+impl Held<'_> {
+    /// Whether a record has a CONNECT tunnel, so two views.
+    pub(super) fn views(&self) -> usize {
+        match self {
+            Held::Record(c) => 1 + usize::from(c.tunnel.is_some()),
+            Held::Slim(s) => 1 + usize::from(s.tunnel.is_some()),
+        }
     }
 }
 
 /// The views of `conns` (in id order): each connection's own, then its tunnel's.
-pub(super) fn views<'a>(conns: impl Iterator<Item = &'a ConnectionRecord>) -> Views<'a> {
+pub(super) fn views<'a>(conns: impl Iterator<Item = Held<'a>>) -> Views<'a> {
     let mut v = Vec::new();
-    for c in conns {
+    for held in conns {
+        let c = match held {
+            Held::Record(c) => c,
+            Held::Slim(s) => {
+                let parts = std::iter::once((false, &s.outer))
+                    .chain(s.tunnel.as_deref().map(|t| (true, t)));
+                for (in_tunnel, p) in parts {
+                    v.push(Box::new(View {
+                        conn: s.conn,
+                        in_tunnel,
+                        tls: None,
+                        is_tls: p.is_tls,
+                        sni: p.sni.as_deref(),
+                        http2: None,
+                        requests: &p.requests,
+                        index: std::cell::OnceCell::new(),
+                    }));
+                }
+                continue;
+            }
+        };
         // The connection, then what its CONNECT tunnel carried.
         let outer = (false, c.tls.as_deref(), c.http2.as_deref(), &c.requests);
         let inner = c
@@ -443,14 +556,12 @@ pub fn preliminary(
 
 /// Marks each request first-party (its host is the SNI's, or on a connection without SNI,
 /// the first request's) or not.
-pub fn mark_first_party(conns: &mut [Box<ConnectionRecord>]) {
-    for c in conns.iter_mut() {
-        let sni = c.tls.as_ref().and_then(|t| t.sni.clone());
-        mark(&mut c.requests, sni.as_deref());
-        if let Some(t) = c.tunnel.as_mut() {
-            let sni = t.tls.as_ref().and_then(|t| t.sni.clone());
-            mark(&mut t.requests, sni.as_deref());
-        }
+pub fn mark_first_party(c: &mut ConnectionRecord) {
+    let sni = c.tls.as_ref().and_then(|t| t.sni.clone());
+    mark(&mut c.requests, sni.as_deref());
+    if let Some(t) = c.tunnel.as_mut() {
+        let sni = t.tls.as_ref().and_then(|t| t.sni.clone());
+        mark(&mut t.requests, sni.as_deref());
     }
 }
 
@@ -513,6 +624,15 @@ pub(super) fn findings_of(
     c: &ConnectionRecord,
     out: &mut dyn FnMut(Finding, Option<RetrySearch>),
 ) {
+    let at = FoundOn {
+        client: c.client,
+        server: c.server,
+        source: c.source,
+    };
+    let out = &mut |mut f: Finding, search| {
+        f.at = Some(at);
+        out(f, search)
+    };
     let own = (first..).take_while(|&vi| views.get(vi).is_some_and(|v| v.conn.id == c.id));
     for vi in own {
         let Some(v) = views.get(vi) else { break };
@@ -567,6 +687,7 @@ pub(super) fn findings_of(
             upstream: None,
             downstream: None,
             reply: Some(r.text.clone()),
+            at: None,
             explanation: format!(
                 "Connection {} to {}: the {word} server answered 421 {when} (\"{}\"). \
                  This is {word}'s \"service not available\", not HTTP's Misdirected \
@@ -577,6 +698,13 @@ pub(super) fn findings_of(
         };
         out(f, None);
     }
+}
+
+/// The findings of a connection without HTTP 421s ([`asks_from`] is none): made from it
+/// alone.
+pub(super) fn findings_alone(c: &ConnectionRecord, out: &mut dyn FnMut(Finding)) {
+    let views = views(std::iter::once(Held::Record(c)));
+    findings_of(&views, 0, c, &mut |f, _| out(f));
 }
 
 /// Findings in their report order: connection, then request (FTP/SMTP replies, which have
@@ -596,8 +724,8 @@ fn assess(views: &Views<'_>, vi: usize, i: usize) -> (Vec<Cause>, Evidence) {
     let mut causes = Vec::new();
     let port = v.default_port();
     let authority = e.authority.as_deref().map(Authority::parse);
-    if let Some(tls) = v.tls {
-        match (&tls.sni, &e.authority) {
+    if v.is_tls {
+        match (v.sni, &e.authority) {
             (None, _) => causes.push(Cause::MissingSni),
             (Some(s), Some(a)) if !same_host(s, a) => causes.push(Cause::SniMismatch),
             _ => {}
@@ -640,7 +768,7 @@ fn assess(views: &Views<'_>, vi: usize, i: usize) -> (Vec<Cause>, Evidence) {
         _ => None,
     };
     let evidence = Evidence {
-        tls: v.tls.is_some(),
+        tls: v.is_tls,
         alpn: v.tls.and_then(|t| t.alpn.clone()),
         first_authority: v.index().authorities.first().map(|(_, a, _)| a.to_string()),
         earlier_authorities: earlier,
@@ -785,6 +913,7 @@ fn finding(
         downstream: None,
         reply: None,
         explanation: String::new(),
+        at: None,
     }
 }
 
@@ -1138,7 +1267,7 @@ mod tests {
                 )
             })
             .collect();
-        let views = views(conns.iter().map(|c| &**c));
+        let views = views(conns.iter().map(|c| Held::Record(c)));
         let addresses = clients
             .iter()
             .chain(&servers)

@@ -10,10 +10,12 @@ pub mod authority;
 mod codec;
 pub mod diagnose;
 mod merge;
+pub mod spill;
 pub mod totals;
 mod window;
 
-pub use merge::{LedgerPart, Partial};
+pub use merge::{LedgerPart, Listing, Partial};
+pub use spill::{SpillError, Spilled};
 
 use crate::anomaly::AnomalyCounts;
 use crate::capture::{DecryptionSecret, InputSummary};
@@ -44,16 +46,17 @@ pub const SCHEMA_VERSION: &str = "0.6.0";
 #[allow(clippy::vec_box)]
 pub type Records = Vec<Box<ConnectionRecord>>;
 
-/// Everything misdirect says about a capture.
+/// Everything misdirect says about a capture. Its connections are a list ([`Records`]), or
+/// records spilled to a temporary file and read back as they are written ([`Spilled`]).
 #[derive(Clone, Debug, Serialize)]
-pub struct Report {
+pub struct Report<C = Records> {
     pub schema_version: &'static str,
     pub tool: Tool,
     pub inputs: Vec<InputSummary>,
     pub summary: Summary,
     /// Named anomalies over the whole capture, by name.
     pub anomalies: AnomalyCounts,
-    pub connections: Records,
+    pub connections: C,
     /// Every HTTP 421 with its causes, requests answered under another name than their SNI,
     /// and FTP/SMTP 421 replies: in connection, then request order.
     pub findings: Vec<diagnose::Finding>,
@@ -254,23 +257,36 @@ impl Watch {
     }
 }
 
-/// An FTP/SMTP connection that showed nothing telling the two apart (a lone 421 greeting,
-/// say) takes the dialect the other connections to the same server showed, when they agree.
-fn settle_dialects(connections: &mut [Box<ConnectionRecord>]) {
-    let mut by_server: HashMap<SocketAddr, Option<AppProtocol>> = HashMap::new();
-    for c in connections.iter() {
+/// The FTP/SMTP dialect the connections to each server showed, where they agree: an
+/// FTP/SMTP connection that showed nothing telling the two apart (a lone 421 greeting, say)
+/// takes it. Gathered by each ledger as connections close and joined for the report.
+#[derive(Clone, Debug, Default)]
+pub struct Dialects(HashMap<SocketAddr, Option<AppProtocol>>);
+
+impl Dialects {
+    fn note(&mut self, c: &ConnectionRecord) {
         if matches!(c.protocol, AppProtocol::Ftp | AppProtocol::Smtp) {
-            let seen = by_server.entry(c.server).or_insert(Some(c.protocol));
+            let seen = self.0.entry(c.server).or_insert(Some(c.protocol));
             if *seen != Some(c.protocol) {
                 *seen = None;
             }
         }
     }
-    for c in connections.iter_mut() {
-        if c.protocol != AppProtocol::FtpOrSmtp {
-            continue;
+
+    fn join(&mut self, other: Dialects) {
+        for (server, p) in other.0 {
+            let seen = self.0.entry(server).or_insert(p);
+            if *seen != p {
+                *seen = None;
+            }
         }
-        if let Some(Some(p)) = by_server.get(&c.server) {
+    }
+
+    fn settle(&self, c: &mut ConnectionRecord) {
+        if c.protocol != AppProtocol::FtpOrSmtp {
+            return;
+        }
+        if let Some(Some(p)) = self.0.get(&c.server) {
             c.protocol = *p;
             if let Some(ctl) = c.control.as_mut() {
                 ctl.dialect = Some(match p {
@@ -281,6 +297,14 @@ fn settle_dialects(connections: &mut [Box<ConnectionRecord>]) {
             }
         }
     }
+}
+
+/// A record as the report lists it: its id given, its dialect settled, its requests
+/// marked first-party or not.
+fn ready(c: &mut ConnectionRecord, id: ConnId, dialects: &Dialects) {
+    c.id = id;
+    dialects.settle(c);
+    diagnose::mark_first_party(c);
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -295,6 +319,9 @@ fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S:
 /// connection's protocol layer on the way.
 pub struct Ledger {
     connections: Records,
+    /// Where records go instead of `connections` when they are spilled.
+    spill: Option<spill::Spill>,
+    dialects: Dialects,
     /// Records kept of connections without payload, against their limit (those dropped are
     /// counted as `connection_record_limit` anomalies).
     empty_listed: usize,
@@ -407,7 +434,11 @@ impl StreamSink for Ledger {
             record.control = control;
         }
         self.unwatch(conn.id);
-        self.connections.push(Box::new(record));
+        self.dialects.note(&record);
+        match &mut self.spill {
+            Some(s) => s.put(&record),
+            None => self.connections.push(Box::new(record)),
+        }
     }
 
     fn key_material(&mut self, secret: &DecryptionSecret) {
@@ -424,6 +455,8 @@ impl Ledger {
         let keylog = keylog.with_record_budget(limits.max_tls_records_held);
         Ledger {
             connections: Vec::new(),
+            spill: limits.spill_records.then(spill::Spill::new),
+            dialects: Dialects::default(),
             empty_listed: 0,
             max_empty_listed: limits.max_empty_connection_records,
             mid_stream: Default::default(),
@@ -485,6 +518,8 @@ impl Ledger {
     pub fn into_part(self) -> LedgerPart {
         LedgerPart {
             connections: self.connections,
+            spill: self.spill,
+            dialects: self.dialects,
             anomalies: self.anomalies,
             keylog: self.keylog.stats().clone(),
         }

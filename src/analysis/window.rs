@@ -3,8 +3,11 @@
 //!
 //! Contract: records are pushed in id order (first-packet order); [`Window::finish`]
 //! returns the same findings, in the same order, as a diagnosis that saw them all at once,
-//! and each record is handed back (`gone`) once no finding can look it up any more. What
-//! lets a record go:
+//! and each record is handed back (`gone`) once no finding can look it up any more; or,
+//! when the report does not keep them ([`Window::slimming`]), once diagnosed, the window
+//! keeping only what other findings look up of it (`diagnose::Slim`). What lets a record
+//! go:
+//! - A connection without an HTTP 421 needs only itself: it is diagnosed as it arrives.
 //! - A connection's own findings need only itself, but for a 421's upstream leg: a
 //!   request a proxy sent while the 421's request waited, on a connection that may start
 //!   up to the 421's answer. So a connection is diagnosed once the records arriving start
@@ -24,7 +27,7 @@
 //! The window is looked at in steps, each once as many records arrived as it held, so the
 //! cost of sorting it for lookups is shared by that many records.
 
-use super::diagnose::{self, end_search, Finding, RetrySearch, MAX_LISTED};
+use super::diagnose::{self, end_search, Finding, RetrySearch, Slim, MAX_LISTED};
 use super::ConnectionRecord;
 use crate::flow::ConnId;
 use crate::Timestamp;
@@ -56,11 +59,36 @@ pub(crate) struct Window<R> {
     searches: Vec<(usize, RetrySearch, Timestamp)>,
     /// The first `MAX_LISTED + 1` connections to each server.
     by_server: HashMap<SocketAddr, Vec<ConnId>>,
+    /// Whether a record, once diagnosed, goes (`gone`) at once and only its [`Slim`]
+    /// form stays: when records are not kept for the report.
+    slimming: bool,
+    /// The texts of slimmed records, kept once.
+    texts: crate::intern::Interner<str, crate::intern::ArcStr>,
 }
 
+/// A record in the window: whole, or slimmed once diagnosed.
 struct Held<R> {
-    record: R,
+    record: Option<R>,
+    slim: Option<Box<Slim>>,
     diagnosed: bool,
+}
+
+impl<R: Deref<Target = ConnectionRecord>> Held<R> {
+    fn as_held(&self) -> Option<diagnose::Held<'_>> {
+        match (&self.record, &self.slim) {
+            (Some(r), _) => Some(diagnose::Held::Record(r)),
+            (None, Some(s)) => Some(diagnose::Held::Slim(s)),
+            (None, None) => None,
+        }
+    }
+
+    fn last_seen(&self) -> Option<Timestamp> {
+        match (&self.record, &self.slim) {
+            (Some(r), _) => Some(r.last_seen),
+            (None, Some(s)) => Some(s.last_seen),
+            (None, None) => None,
+        }
+    }
 }
 
 impl<R: Deref<Target = ConnectionRecord>> Window<R> {
@@ -83,7 +111,16 @@ impl<R: Deref<Target = ConnectionRecord>> Window<R> {
             servers: Vec::new(),
             searches: Vec::new(),
             by_server: HashMap::new(),
+            slimming: false,
+            texts: Default::default(),
         }
+    }
+
+    /// Records are not kept for the report: each goes (`gone`) once diagnosed, and the
+    /// window keeps only what other records' findings look up of it ([`Slim`]).
+    pub fn slimming(mut self) -> Self {
+        self.slimming = true;
+        self
     }
 
     /// The next record in id order; records no finding can look up any more go to `gone`.
@@ -100,10 +137,25 @@ impl<R: Deref<Target = ConnectionRecord>> Window<R> {
             self.late += 1;
         }
         self.newest = self.newest.max(Some(start));
-        self.held.push(Held {
-            record,
-            diagnosed: false,
-        });
+        // Without an HTTP 421, a connection's findings are its own: made now, and the
+        // record slimmed at once.
+        let alone = diagnose::asks_from(&record).is_none();
+        if alone {
+            let (findings, servers) = (&mut self.findings, &mut self.servers);
+            diagnose::findings_alone(&record, &mut |f| {
+                findings.push(f);
+                servers.push(record.server);
+            });
+        }
+        let mut held = Held {
+            record: Some(record),
+            slim: None,
+            diagnosed: alone,
+        };
+        if alone {
+            self.slim(&mut held, gone);
+        }
+        self.held.push(held);
         self.arrived += 1;
         if self.arrived >= self.next_step {
             let frontier = self.newest.map(|n| Timestamp(n.0.saturating_sub(SLACK)));
@@ -137,13 +189,18 @@ impl<R: Deref<Target = ConnectionRecord>> Window<R> {
             searches,
             ..
         } = self;
-        let views = diagnose::views(held.iter().map(|h| &*h.record));
+        let views = diagnose::views(held.iter().filter_map(Held::as_held));
         let mut first = 0;
         let mut diagnosed = Vec::new();
         for (w, h) in held.iter().enumerate() {
-            let c = &*h.record;
+            let Some(view) = h.as_held() else { continue };
+            let views_of_it = view.views();
+            let Some(c) = h.record.as_deref().filter(|_| !h.diagnosed) else {
+                first += views_of_it;
+                continue;
+            };
             let ready = frontier.is_none_or(|f| diagnose::waits_until(c).is_none_or(|t| t < f));
-            if !h.diagnosed && ready {
+            if ready {
                 diagnose::findings_of(&views, first, c, &mut |f, search| {
                     if let Some(s) = search {
                         let from = s.after();
@@ -154,7 +211,7 @@ impl<R: Deref<Target = ConnectionRecord>> Window<R> {
                 });
                 diagnosed.push(w);
             }
-            first += 1 + usize::from(c.tunnel.is_some());
+            first += views_of_it;
         }
         searches.retain_mut(|(n, search, from)| {
             let found = search.find(&views, *from, frontier);
@@ -172,9 +229,11 @@ impl<R: Deref<Target = ConnectionRecord>> Window<R> {
             }
         });
         drop(views);
+        let mut held = std::mem::take(held);
         for w in diagnosed {
             if let Some(h) = held.get_mut(w) {
                 h.diagnosed = true;
+                self.slim(h, gone);
             }
         }
         // Requests from `line` on may still be looked up: by a record to come (it starts
@@ -182,20 +241,32 @@ impl<R: Deref<Target = ConnectionRecord>> Window<R> {
         let waiting = held
             .iter()
             .filter(|h| !h.diagnosed)
-            .filter_map(|h| diagnose::asks_from(&h.record));
-        let searching = searches.iter().map(|(_, _, from)| *from);
+            .filter_map(|h| h.record.as_deref().and_then(diagnose::asks_from));
+        let searching = self.searches.iter().map(|(_, _, from)| *from);
         let line = frontier.map(|f| waiting.chain(searching).fold(f, Timestamp::min));
         let mut kept = Vec::with_capacity(held.len());
-        for h in held.drain(..) {
-            if h.diagnosed && line.is_none_or(|l| h.record.last_seen < l) {
-                gone(h.record);
-            } else {
+        for h in held {
+            let done = h.diagnosed && line.is_none_or(|l| h.last_seen().is_none_or(|t| t < l));
+            if !done {
                 kept.push(h);
+            } else if let Some(r) = h.record {
+                gone(r);
             }
         }
-        *held = kept;
+        self.held = kept;
         self.arrived = 0;
         self.next_step = self.min_step.max(self.held.len());
+    }
+
+    /// A diagnosed record, slimmed when records are not kept: it goes now.
+    fn slim(&mut self, h: &mut Held<R>, gone: &mut dyn FnMut(R)) {
+        if !self.slimming {
+            return;
+        }
+        if let Some(r) = h.record.take() {
+            h.slim = Some(Box::new(Slim::of(&r, &mut self.texts)));
+            gone(r);
+        }
     }
 }
 
@@ -226,6 +297,16 @@ mod tests {
         (findings, early, late)
     }
 
+    /// The findings of `records` through a window that slims what it lets go of, looked
+    /// at every `step` records.
+    fn slimming(records: &[Box<ConnectionRecord>], step: usize) -> Vec<Finding> {
+        let mut window = Window::with_step(step).slimming();
+        for r in records {
+            window.push(r.clone(), &mut drop);
+        }
+        window.finish(&mut drop).0
+    }
+
     /// Every sample's findings are the same whether the window is looked at after every
     /// record or once at the end.
     #[test]
@@ -252,6 +333,13 @@ mod tests {
                 let (f, _, late) = through(&report.connections, step);
                 assert_eq!(json(&f), whole, "{} in steps of {step}", file.display());
                 assert_eq!(late, 0, "{}", file.display());
+                let f = slimming(&report.connections, step);
+                assert_eq!(
+                    json(&f),
+                    whole,
+                    "{} slimmed, steps of {step}",
+                    file.display()
+                );
             }
             findings += report.findings.len();
         }
@@ -423,6 +511,8 @@ mod tests {
                 let (f, _, late) = through(&records, step);
                 prop_assert_eq!(json(&f), json(&whole), "steps of {}", step);
                 prop_assert_eq!(late, 0);
+                let f = slimming(&records, step);
+                prop_assert_eq!(json(&f), json(&whole), "slimmed, steps of {}", step);
             }
         }
     }

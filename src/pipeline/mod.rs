@@ -11,12 +11,14 @@
 //! - Several independent captures ([`crate::capture::partition`]): [`analyze_partitions`]
 //!   analyses each on its own, several at a time, and merges the reports
 //!   ([`Report::merge`]).
+//! - A report's connections are a list, or records spilled to a temporary file
+//!   ([`analyze_partitions_spilled`]) so that memory does not grow with the capture.
 
 mod handoff;
 mod shard;
 mod split;
 
-use crate::analysis::{Ledger, Partial, Report};
+use crate::analysis::{Ledger, Listing, Partial, Report, SpillError, Spilled};
 use crate::anomaly::AnomalyCounts;
 use crate::capture::{Capture, CaptureError, Chunk, DecryptionSecret, InputName, RawPacket};
 use crate::flow::{EventMeta, FlowTable, StreamSink};
@@ -198,13 +200,24 @@ pub fn analyze_inputs(
     threads: usize,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Report, CaptureError> {
+    let partial = inputs_partial(inputs, limits, keylog, threads, progress)?;
+    Ok(Report::assemble(partial, 1))
+}
+
+/// [`analyze_inputs`], stopping short of numbering and diagnosing.
+fn inputs_partial(
+    inputs: &[InputName],
+    limits: &Limits,
+    keylog: &KeyLog,
+    threads: usize,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Partial, CaptureError> {
     let mut capture = Capture::open(inputs, limits)?;
     if let Some(plan) = split::Plan::new(inputs, &mut capture, threads) {
         drop(capture);
-        let partial = split::analyze(&plan, limits, keylog, threads, progress);
-        return Ok(Report::assemble(partial, 1));
+        return Ok(split::analyze(&plan, limits, keylog, threads, progress));
     }
-    Ok(analyze_capture(capture, limits, keylog, threads, progress))
+    Ok(capture_partial(capture, limits, keylog, threads, progress))
 }
 
 /// [`analyze_inputs`] on a single capture file read in parts of `part` bytes, whatever its
@@ -236,12 +249,25 @@ pub fn analyze_capture(
     threads: usize,
     progress: &mut dyn FnMut(u64),
 ) -> Report {
-    let partial = if threads > 1 {
+    Report::assemble(
+        capture_partial(capture, limits, keylog, threads, progress),
+        1,
+    )
+}
+
+/// [`analyze_capture`], stopping short of numbering and diagnosing.
+fn capture_partial(
+    capture: Capture,
+    limits: &Limits,
+    keylog: &KeyLog,
+    threads: usize,
+    progress: &mut dyn FnMut(u64),
+) -> Partial {
+    if threads > 1 {
         handoff::analyze(capture, limits, keylog, threads, progress)
     } else {
         analyze_one(capture, limits, keylog, progress)
-    };
-    Report::assemble(partial, 1)
+    }
 }
 
 /// Analyses each partition on its own, up to `threads` at a time (each on one thread;
@@ -255,10 +281,40 @@ pub fn analyze_partitions(
     threads: usize,
     progress: &mut dyn FnMut(u64),
 ) -> (Option<Report>, Vec<CaptureError>) {
+    // A list is never read back from a spill: no error is made.
+    partitions_as(partitions, limits, keylog, threads, progress).unwrap_or_default()
+}
+
+/// [`analyze_partitions`] for a report whose records wait on a temporary file until it is
+/// written ([`Spilled`]): memory does not grow with the capture. The error: the records
+/// could not be read back.
+#[allow(clippy::type_complexity)]
+pub fn analyze_partitions_spilled(
+    partitions: &[Vec<InputName>],
+    limits: &Limits,
+    keylog: &KeyLog,
+    threads: usize,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(Option<Report<Spilled>>, Vec<CaptureError>), SpillError> {
+    partitions_as(partitions, limits, keylog, threads, progress)
+}
+
+#[allow(clippy::type_complexity)]
+fn partitions_as<L: Listing>(
+    partitions: &[Vec<InputName>],
+    limits: &Limits,
+    keylog: &KeyLog,
+    threads: usize,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(Option<Report<L>>, Vec<CaptureError>), SpillError> {
+    let limits = &Limits {
+        spill_records: L::SPILLS,
+        ..limits.clone()
+    };
     if let [one] = partitions {
-        return match analyze_inputs(one, limits, keylog, threads, progress) {
-            Ok(r) => (Some(r), Vec::new()),
-            Err(e) => (None, vec![e]),
+        return match inputs_partial(one, limits, keylog, threads, progress) {
+            Ok(p) => Ok((Some(L::assemble(p, 1)?), Vec::new())),
+            Err(e) => Ok((None, vec![e])),
         };
     }
     // Bytes of finished partitions, plus each running one's progress in its slot.
@@ -294,13 +350,13 @@ pub fn analyze_partitions(
         match o {
             Ok(partial) => {
                 let count = partial.connections();
-                reports.push(Report::assemble(partial, next_id));
+                reports.push(L::assemble(partial, next_id)?);
                 next_id += count;
             }
             Err(e) => errors.push(e),
         }
     }
-    (Report::merge(reports, keylog.stats()), errors)
+    Ok((Report::merge(reports, keylog.stats()), errors))
 }
 
 /// Runs `job` on every item with up to `threads` threads (items taken in order as threads

@@ -14,9 +14,31 @@ mod text;
 
 pub use text::{clean, live_line, Style};
 
-use crate::analysis::Report;
+use crate::analysis::{ConnectionRecord, Records, Report, SpillError, Spilled};
 use std::io;
 use std::path::Path;
+
+/// The connections a streaming renderer goes through (JSON, NDJSON): a report's list, or
+/// its spilled records read back one at a time.
+pub trait Connections: serde::Serialize {
+    /// Calls `f` with each connection in id order.
+    fn each(&self, f: &mut dyn FnMut(&ConnectionRecord) -> io::Result<()>) -> io::Result<()>;
+}
+
+impl Connections for Records {
+    fn each(&self, f: &mut dyn FnMut(&ConnectionRecord) -> io::Result<()>) -> io::Result<()> {
+        self.iter().try_for_each(|c| f(c))
+    }
+}
+
+impl Connections for Spilled {
+    fn each(&self, f: &mut dyn FnMut(&ConnectionRecord) -> io::Result<()>) -> io::Result<()> {
+        Spilled::each(self, f).map_err(|e| match e {
+            SpillError::Io(e) => e,
+            e => io::Error::other(e),
+        })
+    }
+}
 
 /// Output formats of `misdirect analyze --format`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -76,6 +98,28 @@ pub fn write(
             "Parquet output is a directory of files, not a stream",
         )),
     }
+}
+
+/// Writes `report`, its records read back from their spill as they are written: JSON and
+/// NDJSON only (text, HTML and Parquet are made from a [`Report`] of records).
+pub fn write_spilled(
+    report: &Report<Spilled>,
+    format: Format,
+    out: &mut dyn io::Write,
+) -> io::Result<()> {
+    match format {
+        Format::Json => json::write(report, out),
+        Format::Ndjson => ndjson::write(report, out),
+        Format::Text | Format::Html | Format::Parquet => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "only JSON and NDJSON are written from spilled records",
+        )),
+    }
+}
+
+/// Whether `format` is written from spilled records ([`write_spilled`]).
+pub fn streams(format: Format) -> bool {
+    matches!(format, Format::Json | Format::Ndjson)
 }
 
 /// Writes the Parquet tables `connections.parquet`, `requests.parquet` and

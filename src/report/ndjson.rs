@@ -15,12 +15,13 @@
 //! records name their connection's uid in `connection_uid`.
 
 use super::provenance::{self, Provenance};
+use super::Connections;
 use crate::analysis::Report;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::io;
 
-pub fn write(report: &Report, out: &mut dyn io::Write) -> io::Result<()> {
+pub fn write<C: Connections>(report: &Report<C>, out: &mut dyn io::Write) -> io::Result<()> {
     line(
         out,
         json!({
@@ -32,8 +33,8 @@ pub fn write(report: &Report, out: &mut dyn io::Write) -> io::Result<()> {
             "anomalies": report.anomalies,
         }),
     )?;
-    let provenances = Provenance::all(report);
-    for (c, p) in report.connections.iter().zip(&provenances) {
+    report.connections.each(&mut |c| {
+        let p = &Provenance::of(&report.inputs, c.source);
         let mut v = tagged("connection", c)?;
         if let Some(o) = v.as_object_mut() {
             o.remove("requests");
@@ -56,17 +57,16 @@ pub fn write(report: &Report, out: &mut dyn io::Write) -> io::Result<()> {
             }
             line(out, v)?;
         }
-    }
-    for (f, conn, rank) in provenance::findings(report) {
+        Ok(())
+    })?;
+    for (f, at, rank) in provenance::findings_at(&report.inputs, &report.findings) {
         let mut v = tagged("finding", f)?;
-        if let (Some(o), Some(i)) = (v.as_object_mut(), conn) {
-            if let (Some(c), Some(p)) = (report.connections.get(i), provenances.get(i)) {
-                o.insert("uid".into(), json!(p.finding_uid(rank)));
-                o.insert("connection_uid".into(), json!(p.uid));
-                o.insert("source".into(), source(p));
-                o.insert("client".into(), json!(c.client.to_string()));
-                o.insert("server".into(), json!(c.server.to_string()));
-            }
+        if let (Some(o), Some((p, at))) = (v.as_object_mut(), at) {
+            o.insert("uid".into(), json!(p.finding_uid(rank)));
+            o.insert("connection_uid".into(), json!(p.uid));
+            o.insert("source".into(), source(&p));
+            o.insert("client".into(), json!(at.client.to_string()));
+            o.insert("server".into(), json!(at.server.to_string()));
         }
         line(out, v)?;
     }

@@ -6,8 +6,11 @@
 //! request's is the connection's plus `/r<index>` (`/t<index>` inside a CONNECT tunnel); a
 //! finding's is the connection's plus `/f<rank>`, its rank among its connection's findings.
 
-use crate::analysis::diagnose::Finding;
-use crate::analysis::{ConnectionRecord, Report};
+use crate::analysis::diagnose::{Finding, FoundOn};
+use crate::analysis::ConnectionRecord;
+#[cfg(feature = "parquet")]
+use crate::analysis::Report;
+use crate::capture::{InputSummary, Origin};
 use crate::proto::http::Exchange;
 
 /// Where a connection comes from, named so that it stays unique across runs.
@@ -21,22 +24,24 @@ pub(crate) struct Provenance {
 }
 
 impl Provenance {
-    pub fn of(report: &Report, c: &ConnectionRecord) -> Self {
-        let input = report.inputs.get(c.source.input as usize);
+    /// The provenance of the connection whose first packet is at `source`.
+    pub fn of(inputs: &[InputSummary], source: Origin) -> Self {
+        let input = inputs.get(source.input as usize);
         let fingerprint = input.map_or("", |i| i.fingerprint.as_str());
         Provenance {
-            uid: format!("{fingerprint}-{}", c.source.packet),
+            uid: format!("{fingerprint}-{}", source.packet),
             file: input.map(|i| i.name.clone()),
-            packet: c.source.packet,
+            packet: source.packet,
         }
     }
 
     /// Every connection's, in report order.
+    #[cfg(feature = "parquet")]
     pub fn all(report: &Report) -> Vec<Provenance> {
         report
             .connections
             .iter()
-            .map(|c| Provenance::of(report, c))
+            .map(|c| Provenance::of(&report.inputs, c.source))
             .collect()
     }
 
@@ -65,24 +70,46 @@ pub(crate) fn requests(
     own.chain(tunnelled)
 }
 
+/// Each finding with the provenance and addresses of its connection (as the finding names
+/// them; absent only for a finding made by hand) and its rank among its connection's
+/// findings. Findings come in connection order: the n-th of a connection has rank n.
+pub(crate) fn findings_at<'a>(
+    inputs: &'a [InputSummary],
+    findings: &'a [Finding],
+) -> impl Iterator<Item = (&'a Finding, Option<(Provenance, FoundOn)>, usize)> + 'a {
+    ranked(findings).map(|(f, rank)| {
+        (
+            f,
+            f.at.map(|at| (Provenance::of(inputs, at.source), at)),
+            rank,
+        )
+    })
+}
+
+/// Each finding with its rank among its connection's findings.
+fn ranked(findings: &[Finding]) -> impl Iterator<Item = (&Finding, usize)> {
+    let mut nth = (None, 0usize);
+    findings.iter().map(move |f| {
+        nth = match nth {
+            (Some(c), n) if c == f.connection => (Some(c), n + 1),
+            _ => (Some(f.connection), 0),
+        };
+        (f, nth.1)
+    })
+}
+
 /// Each finding with the position of its connection in `report.connections` (when there)
 /// and its rank among its connection's findings. Findings come in connection order: the
 /// n-th of a connection has rank n.
+#[cfg(feature = "parquet")]
 pub(crate) fn findings(report: &Report) -> Vec<(&Finding, Option<usize>, usize)> {
-    let mut nth = (None, 0usize);
-    report
-        .findings
-        .iter()
-        .map(|f| {
-            nth = match nth {
-                (Some(c), n) if c == f.connection => (Some(c), n + 1),
-                _ => (Some(f.connection), 0),
-            };
+    ranked(&report.findings)
+        .map(|(f, rank)| {
             let conn = report
                 .connections
                 .binary_search_by_key(&f.connection, |c| c.id)
                 .ok();
-            (f, conn, nth.1)
+            (f, conn, rank)
         })
         .collect()
 }
