@@ -833,6 +833,12 @@ pub fn tls_handshake(data: &[u8]) {
     }
 }
 
+/// The bytes as a run of spilled connection records (`analysis::spill`): read back until
+/// they end or are damaged, each record read back encoded again and read back the same.
+pub fn spill_records(data: &[u8]) {
+    let _ = crate::analysis::spill::read_run(data);
+}
+
 /// The bytes as an NSS key log file.
 pub fn keylog(data: &[u8]) {
     let mut k = crate::proto::tls::keylog::KeyLog::default();

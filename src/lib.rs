@@ -32,6 +32,8 @@ pub mod pipeline;
 pub mod proto;
 pub mod rare;
 pub mod report;
+#[cfg(test)]
+mod samples;
 pub mod timestamp;
 pub mod wire;
 

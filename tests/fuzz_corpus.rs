@@ -98,6 +98,11 @@ fn keylog_corpus() {
 }
 
 #[test]
+fn spill_records_corpus() {
+    replay("spill_records", misdirect::fuzzing::spill_records);
+}
+
+#[test]
 fn http1_corpus() {
     replay("http1", misdirect::fuzzing::http1);
 }

@@ -1544,11 +1544,7 @@ impl Take for Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::Report;
-    use crate::capture::{Capture, InputName};
-    use crate::proto::tls::keylog::KeyLog;
     use crate::proto::tls::protocol_name;
-    use crate::Limits;
     use std::path::{Path, PathBuf};
 
     fn json<T: serde::Serialize>(v: &T) -> String {
@@ -1588,43 +1584,14 @@ mod tests {
         }
     }
 
-    fn sample_captures() -> Vec<PathBuf> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
-        let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| {
-                matches!(
-                    p.extension().and_then(|e| e.to_str()),
-                    Some("pcap" | "pcapng")
-                )
-            })
-            .collect();
-        v.sort();
-        assert!(!v.is_empty(), "no samples");
-        v
-    }
-
-    /// The report of a capture, decrypted with the key log beside it (`x.keys` for
-    /// `x.pcap`) when there is one.
-    fn analyze(path: &Path) -> Report {
-        let limits = Limits::default();
-        let mut keylog = KeyLog::default();
-        if let Ok(keys) = std::fs::read(path.with_extension("keys")) {
-            keylog.add(&keys);
-        }
-        let cap = Capture::open(&[InputName::Path(path.to_path_buf())], &limits).unwrap();
-        crate::pipeline::analyze(cap, &limits, keylog, &mut |_| {})
-    }
-
     #[test]
     fn every_sample_record_round_trips() {
         // What the samples exercise, so that a sample set without them shows here.
         let (mut tls, mut requests, mut http2, mut control, mut tunnels, mut encapsulated) =
             (0, 0, 0, 0, 0, 0);
-        for path in sample_captures() {
+        for path in crate::samples::captures() {
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            let report = analyze(&path);
+            let report = crate::samples::report(&path);
             assert!(!report.connections.is_empty(), "{name}: no connections");
             let mut all = Vec::new();
             let mut longest = Vec::new();
@@ -2140,7 +2107,7 @@ mod tests {
             .map(PathBuf::from)
             .unwrap_or_else(|| "/tmp/misdirect-bench/synth-1G-seed1.pcap".into());
         let started = Instant::now();
-        let report = analyze(&path);
+        let report = crate::samples::report(&path);
         let records = &report.connections;
         let n = records.len();
         let requests: usize = records.iter().map(|r| r.requests.len()).sum();

@@ -5,7 +5,9 @@
 //!   numbered: the ledgers of the threads that shared it (each kept the connections it
 //!   owns) and their run totals.
 //! - [`Report::assemble`] numbers a partial's connections in first-packet order from a given
-//!   id (the order one thread would have given them), then diagnoses them together.
+//!   id (the order one thread would have given them), then diagnoses them together;
+//!   [`Listing::assemble`] does the same for a report of either kind, a list of records or
+//!   records spilled to a temporary file ([`Spilled`]), read back in that order.
 //! - [`Report::merge`] joins the reports of independent partitions (`docs/scale-out.md`),
 //!   assembled with ids that follow each other: each partition was diagnosed on its own,
 //!   and counts add up.
@@ -188,7 +190,8 @@ struct Found {
 
 impl Found {
     /// Diagnoses `records` (in id order, ready); each goes to `gone` when the diagnosis is
-    /// done with it, slimmed (`diagnose::slim`) when `slim`: the report does not keep it.
+    /// done with it; when `slim` (the report does not keep them), as soon as it is
+    /// diagnosed, the window keeping only what other findings look up (`diagnose::Slim`).
     fn of<E>(
         records: impl Iterator<Item = Result<Box<ConnectionRecord>, E>>,
         slim: bool,

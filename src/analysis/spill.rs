@@ -115,11 +115,6 @@ impl Spill {
         self.records
     }
 
-    /// Why the records are kept in memory instead of on a file, when they are.
-    pub fn trouble(&self) -> Option<&str> {
-        self.file.trouble.as_deref()
-    }
-
     pub fn put(&mut self, record: &ConnectionRecord) {
         if self.gathering.capacity() == 0 {
             // Room for a run and the record that ends it: the buffer is not doubled.
@@ -568,6 +563,27 @@ impl serde::Serialize for Spilled {
     }
 }
 
+/// Reads `bytes` as a run (fuzzing): each record read back is encoded again and must read
+/// back the same. The number of records read before the end or an error.
+#[doc(hidden)]
+pub fn read_run(bytes: &[u8]) -> usize {
+    let Ok(merge) = Merge::of(vec![Run(Place::Memory(bytes.into()))]) else {
+        return 0;
+    };
+    let mut n = 0;
+    for record in merge {
+        let Ok(r) = record else { break };
+        let mut again = Vec::new();
+        codec::put_record(&r, &mut again);
+        let mut rest = &again[..];
+        let back = codec::take_record(&mut rest).map(|b| serde_json::to_string(&b).ok());
+        assert!(rest.is_empty(), "a record re-encoded reads back whole");
+        assert_eq!(back, Ok(serde_json::to_string(&*r).ok()), "and the same");
+        n += 1;
+    }
+    n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -577,20 +593,8 @@ mod tests {
     /// first packet.
     fn records() -> Records {
         let mut all = Records::new();
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
-            .collect();
-        files.sort();
-        for file in files {
-            let limits = crate::Limits::default();
-            let input = crate::capture::InputName::Path(file);
-            let capture = crate::capture::Capture::open(&[input], &limits).unwrap();
-            let keylog = Default::default();
-            let report = crate::pipeline::analyze(capture, &limits, keylog, &mut |_| {});
-            all.extend(report.connections);
+        for file in crate::samples::captures() {
+            all.extend(crate::samples::report(&file).connections);
         }
         for (n, c) in all.iter_mut().enumerate() {
             c.first_packet = n as u64 * 7 + 1;
@@ -655,6 +659,28 @@ mod tests {
         round_trip(&records, 2, 500, 4, false);
         // No temporary file: runs kept in memory, the same records back.
         round_trip(&records, 2, 500, 4, true);
+    }
+
+    /// Writes the seeds of the `spill_records` fuzz target: each sample's records as one
+    /// run. `cargo test --release --lib write_spill_fuzz_seeds -- --ignored`.
+    #[test]
+    #[ignore]
+    fn write_spill_fuzz_seeds() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/spill_records");
+        std::fs::create_dir_all(&dir).unwrap();
+        let records = records();
+        for (n, chunk) in records.chunks(4).enumerate() {
+            let mut s = Spill::new();
+            s.file.trouble = Some("seeds are written from memory".into());
+            chunk.iter().for_each(|r| s.put(r));
+            for run in s.into_runs() {
+                if let Run(Place::Memory(bytes)) = run {
+                    std::fs::write(dir.join(format!("sample-records-{n:03}")), &bytes[..]).unwrap();
+                    assert_eq!(read_run(&bytes), chunk.len());
+                }
+            }
+        }
     }
 
     #[test]

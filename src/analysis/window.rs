@@ -311,23 +311,9 @@ mod tests {
     /// record or once at the end.
     #[test]
     fn samples_find_the_same_in_any_step() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
-            .collect();
-        files.sort();
         let mut findings = 0;
-        for file in files {
-            let mut keylog = crate::proto::tls::keylog::KeyLog::default();
-            if let Ok(keys) = std::fs::read(file.with_extension("keys")) {
-                keylog.add(&keys);
-            }
-            let limits = crate::Limits::default();
-            let input = crate::capture::InputName::Path(file.clone());
-            let capture = crate::capture::Capture::open(&[input], &limits).unwrap();
-            let report = crate::pipeline::analyze(capture, &limits, keylog, &mut |_| {});
+        for file in crate::samples::captures() {
+            let report = crate::samples::report(&file);
             let whole = json(&report.findings);
             for step in [1, 2, 5] {
                 let (f, _, late) = through(&report.connections, step);
