@@ -109,8 +109,8 @@ pub struct Limits {
     pub max_tls_early_data: usize,
     /// Where finished connection records wait for the report: `false`, in memory; `true`,
     /// on a temporary file, read back as the report is written, so memory does not grow
-    /// with the capture (`analysis::spill`). The command line spills for `--format json`
-    /// and `ndjson`; the library keeps them for a [`crate::analysis::Report`] of records.
+    /// with the capture (`analysis::spill`). `misdirect analyze` spills; the library keeps
+    /// them for a [`crate::analysis::Report`] of records.
     pub spill_records: bool,
 }
 

@@ -7,11 +7,11 @@
 
 use anyhow::Context;
 use clap::Parser;
-use misdirect::analysis::{Report, Spilled};
+use misdirect::analysis::Report;
 use misdirect::capture::{partition, InputName};
 use misdirect::cli::{AnalyzeConfig, Cli, ColorChoice, Command, ReportConfig};
 use misdirect::proto::tls::keylog::KeyLog;
-use misdirect::report::Style;
+use misdirect::report::{Connections, Style};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -58,34 +58,21 @@ fn analyze(config: AnalyzeConfig) -> anyhow::Result<Outcome> {
             bar.set_position(bytes);
         }
     };
-    // JSON and NDJSON are written as the records are read back from a temporary file, so
-    // memory does not grow with the capture; the other formats are made from a list.
-    let (report, errors) = if misdirect::report::streams(config.report.format) {
-        let (report, errors) = misdirect::pipeline::analyze_partitions_spilled(
-            &groups,
-            limits,
-            &keylog,
-            config.threads,
-            progress,
-        )?;
-        (report.map(Analysed::Spilled), errors)
-    } else {
-        let (report, errors) = misdirect::pipeline::analyze_partitions(
-            &groups,
-            limits,
-            &keylog,
-            config.threads,
-            progress,
-        );
-        (report.map(Analysed::Kept), errors)
-    };
+    // The report is written as its records are read back from a temporary file, so memory
+    // does not grow with the capture.
+    let (report, errors) = misdirect::pipeline::analyze_partitions_spilled(
+        &groups,
+        limits,
+        &keylog,
+        config.threads,
+        progress,
+    )?;
+
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    if let Some(Analysed::Spilled(r)) = &report {
-        if let Some(trouble) = r.connections.trouble() {
-            eprintln!("misdirect: warning: connection records kept in memory: {trouble}");
-        }
+    if let Some(trouble) = report.as_ref().and_then(|r| r.connections.trouble()) {
+        eprintln!("misdirect: warning: connection records kept in memory: {trouble}");
     }
     let Some(mut report) = report else {
         // Nothing could be read: the (first) reason is the error.
@@ -97,7 +84,7 @@ fn analyze(config: AnalyzeConfig) -> anyhow::Result<Outcome> {
     // Partitions that could not be read are named in the report and on standard error.
     for e in errors {
         eprintln!("misdirect: warning: skipped {e}");
-        report.inputs_mut().push(misdirect::capture::InputSummary {
+        report.inputs.push(misdirect::capture::InputSummary {
             name: e.input(),
             format: "unreadable",
             warnings: vec![format!("{e}")],
@@ -115,7 +102,7 @@ fn analyze(config: AnalyzeConfig) -> anyhow::Result<Outcome> {
         );
     }
     if config.stats {
-        let bytes: u64 = report.inputs().iter().map(|i| i.bytes).sum();
+        let bytes: u64 = report.inputs.iter().map(|i| i.bytes).sum();
         let seconds = started.elapsed().as_secs_f64();
         let peak = peak_rss().map_or_else(String::new, |b| {
             format!(", peak memory {:.1} MB", b as f64 / 1e6)
@@ -167,7 +154,7 @@ fn live(args: misdirect::cli::LiveArgs) -> anyhow::Result<Outcome> {
         color: style(&config.report).color,
     };
     let report = misdirect::live::run(&config, stream_style)?;
-    write_report(&Analysed::Kept(report), &config.report)
+    write_report(&report, &config.report)
 }
 
 #[cfg(not(feature = "live"))]
@@ -192,71 +179,35 @@ fn style(config: &ReportConfig) -> Style {
     }
 }
 
-/// A report as the analysis made it: its connections a list, or spilled records.
-enum Analysed {
-    Kept(Report),
-    Spilled(Report<Spilled>),
-}
-
-impl Analysed {
-    fn inputs(&self) -> &[misdirect::capture::InputSummary] {
-        match self {
-            Analysed::Kept(r) => &r.inputs,
-            Analysed::Spilled(r) => &r.inputs,
-        }
-    }
-
-    fn inputs_mut(&mut self) -> &mut Vec<misdirect::capture::InputSummary> {
-        match self {
-            Analysed::Kept(r) => &mut r.inputs,
-            Analysed::Spilled(r) => &mut r.inputs,
-        }
-    }
-
-    fn findings(&self) -> &[misdirect::analysis::diagnose::Finding] {
-        match self {
-            Analysed::Kept(r) => &r.findings,
-            Analysed::Spilled(r) => &r.findings,
-        }
-    }
-
-    fn write(&self, config: &ReportConfig, out: &mut dyn Write) -> std::io::Result<()> {
-        let format = config.format;
-        match self {
-            Analysed::Kept(r) => misdirect::report::write(r, format, style(config), out),
-            Analysed::Spilled(r) => misdirect::report::write_spilled(r, format, out),
-        }
-    }
-}
-
 /// Writes the report where the options say, and tells whether `--fail-on` findings are in it.
-fn write_report(report: &Analysed, config: &ReportConfig) -> anyhow::Result<Outcome> {
+fn write_report<C: Connections>(
+    report: &Report<C>,
+    config: &ReportConfig,
+) -> anyhow::Result<Outcome> {
+    let (format, style) = (config.format, style(config));
     // `ReportArgs::validate` checked that the format can go where the options say.
-    match (&config.output, report) {
+    match &config.output {
         // Parquet: three files in the directory -o names.
-        (Some(dir), Analysed::Kept(report))
-            if config.format == misdirect::report::Format::Parquet =>
-        {
+        Some(dir) if format == misdirect::report::Format::Parquet => {
             misdirect::report::write_parquet(report, dir)?;
         }
-        (Some(path), _) => {
+        Some(path) => {
             let file = std::fs::File::create(path)
                 .with_context(|| format!("cannot create {}", path.display()))?;
             let mut out = std::io::BufWriter::new(file);
-            report
-                .write(config, &mut out)
+            misdirect::report::write(report, format, style, &mut out)
                 .and_then(|()| out.flush())
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
-        (None, _) => {
+        None => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            report.write(config, &mut out)?;
+            misdirect::report::write(report, format, style, &mut out)?;
             out.flush()?;
         }
     }
     let failing = report
-        .findings()
+        .findings
         .iter()
         .any(|f| config.fail_on.contains(&f.kind));
     Ok(if failing {

@@ -509,17 +509,17 @@ impl Spilled {
         self.parts.iter().find_map(|p| p.runs.trouble())
     }
 
-    /// Each connection in id order, as the report lists it.
-    pub fn each(
+    /// Each connection in id order, as the report lists it, read back.
+    pub fn for_each(
         &self,
-        f: &mut dyn FnMut(&ConnectionRecord) -> io::Result<()>,
+        f: &mut dyn FnMut(Box<ConnectionRecord>) -> io::Result<()>,
     ) -> Result<(), SpillError> {
         for part in &self.parts {
             for (id, record) in (part.first_id..).zip(part.runs.merge()?) {
                 let mut c = record?;
                 super::ready(&mut c, ConnId(id), &part.dialects);
                 c.source.input = c.source.input.saturating_add(part.inputs_before);
-                f(&c)?;
+                f(c)?;
             }
         }
         Ok(())
@@ -548,8 +548,8 @@ impl serde::Serialize for Spilled {
         use serde::ser::{Error, SerializeSeq};
         let mut seq = s.serialize_seq(usize::try_from(self.len).ok())?;
         let mut failed = None;
-        let read = self.each(&mut |c| {
-            seq.serialize_element(c).map_err(|e| {
+        let read = self.for_each(&mut |c| {
+            seq.serialize_element(&*c).map_err(|e| {
                 let message = e.to_string();
                 failed = Some(e);
                 io::Error::other(message)

@@ -1,8 +1,11 @@
 //! Renderers: the [`Report`] written as text for people or JSON for machines.
 //!
 //! Contract: renderers write to any `io::Write` and never read anything but the report, so
-//! they are tested by rendering into a `Vec<u8>`. Output is deterministic for a given report.
-//! Parquet is the exception: three files, written into a directory by [`write_parquet`].
+//! they are tested by rendering into a `Vec<u8>`. Output is deterministic for a given report,
+//! the same whether its connections are a list or spilled records ([`Connections`]): they
+//! go through the connections one at a time (or a group of rows at a time for Parquet), as
+//! often as they need, and hold no more of them. Parquet is the exception to the first
+//! rule: three files, written into a directory by [`write_parquet`].
 
 mod html;
 mod json;
@@ -18,25 +21,110 @@ use crate::analysis::{ConnectionRecord, Records, Report, SpillError, Spilled};
 use std::io;
 use std::path::Path;
 
-/// The connections a streaming renderer goes through (JSON, NDJSON): a report's list, or
-/// its spilled records read back one at a time.
+/// The connections the renderers go through, in id order, as many times as they need: a
+/// report's list, or its spilled records read back one at a time (so that writing a report
+/// of any size takes the memory of a few connections).
 pub trait Connections: serde::Serialize {
-    /// Calls `f` with each connection in id order.
+    /// Calls `f` with each connection.
     fn each(&self, f: &mut dyn FnMut(&ConnectionRecord) -> io::Result<()>) -> io::Result<()>;
+
+    /// Calls `f` with the connections in groups of about `rows` rows, a connection and each
+    /// of its requests counting one ([`rows`]); a connection of more rows is a group alone.
+    fn each_group(
+        &self,
+        rows: usize,
+        f: &mut dyn FnMut(&[&ConnectionRecord]) -> io::Result<()>,
+    ) -> io::Result<()>;
+}
+
+/// A connection's rows in the tables of connections and requests.
+fn rows(c: &ConnectionRecord) -> usize {
+    1 + c.requests.len() + c.tunnel.as_ref().map_or(0, |t| t.requests.len())
+}
+
+/// Gathers connections into groups of about `limit` rows, calling `f` with each full one.
+struct Grouping<T> {
+    group: Vec<T>,
+    rows: usize,
+    limit: usize,
+}
+
+impl<T: std::ops::Deref<Target = ConnectionRecord>> Grouping<T> {
+    fn new(limit: usize) -> Self {
+        Grouping {
+            group: Vec::new(),
+            rows: 0,
+            limit: limit.max(1),
+        }
+    }
+
+    fn push(
+        &mut self,
+        c: T,
+        f: &mut dyn FnMut(&[&ConnectionRecord]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        if self.rows + rows(&c) > self.limit {
+            self.flush(f)?;
+        }
+        self.rows += rows(&c);
+        self.group.push(c);
+        Ok(())
+    }
+
+    fn flush(
+        &mut self,
+        f: &mut dyn FnMut(&[&ConnectionRecord]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        if self.group.is_empty() {
+            return Ok(());
+        }
+        let refs: Vec<&ConnectionRecord> = self.group.iter().map(|c| &**c).collect();
+        let done = f(&refs);
+        self.group.clear();
+        self.rows = 0;
+        done
+    }
 }
 
 impl Connections for Records {
     fn each(&self, f: &mut dyn FnMut(&ConnectionRecord) -> io::Result<()>) -> io::Result<()> {
         self.iter().try_for_each(|c| f(c))
     }
+
+    fn each_group(
+        &self,
+        rows: usize,
+        f: &mut dyn FnMut(&[&ConnectionRecord]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut g = Grouping::new(rows);
+        for c in self {
+            g.push(&**c, f)?;
+        }
+        g.flush(f)
+    }
 }
 
 impl Connections for Spilled {
     fn each(&self, f: &mut dyn FnMut(&ConnectionRecord) -> io::Result<()>) -> io::Result<()> {
-        Spilled::each(self, f).map_err(|e| match e {
-            SpillError::Io(e) => e,
-            e => io::Error::other(e),
-        })
+        self.for_each(&mut |c| f(&c)).map_err(io_error)
+    }
+
+    fn each_group(
+        &self,
+        rows: usize,
+        f: &mut dyn FnMut(&[&ConnectionRecord]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut g = Grouping::new(rows);
+        self.for_each(&mut |c| g.push(c, f)).map_err(io_error)?;
+        g.flush(f)
+    }
+}
+
+/// A spill's error as the renderers' (an I/O error stays itself).
+fn io_error(e: SpillError) -> io::Error {
+    match e {
+        SpillError::Io(e) => e,
+        e => io::Error::other(e),
     }
 }
 
@@ -82,8 +170,8 @@ pub fn check_destination(format: Format, output: Option<&Path>) -> Result<(), St
 
 /// Writes `report` in `format`; `style` applies to text only. Parquet cannot be written to a
 /// stream: it is an error here (see [`write_parquet`]).
-pub fn write(
-    report: &Report,
+pub fn write<C: Connections>(
+    report: &Report<C>,
     format: Format,
     style: Style,
     out: &mut dyn io::Write,
@@ -100,40 +188,18 @@ pub fn write(
     }
 }
 
-/// Writes `report`, its records read back from their spill as they are written: JSON and
-/// NDJSON only (text, HTML and Parquet are made from a [`Report`] of records).
-pub fn write_spilled(
-    report: &Report<Spilled>,
-    format: Format,
-    out: &mut dyn io::Write,
-) -> io::Result<()> {
-    match format {
-        Format::Json => json::write(report, out),
-        Format::Ndjson => ndjson::write(report, out),
-        Format::Text | Format::Html | Format::Parquet => Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "only JSON and NDJSON are written from spilled records",
-        )),
-    }
-}
-
-/// Whether `format` is written from spilled records ([`write_spilled`]).
-pub fn streams(format: Format) -> bool {
-    matches!(format, Format::Json | Format::Ndjson)
-}
-
 /// Writes the Parquet tables `connections.parquet`, `requests.parquet` and
 /// `findings.parquet` into `dir`, created if missing; files of those names are replaced.
 /// Each file is written under a hidden name and renamed when complete, so an engine reading
 /// the directory never sees half a table.
 #[cfg(feature = "parquet")]
-pub fn write_parquet(report: &Report, dir: &Path) -> io::Result<()> {
+pub fn write_parquet<C: Connections>(report: &Report<C>, dir: &Path) -> io::Result<()> {
     parquet::write(report, dir)
 }
 
 /// Without the `parquet` feature: an error saying how to get it.
 #[cfg(not(feature = "parquet"))]
-pub fn write_parquet(_report: &Report, _dir: &Path) -> io::Result<()> {
+pub fn write_parquet<C: Connections>(_report: &Report<C>, _dir: &Path) -> io::Result<()> {
     Err(io::Error::new(io::ErrorKind::Unsupported, NO_PARQUET))
 }
 

@@ -9,8 +9,10 @@
 //! name, its type and how to read it off a row.
 
 use super::provenance::{self, Provenance};
-use crate::analysis::diagnose::Finding;
+use super::Connections;
+use crate::analysis::diagnose::{Finding, FoundOn};
 use crate::analysis::{ConnectionRecord, Report};
+use crate::flow::ConnId;
 use crate::proto::http::Exchange;
 use crate::proto::tls::session::TlsInfo;
 use crate::Timestamp;
@@ -23,6 +25,7 @@ use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::Type;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
@@ -30,12 +33,17 @@ use std::sync::Arc;
 /// Rows per row group: bounds the memory one column of a group takes while written.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 
+/// Rows (a connection and each of its requests counting one) of the connections held in
+/// memory at a time for the `connections` and `requests` tables, read back one at a time
+/// when the records are spilled: each group is a row group of each table.
+const GROUP_ROWS: usize = 8 * 1024;
+
 /// Writes the three tables into `dir`. They replace an earlier run's together, once all
 /// three are written: a failure to write one leaves the directory as it was, never one
 /// run's connections beside another's findings (their uids would not join). Only a rename
 /// that fails after another succeeded (three renames in one directory are not one atomic
 /// step) could still mix them; the error then names the table.
-pub fn write(report: &Report, dir: &Path) -> io::Result<()> {
+pub fn write<C: Connections>(report: &Report<C>, dir: &Path) -> io::Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| {
         io::Error::new(
             e.kind(),
@@ -66,59 +74,90 @@ struct Tables<'a> {
     written: Vec<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
-fn write_tables(report: &Report, tables: &mut Tables<'_>) -> io::Result<()> {
-    let provenances = Provenance::all(report);
-    let uid_of = |id| {
-        report
-            .connections
-            .binary_search_by_key(&id, |c| c.id)
-            .ok()
-            .and_then(|i| provenances.get(i))
-            .map(|p| p.uid.as_str())
-    };
-
-    let connections: Vec<ConnRow> = report
-        .connections
+fn write_tables<C: Connections>(report: &Report<C>, tables: &mut Tables<'_>) -> io::Result<()> {
+    let meta = Meta::of(report);
+    // The uids of the connections findings name besides their own (retry, upstream,
+    // downstream), taken as the connections go by.
+    let mut uids: HashMap<ConnId, String> = report
+        .findings
         .iter()
-        .zip(&provenances)
-        .map(|(c, p)| ConnRow { c, p })
-        .collect();
-    tables.write(report, "connections", &connection_columns(), &connections)?;
-
-    let requests: Vec<RequestRow> = report
-        .connections
-        .iter()
-        .zip(&provenances)
-        .flat_map(|(c, p)| {
-            provenance::requests(c).map(move |(in_tunnel, index, e)| RequestRow {
-                c,
-                p,
-                in_tunnel,
-                index,
-                e,
-            })
+        .flat_map(|f| {
+            let retry = f.retry.as_ref().map(|r| r.connection);
+            let upstream = f.upstream.as_ref().map(|u| u.connection);
+            let downstream = f.downstream.as_ref().map(|d| d.connection);
+            [retry, upstream, downstream]
         })
+        .flatten()
+        .map(|id| (id, String::new()))
         .collect();
-    tables.write(report, "requests", &request_columns(), &requests)?;
 
-    let findings: Vec<FindingRow> = provenance::findings(report)
-        .into_iter()
-        .map(|(f, conn, rank)| {
-            let c = conn.and_then(|i| report.connections.get(i)).map(|c| &**c);
-            let p = conn.and_then(|i| provenances.get(i));
+    let provenances = |group: &[&ConnectionRecord]| -> Vec<Provenance> {
+        group
+            .iter()
+            .map(|c| Provenance::of(&report.inputs, c.source))
+            .collect()
+    };
+    let columns = connection_columns();
+    let mut table = tables.open(&meta, "connections", &columns)?;
+    report.connections.each_group(GROUP_ROWS, &mut |group| {
+        let provenances = provenances(group);
+        for (c, p) in group.iter().zip(&provenances) {
+            if let Some(uid) = uids.get_mut(&c.id) {
+                uid.clone_from(&p.uid);
+            }
+        }
+        let rows: Vec<ConnRow> = group
+            .iter()
+            .zip(&provenances)
+            .map(|(c, p)| ConnRow { c, p })
+            .collect();
+        table.rows(&connection_columns(), &rows)
+    })?;
+    tables.close(table)?;
+
+    let mut table = tables.open(&meta, "requests", &request_columns())?;
+    report.connections.each_group(GROUP_ROWS, &mut |group| {
+        let provenances = provenances(group);
+        let rows: Vec<RequestRow> = group
+            .iter()
+            .zip(&provenances)
+            .flat_map(|(c, p)| {
+                provenance::requests(c).map(move |(in_tunnel, index, e)| RequestRow {
+                    c,
+                    p,
+                    in_tunnel,
+                    index,
+                    e,
+                })
+            })
+            .collect();
+        table.rows(&request_columns(), &rows)
+    })?;
+    tables.close(table)?;
+
+    let uid_of = |id| uids.get(&id).map(String::as_str).filter(|u| !u.is_empty());
+    let findings: Vec<FindingRow> = provenance::findings_at(&report.inputs, &report.findings)
+        .map(|(f, at, rank)| {
+            let (p, at) = at.unzip();
             FindingRow {
                 f,
-                c,
+                uid: p.as_ref().map(|p| p.finding_uid(rank)),
+                request_uid: p
+                    .as_ref()
+                    .zip(f.request)
+                    .map(|(p, i)| p.request_uid(f.in_tunnel, i)),
+                at,
                 p,
-                uid: p.map(|p| p.finding_uid(rank)),
-                request_uid: p.zip(f.request).map(|(p, i)| p.request_uid(f.in_tunnel, i)),
                 retry_uid: f.retry.as_ref().and_then(|r| uid_of(r.connection)),
                 upstream_uid: f.upstream.as_ref().and_then(|u| uid_of(u.connection)),
                 downstream_uid: f.downstream.as_ref().and_then(|d| uid_of(d.connection)),
             }
         })
         .collect();
-    tables.write(report, "findings", &finding_columns(), &findings)
+    let columns = finding_columns();
+    let mut table = tables.open(&meta, "findings", &columns)?;
+    table.rows(&columns, &findings)?;
+    tables.close(table)
 }
 
 /// A row of `connections`.
@@ -145,8 +184,9 @@ struct RequestRow<'a> {
 /// A row of `findings`, with the uids of the connections it names.
 struct FindingRow<'a> {
     f: &'a Finding,
-    c: Option<&'a ConnectionRecord>,
-    p: Option<&'a Provenance>,
+    /// Its connection's addresses and provenance.
+    at: Option<FoundOn>,
+    p: Option<Provenance>,
     uid: Option<String>,
     request_uid: Option<String>,
     retry_uid: Option<&'a str>,
@@ -324,9 +364,12 @@ fn finding_columns<'a>() -> Vec<Col<FindingRow<'a>>> {
     type R<'a> = FindingRow<'a>;
     vec![
         opt("uid", Str(|r: &R| r.uid.clone())),
-        opt("connection_uid", Str(|r: &R| Some(r.p?.uid.clone()))),
-        opt("source_file", Str(|r: &R| r.p?.file.clone())),
-        opt("source_packet", Int(|r: &R| int(r.p?.packet))),
+        opt(
+            "connection_uid",
+            Str(|r: &R| Some(r.p.as_ref()?.uid.clone())),
+        ),
+        opt("source_file", Str(|r: &R| r.p.as_ref()?.file.clone())),
+        opt("source_packet", Int(|r: &R| int(r.p.as_ref()?.packet))),
         req("kind", Str(|r: &R| Some(r.f.kind.name().to_owned()))),
         req("connection", Int(|r: &R| int(r.f.connection.0))),
         opt("request", Int(|r: &R| count(r.f.request?))),
@@ -343,8 +386,8 @@ fn finding_columns<'a>() -> Vec<Col<FindingRow<'a>>> {
             "causes",
             Strs(|r: &R| r.f.causes.iter().map(|c| c.name().to_owned()).collect()),
         ),
-        opt("client", Str(|r: &R| Some(r.c?.client.to_string()))),
-        opt("server", Str(|r: &R| Some(r.c?.server.to_string()))),
+        opt("client", Str(|r: &R| Some(r.at?.client.to_string()))),
+        opt("server", Str(|r: &R| Some(r.at?.server.to_string()))),
         req("tls", Bool(|r: &R| Some(r.f.evidence.tls))),
         opt(
             "alpn",
@@ -586,38 +629,79 @@ impl<R> Col<R> {
     }
 }
 
+/// What every table's file says of the report it comes from.
+struct Meta {
+    schema_version: &'static str,
+    version: &'static str,
+}
+
+impl Meta {
+    fn of<C>(report: &Report<C>) -> Self {
+        Meta {
+            schema_version: report.schema_version,
+            version: report.tool.version,
+        }
+    }
+}
+
+/// One table being written, under a hidden name until [`write`] renames it.
+struct Table {
+    writer: SerializedFileWriter<std::fs::File>,
+    path: std::path::PathBuf,
+}
+
 impl Tables<'_> {
-    /// Writes `rows` as the table `name`, under a hidden name until [`write`] renames it
-    /// to `dir/<name>.parquet`.
-    fn write<R>(
-        &mut self,
-        report: &Report,
-        name: &str,
-        columns: &[Col<R>],
-        rows: &[R],
-    ) -> io::Result<()> {
+    /// Starts the table `name`, its file under a hidden name until [`write`] renames it to
+    /// `dir/<name>.parquet` (or removes it, when a table fails).
+    fn open<R>(&mut self, meta: &Meta, name: &str, columns: &[Col<R>]) -> io::Result<Table> {
         let path = self.dir.join(format!("{name}.parquet"));
         let partial = self.dir.join(format!(".{name}.parquet.partial"));
-        let written = write_file(report, &partial, name, columns, rows);
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&partial);
-            return Err(io::Error::new(
-                e.kind(),
-                format!("cannot write {}: {e}", path.display()),
-            ));
-        }
-        self.written.push((partial, path));
+        self.written.push((partial.clone(), path.clone()));
+        let writer = new_file(meta, &partial, name, columns).map_err(|e| named(e, &path))?;
+        Ok(Table { writer, path })
+    }
+
+    fn close(&mut self, table: Table) -> io::Result<()> {
+        table
+            .writer
+            .into_inner()
+            .map_err(|e| named(e.into(), &table.path))?;
         Ok(())
     }
 }
 
-fn write_file<R>(
-    report: &Report,
+impl Table {
+    /// Writes `rows` as row groups of [`ROW_GROUP_ROWS`] at most.
+    fn rows<R>(&mut self, columns: &[Col<R>], rows: &[R]) -> io::Result<()> {
+        let written = (|| -> io::Result<()> {
+            for group in rows.chunks(ROW_GROUP_ROWS) {
+                let mut group_writer = self.writer.next_row_group()?;
+                for column in columns {
+                    let Some(mut column_writer) = group_writer.next_column()? else {
+                        return Err(io::Error::other("fewer columns in the schema than written"));
+                    };
+                    column.write(column_writer.untyped(), group)?;
+                    column_writer.close()?;
+                }
+                group_writer.close()?;
+            }
+            Ok(())
+        })();
+        written.map_err(|e| named(e, &self.path))
+    }
+}
+
+/// `e`, naming the table's file.
+fn named(e: io::Error, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()))
+}
+
+fn new_file<R>(
+    meta: &Meta,
     path: &Path,
     name: &str,
     columns: &[Col<R>],
-    rows: &[R],
-) -> io::Result<()> {
+) -> io::Result<SerializedFileWriter<std::fs::File>> {
     let fields = columns
         .iter()
         .map(Col::field)
@@ -627,8 +711,8 @@ fn write_file<R>(
         .build()?;
     let metadata = [
         ("misdirect.table", name),
-        ("misdirect.schema_version", report.schema_version),
-        ("misdirect.version", report.tool.version),
+        ("misdirect.schema_version", meta.schema_version),
+        ("misdirect.version", meta.version),
     ];
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
@@ -640,20 +724,11 @@ fn write_file<R>(
         ))
         .build();
     let file = std::fs::File::create(path)?;
-    let mut writer = SerializedFileWriter::new(file, Arc::new(schema), Arc::new(properties))?;
-    for group in rows.chunks(ROW_GROUP_ROWS) {
-        let mut group_writer = writer.next_row_group()?;
-        for column in columns {
-            let Some(mut column_writer) = group_writer.next_column()? else {
-                return Err(io::Error::other("fewer columns in the schema than written"));
-            };
-            column.write(column_writer.untyped(), group)?;
-            column_writer.close()?;
-        }
-        group_writer.close()?;
-    }
-    writer.into_inner()?;
-    Ok(())
+    Ok(SerializedFileWriter::new(
+        file,
+        Arc::new(schema),
+        Arc::new(properties),
+    )?)
 }
 
 /// A count as int64 (saturating: no count comes near).

@@ -8,8 +8,6 @@
 
 use crate::analysis::diagnose::{Finding, FoundOn};
 use crate::analysis::ConnectionRecord;
-#[cfg(feature = "parquet")]
-use crate::analysis::Report;
 use crate::capture::{InputSummary, Origin};
 use crate::proto::http::Exchange;
 
@@ -33,16 +31,6 @@ impl Provenance {
             file: input.map(|i| i.name.clone()),
             packet: source.packet,
         }
-    }
-
-    /// Every connection's, in report order.
-    #[cfg(feature = "parquet")]
-    pub fn all(report: &Report) -> Vec<Provenance> {
-        report
-            .connections
-            .iter()
-            .map(|c| Provenance::of(&report.inputs, c.source))
-            .collect()
     }
 
     /// The uid of the request at `index` on this connection (or in its tunnel).
@@ -96,20 +84,4 @@ fn ranked(findings: &[Finding]) -> impl Iterator<Item = (&Finding, usize)> {
         };
         (f, nth.1)
     })
-}
-
-/// Each finding with the position of its connection in `report.connections` (when there)
-/// and its rank among its connection's findings. Findings come in connection order: the
-/// n-th of a connection has rank n.
-#[cfg(feature = "parquet")]
-pub(crate) fn findings(report: &Report) -> Vec<(&Finding, Option<usize>, usize)> {
-    ranked(&report.findings)
-        .map(|(f, rank)| {
-            let conn = report
-                .connections
-                .binary_search_by_key(&f.connection, |c| c.id)
-                .ok();
-            (f, conn, rank)
-        })
-        .collect()
 }

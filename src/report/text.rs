@@ -4,7 +4,7 @@
 //! Every string taken from the capture goes through [`clean`]: a Host header or SNI may
 //! carry terminal escape sequences, which must print as text, not act on the terminal.
 
-use super::provenance;
+use super::{provenance, Connections};
 use crate::analysis::{ConnectionRecord, Report};
 use crate::flow::{Close, Direction};
 use crate::proto::http::Exchange;
@@ -36,7 +36,60 @@ impl Style {
     }
 }
 
-pub fn write(report: &Report, style: Style, out: &mut dyn io::Write) -> io::Result<()> {
+/// What the summary counts of the connections and the table's widths, from a first pass
+/// over them: the text is written in three (counts, table, conversations), so that the
+/// connections can be read back one at a time from a spill.
+#[derive(Default)]
+struct Tally {
+    connections: u64,
+    requests: u64,
+    unanswered: u64,
+    connections_with_requests: u64,
+    replies: u64,
+    /// FTP, SMTP and undetermined 421 replies.
+    replies_421: [u64; 3],
+    /// Widths of the table's columns, the TUNNEL column's last.
+    widths: [usize; 13],
+    tunnels: bool,
+}
+
+impl Tally {
+    fn add(&mut self, c: &ConnectionRecord) {
+        self.connections += 1;
+        for (_, _, e) in provenance::requests(c) {
+            self.requests += 1;
+            self.unanswered += u64::from(e.status.is_none());
+        }
+        self.connections_with_requests += u64::from(!c.requests.is_empty());
+        if let Some(ctl) = &c.control {
+            self.replies += ctl.replies.len() as u64;
+            let kind = match c.protocol {
+                AppProtocol::Ftp => Some(0),
+                AppProtocol::Smtp => Some(1),
+                AppProtocol::FtpOrSmtp => Some(2),
+                _ => None,
+            };
+            if let Some(n) = kind.and_then(|k| self.replies_421.get_mut(k)) {
+                *n += ctl.replies.iter().filter(|r| r.code == 421).count() as u64;
+            }
+        }
+        self.tunnels |= !c.encapsulation.is_empty();
+        for (w, cell) in self.widths.iter_mut().zip(cells(c)) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+}
+
+pub fn write<C: Connections>(
+    report: &Report<C>,
+    style: Style,
+    out: &mut dyn io::Write,
+) -> io::Result<()> {
+    let mut tally = Tally::default();
+    report.connections.each(&mut |c| {
+        tally.add(c);
+        Ok(())
+    })?;
     let s = &report.summary;
     let p = &s.packets;
     writeln!(
@@ -106,41 +159,24 @@ pub fn write(report: &Report, style: Style, out: &mut dyn io::Write) -> io::Resu
             }
         )?;
     }
-    let http: Vec<&Exchange> = report
-        .connections
-        .iter()
-        .flat_map(|c| provenance::requests(c).map(|(_, _, e)| e))
-        .collect();
-    if !http.is_empty() {
-        let conns = report
-            .connections
-            .iter()
-            .filter(|c| !c.requests.is_empty())
-            .count();
+    if tally.requests > 0 {
+        let conns = tally.connections_with_requests;
         writeln!(
             out,
             "HTTP requests: {} on {} connection{}; {} unanswered",
-            http.len(),
+            tally.requests,
             conns,
-            plural(conns as u64),
-            http.iter().filter(|e| e.status.is_none()).count(),
+            plural(conns),
+            tally.unanswered,
         )?;
     }
-    let replies: Vec<(AppProtocol, u16)> = report
-        .connections
-        .iter()
-        .filter_map(|c| c.control.as_ref().map(|ctl| (c.protocol, ctl)))
-        .flat_map(|(p, ctl)| ctl.replies.iter().map(move |r| (p, r.code)))
-        .collect();
-    if !replies.is_empty() {
-        let n421 = |p| replies.iter().filter(|r| **r == (p, 421)).count();
+    if tally.replies > 0 {
+        let [ftp, smtp, either] = tally.replies_421;
         writeln!(
             out,
-            "FTP/SMTP replies: {} (FTP 421: {}, SMTP 421: {}, undetermined 421: {}); not HTTP",
-            replies.len(),
-            n421(AppProtocol::Ftp),
-            n421(AppProtocol::Smtp),
-            n421(AppProtocol::FtpOrSmtp)
+            "FTP/SMTP replies: {} (FTP 421: {ftp}, SMTP 421: {smtp}, undetermined 421: \
+             {either}); not HTTP",
+            tally.replies,
         )?;
     }
     findings_summary(report, style, out)?;
@@ -159,19 +195,20 @@ pub fn write(report: &Report, style: Style, out: &mut dyn io::Write) -> io::Resu
         }
     }
     findings_paragraphs(report, style, out)?;
-    if report.connections.is_empty() {
+    if tally.connections == 0 {
         return Ok(());
     }
     writeln!(out)?;
-    connection_table(&report.connections, out)?;
-    for c in &report.connections {
-        conversation(c, out)?;
-    }
-    Ok(())
+    connection_table(&report.connections, &tally, out)?;
+    report.connections.each(&mut |c| conversation(c, out))
 }
 
 /// "421s: 2 (sni_mismatch ×2, connection_reuse ×1); retried: 1 (→ 200 ×1); not retried: 1".
-fn findings_summary(report: &Report, style: Style, out: &mut dyn io::Write) -> io::Result<()> {
+fn findings_summary<C>(
+    report: &Report<C>,
+    style: Style,
+    out: &mut dyn io::Write,
+) -> io::Result<()> {
     use crate::analysis::diagnose::Kind;
     use std::collections::BTreeMap;
     let http: Vec<_> = report
@@ -263,7 +300,11 @@ pub fn live_line(f: &crate::analysis::diagnose::Finding, style: Style) -> String
 }
 
 /// One paragraph per finding, in plain words.
-fn findings_paragraphs(report: &Report, style: Style, out: &mut dyn io::Write) -> io::Result<()> {
+fn findings_paragraphs<C>(
+    report: &Report<C>,
+    style: Style,
+    out: &mut dyn io::Write,
+) -> io::Result<()> {
     for f in &report.findings {
         writeln!(out)?;
         let title = match f.status {
@@ -428,22 +469,21 @@ pub fn clean(s: &str) -> String {
         .collect()
 }
 
-fn connection_table(conns: &[Box<ConnectionRecord>], out: &mut dyn io::Write) -> io::Result<()> {
+/// A connection's cells in the table, the TUNNEL column's last. Several hold captured bytes
+/// (SNI, ALPN, tunnel names): all are cleaned here, so none can reach the terminal raw.
+fn cells(c: &ConnectionRecord) -> [String; 13] {
+    let [a, b, c2, d, e, f, g, h, i, j, k, l] = row(c);
+    [a, b, c2, d, e, f, g, h, i, j, k, l, tunnel_cell(c)].map(|cell| clean(&cell))
+}
+
+fn connection_table<C: Connections>(
+    conns: &C,
+    tally: &Tally,
+    out: &mut dyn io::Write,
+) -> io::Result<()> {
     // A TUNNEL column only when some connection was found inside one.
-    let tunnels = conns.iter().any(|c| !c.encapsulation.is_empty());
-    let rows: Vec<Vec<String>> = conns
-        .iter()
-        .map(|c| {
-            let mut r = row(c).to_vec();
-            if tunnels {
-                r.push(tunnel_cell(c));
-            }
-            // Several cells hold captured bytes (SNI, ALPN, tunnel names): all are cleaned
-            // here, so none can reach the terminal raw.
-            r.iter().map(|cell| clean(cell)).collect()
-        })
-        .collect();
-    let mut header = vec![
+    let columns = if tally.tunnels { 13 } else { 12 };
+    let header = [
         "ID",
         "CLIENT",
         "SERVER",
@@ -456,15 +496,11 @@ fn connection_table(conns: &[Box<ConnectionRecord>], out: &mut dyn io::Write) ->
         "PROTOCOL",
         "SNI",
         "TLS",
+        "TUNNEL",
     ];
-    if tunnels {
-        header.push("TUNNEL");
-    }
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in &rows {
-        for (w, cell) in widths.iter_mut().zip(r) {
-            *w = (*w).max(cell.chars().count());
-        }
+    let mut widths = tally.widths;
+    for (w, h) in widths.iter_mut().zip(header) {
+        *w = (*w).max(h.chars().count());
     }
     let line = |cells: &[&str], out: &mut dyn io::Write| -> io::Result<()> {
         let mut s = String::new();
@@ -486,12 +522,12 @@ fn connection_table(conns: &[Box<ConnectionRecord>], out: &mut dyn io::Write) ->
         }
         writeln!(out, "{}", s.trim_end())
     };
-    line(&header, out)?;
-    for r in &rows {
-        let cells: Vec<&str> = r.iter().map(String::as_str).collect();
-        line(&cells, out)?;
-    }
-    Ok(())
+    line(header.get(..columns).unwrap_or(&header), out)?;
+    conns.each(&mut |c| {
+        let cells = cells(c);
+        let cells: Vec<&str> = cells.iter().take(columns).map(String::as_str).collect();
+        line(&cells, out)
+    })
 }
 
 fn row(c: &ConnectionRecord) -> [String; 12] {
@@ -602,8 +638,11 @@ mod tests {
                 "10.0.0.2:443".parse().unwrap(),
             )
         };
+        let records: crate::analysis::Records = vec![Box::new(record)];
+        let mut tally = Tally::default();
+        records.iter().for_each(|c| tally.add(c));
         let mut out = Vec::new();
-        connection_table(&[Box::new(record)], &mut out).unwrap();
+        connection_table(&records, &tally, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
         assert!(text.contains("evil\\u{1b}[2J.test"), "{text}");
