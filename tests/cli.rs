@@ -232,6 +232,27 @@ fn cut_short_after_some_packets_warns_and_reports() {
         .contains("cut short"));
 }
 
+/// Without a usable temporary directory the records stay in memory: the same report, and a
+/// warning saying why.
+#[test]
+fn no_temporary_file_keeps_records_in_memory_with_a_warning() {
+    let f = tmp("spill.pcap", &two_connections());
+    let normal = run(&["analyze", f.to_str().unwrap(), "-f", "json"]);
+    let out = bin()
+        .args(["analyze", f.to_str().unwrap(), "-f", "json"])
+        .env("TMPDIR", "/nonexistent/misdirect")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.stdout, normal.stdout);
+    assert!(
+        stderr(&out).contains("connection records kept in memory: cannot make a temporary file"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&normal).contains("kept in memory"));
+}
+
 #[test]
 fn closed_pipe_is_not_an_error() {
     let f = tmp("pipe.pcap", &two_connections());

@@ -156,10 +156,11 @@ impl Spill {
         self.index.clear();
     }
 
-    /// The sorted runs, the one being gathered sealed.
-    fn into_runs(mut self) -> Vec<Run> {
+    /// The sorted runs, the one being gathered sealed, and why some are in memory when
+    /// they are.
+    fn into_runs(mut self) -> (Vec<Run>, Option<String>) {
         self.seal();
-        self.runs
+        (self.runs, self.file.trouble)
     }
 }
 
@@ -267,8 +268,9 @@ impl Runs {
         let mut trouble = None;
         let mut runs = Vec::new();
         for s in spills {
-            trouble = trouble.or(s.file.trouble.clone());
-            runs.extend(s.into_runs());
+            let (more, why) = s.into_runs();
+            runs.extend(more);
+            trouble = trouble.or(why);
         }
         while runs.len() > fan_in {
             let mut longer = SpillFile::default();
@@ -674,13 +676,32 @@ mod tests {
             let mut s = Spill::new();
             s.file.trouble = Some("seeds are written from memory".into());
             chunk.iter().for_each(|r| s.put(r));
-            for run in s.into_runs() {
+            for run in s.into_runs().0 {
                 if let Run(Place::Memory(bytes)) = run {
                     std::fs::write(dir.join(format!("sample-records-{n:03}")), &bytes[..]).unwrap();
                     assert_eq!(read_run(&bytes), chunk.len());
                 }
             }
         }
+    }
+
+    /// A file that cannot be written (here: opened for reading): the runs stay in memory,
+    /// the records come back all the same, and the trouble is told.
+    #[test]
+    fn a_file_that_fails_is_told_and_nothing_is_lost() {
+        let records = records();
+        let mut s = Spill {
+            run_bytes: 2000,
+            ..Spill::default()
+        };
+        s.file.file = Some(Arc::new(File::open("/dev/null").unwrap()));
+        records.iter().for_each(|r| s.put(r));
+        let runs = Runs::of(vec![s]).unwrap();
+        let why = runs.trouble().unwrap_or_default();
+        assert!(why.contains("cannot write the temporary file"), "{why:?}");
+        let back: Vec<String> = runs.merge().unwrap().map(|r| json(&r.unwrap())).collect();
+        let want: Vec<String> = records.iter().map(|c| json(c)).collect();
+        assert!(back == want);
     }
 
     #[test]
@@ -690,7 +711,7 @@ mod tests {
         for r in records.iter().take(5) {
             s.put(r);
         }
-        let mut runs = s.into_runs();
+        let mut runs = s.into_runs().0;
         let Some(Run(Place::File { len, .. })) = runs.first_mut() else {
             panic!("the run is on a file")
         };
