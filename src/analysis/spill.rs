@@ -11,7 +11,7 @@
 //! Why: a record is kept from its connection's end to the report's, and the report is
 //! written at the end of the run; on a file, the records cost no memory meanwhile, whatever
 //! the capture's size. A record on the file is its first packet (8 bytes, little-endian),
-//! the length of its encoding (4 bytes) and the encoding, so runs merge by their keys
+//! the length of its encoding (8 bytes) and the encoding, so runs merge by their keys
 //! without decoding.
 //!
 //! The file is made unlinked (`tempfile::tempfile`, in the directory `TMPDIR` names): it is
@@ -42,7 +42,7 @@ pub const READ_BYTES: usize = 64 << 10;
 pub const MAX_FAN_IN: usize = 64;
 
 /// A record's key and length on the file.
-const HEADER: usize = 12;
+const HEADER: usize = 16;
 
 /// Why records read back from a spill could not be.
 #[derive(Debug, thiserror::Error)]
@@ -123,12 +123,9 @@ impl Spill {
         let start = self.gathering.len();
         self.gathering
             .extend_from_slice(&record.first_packet.to_le_bytes());
-        self.gathering.extend_from_slice(&[0; 4]);
+        self.gathering.extend_from_slice(&[0; 8]);
         codec::put_record(record, &mut self.gathering);
-        let len = self.gathering.len() - start - HEADER;
-        // A record of 4 GiB is not made by any capture: the limits on what a record keeps
-        // (requests, names, lengths) bound it far below.
-        let len = u32::try_from(len).unwrap_or(u32::MAX);
+        let len = (self.gathering.len() - start - HEADER) as u64;
         if let Some(field) = self.gathering.get_mut(start + 8..start + HEADER) {
             field.copy_from_slice(&len.to_le_bytes());
         }
@@ -373,8 +370,10 @@ impl RunReader {
             .ok_or_else(damaged)?;
         let (key, len) = header.split_at(8);
         let key = u64::from_le_bytes(key.try_into().map_err(|_| damaged())?);
-        let len = u32::from_le_bytes(len.try_into().map_err(|_| damaged())?) as usize;
-        if !self.fill(HEADER + len)? {
+        let len = u64::from_le_bytes(len.try_into().map_err(|_| damaged())?);
+        // Bounded by the run: `fill` reads no further than its end.
+        let len = usize::try_from(len).map_err(|_| damaged())?;
+        if !self.fill(HEADER.saturating_add(len))? {
             return Err(damaged());
         }
         let at = self.start;

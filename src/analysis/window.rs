@@ -52,8 +52,6 @@ pub(crate) struct Window<R> {
     newest: Option<Timestamp>,
     late: u64,
     findings: Vec<Finding>,
-    /// The server of each finding's connection, for its `same_server_connections`.
-    servers: Vec<SocketAddr>,
     /// 421s whose retry is still looked for: the finding's number, the search, and the
     /// time from which requests were not searched yet.
     searches: Vec<(usize, RetrySearch, Timestamp)>,
@@ -66,27 +64,26 @@ pub(crate) struct Window<R> {
     texts: crate::intern::Interner<str, crate::intern::ArcStr>,
 }
 
-/// A record in the window: whole, or slimmed once diagnosed.
-struct Held<R> {
-    record: Option<R>,
-    slim: Option<Box<Slim>>,
-    diagnosed: bool,
+/// A record in the window: whole until diagnosed, then whole or, when records are not
+/// kept for the report, slimmed.
+enum Held<R> {
+    Waiting(R),
+    Diagnosed(R),
+    Slim(Box<Slim>),
 }
 
 impl<R: Deref<Target = ConnectionRecord>> Held<R> {
-    fn as_held(&self) -> Option<diagnose::Held<'_>> {
-        match (&self.record, &self.slim) {
-            (Some(r), _) => Some(diagnose::Held::Record(r)),
-            (None, Some(s)) => Some(diagnose::Held::Slim(s)),
-            (None, None) => None,
+    fn view(&self) -> diagnose::Held<'_> {
+        match self {
+            Held::Waiting(r) | Held::Diagnosed(r) => diagnose::Held::Record(r),
+            Held::Slim(s) => diagnose::Held::Slim(s),
         }
     }
 
-    fn last_seen(&self) -> Option<Timestamp> {
-        match (&self.record, &self.slim) {
-            (Some(r), _) => Some(r.last_seen),
-            (None, Some(s)) => Some(s.last_seen),
-            (None, None) => None,
+    fn last_seen(&self) -> Timestamp {
+        match self {
+            Held::Waiting(r) | Held::Diagnosed(r) => r.last_seen,
+            Held::Slim(s) => s.last_seen,
         }
     }
 }
@@ -108,7 +105,6 @@ impl<R: Deref<Target = ConnectionRecord>> Window<R> {
             newest: None,
             late: 0,
             findings: Vec::new(),
-            servers: Vec::new(),
             searches: Vec::new(),
             by_server: HashMap::new(),
             slimming: false,
@@ -139,22 +135,13 @@ impl<R: Deref<Target = ConnectionRecord>> Window<R> {
         self.newest = self.newest.max(Some(start));
         // Without an HTTP 421, a connection's findings are its own: made now, and the
         // record slimmed at once.
-        let alone = diagnose::asks_from(&record).is_none();
-        if alone {
-            let (findings, servers) = (&mut self.findings, &mut self.servers);
-            diagnose::findings_alone(&record, &mut |f| {
-                findings.push(f);
-                servers.push(record.server);
-            });
-        }
-        let mut held = Held {
-            record: Some(record),
-            slim: None,
-            diagnosed: alone,
+        let held = if diagnose::asks_from(&record).is_none() {
+            let findings = &mut self.findings;
+            diagnose::findings_alone(&record, &mut |f| findings.push(f));
+            self.diagnosed(record, gone)
+        } else {
+            Held::Waiting(record)
         };
-        if alone {
-            self.slim(&mut held, gone);
-        }
         self.held.push(held);
         self.arrived += 1;
         if self.arrived >= self.next_step {
@@ -168,8 +155,9 @@ impl<R: Deref<Target = ConnectionRecord>> Window<R> {
     pub fn finish(mut self, gone: &mut dyn FnMut(R)) -> (Vec<Finding>, u64) {
         self.step(None, gone);
         let mut findings = self.findings;
-        for (f, server) in findings.iter_mut().zip(&self.servers) {
-            let same_server = self.by_server.get(server).map_or(&[][..], Vec::as_slice);
+        for f in &mut findings {
+            let same_server = f.at.and_then(|at| self.by_server.get(&at.server));
+            let same_server = same_server.map_or(&[][..], Vec::as_slice);
             f.evidence.same_server_connections = diagnose::others(same_server, f.connection);
         }
         diagnose::order(&mut findings);
@@ -185,33 +173,27 @@ impl<R: Deref<Target = ConnectionRecord>> Window<R> {
         let Window {
             held,
             findings,
-            servers,
             searches,
             ..
         } = self;
-        let views = diagnose::views(held.iter().filter_map(Held::as_held));
+        let views = diagnose::views(held.iter().map(Held::view));
         let mut first = 0;
         let mut diagnosed = Vec::new();
         for (w, h) in held.iter().enumerate() {
-            let Some(view) = h.as_held() else { continue };
-            let views_of_it = view.views();
-            let Some(c) = h.record.as_deref().filter(|_| !h.diagnosed) else {
-                first += views_of_it;
-                continue;
-            };
-            let ready = frontier.is_none_or(|f| diagnose::waits_until(c).is_none_or(|t| t < f));
-            if ready {
-                diagnose::findings_of(&views, first, c, &mut |f, search| {
-                    if let Some(s) = search {
-                        let from = s.after();
-                        searches.push((findings.len(), s, from));
-                    }
-                    findings.push(f);
-                    servers.push(c.server);
-                });
-                diagnosed.push(w);
+            if let Held::Waiting(c) = h {
+                let ready = frontier.is_none_or(|f| diagnose::waits_until(c).is_none_or(|t| t < f));
+                if ready {
+                    diagnose::findings_of(&views, first, c, &mut |f, search| {
+                        if let Some(s) = search {
+                            let from = s.after();
+                            searches.push((findings.len(), s, from));
+                        }
+                        findings.push(f);
+                    });
+                    diagnosed.push(w);
+                }
             }
-            first += views_of_it;
+            first += h.view().views();
         }
         searches.retain_mut(|(n, search, from)| {
             let found = search.find(&views, *from, frontier);
@@ -229,28 +211,30 @@ impl<R: Deref<Target = ConnectionRecord>> Window<R> {
             }
         });
         drop(views);
-        let mut held = std::mem::take(held);
-        for w in diagnosed {
-            if let Some(h) = held.get_mut(w) {
-                h.diagnosed = true;
-                self.slim(h, gone);
-            }
-        }
+        let mut diagnosed = diagnosed.into_iter().peekable();
+        let held: Vec<Held<R>> = std::mem::take(held)
+            .into_iter()
+            .enumerate()
+            .map(|(w, h)| match h {
+                Held::Waiting(r) if diagnosed.next_if_eq(&w).is_some() => self.diagnosed(r, gone),
+                h => h,
+            })
+            .collect();
         // Requests from `line` on may still be looked up: by a record to come (it starts
         // after `frontier`), by a record not diagnosed yet, or by a search.
-        let waiting = held
-            .iter()
-            .filter(|h| !h.diagnosed)
-            .filter_map(|h| h.record.as_deref().and_then(diagnose::asks_from));
+        let waiting = held.iter().filter_map(|h| match h {
+            Held::Waiting(r) => diagnose::asks_from(r),
+            _ => None,
+        });
         let searching = self.searches.iter().map(|(_, _, from)| *from);
         let line = frontier.map(|f| waiting.chain(searching).fold(f, Timestamp::min));
         let mut kept = Vec::with_capacity(held.len());
         for h in held {
-            let done = h.diagnosed && line.is_none_or(|l| h.last_seen().is_none_or(|t| t < l));
-            if !done {
-                kept.push(h);
-            } else if let Some(r) = h.record {
-                gone(r);
+            let done = !matches!(h, Held::Waiting(_)) && line.is_none_or(|l| h.last_seen() < l);
+            match h {
+                Held::Diagnosed(r) if done => gone(r),
+                Held::Slim(_) if done => {}
+                h => kept.push(h),
             }
         }
         self.held = kept;
@@ -258,15 +242,15 @@ impl<R: Deref<Target = ConnectionRecord>> Window<R> {
         self.next_step = self.min_step.max(self.held.len());
     }
 
-    /// A diagnosed record, slimmed when records are not kept: it goes now.
-    fn slim(&mut self, h: &mut Held<R>, gone: &mut dyn FnMut(R)) {
+    /// A record just diagnosed, as the window keeps it: when records are not kept for the
+    /// report, slimmed, the record itself going now.
+    fn diagnosed(&mut self, r: R, gone: &mut dyn FnMut(R)) -> Held<R> {
         if !self.slimming {
-            return;
+            return Held::Diagnosed(r);
         }
-        if let Some(r) = h.record.take() {
-            h.slim = Some(Box::new(Slim::of(&r, &mut self.texts)));
-            gone(r);
-        }
+        let slim = Held::Slim(Box::new(Slim::of(&r, &mut self.texts)));
+        gone(r);
+        slim
     }
 }
 

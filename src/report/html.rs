@@ -41,10 +41,9 @@ impl ScriptSafe<'_> {
     }
 }
 
-impl io::Write for ScriptSafe<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut data = std::mem::take(&mut self.held);
-        data.extend_from_slice(buf);
+impl ScriptSafe<'_> {
+    /// Writes `data` escaped, holding back the start of a separator it ends with.
+    fn escape(&mut self, data: &[u8]) -> io::Result<()> {
         let mut plain = 0;
         let mut i = 0;
         while let Some(&b) = data.get(i) {
@@ -57,9 +56,10 @@ impl io::Write for ScriptSafe<'_> {
                     (Some(0x80), Some(0xA9)) => (3, Some("\\u2029")),
                     (None, _) | (Some(0x80), None) => {
                         // Maybe a separator cut by the write: held for the next.
+                        self.out.write_all(data.get(plain..i).unwrap_or_default())?;
                         self.held
                             .extend_from_slice(data.get(i..).unwrap_or_default());
-                        break;
+                        return Ok(());
                     }
                     _ => (1, None),
                 },
@@ -72,9 +72,21 @@ impl io::Write for ScriptSafe<'_> {
             }
             i += len;
         }
-        let end = data.len() - self.held.len();
-        self.out
-            .write_all(data.get(plain..end).unwrap_or_default())?;
+        self.out.write_all(data.get(plain..).unwrap_or_default())
+    }
+}
+
+impl io::Write for ScriptSafe<'_> {
+    /// The serializer writes token by token: a write is copied only when it completes a
+    /// separator held from the one before.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.held.is_empty() {
+            self.escape(buf)?;
+        } else {
+            let mut joined = std::mem::take(&mut self.held);
+            joined.extend_from_slice(buf);
+            self.escape(&joined)?;
+        }
         Ok(buf.len())
     }
 
